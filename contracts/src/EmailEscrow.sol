@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+/// @title Spring Mail escrow
+/// @notice Holds QTUM (or a QRC20 token) for an email address until the recipient
+/// claims it with the deposit's claim key, or the sender takes it back.
+/// @dev One deposit is one storage slot: the keccak hash of its fields, keyed by the
+/// deposit's claim key address. Claims and refunds pass the fields back as calldata and
+/// are checked against that hash. There is no owner, no admin and no upgrade path.
+contract EmailEscrow {
+    // ---------------------------------------------------------------- types
+
+    /// @notice One escrowed payment. `amount` is in base units (satoshi for QTUM).
+    struct Deposit {
+        address sender; // who paid; refunds go here
+        address token; // address(0) = native coin; else a QRC20/ERC20 token
+        uint96 amount; // base units
+        uint40 expiry; // unix seconds; after it, refund only
+        uint8 flags; // bit 0 CANCELLABLE: sender may refund before expiry
+        address watcher; // address(0): link mode; else this EOA or ERC-1271 contract attests
+        bytes32 recipient; // keccak256("springmail/v1" 0x00 email 0x00 salt)
+    }
+
+    // ---------------------------------------------------------------- errors
+
+    /// @notice A deposit already uses this claim key.
+    error ClaimKeyInUse(address claimKey);
+    /// @notice The claim key is the zero address.
+    error ZeroClaimKey();
+    /// @notice The amount is zero.
+    error ZeroAmount();
+    /// @notice `d.sender` is not the caller.
+    error SenderMismatch(address sender, address caller);
+    /// @notice The native value sent does not equal `d.amount` (or is non-zero for a token deposit).
+    error ValueMismatch(uint256 expected, uint256 got);
+    /// @notice The expiry is not in the future.
+    error ExpiryInPast(uint40 expiry, uint256 nowTs);
+    /// @notice The token delivered less (or more) than `d.amount`.
+    error TokenShortfall(uint256 expected, uint256 received);
+    /// @notice No open deposit matches this claim key and these fields.
+    error UnknownDeposit(address claimKey, bytes32 depositHash);
+    /// @notice The deposit's expiry has passed; only a refund is possible.
+    error Expired(uint40 expiry, uint256 nowTs);
+    /// @notice The signed claim's deadline has passed.
+    error DeadlinePassed(uint40 deadline, uint256 nowTs);
+    /// @notice The relayer's fee is above the signed maximum or above the amount.
+    error FeeTooHigh(uint96 fee, uint96 maxFee);
+    /// @notice The claim key's signature does not match the claim.
+    error BadClaimSignature(address claimKey);
+    /// @notice The watcher's attestation does not match the claim.
+    error BadAttestation(address watcher);
+    /// @notice The caller may not refund this deposit now.
+    error RefundNotAllowed(address caller, uint40 expiry, uint256 nowTs);
+    /// @notice Paying `to` failed.
+    error TransferFailed(address token, address to, uint256 amount);
+
+    // ---------------------------------------------------------------- events
+
+    /// @notice A deposit was made; the event carries every field so anyone can rebuild it.
+    event Deposited(address indexed claimKey, address indexed sender, Deposit deposit);
+    /// @notice A deposit was claimed: `amount - fee` went to `to`, `fee` to `relayer`.
+    event Claimed(address indexed claimKey, address indexed to, uint256 amount, uint256 fee, address relayer);
+    /// @notice A deposit went back to its sender.
+    event Refunded(address indexed claimKey, address indexed sender, uint256 amount);
+
+    // ---------------------------------------------------------------- constants
+
+    uint8 internal constant CANCELLABLE = 1;
+    /// @dev secp256k1n / 2: signatures with a larger s are malleable twins and refused.
+    uint256 internal constant HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+    /// @dev keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+    bytes32 internal constant DOMAIN_TYPEHASH = 0x8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f;
+    /// @dev keccak256("SpringMail")
+    bytes32 internal constant NAME_HASH = 0xbefe31c32b60af9d0cb8c8ac4d7bc091e465bd8564d87e8f115e890a438e9ae1;
+    /// @dev keccak256("1")
+    bytes32 internal constant VERSION_HASH = 0xc89efdaa54c0f20c7adf612882df0950f5a951637e0307cdcb4c672f298b8bc6;
+    /// @dev keccak256("Claim(address claimKey,bytes32 deposit,address to,uint96 maxFee,uint40 deadline)")
+    bytes32 public constant CLAIM_TYPEHASH = 0x04df976db1b98bed7140d8bfa7a5e961b82bb8c39b8ee9544cd161f808d1056c;
+    /// @dev keccak256("Attest(address claimKey,bytes32 deposit,address to,uint40 deadline)")
+    bytes32 public constant ATTEST_TYPEHASH = 0x73919d39c59538377af8bb4b90ad58c4af79eb232a2b7db96f1c4d70b9083f2a;
+    /// @dev bytes4(keccak256("isValidSignature(bytes32,bytes)"))
+    bytes4 internal constant ERC1271_MAGIC = 0x1626ba7e;
+
+    uint256 private immutable cachedChainId;
+    bytes32 private immutable cachedDomainSeparator;
+
+    // ---------------------------------------------------------------- storage
+
+    /// @notice The hash of each open deposit's fields, by claim key; zero when none.
+    mapping(address claimKey => bytes32 depositHash) public deposits;
+
+    constructor() {
+        cachedChainId = block.chainid;
+        cachedDomainSeparator = _buildDomainSeparator();
+    }
+
+    // ---------------------------------------------------------------- external
+
+    /// @notice Escrows `d.amount` of `d.token` (or of the native coin when `d.token` is zero)
+    /// for the holder of `claimKey`'s key. For a token, the caller must have approved this
+    /// contract; tokens that deliver a different amount than asked are refused.
+    /// @param claimKey The address of a fresh key made for this deposit.
+    /// @param d The deposit; `d.sender` must be the caller.
+    function deposit(address claimKey, Deposit calldata d) external payable {
+        if (claimKey == address(0)) revert ZeroClaimKey();
+        if (d.sender != msg.sender) revert SenderMismatch(d.sender, msg.sender);
+        uint256 amount = d.amount;
+        if (amount == 0) revert ZeroAmount();
+        if (d.expiry <= block.timestamp) revert ExpiryInPast(d.expiry, block.timestamp);
+        if (deposits[claimKey] != bytes32(0)) revert ClaimKeyInUse(claimKey);
+        deposits[claimKey] = _hashDeposit(d);
+        address token = d.token;
+        if (token == address(0)) {
+            if (msg.value != amount) revert ValueMismatch(amount, msg.value);
+        } else {
+            if (msg.value != 0) revert ValueMismatch(0, msg.value);
+            uint256 before = _balanceOf(token);
+            _call(token, abi.encodeCall(IERC20.transferFrom, (msg.sender, address(this), amount)), token, address(this), amount);
+            uint256 received = _balanceOf(token) - before;
+            if (received != amount) revert TokenShortfall(amount, received);
+        }
+        emit Deposited(claimKey, msg.sender, d);
+    }
+
+    /// @notice Pays an open deposit to `to`, minus a relayer fee paid to the caller.
+    /// @param claimKey The deposit's claim key address.
+    /// @param d The deposit's fields, as in the `Deposited` event.
+    /// @param to Who receives `d.amount - fee`.
+    /// @param fee What the caller (the relayer) takes; at most `maxFee`.
+    /// @param maxFee The largest fee the claim key allowed.
+    /// @param deadline The signed claim is void after this time.
+    /// @param linkSig The claim key's EIP-712 `Claim` signature (65 bytes, low s).
+    /// @param attestation When `d.watcher` is set: its EIP-712 `Attest` signature, or for a
+    /// contract watcher whatever its ERC-1271 `isValidSignature` accepts. Empty otherwise.
+    function claim(
+        address claimKey,
+        Deposit calldata d,
+        address to,
+        uint96 fee,
+        uint96 maxFee,
+        uint40 deadline,
+        bytes calldata linkSig,
+        bytes calldata attestation
+    ) external {
+        bytes32 h = _hashDeposit(d);
+        if (deposits[claimKey] != h || h == bytes32(0)) revert UnknownDeposit(claimKey, h);
+        if (block.timestamp >= d.expiry) revert Expired(d.expiry, block.timestamp);
+        if (block.timestamp > deadline) revert DeadlinePassed(deadline, block.timestamp);
+        if (fee > maxFee || fee > d.amount) revert FeeTooHigh(fee, maxFee);
+        bytes32 sep = _domainSeparator();
+        {
+            bytes32 digest = _digest(sep, keccak256(abi.encode(CLAIM_TYPEHASH, claimKey, h, to, maxFee, deadline)));
+            if (_recover(digest, linkSig) != claimKey) revert BadClaimSignature(claimKey);
+        }
+        address watcher = d.watcher;
+        if (watcher != address(0)) {
+            bytes32 digest = _digest(sep, keccak256(abi.encode(ATTEST_TYPEHASH, claimKey, h, to, deadline)));
+            if (!_attested(watcher, digest, attestation)) revert BadAttestation(watcher);
+        }
+        delete deposits[claimKey];
+        address token = d.token;
+        uint256 amount = d.amount;
+        _pay(token, to, amount - fee);
+        if (fee != 0) _pay(token, msg.sender, fee);
+        emit Claimed(claimKey, to, amount, fee, msg.sender);
+    }
+
+    /// @notice Returns an open deposit to its sender: by anyone once it has expired, or by
+    /// the sender before that when the deposit is CANCELLABLE.
+    function refund(address claimKey, Deposit calldata d) external {
+        bytes32 h = _hashDeposit(d);
+        if (deposits[claimKey] != h || h == bytes32(0)) revert UnknownDeposit(claimKey, h);
+        if (block.timestamp < d.expiry && (msg.sender != d.sender || d.flags & CANCELLABLE == 0)) {
+            revert RefundNotAllowed(msg.sender, d.expiry, block.timestamp);
+        }
+        delete deposits[claimKey];
+        address sender = d.sender;
+        uint256 amount = d.amount;
+        _pay(d.token, sender, amount);
+        emit Refunded(claimKey, sender, amount);
+    }
+
+    /// @notice The hash stored for a deposit: keccak256(abi.encode(d)).
+    function hashDeposit(Deposit calldata d) external pure returns (bytes32) {
+        return _hashDeposit(d);
+    }
+
+    /// @notice The EIP-712 digest the claim key signs.
+    function claimDigest(address claimKey, bytes32 depositHash, address to, uint96 maxFee, uint40 deadline)
+        external
+        view
+        returns (bytes32)
+    {
+        return _digest(_domainSeparator(), keccak256(abi.encode(CLAIM_TYPEHASH, claimKey, depositHash, to, maxFee, deadline)));
+    }
+
+    /// @notice The EIP-712 digest a watcher signs to attest a claim.
+    function attestDigest(address claimKey, bytes32 depositHash, address to, uint40 deadline)
+        external
+        view
+        returns (bytes32)
+    {
+        return _digest(_domainSeparator(), keccak256(abi.encode(ATTEST_TYPEHASH, claimKey, depositHash, to, deadline)));
+    }
+
+    /// @notice The EIP-712 domain separator for this chain and contract.
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparator();
+    }
+
+    /// @notice ERC-5267: the EIP-712 domain fields.
+    function eip712Domain()
+        external
+        view
+        returns (
+            bytes1 fields,
+            string memory name,
+            string memory version,
+            uint256 chainId,
+            address verifyingContract,
+            bytes32 salt,
+            uint256[] memory extensions
+        )
+    {
+        return (hex"0f", "SpringMail", "1", block.chainid, address(this), bytes32(0), new uint256[](0));
+    }
+
+    // ---------------------------------------------------------------- internal
+
+    function _hashDeposit(Deposit calldata d) internal pure returns (bytes32 h) {
+        // The struct is seven static words in calldata; hash them in place.
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, d, 0xe0)
+            h := keccak256(ptr, 0xe0)
+        }
+    }
+
+    function _domainSeparator() internal view returns (bytes32) {
+        return block.chainid == cachedChainId ? cachedDomainSeparator : _buildDomainSeparator();
+    }
+
+    function _buildDomainSeparator() internal view returns (bytes32) {
+        return keccak256(abi.encode(DOMAIN_TYPEHASH, NAME_HASH, VERSION_HASH, block.chainid, address(this)));
+    }
+
+    function _digest(bytes32 sep, bytes32 structHash) internal pure returns (bytes32 d) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, hex"1901")
+            mstore(add(ptr, 0x02), sep)
+            mstore(add(ptr, 0x22), structHash)
+            d := keccak256(ptr, 0x42)
+        }
+    }
+
+    /// @dev ecrecover of a 65-byte r‖s‖v signature; address(0) for any non-canonical form.
+    function _recover(bytes32 digest, bytes calldata sig) internal pure returns (address signer) {
+        if (sig.length != 65) return address(0);
+        bytes32 r;
+        bytes32 s;
+        uint8 v;
+        assembly ("memory-safe") {
+            r := calldataload(sig.offset)
+            s := calldataload(add(sig.offset, 0x20))
+            v := byte(0, calldataload(add(sig.offset, 0x40)))
+        }
+        if (uint256(s) > HALF_N || (v != 27 && v != 28)) return address(0);
+        signer = ecrecover(digest, v, r, s);
+    }
+
+    /// @dev An EOA watcher's ecrecover signature, else a contract watcher's ERC-1271 answer.
+    function _attested(address watcher, bytes32 digest, bytes calldata sig) internal view returns (bool) {
+        if (sig.length == 65 && _recover(digest, sig) == watcher) return true;
+        if (watcher.code.length == 0) return false;
+        (bool ok, bytes memory ret) = watcher.staticcall(abi.encodeCall(IERC1271.isValidSignature, (digest, sig)));
+        return ok && ret.length >= 32 && abi.decode(ret, (bytes4)) == ERC1271_MAGIC;
+    }
+
+    function _pay(address token, address to, uint256 amount) internal {
+        if (token == address(0)) {
+            (bool ok,) = to.call{value: amount}("");
+            if (!ok) revert TransferFailed(address(0), to, amount);
+        } else {
+            _call(token, abi.encodeCall(IERC20.transfer, (to, amount)), token, to, amount);
+        }
+    }
+
+    /// @dev Calls a token and accepts only success with no return data or a true bool.
+    function _call(address token, bytes memory data, address errToken, address to, uint256 amount) internal {
+        (bool ok, bytes memory ret) = token.call(data);
+        if (!ok || (ret.length != 0 && (ret.length < 32 || abi.decode(ret, (uint256)) != 1))) {
+            revert TransferFailed(errToken, to, amount);
+        }
+    }
+
+    function _balanceOf(address token) internal view returns (uint256) {
+        (bool ok, bytes memory ret) = token.staticcall(abi.encodeCall(IERC20.balanceOf, (address(this))));
+        if (!ok || ret.length < 32) revert TransferFailed(token, address(this), 0);
+        return abi.decode(ret, (uint256));
+    }
+}
+
+interface IERC20 {
+    function transfer(address to, uint256 amount) external returns (bool);
+    function transferFrom(address from, address to, uint256 amount) external returns (bool);
+    function balanceOf(address who) external view returns (uint256);
+}
+
+interface IERC1271 {
+    function isValidSignature(bytes32 digest, bytes calldata signature) external view returns (bytes4);
+}
