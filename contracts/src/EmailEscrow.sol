@@ -108,6 +108,9 @@ contract EmailEscrow {
         if (amount == 0) revert ZeroAmount();
         if (d.expiry <= block.timestamp) revert ExpiryInPast(d.expiry, block.timestamp);
         if (deposits[claimKey] != bytes32(0)) revert ClaimKeyInUse(claimKey);
+        // The fields not read above must be clean too: the stored hash and the event
+        // are taken from the raw calldata words.
+        _checkClean(d);
         deposits[claimKey] = _hashDeposit(d);
         address token = d.token;
         if (token == address(0)) {
@@ -119,7 +122,13 @@ contract EmailEscrow {
             uint256 received = _balanceOf(token) - before;
             if (received != amount) revert TokenShortfall(amount, received);
         }
-        emit Deposited(claimKey, msg.sender, d);
+        // emit Deposited(claimKey, msg.sender, d), straight from calldata.
+        bytes32 topic = Deposited.selector;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, d, 0xe0)
+            log3(ptr, 0xe0, topic, claimKey, caller())
+        }
     }
 
     /// @notice Pays an open deposit to `to`, minus a relayer fee paid to the caller.
@@ -142,19 +151,21 @@ contract EmailEscrow {
         bytes calldata linkSig,
         bytes calldata attestation
     ) external {
+        // A stored hash is never zero (no keccak preimage of zero is known), so an
+        // empty slot never matches.
         bytes32 h = _hashDeposit(d);
-        if (deposits[claimKey] != h || h == bytes32(0)) revert UnknownDeposit(claimKey, h);
+        if (deposits[claimKey] != h) revert UnknownDeposit(claimKey, h);
         if (block.timestamp >= d.expiry) revert Expired(d.expiry, block.timestamp);
         if (block.timestamp > deadline) revert DeadlinePassed(deadline, block.timestamp);
         if (fee > maxFee || fee > d.amount) revert FeeTooHigh(fee, maxFee);
         bytes32 sep = _domainSeparator();
         {
-            bytes32 digest = _digest(sep, keccak256(abi.encode(CLAIM_TYPEHASH, claimKey, h, to, maxFee, deadline)));
+            bytes32 digest = _digest(sep, _claimStructHash(claimKey, h, to, maxFee, deadline));
             if (_recover(digest, linkSig) != claimKey) revert BadClaimSignature(claimKey);
         }
         address watcher = d.watcher;
         if (watcher != address(0)) {
-            bytes32 digest = _digest(sep, keccak256(abi.encode(ATTEST_TYPEHASH, claimKey, h, to, deadline)));
+            bytes32 digest = _digest(sep, _attestStructHash(claimKey, h, to, deadline));
             if (!_attested(watcher, digest, attestation)) revert BadAttestation(watcher);
         }
         delete deposits[claimKey];
@@ -162,14 +173,22 @@ contract EmailEscrow {
         uint256 amount = d.amount;
         _pay(token, to, amount - fee);
         if (fee != 0) _pay(token, msg.sender, fee);
-        emit Claimed(claimKey, to, amount, fee, msg.sender);
+        // emit Claimed(claimKey, to, amount, fee, msg.sender)
+        bytes32 topic = Claimed.selector;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, amount)
+            mstore(add(ptr, 0x20), fee)
+            mstore(add(ptr, 0x40), caller())
+            log3(ptr, 0x60, topic, claimKey, to)
+        }
     }
 
     /// @notice Returns an open deposit to its sender: by anyone once it has expired, or by
     /// the sender before that when the deposit is CANCELLABLE.
     function refund(address claimKey, Deposit calldata d) external {
         bytes32 h = _hashDeposit(d);
-        if (deposits[claimKey] != h || h == bytes32(0)) revert UnknownDeposit(claimKey, h);
+        if (deposits[claimKey] != h) revert UnknownDeposit(claimKey, h);
         if (block.timestamp < d.expiry && (msg.sender != d.sender || d.flags & CANCELLABLE == 0)) {
             revert RefundNotAllowed(msg.sender, d.expiry, block.timestamp);
         }
@@ -191,7 +210,7 @@ contract EmailEscrow {
         view
         returns (bytes32)
     {
-        return _digest(_domainSeparator(), keccak256(abi.encode(CLAIM_TYPEHASH, claimKey, depositHash, to, maxFee, deadline)));
+        return _digest(_domainSeparator(), _claimStructHash(claimKey, depositHash, to, maxFee, deadline));
     }
 
     /// @notice The EIP-712 digest a watcher signs to attest a claim.
@@ -200,7 +219,7 @@ contract EmailEscrow {
         view
         returns (bytes32)
     {
-        return _digest(_domainSeparator(), keccak256(abi.encode(ATTEST_TYPEHASH, claimKey, depositHash, to, deadline)));
+        return _digest(_domainSeparator(), _attestStructHash(claimKey, depositHash, to, deadline));
     }
 
     /// @notice The EIP-712 domain separator for this chain and contract.
@@ -236,6 +255,48 @@ contract EmailEscrow {
         }
     }
 
+    /// @dev Reverts unless the two fields `deposit` does not read are clean ABI values.
+    function _checkClean(Deposit calldata d) internal pure {
+        assembly ("memory-safe") {
+            if or(shr(8, calldataload(add(d, 0x80))), shr(160, calldataload(add(d, 0xa0)))) { revert(0, 0) }
+        }
+    }
+
+    /// @dev keccak256(abi.encode(CLAIM_TYPEHASH, claimKey, depositHash, to, maxFee, deadline))
+    function _claimStructHash(address claimKey, bytes32 depositHash, address to, uint96 maxFee, uint40 deadline)
+        internal
+        pure
+        returns (bytes32 sh)
+    {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, CLAIM_TYPEHASH)
+            mstore(add(ptr, 0x20), claimKey)
+            mstore(add(ptr, 0x40), depositHash)
+            mstore(add(ptr, 0x60), to)
+            mstore(add(ptr, 0x80), maxFee)
+            mstore(add(ptr, 0xa0), deadline)
+            sh := keccak256(ptr, 0xc0)
+        }
+    }
+
+    /// @dev keccak256(abi.encode(ATTEST_TYPEHASH, claimKey, depositHash, to, deadline))
+    function _attestStructHash(address claimKey, bytes32 depositHash, address to, uint40 deadline)
+        internal
+        pure
+        returns (bytes32 sh)
+    {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, ATTEST_TYPEHASH)
+            mstore(add(ptr, 0x20), claimKey)
+            mstore(add(ptr, 0x40), depositHash)
+            mstore(add(ptr, 0x60), to)
+            mstore(add(ptr, 0x80), deadline)
+            sh := keccak256(ptr, 0xa0)
+        }
+    }
+
     function _domainSeparator() internal view returns (bytes32) {
         return block.chainid == cachedChainId ? cachedDomainSeparator : _buildDomainSeparator();
     }
@@ -255,18 +316,22 @@ contract EmailEscrow {
     }
 
     /// @dev ecrecover of a 65-byte r‖s‖v signature; address(0) for any non-canonical form.
-    function _recover(bytes32 digest, bytes calldata sig) internal pure returns (address signer) {
+    function _recover(bytes32 digest, bytes calldata sig) internal view returns (address signer) {
         if (sig.length != 65) return address(0);
-        bytes32 r;
-        bytes32 s;
-        uint8 v;
         assembly ("memory-safe") {
-            r := calldataload(sig.offset)
-            s := calldataload(add(sig.offset, 0x20))
-            v := byte(0, calldataload(add(sig.offset, 0x40)))
+            let s := calldataload(add(sig.offset, 0x20))
+            let v := byte(0, calldataload(add(sig.offset, 0x40)))
+            if and(iszero(gt(s, HALF_N)), or(eq(v, 27), eq(v, 28))) {
+                let ptr := mload(0x40)
+                mstore(ptr, digest)
+                mstore(add(ptr, 0x20), v)
+                mstore(add(ptr, 0x40), calldataload(sig.offset))
+                mstore(add(ptr, 0x60), s)
+                // The precompile returns nothing for an invalid signature: clear the slot first.
+                mstore(0x00, 0)
+                if staticcall(gas(), 1, ptr, 0x80, 0x00, 0x20) { signer := mload(0x00) }
+            }
         }
-        if (uint256(s) > HALF_N || (v != 27 && v != 28)) return address(0);
-        signer = ecrecover(digest, v, r, s);
     }
 
     /// @dev An EOA watcher's ecrecover signature, else a contract watcher's ERC-1271 answer.
