@@ -2,6 +2,10 @@
 #![forbid(unsafe_code)]
 
 pub mod amount;
+pub mod chain;
+pub mod contract;
+pub mod deposit;
+pub mod eip712;
 pub mod email;
 pub mod keys;
 pub mod link;
