@@ -3,6 +3,7 @@
 
 pub mod amount;
 pub mod chain;
+pub mod client;
 pub mod contract;
 pub mod deposit;
 pub mod eip712;

@@ -1,0 +1,598 @@
+//! The high-level client: deposit to an email address, sign and submit claims, refund,
+//! and read a deposit's status back from the chain.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use springmail_sdk::chain::embedded::EmbeddedChain;
+//! use springmail_sdk::client::{DepositStatus, SendRequest, SpringMail};
+//! use springmail_sdk::{Address, U256};
+//!
+//! // A development chain with a funded sender.
+//! let chain = EmbeddedChain::new(8890);
+//! let alice = Address::repeat_byte(0xa1);
+//! chain.fund(alice, U256::from(10_000_000_000u64));
+//! let client = SpringMail::deploy(Arc::new(chain.as_account(alice))).await.unwrap();
+//!
+//! // 1.5 QTUM to bob@example.com, claimable with the link alone (no watcher).
+//! let ticket = client
+//!     .send(SendRequest::native("bob@example.com", 150_000_000, 30 * 24 * 3600))
+//!     .await
+//!     .unwrap();
+//!
+//! // Bob, with the link and a funded key of his own, claims to his address.
+//! let bob = Address::repeat_byte(0xb0);
+//! chain.fund(bob, U256::from(1_000_000u64));
+//! let bobs = SpringMail::new(Arc::new(chain.as_account(bob)), client.escrow());
+//! bobs.claim_with_link(&ticket.link, bob).await.unwrap();
+//! assert!(matches!(bobs.status(ticket.link.claim_key()).await.unwrap(), DepositStatus::Claimed { .. }));
+//! # });
+//! ```
+
+use std::sync::Arc;
+
+use alloy::primitives::{Address, Bytes, B256, U256};
+use alloy::sol_types::{SolCall, SolError, SolEvent, SolInterface};
+
+use crate::chain::{CallResult, Chain, ChainError, ChainLog, LogFilter, Receipt, TxRequest, TxStatus};
+use crate::contract::EmailEscrow;
+use crate::deposit::{Deposit, DepositError, MAX_TIMESTAMP};
+use crate::eip712::{ClaimAuth, EscrowId};
+use crate::email::{self, EmailError, Salt};
+use crate::keys::{ClaimSecret, Signature};
+use crate::link::ClaimLink;
+
+/// Largest block range one log query covers; larger scans are split.
+pub const LOG_RANGE: u64 = 10_000;
+
+/// What can go wrong in a client operation.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The chain backend failed (see [`ChainError::is_transient`]).
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The transaction was mined but reverted.
+    #[error("{action} was refused by the escrow contract: {reason} (transaction {tx_hash})")]
+    Reverted { action: &'static str, reason: String, tx_hash: B256 },
+    /// The email address is not valid.
+    #[error(transparent)]
+    Email(#[from] EmailError),
+    /// A deposit field is out of range.
+    #[error(transparent)]
+    Deposit(#[from] DepositError),
+    /// No deposit was ever made with this claim key at this escrow.
+    #[error("no deposit with claim key {claim_key} exists at escrow {escrow}")]
+    NotFound { claim_key: Address, escrow: Address },
+    /// The deposit exists but is no longer open.
+    #[error("the deposit is {state}, so it cannot be {action}")]
+    NotOpen { state: &'static str, action: &'static str },
+    /// The link is for another chain or escrow.
+    #[error("the claim link is for chain {link_chain} escrow {link_escrow}, but this client is on chain {chain} escrow {escrow}")]
+    WrongEscrow { link_chain: u64, link_escrow: Address, chain: u64, escrow: Address },
+    /// The deposit names a watcher, so a claim needs its attestation (claim by email).
+    #[error("this deposit must be claimed through its watcher {watcher} (reply to the notification email)")]
+    NeedsWatcher { watcher: Address },
+    /// The deposit has expired.
+    #[error("the deposit expired at {expiry} (chain time is {now}); only the sender can take it back now")]
+    Expired { expiry: u64, now: u64 },
+    /// The chain answered something that does not decode.
+    #[error("unexpected answer from the escrow contract: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// True when retrying the same operation later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ClientError::Chain(e) if e.is_transient())
+    }
+}
+
+/// A deposit to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRequest {
+    /// The recipient's email address (normalized before committing).
+    pub email: String,
+    /// Base units of the asset.
+    pub amount: u128,
+    /// `None` for the native coin.
+    pub token: Option<Address>,
+    /// Seconds from the chain's current time until the deposit expires.
+    pub expires_in: u64,
+    /// `None` for link mode; else the watcher that must attest claims.
+    pub watcher: Option<Address>,
+    /// Whether the sender may refund before expiry.
+    pub cancellable: bool,
+}
+
+impl SendRequest {
+    /// A native-coin deposit in link mode, not cancellable.
+    pub fn native(email: impl Into<String>, amount: u128, expires_in: u64) -> Self {
+        SendRequest {
+            email: email.into(),
+            amount,
+            token: None,
+            expires_in,
+            watcher: None,
+            cancellable: false,
+        }
+    }
+}
+
+/// A made deposit: the link for the recipient and the fields for anyone.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    /// The claim link (holds the secret: give it only to the recipient).
+    pub link: ClaimLink,
+    /// The deposit as stored.
+    pub deposit: Deposit,
+    /// The normalized recipient address.
+    pub email: String,
+    /// The deposit transaction.
+    pub tx_hash: B256,
+    /// Its block.
+    pub block_number: u64,
+    /// Gas it used.
+    pub gas_used: u64,
+}
+
+/// Where a deposit stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DepositStatus {
+    /// Waiting to be claimed.
+    Open { deposit: Deposit, block_number: u64 },
+    /// Past expiry, not yet refunded: only a refund is possible.
+    Expired { deposit: Deposit, block_number: u64 },
+    /// Paid to `to`.
+    Claimed { to: Address, amount: u128, fee: u128, relayer: Address, tx_hash: B256, block_number: u64 },
+    /// Returned to the sender.
+    Refunded { sender: Address, amount: u128, tx_hash: B256, block_number: u64 },
+    /// No deposit with this claim key.
+    Unknown,
+}
+
+impl DepositStatus {
+    /// A one-word name for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DepositStatus::Open { .. } => "open",
+            DepositStatus::Expired { .. } => "expired",
+            DepositStatus::Claimed { .. } => "claimed",
+            DepositStatus::Refunded { .. } => "refunded",
+            DepositStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// An escrow event, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EscrowEvent {
+    /// `Deposited`.
+    Deposited { claim_key: Address, deposit: Deposit },
+    /// `Claimed`.
+    Claimed { claim_key: Address, to: Address, amount: u128, fee: u128, relayer: Address },
+    /// `Refunded`.
+    Refunded { claim_key: Address, sender: Address, amount: u128 },
+}
+
+impl EscrowEvent {
+    /// The claim key the event is about.
+    pub fn claim_key(&self) -> Address {
+        match self {
+            EscrowEvent::Deposited { claim_key, .. }
+            | EscrowEvent::Claimed { claim_key, .. }
+            | EscrowEvent::Refunded { claim_key, .. } => *claim_key,
+        }
+    }
+
+    /// Decodes one of the escrow's logs; `None` for any other log.
+    pub fn decode(log: &alloy::primitives::Log) -> Option<Self> {
+        let topic0 = *log.topics().first()?;
+        if topic0 == EmailEscrow::Deposited::SIGNATURE_HASH {
+            let e = EmailEscrow::Deposited::decode_log_data(&log.data).ok()?;
+            Some(EscrowEvent::Deposited { claim_key: e.claimKey, deposit: Deposit::from_sol(&e.deposit) })
+        } else if topic0 == EmailEscrow::Claimed::SIGNATURE_HASH {
+            let e = EmailEscrow::Claimed::decode_log_data(&log.data).ok()?;
+            Some(EscrowEvent::Claimed {
+                claim_key: e.claimKey,
+                to: e.to,
+                amount: e.amount.saturating_to(),
+                fee: e.fee.saturating_to(),
+                relayer: e.relayer,
+            })
+        } else if topic0 == EmailEscrow::Refunded::SIGNATURE_HASH {
+            let e = EmailEscrow::Refunded::decode_log_data(&log.data).ok()?;
+            Some(EscrowEvent::Refunded { claim_key: e.claimKey, sender: e.sender, amount: e.amount.saturating_to() })
+        } else {
+            None
+        }
+    }
+}
+
+/// A signed claim, ready to submit by anyone (the recipient, or a watcher as relayer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedClaim {
+    /// What was signed.
+    pub auth: ClaimAuth,
+    /// The claim key's signature.
+    pub signature: Signature,
+}
+
+/// One escrow contract on one chain, used through one account.
+#[derive(Clone)]
+pub struct SpringMail {
+    chain: Arc<dyn Chain>,
+    escrow: Address,
+    start_block: u64,
+}
+
+impl std::fmt::Debug for SpringMail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpringMail")
+            .field("chain", &self.chain.describe())
+            .field("escrow", &self.escrow)
+            .finish()
+    }
+}
+
+/// Human words for the escrow's custom errors.
+pub fn describe_revert(data: &[u8]) -> String {
+    use EmailEscrow::EmailEscrowErrors as E;
+    let Ok(err) = E::abi_decode(data) else {
+        if data.len() >= 4 && data[..4] == alloy::sol_types::Revert::SELECTOR {
+            if let Ok(r) = alloy::sol_types::Revert::abi_decode(data) {
+                return r.reason;
+            }
+        }
+        return if data.is_empty() { "reverted without a reason".into() } else { format!("reverted (0x{})", hex::encode(data)) };
+    };
+    match err {
+        E::ClaimKeyInUse(e) => format!("a deposit already uses claim key {}", e.claimKey),
+        E::ZeroClaimKey(_) => "the claim key is the zero address".into(),
+        E::ZeroAmount(_) => "the amount is zero".into(),
+        E::SenderMismatch(e) => format!("the deposit's sender {} is not the caller {}", e.sender, e.caller),
+        E::ValueMismatch(e) => format!("the value sent ({}) is not the amount ({})", e.got, e.expected),
+        E::ExpiryInPast(e) => format!("the expiry {} is not after the chain time {}", e.expiry, e.nowTs),
+        E::TokenShortfall(e) => format!("the token delivered {} instead of {} (fee-on-transfer tokens are not supported)", e.received, e.expected),
+        E::UnknownDeposit(e) => format!("no open deposit with claim key {} matches these fields", e.claimKey),
+        E::Expired(e) => format!("the deposit expired at {} (chain time {})", e.expiry, e.nowTs),
+        E::DeadlinePassed(e) => format!("the signed claim's deadline {} has passed (chain time {})", e.deadline, e.nowTs),
+        E::FeeTooHigh(e) => format!("the fee {} is above the allowed maximum {} or the amount", e.fee, e.maxFee),
+        E::BadClaimSignature(e) => format!("the claim signature is not from claim key {}", e.claimKey),
+        E::BadAttestation(e) => format!("the watcher {} did not attest this claim", e.watcher),
+        E::RefundNotAllowed(e) => format!("{} may not refund before expiry {} (chain time {})", e.caller, e.expiry, e.nowTs),
+        E::TransferFailed(e) => format!("paying {} {} failed", e.amount, e.to),
+    }
+}
+
+impl SpringMail {
+    /// A client for an already deployed escrow.
+    pub fn new(chain: Arc<dyn Chain>, escrow: Address) -> Self {
+        SpringMail { chain, escrow, start_block: 0 }
+    }
+
+    /// Sets the first block to search for events (the escrow's deployment block).
+    pub fn with_start_block(mut self, block: u64) -> Self {
+        self.start_block = block;
+        self
+    }
+
+    /// Deploys a new escrow from the committed artifact.
+    pub async fn deploy(chain: Arc<dyn Chain>) -> Result<Self, ClientError> {
+        let receipt = chain
+            .send(TxRequest { to: None, data: EmailEscrow::BYTECODE.clone(), ..Default::default() })
+            .await?;
+        let escrow = match (&receipt.status, receipt.contract_address) {
+            (TxStatus::Success, Some(a)) => a,
+            _ => {
+                return Err(ClientError::Reverted {
+                    action: "deploying the escrow",
+                    reason: revert_reason(&receipt),
+                    tx_hash: receipt.tx_hash,
+                })
+            }
+        };
+        Ok(SpringMail { chain, escrow, start_block: receipt.block_number })
+    }
+
+    /// The escrow contract.
+    pub fn escrow(&self) -> Address {
+        self.escrow
+    }
+
+    /// The first block searched for events.
+    pub fn start_block(&self) -> u64 {
+        self.start_block
+    }
+
+    /// The chain backend.
+    pub fn chain(&self) -> &Arc<dyn Chain> {
+        &self.chain
+    }
+
+    /// Chain id and escrow, as bound into every signature.
+    pub fn escrow_id(&self) -> EscrowId {
+        EscrowId { chain_id: self.chain.chain_id(), escrow: self.escrow }
+    }
+
+    /// Deposits to an email address: a fresh claim key and salt, the commitment, and for a
+    /// token an approval first when the allowance is short.
+    pub async fn send(&self, req: SendRequest) -> Result<Ticket, ClientError> {
+        let normalized = email::normalize(&req.email)?;
+        let secret = ClaimSecret::random();
+        let salt = Salt::random();
+        let now = self.chain.head().await?.timestamp;
+        let expiry = now.saturating_add(req.expires_in).min(MAX_TIMESTAMP);
+        let deposit = Deposit {
+            sender: self.chain.account(),
+            token: req.token.unwrap_or(Address::ZERO),
+            amount: req.amount,
+            expiry,
+            flags: if req.cancellable { Deposit::CANCELLABLE } else { 0 },
+            watcher: req.watcher.unwrap_or(Address::ZERO),
+            recipient: email::commitment(&normalized, &salt)?,
+        };
+        deposit.validate()?;
+        if let Some(token) = req.token {
+            self.ensure_allowance(token, req.amount).await?;
+        }
+        let claim_key = secret.address();
+        let data = EmailEscrow::depositCall { claimKey: claim_key, d: deposit.to_sol() }.abi_encode();
+        let value = if req.token.is_none() { U256::from(req.amount) } else { U256::ZERO };
+        let receipt = self
+            .chain
+            .send(TxRequest { to: Some(self.escrow), data: data.into(), value, gas_limit: None })
+            .await?;
+        check(&receipt, "the deposit")?;
+        let link = ClaimLink { chain_id: self.chain.chain_id(), escrow: self.escrow, secret, salt };
+        Ok(Ticket {
+            link,
+            deposit,
+            email: normalized,
+            tx_hash: receipt.tx_hash,
+            block_number: receipt.block_number,
+            gas_used: receipt.gas_used,
+        })
+    }
+
+    async fn ensure_allowance(&self, token: Address, amount: u128) -> Result<(), ClientError> {
+        alloy::sol! {
+            function allowance(address owner, address spender) external view returns (uint256);
+            function approve(address spender, uint256 amount) external returns (bool);
+        }
+        let data = allowanceCall { owner: self.chain.account(), spender: self.escrow }.abi_encode();
+        let current = match self.chain.call(token, data.into()).await? {
+            CallResult::Success(out) => allowanceCall::abi_decode_returns(&out)
+                .map_err(|e| ClientError::Decode(format!("allowance: {e}")))?,
+            CallResult::Reverted(_) => U256::ZERO,
+        };
+        if current >= U256::from(amount) {
+            return Ok(());
+        }
+        let data = approveCall { spender: self.escrow, amount: U256::from(amount) }.abi_encode();
+        let receipt = self.chain.send(TxRequest { to: Some(token), data: data.into(), ..Default::default() }).await?;
+        check(&receipt, "the token approval")
+    }
+
+    /// The hash stored for a claim key (zero when no deposit is open).
+    pub async fn stored_hash(&self, claim_key: Address) -> Result<B256, ClientError> {
+        let data = EmailEscrow::depositsCall { claimKey: claim_key }.abi_encode();
+        match self.chain.call(self.escrow, data.into()).await? {
+            CallResult::Success(out) => EmailEscrow::depositsCall::abi_decode_returns(&out)
+                .map_err(|e| ClientError::Decode(format!("deposits: {e}"))),
+            CallResult::Reverted(d) => Err(ClientError::Decode(format!("deposits() reverted: {}", describe_revert(&d)))),
+        }
+    }
+
+    /// Logs of the escrow with `topic0` and the claim key as first indexed topic, in bounded ranges.
+    async fn logs_for(&self, topic0: B256, claim_key: Option<Address>) -> Result<Vec<ChainLog>, ClientError> {
+        let head = self.chain.head().await?.number;
+        let mut out = Vec::new();
+        let mut from = self.start_block;
+        while from <= head {
+            let to = (from + LOG_RANGE - 1).min(head);
+            let filter = LogFilter {
+                address: self.escrow,
+                topics: vec![Some(topic0), claim_key.map(|k| k.into_word())],
+                from_block: from,
+                to_block: Some(to),
+            };
+            out.extend(self.chain.logs(&filter).await?);
+            from = to + 1;
+        }
+        Ok(out)
+    }
+
+    /// Decoded escrow events in `[from_block, to_block]`, split into bounded ranges.
+    pub async fn scan(&self, from_block: u64, to_block: u64) -> Result<Vec<(ChainLog, EscrowEvent)>, ClientError> {
+        let mut out = Vec::new();
+        let mut from = from_block;
+        while from <= to_block {
+            let to = (from + LOG_RANGE - 1).min(to_block);
+            let filter = LogFilter { address: self.escrow, topics: vec![], from_block: from, to_block: Some(to) };
+            for log in self.chain.logs(&filter).await? {
+                if let Some(ev) = EscrowEvent::decode(&log.log) {
+                    out.push((log, ev));
+                }
+            }
+            from = to + 1;
+        }
+        Ok(out)
+    }
+
+    /// The open deposit for a claim key, rebuilt from its `Deposited` event and checked
+    /// against the stored hash. `None` when no deposit is open under this key.
+    pub async fn find_open_deposit(&self, claim_key: Address) -> Result<Option<(Deposit, u64)>, ClientError> {
+        let stored = self.stored_hash(claim_key).await?;
+        if stored == B256::ZERO {
+            return Ok(None);
+        }
+        let logs = self.logs_for(EmailEscrow::Deposited::SIGNATURE_HASH, Some(claim_key)).await?;
+        for log in logs.iter().rev() {
+            if let Some(EscrowEvent::Deposited { deposit, .. }) = EscrowEvent::decode(&log.log) {
+                if deposit.hash() == stored {
+                    return Ok(Some((deposit, log.block_number)));
+                }
+            }
+        }
+        Err(ClientError::Decode(format!(
+            "claim key {claim_key} has an open deposit but no matching Deposited event after block {}",
+            self.start_block
+        )))
+    }
+
+    /// Where the deposit under a claim key stands.
+    pub async fn status(&self, claim_key: Address) -> Result<DepositStatus, ClientError> {
+        if let Some((deposit, block_number)) = self.find_open_deposit(claim_key).await? {
+            let now = self.chain.head().await?.timestamp;
+            return Ok(if now >= deposit.expiry {
+                DepositStatus::Expired { deposit, block_number }
+            } else {
+                DepositStatus::Open { deposit, block_number }
+            });
+        }
+        let mut last: Option<(ChainLog, EscrowEvent)> = None;
+        for topic in [EmailEscrow::Claimed::SIGNATURE_HASH, EmailEscrow::Refunded::SIGNATURE_HASH] {
+            for log in self.logs_for(topic, Some(claim_key)).await? {
+                if let Some(ev) = EscrowEvent::decode(&log.log) {
+                    let newer = last.as_ref().is_none_or(|(l, _)| {
+                        (log.block_number, log.log_index) > (l.block_number, l.log_index)
+                    });
+                    if newer {
+                        last = Some((log, ev));
+                    }
+                }
+            }
+        }
+        Ok(match last {
+            Some((log, EscrowEvent::Claimed { to, amount, fee, relayer, .. })) => DepositStatus::Claimed {
+                to,
+                amount,
+                fee,
+                relayer,
+                tx_hash: log.tx_hash,
+                block_number: log.block_number,
+            },
+            Some((log, EscrowEvent::Refunded { sender, amount, .. })) => DepositStatus::Refunded {
+                sender,
+                amount,
+                tx_hash: log.tx_hash,
+                block_number: log.block_number,
+            },
+            _ => DepositStatus::Unknown,
+        })
+    }
+
+    fn check_link(&self, link: &ClaimLink) -> Result<(), ClientError> {
+        let id = self.escrow_id();
+        if link.chain_id != id.chain_id || link.escrow != id.escrow {
+            return Err(ClientError::WrongEscrow {
+                link_chain: link.chain_id,
+                link_escrow: link.escrow,
+                chain: id.chain_id,
+                escrow: id.escrow,
+            });
+        }
+        Ok(())
+    }
+
+    /// Signs a claim locally with the link's secret: pay the open deposit to `to`, with at
+    /// most `max_fee` for a relayer, valid until `deadline`. Nothing is sent anywhere.
+    pub fn sign_claim(&self, link: &ClaimLink, deposit: &Deposit, to: Address, max_fee: u128, deadline: u64) -> Result<SignedClaim, ClientError> {
+        self.check_link(link)?;
+        let auth = ClaimAuth { claim_key: link.claim_key(), deposit_hash: deposit.hash(), to, max_fee, deadline };
+        Ok(SignedClaim { signature: auth.sign_claim(self.escrow_id(), &link.secret), auth })
+    }
+
+    /// The open deposit a link is for, or an error that says why it cannot be claimed.
+    pub async fn open_deposit_for(&self, link: &ClaimLink) -> Result<Deposit, ClientError> {
+        self.check_link(link)?;
+        let claim_key = link.claim_key();
+        match self.status(claim_key).await? {
+            DepositStatus::Open { deposit, .. } => Ok(deposit),
+            DepositStatus::Expired { deposit, .. } => Err(ClientError::Expired {
+                expiry: deposit.expiry,
+                now: self.chain.head().await?.timestamp,
+            }),
+            DepositStatus::Unknown => Err(ClientError::NotFound { claim_key, escrow: self.escrow }),
+            other => Err(ClientError::NotOpen { state: other.name(), action: "claimed" }),
+        }
+    }
+
+    /// Claims a link-mode deposit directly, paying the gas from this client's account.
+    pub async fn claim_with_link(&self, link: &ClaimLink, to: Address) -> Result<Receipt, ClientError> {
+        let deposit = self.open_deposit_for(link).await?;
+        if !deposit.is_link_mode() {
+            return Err(ClientError::NeedsWatcher { watcher: deposit.watcher });
+        }
+        let now = self.chain.head().await?.timestamp;
+        let deadline = (now + 3600).min(deposit.expiry);
+        let signed = self.sign_claim(link, &deposit, to, 0, deadline)?;
+        let receipt = self.submit_claim(&deposit, &signed, 0, Bytes::new()).await?;
+        check(&receipt, "the claim")?;
+        Ok(receipt)
+    }
+
+    /// Calldata for `claim`.
+    pub fn claim_calldata(&self, deposit: &Deposit, signed: &SignedClaim, fee: u128, attestation: Bytes) -> Bytes {
+        EmailEscrow::claimCall {
+            claimKey: signed.auth.claim_key,
+            d: deposit.to_sol(),
+            to: signed.auth.to,
+            fee: alloy::primitives::Uint::<96, 2>::from(fee & crate::deposit::MAX_AMOUNT),
+            maxFee: alloy::primitives::Uint::<96, 2>::from(signed.auth.max_fee & crate::deposit::MAX_AMOUNT),
+            deadline: alloy::primitives::Uint::<40, 1>::from(signed.auth.deadline & MAX_TIMESTAMP),
+            linkSig: signed.signature.to_bytes(),
+            attestation,
+        }
+        .abi_encode()
+        .into()
+    }
+
+    /// Sends a claim transaction and waits for its receipt. A revert comes back as a
+    /// receipt with [`TxStatus::Reverted`]; use [`describe_revert`] for its reason.
+    pub async fn submit_claim(&self, deposit: &Deposit, signed: &SignedClaim, fee: u128, attestation: Bytes) -> Result<Receipt, ClientError> {
+        let data = self.claim_calldata(deposit, signed, fee, attestation);
+        Ok(self.chain.send(TxRequest { to: Some(self.escrow), data, ..Default::default() }).await?)
+    }
+
+    /// Returns the deposit under `claim_key` to its sender (after expiry anyone may; before,
+    /// only the sender of a cancellable deposit).
+    pub async fn refund(&self, claim_key: Address) -> Result<Receipt, ClientError> {
+        let (deposit, _) = match self.find_open_deposit(claim_key).await? {
+            Some(d) => d,
+            None => {
+                let state = self.status(claim_key).await?;
+                return Err(match state {
+                    DepositStatus::Unknown => ClientError::NotFound { claim_key, escrow: self.escrow },
+                    other => ClientError::NotOpen { state: other.name(), action: "refunded" },
+                });
+            }
+        };
+        let data = EmailEscrow::refundCall { claimKey: claim_key, d: deposit.to_sol() }.abi_encode();
+        let receipt = self.chain.send(TxRequest { to: Some(self.escrow), data: data.into(), ..Default::default() }).await?;
+        check(&receipt, "the refund")?;
+        Ok(receipt)
+    }
+}
+
+fn revert_reason(receipt: &Receipt) -> String {
+    match &receipt.status {
+        TxStatus::Success => "succeeded".into(),
+        TxStatus::Reverted { data: Some(d), .. } if !d.is_empty() => describe_revert(d),
+        TxStatus::Reverted { message: Some(m), .. } if !m.is_empty() => m.clone(),
+        TxStatus::Reverted { .. } => "reverted (the node gave no reason)".into(),
+    }
+}
+
+fn check(receipt: &Receipt, action: &'static str) -> Result<(), ClientError> {
+    if receipt.succeeded() {
+        Ok(())
+    } else {
+        Err(ClientError::Reverted { action, reason: revert_reason(receipt), tx_hash: receipt.tx_hash })
+    }
+}
+
+/// The reason a receipt reverted, in words (empty for success).
+pub fn receipt_revert_reason(receipt: &Receipt) -> Option<String> {
+    (!receipt.succeeded()).then(|| revert_reason(receipt))
+}
