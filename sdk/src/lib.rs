@@ -9,7 +9,9 @@ pub mod deposit;
 pub mod eip712;
 pub mod email;
 pub mod keys;
+pub mod keystore;
 pub mod link;
+pub mod mail;
 pub mod markup;
 pub mod qtum;
 
