@@ -34,7 +34,9 @@ use std::sync::Arc;
 use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::sol_types::{SolCall, SolError, SolEvent, SolInterface};
 
-use crate::chain::{CallResult, Chain, ChainError, ChainLog, LogFilter, Receipt, TxRequest, TxStatus};
+use crate::chain::{
+    CallResult, Chain, ChainError, ChainLog, LogFilter, Receipt, TxRequest, TxStatus,
+};
 use crate::contract::EmailEscrow;
 use crate::deposit::{Deposit, DepositError, MAX_TIMESTAMP};
 use crate::eip712::{ClaimAuth, EscrowId};
@@ -53,7 +55,11 @@ pub enum ClientError {
     Chain(#[from] ChainError),
     /// The transaction was mined but reverted.
     #[error("{action} was refused by the escrow contract: {reason} (transaction {tx_hash})")]
-    Reverted { action: &'static str, reason: String, tx_hash: B256 },
+    Reverted {
+        action: &'static str,
+        reason: String,
+        tx_hash: B256,
+    },
     /// The email address is not valid.
     #[error(transparent)]
     Email(#[from] EmailError),
@@ -65,10 +71,18 @@ pub enum ClientError {
     NotFound { claim_key: Address, escrow: Address },
     /// The deposit exists but is no longer open.
     #[error("the deposit is {state}, so it cannot be {action}")]
-    NotOpen { state: &'static str, action: &'static str },
+    NotOpen {
+        state: &'static str,
+        action: &'static str,
+    },
     /// The link is for another chain or escrow.
     #[error("the claim link is for chain {link_chain} escrow {link_escrow}, but this client is on chain {chain} escrow {escrow}")]
-    WrongEscrow { link_chain: u64, link_escrow: Address, chain: u64, escrow: Address },
+    WrongEscrow {
+        link_chain: u64,
+        link_escrow: Address,
+        chain: u64,
+        escrow: Address,
+    },
     /// The deposit names a watcher, so a claim needs its attestation (claim by email).
     #[error("this deposit must be claimed through its watcher {watcher} (reply to the notification email)")]
     NeedsWatcher { watcher: Address },
@@ -143,9 +157,21 @@ pub enum DepositStatus {
     /// Past expiry, not yet refunded: only a refund is possible.
     Expired { deposit: Deposit, block_number: u64 },
     /// Paid to `to`.
-    Claimed { to: Address, amount: u128, fee: u128, relayer: Address, tx_hash: B256, block_number: u64 },
+    Claimed {
+        to: Address,
+        amount: u128,
+        fee: u128,
+        relayer: Address,
+        tx_hash: B256,
+        block_number: u64,
+    },
     /// Returned to the sender.
-    Refunded { sender: Address, amount: u128, tx_hash: B256, block_number: u64 },
+    Refunded {
+        sender: Address,
+        amount: u128,
+        tx_hash: B256,
+        block_number: u64,
+    },
     /// No deposit with this claim key.
     Unknown,
 }
@@ -167,11 +193,24 @@ impl DepositStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EscrowEvent {
     /// `Deposited`.
-    Deposited { claim_key: Address, deposit: Deposit },
+    Deposited {
+        claim_key: Address,
+        deposit: Deposit,
+    },
     /// `Claimed`.
-    Claimed { claim_key: Address, to: Address, amount: u128, fee: u128, relayer: Address },
+    Claimed {
+        claim_key: Address,
+        to: Address,
+        amount: u128,
+        fee: u128,
+        relayer: Address,
+    },
     /// `Refunded`.
-    Refunded { claim_key: Address, sender: Address, amount: u128 },
+    Refunded {
+        claim_key: Address,
+        sender: Address,
+        amount: u128,
+    },
 }
 
 impl EscrowEvent {
@@ -189,7 +228,10 @@ impl EscrowEvent {
         let topic0 = *log.topics().first()?;
         if topic0 == EmailEscrow::Deposited::SIGNATURE_HASH {
             let e = EmailEscrow::Deposited::decode_log_data(&log.data).ok()?;
-            Some(EscrowEvent::Deposited { claim_key: e.claimKey, deposit: Deposit::from_sol(&e.deposit) })
+            Some(EscrowEvent::Deposited {
+                claim_key: e.claimKey,
+                deposit: Deposit::from_sol(&e.deposit),
+            })
         } else if topic0 == EmailEscrow::Claimed::SIGNATURE_HASH {
             let e = EmailEscrow::Claimed::decode_log_data(&log.data).ok()?;
             Some(EscrowEvent::Claimed {
@@ -201,7 +243,11 @@ impl EscrowEvent {
             })
         } else if topic0 == EmailEscrow::Refunded::SIGNATURE_HASH {
             let e = EmailEscrow::Refunded::decode_log_data(&log.data).ok()?;
-            Some(EscrowEvent::Refunded { claim_key: e.claimKey, sender: e.sender, amount: e.amount.saturating_to() })
+            Some(EscrowEvent::Refunded {
+                claim_key: e.claimKey,
+                sender: e.sender,
+                amount: e.amount.saturating_to(),
+            })
         } else {
             None
         }
@@ -243,23 +289,56 @@ pub fn describe_revert(data: &[u8]) -> String {
                 return r.reason;
             }
         }
-        return if data.is_empty() { "reverted without a reason".into() } else { format!("reverted (0x{})", hex::encode(data)) };
+        return if data.is_empty() {
+            "reverted without a reason".into()
+        } else {
+            format!("reverted (0x{})", hex::encode(data))
+        };
     };
     match err {
         E::ClaimKeyInUse(e) => format!("a deposit already uses claim key {}", e.claimKey),
         E::ZeroClaimKey(_) => "the claim key is the zero address".into(),
         E::ZeroAmount(_) => "the amount is zero".into(),
-        E::SenderMismatch(e) => format!("the deposit's sender {} is not the caller {}", e.sender, e.caller),
-        E::ValueMismatch(e) => format!("the value sent ({}) is not the amount ({})", e.got, e.expected),
-        E::ExpiryInPast(e) => format!("the expiry {} is not after the chain time {}", e.expiry, e.nowTs),
-        E::TokenShortfall(e) => format!("the token delivered {} instead of {} (fee-on-transfer tokens are not supported)", e.received, e.expected),
-        E::UnknownDeposit(e) => format!("no open deposit with claim key {} matches these fields", e.claimKey),
-        E::Expired(e) => format!("the deposit expired at {} (chain time {})", e.expiry, e.nowTs),
-        E::DeadlinePassed(e) => format!("the signed claim's deadline {} has passed (chain time {})", e.deadline, e.nowTs),
-        E::FeeTooHigh(e) => format!("the fee {} is above the allowed maximum {} or the amount", e.fee, e.maxFee),
-        E::BadClaimSignature(e) => format!("the claim signature is not from claim key {}", e.claimKey),
+        E::SenderMismatch(e) => format!(
+            "the deposit's sender {} is not the caller {}",
+            e.sender, e.caller
+        ),
+        E::ValueMismatch(e) => format!(
+            "the value sent ({}) is not the amount ({})",
+            e.got, e.expected
+        ),
+        E::ExpiryInPast(e) => format!(
+            "the expiry {} is not after the chain time {}",
+            e.expiry, e.nowTs
+        ),
+        E::TokenShortfall(e) => format!(
+            "the token delivered {} instead of {} (fee-on-transfer tokens are not supported)",
+            e.received, e.expected
+        ),
+        E::UnknownDeposit(e) => format!(
+            "no open deposit with claim key {} matches these fields",
+            e.claimKey
+        ),
+        E::Expired(e) => format!(
+            "the deposit expired at {} (chain time {})",
+            e.expiry, e.nowTs
+        ),
+        E::DeadlinePassed(e) => format!(
+            "the signed claim's deadline {} has passed (chain time {})",
+            e.deadline, e.nowTs
+        ),
+        E::FeeTooHigh(e) => format!(
+            "the fee {} is above the allowed maximum {} or the amount",
+            e.fee, e.maxFee
+        ),
+        E::BadClaimSignature(e) => {
+            format!("the claim signature is not from claim key {}", e.claimKey)
+        }
         E::BadAttestation(e) => format!("the watcher {} did not attest this claim", e.watcher),
-        E::RefundNotAllowed(e) => format!("{} may not refund before expiry {} (chain time {})", e.caller, e.expiry, e.nowTs),
+        E::RefundNotAllowed(e) => format!(
+            "{} may not refund before expiry {} (chain time {})",
+            e.caller, e.expiry, e.nowTs
+        ),
         E::TransferFailed(e) => format!("paying {} {} failed", e.amount, e.to),
     }
 }
@@ -267,7 +346,11 @@ pub fn describe_revert(data: &[u8]) -> String {
 impl SpringMail {
     /// A client for an already deployed escrow.
     pub fn new(chain: Arc<dyn Chain>, escrow: Address) -> Self {
-        SpringMail { chain, escrow, start_block: 0 }
+        SpringMail {
+            chain,
+            escrow,
+            start_block: 0,
+        }
     }
 
     /// Sets the first block to search for events (the escrow's deployment block).
@@ -279,7 +362,11 @@ impl SpringMail {
     /// Deploys a new escrow from the committed artifact.
     pub async fn deploy(chain: Arc<dyn Chain>) -> Result<Self, ClientError> {
         let receipt = chain
-            .send(TxRequest { to: None, data: EmailEscrow::BYTECODE.clone(), ..Default::default() })
+            .send(TxRequest {
+                to: None,
+                data: EmailEscrow::BYTECODE.clone(),
+                ..Default::default()
+            })
             .await?;
         let escrow = match (&receipt.status, receipt.contract_address) {
             (TxStatus::Success, Some(a)) => a,
@@ -291,7 +378,11 @@ impl SpringMail {
                 })
             }
         };
-        Ok(SpringMail { chain, escrow, start_block: receipt.block_number })
+        Ok(SpringMail {
+            chain,
+            escrow,
+            start_block: receipt.block_number,
+        })
     }
 
     /// The escrow contract.
@@ -311,7 +402,10 @@ impl SpringMail {
 
     /// Chain id and escrow, as bound into every signature.
     pub fn escrow_id(&self) -> EscrowId {
-        EscrowId { chain_id: self.chain.chain_id(), escrow: self.escrow }
+        EscrowId {
+            chain_id: self.chain.chain_id(),
+            escrow: self.escrow,
+        }
     }
 
     /// Deposits to an email address: a fresh claim key and salt, the commitment, and for a
@@ -327,7 +421,11 @@ impl SpringMail {
             token: req.token.unwrap_or(Address::ZERO),
             amount: req.amount,
             expiry,
-            flags: if req.cancellable { Deposit::CANCELLABLE } else { 0 },
+            flags: if req.cancellable {
+                Deposit::CANCELLABLE
+            } else {
+                0
+            },
             watcher: req.watcher.unwrap_or(Address::ZERO),
             recipient: email::commitment(&normalized, &salt)?,
         };
@@ -336,14 +434,32 @@ impl SpringMail {
             self.ensure_allowance(token, req.amount).await?;
         }
         let claim_key = secret.address();
-        let data = EmailEscrow::depositCall { claimKey: claim_key, d: deposit.to_sol() }.abi_encode();
-        let value = if req.token.is_none() { U256::from(req.amount) } else { U256::ZERO };
+        let data = EmailEscrow::depositCall {
+            claimKey: claim_key,
+            d: deposit.to_sol(),
+        }
+        .abi_encode();
+        let value = if req.token.is_none() {
+            U256::from(req.amount)
+        } else {
+            U256::ZERO
+        };
         let receipt = self
             .chain
-            .send(TxRequest { to: Some(self.escrow), data: data.into(), value, gas_limit: None })
+            .send(TxRequest {
+                to: Some(self.escrow),
+                data: data.into(),
+                value,
+                gas_limit: None,
+            })
             .await?;
         check(&receipt, "the deposit")?;
-        let link = ClaimLink { chain_id: self.chain.chain_id(), escrow: self.escrow, secret, salt };
+        let link = ClaimLink {
+            chain_id: self.chain.chain_id(),
+            escrow: self.escrow,
+            secret,
+            salt,
+        };
         Ok(Ticket {
             link,
             deposit,
@@ -359,7 +475,11 @@ impl SpringMail {
             function allowance(address owner, address spender) external view returns (uint256);
             function approve(address spender, uint256 amount) external returns (bool);
         }
-        let data = allowanceCall { owner: self.chain.account(), spender: self.escrow }.abi_encode();
+        let data = allowanceCall {
+            owner: self.chain.account(),
+            spender: self.escrow,
+        }
+        .abi_encode();
         let current = match self.chain.call(token, data.into()).await? {
             CallResult::Success(out) => allowanceCall::abi_decode_returns(&out)
                 .map_err(|e| ClientError::Decode(format!("allowance: {e}")))?,
@@ -368,23 +488,44 @@ impl SpringMail {
         if current >= U256::from(amount) {
             return Ok(());
         }
-        let data = approveCall { spender: self.escrow, amount: U256::from(amount) }.abi_encode();
-        let receipt = self.chain.send(TxRequest { to: Some(token), data: data.into(), ..Default::default() }).await?;
+        let data = approveCall {
+            spender: self.escrow,
+            amount: U256::from(amount),
+        }
+        .abi_encode();
+        let receipt = self
+            .chain
+            .send(TxRequest {
+                to: Some(token),
+                data: data.into(),
+                ..Default::default()
+            })
+            .await?;
         check(&receipt, "the token approval")
     }
 
     /// The hash stored for a claim key (zero when no deposit is open).
     pub async fn stored_hash(&self, claim_key: Address) -> Result<B256, ClientError> {
-        let data = EmailEscrow::depositsCall { claimKey: claim_key }.abi_encode();
+        let data = EmailEscrow::depositsCall {
+            claimKey: claim_key,
+        }
+        .abi_encode();
         match self.chain.call(self.escrow, data.into()).await? {
             CallResult::Success(out) => EmailEscrow::depositsCall::abi_decode_returns(&out)
                 .map_err(|e| ClientError::Decode(format!("deposits: {e}"))),
-            CallResult::Reverted(d) => Err(ClientError::Decode(format!("deposits() reverted: {}", describe_revert(&d)))),
+            CallResult::Reverted(d) => Err(ClientError::Decode(format!(
+                "deposits() reverted: {}",
+                describe_revert(&d)
+            ))),
         }
     }
 
     /// Logs of the escrow with `topic0` and the claim key as first indexed topic, in bounded ranges.
-    async fn logs_for(&self, topic0: B256, claim_key: Option<Address>) -> Result<Vec<ChainLog>, ClientError> {
+    async fn logs_for(
+        &self,
+        topic0: B256,
+        claim_key: Option<Address>,
+    ) -> Result<Vec<ChainLog>, ClientError> {
         let head = self.chain.head().await?.number;
         let mut out = Vec::new();
         let mut from = self.start_block;
@@ -403,12 +544,21 @@ impl SpringMail {
     }
 
     /// Decoded escrow events in `[from_block, to_block]`, split into bounded ranges.
-    pub async fn scan(&self, from_block: u64, to_block: u64) -> Result<Vec<(ChainLog, EscrowEvent)>, ClientError> {
+    pub async fn scan(
+        &self,
+        from_block: u64,
+        to_block: u64,
+    ) -> Result<Vec<(ChainLog, EscrowEvent)>, ClientError> {
         let mut out = Vec::new();
         let mut from = from_block;
         while from <= to_block {
             let to = (from + LOG_RANGE - 1).min(to_block);
-            let filter = LogFilter { address: self.escrow, topics: vec![], from_block: from, to_block: Some(to) };
+            let filter = LogFilter {
+                address: self.escrow,
+                topics: vec![],
+                from_block: from,
+                to_block: Some(to),
+            };
             for log in self.chain.logs(&filter).await? {
                 if let Some(ev) = EscrowEvent::decode(&log.log) {
                     out.push((log, ev));
@@ -421,12 +571,17 @@ impl SpringMail {
 
     /// The open deposit for a claim key, rebuilt from its `Deposited` event and checked
     /// against the stored hash. `None` when no deposit is open under this key.
-    pub async fn find_open_deposit(&self, claim_key: Address) -> Result<Option<(Deposit, u64)>, ClientError> {
+    pub async fn find_open_deposit(
+        &self,
+        claim_key: Address,
+    ) -> Result<Option<(Deposit, u64)>, ClientError> {
         let stored = self.stored_hash(claim_key).await?;
         if stored == B256::ZERO {
             return Ok(None);
         }
-        let logs = self.logs_for(EmailEscrow::Deposited::SIGNATURE_HASH, Some(claim_key)).await?;
+        let logs = self
+            .logs_for(EmailEscrow::Deposited::SIGNATURE_HASH, Some(claim_key))
+            .await?;
         for log in logs.iter().rev() {
             if let Some(EscrowEvent::Deposited { deposit, .. }) = EscrowEvent::decode(&log.log) {
                 if deposit.hash() == stored {
@@ -445,13 +600,22 @@ impl SpringMail {
         if let Some((deposit, block_number)) = self.find_open_deposit(claim_key).await? {
             let now = self.chain.head().await?.timestamp;
             return Ok(if now >= deposit.expiry {
-                DepositStatus::Expired { deposit, block_number }
+                DepositStatus::Expired {
+                    deposit,
+                    block_number,
+                }
             } else {
-                DepositStatus::Open { deposit, block_number }
+                DepositStatus::Open {
+                    deposit,
+                    block_number,
+                }
             });
         }
         let mut last: Option<(ChainLog, EscrowEvent)> = None;
-        for topic in [EmailEscrow::Claimed::SIGNATURE_HASH, EmailEscrow::Refunded::SIGNATURE_HASH] {
+        for topic in [
+            EmailEscrow::Claimed::SIGNATURE_HASH,
+            EmailEscrow::Refunded::SIGNATURE_HASH,
+        ] {
             for log in self.logs_for(topic, Some(claim_key)).await? {
                 if let Some(ev) = EscrowEvent::decode(&log.log) {
                     let newer = last.as_ref().is_none_or(|(l, _)| {
@@ -464,7 +628,16 @@ impl SpringMail {
             }
         }
         Ok(match last {
-            Some((log, EscrowEvent::Claimed { to, amount, fee, relayer, .. })) => DepositStatus::Claimed {
+            Some((
+                log,
+                EscrowEvent::Claimed {
+                    to,
+                    amount,
+                    fee,
+                    relayer,
+                    ..
+                },
+            )) => DepositStatus::Claimed {
                 to,
                 amount,
                 fee,
@@ -497,10 +670,26 @@ impl SpringMail {
 
     /// Signs a claim locally with the link's secret: pay the open deposit to `to`, with at
     /// most `max_fee` for a relayer, valid until `deadline`. Nothing is sent anywhere.
-    pub fn sign_claim(&self, link: &ClaimLink, deposit: &Deposit, to: Address, max_fee: u128, deadline: u64) -> Result<SignedClaim, ClientError> {
+    pub fn sign_claim(
+        &self,
+        link: &ClaimLink,
+        deposit: &Deposit,
+        to: Address,
+        max_fee: u128,
+        deadline: u64,
+    ) -> Result<SignedClaim, ClientError> {
         self.check_link(link)?;
-        let auth = ClaimAuth { claim_key: link.claim_key(), deposit_hash: deposit.hash(), to, max_fee, deadline };
-        Ok(SignedClaim { signature: auth.sign_claim(self.escrow_id(), &link.secret), auth })
+        let auth = ClaimAuth {
+            claim_key: link.claim_key(),
+            deposit_hash: deposit.hash(),
+            to,
+            max_fee,
+            deadline,
+        };
+        Ok(SignedClaim {
+            signature: auth.sign_claim(self.escrow_id(), &link.secret),
+            auth,
+        })
     }
 
     /// The open deposit a link is for, or an error that says why it cannot be claimed.
@@ -513,33 +702,55 @@ impl SpringMail {
                 expiry: deposit.expiry,
                 now: self.chain.head().await?.timestamp,
             }),
-            DepositStatus::Unknown => Err(ClientError::NotFound { claim_key, escrow: self.escrow }),
-            other => Err(ClientError::NotOpen { state: other.name(), action: "claimed" }),
+            DepositStatus::Unknown => Err(ClientError::NotFound {
+                claim_key,
+                escrow: self.escrow,
+            }),
+            other => Err(ClientError::NotOpen {
+                state: other.name(),
+                action: "claimed",
+            }),
         }
     }
 
     /// Claims a link-mode deposit directly, paying the gas from this client's account.
-    pub async fn claim_with_link(&self, link: &ClaimLink, to: Address) -> Result<Receipt, ClientError> {
+    pub async fn claim_with_link(
+        &self,
+        link: &ClaimLink,
+        to: Address,
+    ) -> Result<Receipt, ClientError> {
         let deposit = self.open_deposit_for(link).await?;
         if !deposit.is_link_mode() {
-            return Err(ClientError::NeedsWatcher { watcher: deposit.watcher });
+            return Err(ClientError::NeedsWatcher {
+                watcher: deposit.watcher,
+            });
         }
         let now = self.chain.head().await?.timestamp;
         let deadline = (now + 3600).min(deposit.expiry);
         let signed = self.sign_claim(link, &deposit, to, 0, deadline)?;
-        let receipt = self.submit_claim(&deposit, &signed, 0, Bytes::new()).await?;
+        let receipt = self
+            .submit_claim(&deposit, &signed, 0, Bytes::new())
+            .await?;
         check(&receipt, "the claim")?;
         Ok(receipt)
     }
 
     /// Calldata for `claim`.
-    pub fn claim_calldata(&self, deposit: &Deposit, signed: &SignedClaim, fee: u128, attestation: Bytes) -> Bytes {
+    pub fn claim_calldata(
+        &self,
+        deposit: &Deposit,
+        signed: &SignedClaim,
+        fee: u128,
+        attestation: Bytes,
+    ) -> Bytes {
         EmailEscrow::claimCall {
             claimKey: signed.auth.claim_key,
             d: deposit.to_sol(),
             to: signed.auth.to,
             fee: alloy::primitives::Uint::<96, 2>::from(fee & crate::deposit::MAX_AMOUNT),
-            maxFee: alloy::primitives::Uint::<96, 2>::from(signed.auth.max_fee & crate::deposit::MAX_AMOUNT),
+            maxFee: alloy::primitives::Uint::<96, 2>::from(
+                signed.auth.max_fee & crate::deposit::MAX_AMOUNT,
+            ),
             deadline: alloy::primitives::Uint::<40, 1>::from(signed.auth.deadline & MAX_TIMESTAMP),
             linkSig: signed.signature.to_bytes(),
             attestation,
@@ -550,9 +761,22 @@ impl SpringMail {
 
     /// Sends a claim transaction and waits for its receipt. A revert comes back as a
     /// receipt with [`TxStatus::Reverted`]; use [`describe_revert`] for its reason.
-    pub async fn submit_claim(&self, deposit: &Deposit, signed: &SignedClaim, fee: u128, attestation: Bytes) -> Result<Receipt, ClientError> {
+    pub async fn submit_claim(
+        &self,
+        deposit: &Deposit,
+        signed: &SignedClaim,
+        fee: u128,
+        attestation: Bytes,
+    ) -> Result<Receipt, ClientError> {
         let data = self.claim_calldata(deposit, signed, fee, attestation);
-        Ok(self.chain.send(TxRequest { to: Some(self.escrow), data, ..Default::default() }).await?)
+        Ok(self
+            .chain
+            .send(TxRequest {
+                to: Some(self.escrow),
+                data,
+                ..Default::default()
+            })
+            .await?)
     }
 
     /// Returns the deposit under `claim_key` to its sender (after expiry anyone may; before,
@@ -563,13 +787,30 @@ impl SpringMail {
             None => {
                 let state = self.status(claim_key).await?;
                 return Err(match state {
-                    DepositStatus::Unknown => ClientError::NotFound { claim_key, escrow: self.escrow },
-                    other => ClientError::NotOpen { state: other.name(), action: "refunded" },
+                    DepositStatus::Unknown => ClientError::NotFound {
+                        claim_key,
+                        escrow: self.escrow,
+                    },
+                    other => ClientError::NotOpen {
+                        state: other.name(),
+                        action: "refunded",
+                    },
                 });
             }
         };
-        let data = EmailEscrow::refundCall { claimKey: claim_key, d: deposit.to_sol() }.abi_encode();
-        let receipt = self.chain.send(TxRequest { to: Some(self.escrow), data: data.into(), ..Default::default() }).await?;
+        let data = EmailEscrow::refundCall {
+            claimKey: claim_key,
+            d: deposit.to_sol(),
+        }
+        .abi_encode();
+        let receipt = self
+            .chain
+            .send(TxRequest {
+                to: Some(self.escrow),
+                data: data.into(),
+                ..Default::default()
+            })
+            .await?;
         check(&receipt, "the refund")?;
         Ok(receipt)
     }
@@ -579,7 +820,9 @@ fn revert_reason(receipt: &Receipt) -> String {
     match &receipt.status {
         TxStatus::Success => "succeeded".into(),
         TxStatus::Reverted { data: Some(d), .. } if !d.is_empty() => describe_revert(d),
-        TxStatus::Reverted { message: Some(m), .. } if !m.is_empty() => m.clone(),
+        TxStatus::Reverted {
+            message: Some(m), ..
+        } if !m.is_empty() => m.clone(),
         TxStatus::Reverted { .. } => "reverted (the node gave no reason)".into(),
     }
 }
@@ -588,7 +831,11 @@ fn check(receipt: &Receipt, action: &'static str) -> Result<(), ClientError> {
     if receipt.succeeded() {
         Ok(())
     } else {
-        Err(ClientError::Reverted { action, reason: revert_reason(receipt), tx_hash: receipt.tx_hash })
+        Err(ClientError::Reverted {
+            action,
+            reason: revert_reason(receipt),
+            tx_hash: receipt.tx_hash,
+        })
     }
 }
 

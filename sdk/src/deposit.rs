@@ -52,10 +52,16 @@ impl Deposit {
             return Err(DepositError::ZeroAmount);
         }
         if self.amount > MAX_AMOUNT {
-            return Err(DepositError::AmountTooLarge { got: self.amount, max: MAX_AMOUNT });
+            return Err(DepositError::AmountTooLarge {
+                got: self.amount,
+                max: MAX_AMOUNT,
+            });
         }
         if self.expiry > MAX_TIMESTAMP {
-            return Err(DepositError::TimestampTooLarge { field: "expiry", got: self.expiry });
+            return Err(DepositError::TimestampTooLarge {
+                field: "expiry",
+                got: self.expiry,
+            });
         }
         Ok(())
     }
@@ -149,13 +155,31 @@ mod tests {
     fn every_field_changes_the_hash() {
         let base = sample();
         let variants = [
-            Deposit { sender: Address::repeat_byte(0x12), ..base },
-            Deposit { token: Address::repeat_byte(0x01), ..base },
-            Deposit { amount: base.amount + 1, ..base },
-            Deposit { expiry: base.expiry + 1, ..base },
+            Deposit {
+                sender: Address::repeat_byte(0x12),
+                ..base
+            },
+            Deposit {
+                token: Address::repeat_byte(0x01),
+                ..base
+            },
+            Deposit {
+                amount: base.amount + 1,
+                ..base
+            },
+            Deposit {
+                expiry: base.expiry + 1,
+                ..base
+            },
             Deposit { flags: 0, ..base },
-            Deposit { watcher: Address::ZERO, ..base },
-            Deposit { recipient: B256::repeat_byte(0x34), ..base },
+            Deposit {
+                watcher: Address::ZERO,
+                ..base
+            },
+            Deposit {
+                recipient: B256::repeat_byte(0x34),
+                ..base
+            },
         ];
         for v in variants {
             assert_ne!(v.hash(), base.hash(), "{v:?}");
@@ -164,14 +188,32 @@ mod tests {
 
     #[test]
     fn validation_names_the_bad_field() {
-        assert_eq!(Deposit { amount: 0, ..sample() }.validate(), Err(DepositError::ZeroAmount));
+        assert_eq!(
+            Deposit {
+                amount: 0,
+                ..sample()
+            }
+            .validate(),
+            Err(DepositError::ZeroAmount)
+        );
         assert!(matches!(
-            Deposit { amount: MAX_AMOUNT + 1, ..sample() }.validate(),
+            Deposit {
+                amount: MAX_AMOUNT + 1,
+                ..sample()
+            }
+            .validate(),
             Err(DepositError::AmountTooLarge { .. })
         ));
         assert!(matches!(
-            Deposit { expiry: MAX_TIMESTAMP + 1, ..sample() }.validate(),
-            Err(DepositError::TimestampTooLarge { field: "expiry", .. })
+            Deposit {
+                expiry: MAX_TIMESTAMP + 1,
+                ..sample()
+            }
+            .validate(),
+            Err(DepositError::TimestampTooLarge {
+                field: "expiry",
+                ..
+            })
         ));
         assert_eq!(sample().validate(), Ok(()));
     }

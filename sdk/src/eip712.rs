@@ -89,8 +89,12 @@ impl ClaimAuth {
             claimKey: self.claim_key,
             deposit: self.deposit_hash,
             to: self.to,
-            maxFee: alloy::primitives::Uint::<96, 2>::from(self.max_fee & crate::deposit::MAX_AMOUNT),
-            deadline: alloy::primitives::Uint::<40, 1>::from(self.deadline & crate::deposit::MAX_TIMESTAMP),
+            maxFee: alloy::primitives::Uint::<96, 2>::from(
+                self.max_fee & crate::deposit::MAX_AMOUNT,
+            ),
+            deadline: alloy::primitives::Uint::<40, 1>::from(
+                self.deadline & crate::deposit::MAX_TIMESTAMP,
+            ),
         }
         .eip712_signing_hash(&domain(id.chain_id, id.escrow))
     }
@@ -102,7 +106,9 @@ impl ClaimAuth {
             claimKey: self.claim_key,
             deposit: self.deposit_hash,
             to: self.to,
-            deadline: alloy::primitives::Uint::<40, 1>::from(self.deadline & crate::deposit::MAX_TIMESTAMP),
+            deadline: alloy::primitives::Uint::<40, 1>::from(
+                self.deadline & crate::deposit::MAX_TIMESTAMP,
+            ),
         }
         .eip712_signing_hash(&domain(id.chain_id, id.escrow))
     }
@@ -124,7 +130,8 @@ impl ClaimAuth {
 
     /// True when `sig` is the claim key's canonical signature of this claim.
     pub fn claim_signature_valid(&self, id: EscrowId, sig: &Signature) -> bool {
-        self.recover_claim_signer(id, sig).is_ok_and(|a| a == self.claim_key)
+        self.recover_claim_signer(id, sig)
+            .is_ok_and(|a| a == self.claim_key)
     }
 }
 
@@ -151,12 +158,24 @@ mod tests {
             max_fee: 100_000,
             deadline: 1_767_225_600,
         };
-        let id = EscrowId { chain_id: 8890, escrow: Address::repeat_byte(3) };
+        let id = EscrowId {
+            chain_id: 8890,
+            escrow: Address::repeat_byte(3),
+        };
         let sig = auth.sign_claim(id, &key);
         assert!(auth.claim_signature_valid(id, &sig));
         assert!(!auth.claim_signature_valid(EscrowId { chain_id: 81, ..id }, &sig));
-        assert!(!auth.claim_signature_valid(EscrowId { escrow: Address::repeat_byte(4), ..id }, &sig));
-        let other = ClaimAuth { deposit_hash: B256::repeat_byte(9), ..auth };
+        assert!(!auth.claim_signature_valid(
+            EscrowId {
+                escrow: Address::repeat_byte(4),
+                ..id
+            },
+            &sig
+        ));
+        let other = ClaimAuth {
+            deposit_hash: B256::repeat_byte(9),
+            ..auth
+        };
         assert!(!other.claim_signature_valid(id, &sig));
         assert_ne!(auth.claim_digest(id), auth.attest_digest(id));
     }

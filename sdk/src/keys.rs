@@ -13,9 +13,8 @@ use zeroize::Zeroize;
 
 /// Half the secp256k1 group order: a signature's `s` must not exceed it (low-s).
 pub const SECP256K1_HALF_N: U256 = U256::from_be_slice(&[
-    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    0xff, 0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b,
-    0x20, 0xa0,
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
 ]);
 
 /// Errors about keys and signatures.
@@ -71,8 +70,9 @@ impl ClaimSecret {
 
     /// Checks that the bytes are a valid secp256k1 secret (non-zero, below n).
     pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, KeyError> {
-        secp256k1::SecretKey::from_byte_array(bytes)
-            .map_err(|_| KeyError::InvalidSecret { field: "claim key secret" })?;
+        secp256k1::SecretKey::from_byte_array(bytes).map_err(|_| KeyError::InvalidSecret {
+            field: "claim key secret",
+        })?;
         Ok(Self(bytes))
     }
 
@@ -128,9 +128,10 @@ impl Signature {
     /// Parses and checks the canonical form: 65 bytes, v in {27, 28}, low s.
     /// `field` names the input in errors (e.g. "Signature" of a CLAIM block).
     pub fn from_slice(field: &'static str, bytes: &[u8]) -> Result<Self, KeyError> {
-        let arr: [u8; 65] = bytes
-            .try_into()
-            .map_err(|_| KeyError::SignatureLength { field, got: bytes.len() })?;
+        let arr: [u8; 65] = bytes.try_into().map_err(|_| KeyError::SignatureLength {
+            field,
+            got: bytes.len(),
+        })?;
         let sig = Signature(arr);
         sig.check_canonical(field)?;
         Ok(sig)
@@ -156,8 +157,13 @@ impl Signature {
     /// Recovers the signer's EVM address with libsecp256k1 (the fast path the watcher uses).
     pub fn recover(&self, field: &'static str, digest: &B256) -> Result<Address, KeyError> {
         self.check_canonical(field)?;
-        let rec_id = secp256k1::ecdsa::RecoveryId::try_from(i32::from(self.0[64] - 27))
-            .map_err(|_| KeyError::SignatureV { field, got: self.0[64] })?;
+        let rec_id =
+            secp256k1::ecdsa::RecoveryId::try_from(i32::from(self.0[64] - 27)).map_err(|_| {
+                KeyError::SignatureV {
+                    field,
+                    got: self.0[64],
+                }
+            })?;
         let sig = secp256k1::ecdsa::RecoverableSignature::from_compact(&self.0[..64], rec_id)
             .map_err(|_| KeyError::Unrecoverable { field })?;
         let msg = secp256k1::Message::from_digest(digest.0);
@@ -208,11 +214,17 @@ mod tests {
         bad_v[64] = 1;
         assert_eq!(
             Signature::from_slice("Signature", &bad_v),
-            Err(KeyError::SignatureV { field: "Signature", got: 1 })
+            Err(KeyError::SignatureV {
+                field: "Signature",
+                got: 1
+            })
         );
         assert_eq!(
             Signature::from_slice("Signature", &sig.0[..64]),
-            Err(KeyError::SignatureLength { field: "Signature", got: 64 })
+            Err(KeyError::SignatureLength {
+                field: "Signature",
+                got: 64
+            })
         );
     }
 

@@ -16,7 +16,9 @@ use revm::primitives::TxKind;
 use revm::state::AccountInfo;
 use revm::{DatabaseRef, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
 
-use super::{CallResult, Chain, ChainError, ChainLog, Head, LogFilter, Receipt, TxRequest, TxStatus};
+use super::{
+    CallResult, Chain, ChainError, ChainLog, Head, LogFilter, Receipt, TxRequest, TxStatus,
+};
 
 /// Gas limit of each embedded block and default transaction gas.
 const BLOCK_GAS_LIMIT: u64 = 30_000_000;
@@ -40,7 +42,9 @@ pub struct EmbeddedChain {
 
 impl std::fmt::Debug for EmbeddedChain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedChain").field("account", &self.account).finish()
+        f.debug_struct("EmbeddedChain")
+            .field("account", &self.account)
+            .finish()
     }
 }
 
@@ -71,7 +75,10 @@ impl EmbeddedChain {
 
     /// A handle on the same chain that sends as `account`.
     pub fn as_account(&self, account: Address) -> Self {
-        EmbeddedChain { state: self.state.clone(), account }
+        EmbeddedChain {
+            state: self.state.clone(),
+            account,
+        }
     }
 
     /// Adds `amount` base units to an account's native balance.
@@ -120,12 +127,11 @@ impl EmbeddedChain {
             .map_err(|e| ChainError::Invalid(format!("bad transaction: {e:?}")))
     }
 
-    fn context(st: &mut State, number: u64, timestamp: u64) -> Context<
-        revm::context::BlockEnv,
-        TxEnv,
-        revm::context::CfgEnv,
-        CacheDB<EmptyDB>,
-    > {
+    fn context(
+        st: &mut State,
+        number: u64,
+        timestamp: u64,
+    ) -> Context<revm::context::BlockEnv, TxEnv, revm::context::CfgEnv, CacheDB<EmptyDB>> {
         let db = std::mem::replace(&mut st.db, CacheDB::new(EmptyDB::default()));
         let chain_id = st.chain_id;
         Context::mainnet()
@@ -145,7 +151,11 @@ impl EmbeddedChain {
 }
 
 fn nonce_of(db: &CacheDB<EmptyDB>, who: Address) -> u64 {
-    db.basic_ref(who).ok().flatten().map(|i: AccountInfo| i.nonce).unwrap_or(0)
+    db.basic_ref(who)
+        .ok()
+        .flatten()
+        .map(|i: AccountInfo| i.nonce)
+        .unwrap_or(0)
 }
 
 #[async_trait]
@@ -159,17 +169,31 @@ impl Chain for EmbeddedChain {
     }
 
     fn describe(&self) -> String {
-        format!("embedded development chain (revm, chain id {}), not a real network", self.chain_id())
+        format!(
+            "embedded development chain (revm, chain id {}), not a real network",
+            self.chain_id()
+        )
     }
 
     async fn call(&self, to: Address, data: Bytes) -> Result<CallResult, ChainError> {
         let mut st = self.lock();
         let nonce = nonce_of(&st.db, self.account);
-        let tx = self.tx_env(&st, &TxRequest { to: Some(to), data, ..Default::default() }, nonce)?;
+        let tx = self.tx_env(
+            &st,
+            &TxRequest {
+                to: Some(to),
+                data,
+                ..Default::default()
+            },
+            nonce,
+        )?;
         let (number, timestamp) = (st.number, st.timestamp);
         let mut evm = Self::context(&mut st, number, timestamp).build_mainnet();
         let res = evm.transact(tx);
-        st.db = std::mem::replace(&mut evm.ctx.journaled_state.database, CacheDB::new(EmptyDB::default()));
+        st.db = std::mem::replace(
+            &mut evm.ctx.journaled_state.database,
+            CacheDB::new(EmptyDB::default()),
+        );
         let res = res.map_err(|e| ChainError::Invalid(format!("call rejected: {e:?}")))?;
         Ok(match res.result {
             ExecutionResult::Success { output, .. } => CallResult::Success(output.into_data()),
@@ -188,7 +212,10 @@ impl Chain for EmbeddedChain {
         let timestamp = st.timestamp + 1;
         let mut evm = Self::context(&mut st, number, timestamp).build_mainnet();
         let res = evm.transact_commit(env);
-        st.db = std::mem::replace(&mut evm.ctx.journaled_state.database, CacheDB::new(EmptyDB::default()));
+        st.db = std::mem::replace(
+            &mut evm.ctx.journaled_state.database,
+            CacheDB::new(EmptyDB::default()),
+        );
         let result = res.map_err(|e| ChainError::Rpc {
             method: "submit".into(),
             code: -32000,
@@ -211,22 +238,42 @@ impl Chain for EmbeddedChain {
                 };
                 (TxStatus::Success, logs, created)
             }
-            ExecutionResult::Revert { output, .. } => {
-                (TxStatus::Reverted { data: Some(output), message: None }, Vec::new(), None)
-            }
+            ExecutionResult::Revert { output, .. } => (
+                TxStatus::Reverted {
+                    data: Some(output),
+                    message: None,
+                },
+                Vec::new(),
+                None,
+            ),
             ExecutionResult::Halt { reason, .. } => (
-                TxStatus::Reverted { data: None, message: Some(format!("halted: {reason:?}")) },
+                TxStatus::Reverted {
+                    data: None,
+                    message: Some(format!("halted: {reason:?}")),
+                },
                 Vec::new(),
                 None,
             ),
         };
         let base = st.logs.len() as u64;
         for (i, log) in logs.iter().enumerate() {
-            st.logs.push(ChainLog { block_number: number, tx_hash, log_index: base + i as u64, log: log.clone() });
+            st.logs.push(ChainLog {
+                block_number: number,
+                tx_hash,
+                log_index: base + i as u64,
+                log: log.clone(),
+            });
         }
         st.receipts.insert(
             tx_hash,
-            Receipt { tx_hash, block_number: number, gas_used, status, logs, contract_address },
+            Receipt {
+                tx_hash,
+                block_number: number,
+                gas_used,
+                status,
+                logs,
+                contract_address,
+            },
         );
         Ok(tx_hash)
     }
@@ -255,12 +302,21 @@ impl Chain for EmbeddedChain {
 
     async fn head(&self) -> Result<Head, ChainError> {
         let st = self.lock();
-        Ok(Head { number: st.number, timestamp: st.timestamp })
+        Ok(Head {
+            number: st.number,
+            timestamp: st.timestamp,
+        })
     }
 
     async fn balance(&self, who: Address) -> Result<U256, ChainError> {
         let st = self.lock();
-        Ok(st.db.basic_ref(who).ok().flatten().map(|i| i.balance).unwrap_or_default())
+        Ok(st
+            .db
+            .basic_ref(who)
+            .ok()
+            .flatten()
+            .map(|i| i.balance)
+            .unwrap_or_default())
     }
 
     fn poll_interval(&self) -> std::time::Duration {

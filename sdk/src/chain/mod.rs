@@ -39,7 +39,10 @@ pub enum TxStatus {
     Success,
     /// It reverted. `data` is the revert data where the backend has it (qtumd has none);
     /// `message` a decoded reason where one exists.
-    Reverted { data: Option<Bytes>, message: Option<String> },
+    Reverted {
+        data: Option<Bytes>,
+        message: Option<String>,
+    },
 }
 
 /// A mined transaction.
@@ -118,7 +121,11 @@ pub enum ChainError {
     Unreachable { endpoint: String, reason: String },
     /// The node answered an error.
     #[error("the node refused {method}: {message} (code {code})")]
-    Rpc { method: String, code: i64, message: String },
+    Rpc {
+        method: String,
+        code: i64,
+        message: String,
+    },
     /// The chain id differs from the one configured.
     #[error("the node is on chain {got}, expected {expected}")]
     ChainIdMismatch { expected: u64, got: u64 },
@@ -187,7 +194,11 @@ pub trait Chain: Send + Sync {
     }
 
     /// Submits and waits for the receipt, up to `timeout`.
-    async fn send_with_timeout(&self, tx: TxRequest, timeout: Duration) -> Result<Receipt, ChainError> {
+    async fn send_with_timeout(
+        &self,
+        tx: TxRequest,
+        timeout: Duration,
+    ) -> Result<Receipt, ChainError> {
         let tx_hash = self.submit(tx).await?;
         self.wait(tx_hash, timeout).await
     }
@@ -205,7 +216,10 @@ pub trait Chain: Send + Sync {
                 return Ok(r);
             }
             if start.elapsed() >= timeout {
-                return Err(ChainError::NotMined { tx_hash, waited: start.elapsed() });
+                return Err(ChainError::NotMined {
+                    tx_hash,
+                    waited: start.elapsed(),
+                });
             }
             tokio::time::sleep(self.poll_interval()).await;
         }
@@ -217,9 +231,12 @@ pub trait Chain: Send + Sync {
         alloy::sol! { function balanceOf(address who) external view returns (uint256); }
         let data = balanceOfCall { who }.abi_encode();
         match self.call(token, data.into()).await? {
-            CallResult::Success(out) => balanceOfCall::abi_decode_returns(&out).map_err(|e| {
-                ChainError::BadResponse { method: "balanceOf".into(), reason: e.to_string() }
-            }),
+            CallResult::Success(out) => {
+                balanceOfCall::abi_decode_returns(&out).map_err(|e| ChainError::BadResponse {
+                    method: "balanceOf".into(),
+                    reason: e.to_string(),
+                })
+            }
             CallResult::Reverted(_) => Err(ChainError::BadResponse {
                 method: "balanceOf".into(),
                 reason: format!("token {token} reverted"),
