@@ -7,6 +7,7 @@
 //! {
 //!   "version": 1,
 //!   "address": "0x…",            // the key's EVM (keccak) address, public, for display
+//!   "qtum_hash160": "0x…",       // hash160 of its compressed public key (its Qtum address)
 //!   "kdf": { "name": "scrypt", "log_n": 15, "r": 8, "p": 1, "salt": "…32 hex…" },
 //!   "cipher": { "name": "aes-256-gcm", "nonce": "…24 hex…" },
 //!   "ciphertext": "…96 hex…"     // the 32-byte secret, then the 16-byte GCM tag
@@ -15,8 +16,8 @@
 //!
 //! The key is `scrypt(password, salt, log_n, r, p)` (32 bytes) and the secret is sealed
 //! with AES-256-GCM under a fresh 12-byte nonce. The associated data is
-//! `"springmail-keystore/v1" ‖ address ‖ log_n ‖ r (u32 BE) ‖ p (u32 BE)`, so editing the
-//! address or weakening the KDF parameters in the file makes decryption fail instead of
+//! `"springmail-keystore/v1" ‖ address ‖ qtum_hash160 ‖ log_n ‖ r (u32 BE) ‖ p (u32 BE)`, so
+//! editing an address or weakening the KDF parameters in the file makes decryption fail instead of
 //! silently succeeding. A wrong password and a tampered file are the same error: GCM
 //! cannot tell them apart, and [`KeystoreError::WrongPassword`] says so.
 //!
@@ -143,6 +144,7 @@ struct CipherJson {
 struct FileJson {
     version: u32,
     address: String,
+    qtum_hash160: String,
     kdf: KdfJson,
     cipher: CipherJson,
     ciphertext: String,
@@ -152,6 +154,7 @@ struct FileJson {
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeystoreFile {
     address: Address,
+    qtum_hash160: Address,
     params: KdfParams,
     salt: [u8; 32],
     nonce: [u8; 12],
@@ -185,10 +188,11 @@ fn derive_key(
     Ok(key)
 }
 
-fn aad(address: Address, params: KdfParams) -> Vec<u8> {
-    let mut out = Vec::with_capacity(AAD_TAG.len() + 20 + 9);
+fn aad(address: Address, qtum_hash160: Address, params: KdfParams) -> Vec<u8> {
+    let mut out = Vec::with_capacity(AAD_TAG.len() + 40 + 9);
     out.extend_from_slice(AAD_TAG);
     out.extend_from_slice(address.as_slice());
+    out.extend_from_slice(qtum_hash160.as_slice());
     out.push(params.log_n);
     out.extend_from_slice(&params.r.to_be_bytes());
     out.extend_from_slice(&params.p.to_be_bytes());
@@ -248,6 +252,7 @@ impl KeystoreFile {
         rand::rngs::OsRng.fill_bytes(&mut salt);
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let address = secret.address();
+        let qtum_hash160 = crate::qtum::qtum_sender_of_secret(secret);
         let key = derive_key(password, &salt, params)?;
         let cipher = Aes256Gcm::new_from_slice(&key[..]).expect("32-byte key");
         let ciphertext = cipher
@@ -255,7 +260,7 @@ impl KeystoreFile {
                 Nonce::from_slice(&nonce),
                 Payload {
                     msg: secret.expose_bytes(),
-                    aad: &aad(address, params),
+                    aad: &aad(address, qtum_hash160, params),
                 },
             )
             .map_err(|_| KeystoreError::Invalid {
@@ -264,6 +269,7 @@ impl KeystoreFile {
             })?;
         Ok(KeystoreFile {
             address,
+            qtum_hash160,
             params,
             salt,
             nonce,
@@ -281,7 +287,7 @@ impl KeystoreFile {
                     Nonce::from_slice(&self.nonce),
                     Payload {
                         msg: &self.ciphertext,
-                        aad: &aad(self.address, self.params),
+                        aad: &aad(self.address, self.qtum_hash160, self.params),
                     },
                 )
                 .map_err(|_| KeystoreError::WrongPassword)?,
@@ -295,7 +301,9 @@ impl KeystoreFile {
             field: "ciphertext",
             reason: "the sealed key is not a valid secp256k1 secret".into(),
         })?;
-        if secret.address() != self.address {
+        if secret.address() != self.address
+            || crate::qtum::qtum_sender_of_secret(&secret) != self.qtum_hash160
+        {
             return Err(KeystoreError::Invalid {
                 field: "address",
                 reason: "does not match the sealed key".into(),
@@ -309,6 +317,12 @@ impl KeystoreFile {
         self.address
     }
 
+    /// The key's Qtum identity, `hash160(compressed pubkey)`: its base58 address on a
+    /// Qtum chain ([`crate::qtum::encode_address`]), readable without the password.
+    pub fn qtum_hash160(&self) -> Address {
+        self.qtum_hash160
+    }
+
     /// The scrypt parameters.
     pub fn kdf_params(&self) -> KdfParams {
         self.params
@@ -319,6 +333,7 @@ impl KeystoreFile {
         let file = FileJson {
             version: KEYSTORE_VERSION,
             address: self.address.to_checksum(None),
+            qtum_hash160: self.qtum_hash160.to_checksum(None),
             kdf: KdfJson {
                 name: "scrypt".into(),
                 log_n: self.params.log_n,
@@ -375,6 +390,12 @@ impl KeystoreFile {
                 field: "address",
                 reason: e.to_string(),
             })?;
+        let qtum_hash160 = crate::qtum::parse_hex_address(&file.qtum_hash160).map_err(|e| {
+            KeystoreError::Invalid {
+                field: "qtum_hash160",
+                reason: e.to_string(),
+            }
+        })?;
         let ciphertext = hex::decode(&file.ciphertext).map_err(|e| KeystoreError::Invalid {
             field: "ciphertext",
             reason: e.to_string(),
@@ -387,6 +408,7 @@ impl KeystoreFile {
         }
         Ok(KeystoreFile {
             address,
+            qtum_hash160,
             params,
             salt: hex_field("kdf.salt", &file.kdf.salt)?,
             nonce: hex_field("cipher.nonce", &file.cipher.nonce)?,
@@ -531,6 +553,14 @@ mod tests {
         // Another address.
         let mut other = json.clone();
         other["address"] = Address::repeat_byte(1).to_checksum(None).into();
+        let other = KeystoreFile::from_json(&other.to_string()).unwrap();
+        assert!(matches!(
+            other.decrypt(b"pw"),
+            Err(KeystoreError::WrongPassword)
+        ));
+        // Another Qtum address.
+        let mut other = json.clone();
+        other["qtum_hash160"] = Address::repeat_byte(2).to_checksum(None).into();
         let other = KeystoreFile::from_json(&other.to_string()).unwrap();
         assert!(matches!(
             other.decrypt(b"pw"),

@@ -1,0 +1,272 @@
+//! Command-line flags. Every subcommand's help ends with an example.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const ROOT_AFTER: &str = "\
+Examples:
+  springmail demo                                       the whole story on a built-in chain, no setup
+  springmail wallet new                                 make a key (encrypted keystore)
+  springmail send --to bob@example.com --amount '1.5 QTUM'
+  springmail claim sm1.AAAA… --to qUbJ…                 claim with the link from the email
+  springmail status sm1.AAAA…
+
+Configuration: ./springmail.toml, or --config FILE, or SPRINGMAIL_CONFIG; flags and
+SPRINGMAIL_* variables override it. Secrets come only from the environment or prompts:
+SPRINGMAIL_PASSWORD (keystore), SPRINGMAIL_PRIVATE_KEY (instead of a keystore),
+SPRINGMAIL_SMTP_PASSWORD, SPRINGMAIL_QTUM_RPC_PASSWORD. See docs/CLI.md.
+
+Exit codes: 0 done, 1 the operation failed (refused, reverted, not delivered),
+2 bad input or configuration, 3 a service could not be reached (try again).";
+
+/// Send QTUM or QRC20 tokens to an email address, claim them, run a watcher.
+#[derive(Debug, Parser)]
+#[command(name = "springmail", version, about, long_about = None, after_help = ROOT_AFTER)]
+#[command(propagate_version = true, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes; each overrides the config file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalArgs {
+    /// Config file (default: ./springmail.toml, then ~/.config/springmail/springmail.toml)
+    #[arg(long, global = true, env = "SPRINGMAIL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Chain backend: evm-rpc (anvil, any EVM node) or qtum (qtumd)
+    #[arg(long, global = true, env = "SPRINGMAIL_BACKEND", value_name = "NAME")]
+    pub backend: Option<String>,
+    /// Node URL, e.g. http://127.0.0.1:8545
+    #[arg(long, global = true, env = "SPRINGMAIL_RPC_URL", value_name = "URL")]
+    pub rpc: Option<String>,
+    /// Chain id the node must have (8890 regtest/anvil, 8889 testnet, 81 mainnet)
+    #[arg(long, global = true, env = "SPRINGMAIL_CHAIN_ID", value_name = "ID")]
+    pub chain_id: Option<u64>,
+    /// Escrow contract address (from `springmail deploy`)
+    #[arg(long, global = true, env = "SPRINGMAIL_ESCROW", value_name = "ADDR")]
+    pub escrow: Option<String>,
+    /// Encrypted keystore file of your key
+    #[arg(long, global = true, env = "SPRINGMAIL_KEYSTORE", value_name = "FILE")]
+    pub keystore: Option<PathBuf>,
+    /// Print results as JSON on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v debug, -vv trace); never shows secrets
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make, import or show your key (Qtum WIF and base58 address, encrypted keystore)
+    #[command(subcommand)]
+    Wallet(WalletCommand),
+    /// Deploy the EmailEscrow contract from your key
+    #[command(
+        after_help = "Example:\n  springmail --rpc http://127.0.0.1:8545 deploy\n\n\
+        Then put the printed escrow address into springmail.toml ([chain] escrow)."
+    )]
+    Deploy(DeployArgs),
+    /// Deposit to an email address and send the recipient the notification email
+    #[command(after_help = SEND_AFTER)]
+    Send(SendArgs),
+    /// Claim a deposit with its link: directly on chain, or by mail through its watcher
+    #[command(after_help = CLAIM_AFTER)]
+    Claim(ClaimArgs),
+    /// Take a deposit back (after expiry; before it only if it was sent --cancellable)
+    #[command(
+        after_help = "Example:\n  springmail refund 0x3f5CE5FBFe3E9af3971dD833D26bA9b5C936f0bE\n  \
+        springmail refund sm1.AAAA…          (a link works too)"
+    )]
+    Refund(RefundArgs),
+    /// Show where a deposit stands: open, expired, claimed or refunded
+    #[command(after_help = "Example:\n  springmail status sm1.AAAA…\n  \
+        springmail status 0x3f5CE5FBFe3E9af3971dD833D26bA9b5C936f0bE\n  \
+        springmail status --csv payroll.results.csv")]
+    Status(StatusArgs),
+    /// Run a watcher: read claim mail, verify it, release the funds, reply in thread
+    #[command(
+        after_help = "Example:\n  SPRINGMAIL_PASSWORD=… springmail watch --config watcher.toml\n\n\
+        Here --config names the watcher's own config file (see docs/OPERATIONS.md)."
+    )]
+    Watch(WatchArgs),
+    /// The whole story in one process on a built-in chain: no setup, no network
+    #[command(
+        after_help = "Example:\n  springmail demo\n  springmail demo --keep /tmp/springmail-demo   (keep the mails and keys to look at)"
+    )]
+    Demo(DemoArgs),
+}
+
+const SEND_AFTER: &str = "\
+Examples:
+  springmail send --to bob@example.com --amount '1.5 QTUM'
+  springmail send --to bob@example.com --amount '1.5 QTUM' --link-only --out bob.eml
+  springmail send --to carol@example.net --amount '250 USDT' --token 0x5FbDB2315678afecb367f032d93F642f64180aa3
+  springmail send --csv payroll.csv          (columns: email,amount[,watcher])
+
+Email mode (the default when [watcher] is configured, or with --watcher): claiming needs
+the watcher's attestation, so only a mail from the recipient's address can claim.
+Link mode (--link-only): the link alone can claim.
+
+With --csv, results go to FILE.results.csv next to it (claim links and transaction ids;
+keep it private). Running the same command again skips the rows already paid and
+finishes interrupted ones without paying twice.";
+
+const CLAIM_AFTER: &str = "\
+Examples:
+  springmail claim sm1.AAAA… --to qUbJ2pD6yGBKX6rLBFPgKZ5AkvrNBi3XG8
+  springmail claim 'https://claim.example/claim#sm1.AAAA…' --to qUbJ… --mail --email bob@example.com --out claim.eml
+
+A link-mode deposit is claimed directly when you have a funded key (it pays the gas).
+An email-mode deposit (or --mail) is claimed by mail: the claim is signed here, the
+link's secret stays here, and a claim mail to the watcher is sent through [mail]
+smtp_url, written to --out, or printed as a CLAIM block to paste into your reply.";
+
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// Make a new key and save it to an encrypted keystore
+    #[command(after_help = "Example:\n  springmail wallet new\n  \
+        SPRINGMAIL_PASSWORD=… springmail wallet new --keystore ./alice.json --show-wif")]
+    New {
+        /// Also print the private key as WIF (to import into a Qtum node: qtum-cli importprivkey WIF)
+        #[arg(long)]
+        show_wif: bool,
+    },
+    /// Save an existing key (hex or WIF, from SPRINGMAIL_PRIVATE_KEY or a prompt) to a keystore
+    #[command(
+        after_help = "Example:\n  SPRINGMAIL_PRIVATE_KEY=0xac09…ff80 springmail wallet import --keystore ./dev.json"
+    )]
+    Import,
+    /// Show the keystore's addresses (and with --show-wif the key itself)
+    #[command(
+        after_help = "Example:\n  springmail wallet show\n  springmail wallet show --show-wif"
+    )]
+    Show {
+        /// Unlock the keystore and print the private key as WIF
+        #[arg(long)]
+        show_wif: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Recipient email address
+    #[arg(
+        long,
+        value_name = "EMAIL",
+        conflicts_with = "csv",
+        required_unless_present = "csv"
+    )]
+    pub to: Option<String>,
+    /// Amount with its unit, e.g. "1.5 QTUM" (or the token's symbol with --token)
+    #[arg(
+        long,
+        value_name = "AMOUNT",
+        conflicts_with = "csv",
+        required_unless_present = "csv"
+    )]
+    pub amount: Option<String>,
+    /// Many recipients from a CSV file: email,amount[,watcher]
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Send a QRC20/ERC20 token at this address instead of the native coin
+    #[arg(long, value_name = "ADDR")]
+    pub token: Option<String>,
+    /// How long the recipient has to claim: 30d, 12h, 90m, 2w (default 30d)
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<String>,
+    /// Email mode: this watcher must attest claims (base58 or 0x address)
+    #[arg(long, value_name = "ADDR", conflicts_with = "link_only")]
+    pub watcher: Option<String>,
+    /// The watcher's mailbox, where claims are mailed (Reply-To of the notification)
+    #[arg(long, value_name = "EMAIL")]
+    pub watcher_email: Option<String>,
+    /// Link mode: the claim link alone can claim, no watcher involved
+    #[arg(long)]
+    pub link_only: bool,
+    /// Let yourself take the deposit back before it expires
+    #[arg(long)]
+    pub cancellable: bool,
+    /// A personal note for the notification email
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+    /// Write the notification to this file (with --csv: this directory) instead of sending it
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Do not send or write a notification; just print the claim link
+    #[arg(long, conflicts_with = "out")]
+    pub no_mail: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClaimArgs {
+    /// The claim link: sm1.… or https://…/claim#sm1.…
+    #[arg(value_name = "LINK")]
+    pub link: String,
+    /// Where the money goes: your address (q…/Q… on Qtum chains, or 0x…)
+    #[arg(long, value_name = "ADDR")]
+    pub to: String,
+    /// Claim by mail through the deposit's watcher even in link mode
+    #[arg(long, conflicts_with = "direct")]
+    pub mail: bool,
+    /// Submit the claim yourself (link mode only; your key pays the gas)
+    #[arg(long)]
+    pub direct: bool,
+    /// Your email address: the one the money was sent to (From of the claim mail)
+    #[arg(long, value_name = "EMAIL")]
+    pub email: Option<String>,
+    /// The watcher's mailbox (the Reply-To of the notification email)
+    #[arg(long, value_name = "EMAIL")]
+    pub watcher_email: Option<String>,
+    /// The most the watcher may keep for paying the gas, e.g. "0.01 QTUM"
+    #[arg(long, value_name = "AMOUNT")]
+    pub max_fee: Option<String>,
+    /// Message-ID of the notification to reply to (default: derived from the link)
+    #[arg(long, value_name = "ID")]
+    pub in_reply_to: Option<String>,
+    /// Write the claim mail to this file instead of sending it
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RefundArgs {
+    /// The deposit: its claim key (0x…) or its link
+    #[arg(value_name = "CLAIM_KEY|LINK")]
+    pub deposit: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The deposit: its claim key (0x…) or its link
+    #[arg(
+        value_name = "CLAIM_KEY|LINK",
+        required_unless_present = "csv",
+        conflicts_with = "csv"
+    )]
+    pub deposit: Option<String>,
+    /// Every deposit of a `send --csv` result file
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Handle the mail that is there now, then exit (instead of waiting for more)
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's files (mail directories, keys) in this directory
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+}

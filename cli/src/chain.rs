@@ -1,0 +1,130 @@
+//! Connecting to the configured chain, and reading what a command needs from it.
+
+use std::sync::Arc;
+
+use alloy::sol_types::SolCall;
+use anyhow::Context;
+use springmail_sdk::amount::Asset;
+use springmail_sdk::chain::evm_rpc::EvmRpcChain;
+use springmail_sdk::chain::qtum::{QtumChain, QtumConfig};
+use springmail_sdk::chain::{CallResult, Chain};
+use springmail_sdk::client::SpringMail;
+use springmail_sdk::keys::ClaimSecret;
+use springmail_sdk::Address;
+
+use crate::config::{Backend, Settings};
+use crate::report::input_error;
+
+/// The environment variable with qtumd's RPC password.
+pub const QTUM_RPC_PASSWORD_ENV: &str = "SPRINGMAIL_QTUM_RPC_PASSWORD";
+
+/// Connects to the configured node. `key` signs transactions on `evm-rpc` (a throwaway
+/// key is used for read-only work when `None`); on `qtum` the node's wallet signs for
+/// `[chain] sender`. `chain_id` (e.g. a link's) must match the node and the config.
+pub async fn connect(
+    settings: &Settings,
+    key: Option<&ClaimSecret>,
+    chain_id: Option<u64>,
+) -> anyhow::Result<Arc<dyn Chain>> {
+    let expected = match (settings.chain_id, chain_id) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(input_error(
+                format!("the claim link is for chain {b}, but the configuration says chain {a}"),
+                "point --rpc and --chain-id at the chain the link was made on",
+            ))
+        }
+        (a, b) => b.or(a),
+    };
+    match settings.backend {
+        Backend::Embedded => Err(input_error(
+            "the embedded chain lives inside one springmail process only, so nothing sent on it would last",
+            "use `springmail demo` to see it, or set [chain] backend = \"evm-rpc\" or \"qtum\" with a url",
+        )),
+        Backend::EvmRpc => {
+            let secret = match key {
+                Some(k) => k.clone(),
+                None => ClaimSecret::random(),
+            };
+            let chain = EvmRpcChain::connect(&settings.rpc_url, secret.signer(), expected)
+                .await
+                .context("cannot connect to the chain")?;
+            tracing::debug!(chain = %chain.describe(), "connected");
+            Ok(Arc::new(chain))
+        }
+        Backend::Qtum => {
+            let sender = settings.qtum.sender.clone().ok_or_else(|| {
+                input_error(
+                    "the qtum backend needs your sender address ([chain] sender or SPRINGMAIL_QTUM_SENDER)",
+                    "use an address whose key is in the node's wallet (qtum-cli getnewaddress, or importprivkey the WIF from `springmail wallet show --show-wif`)",
+                )
+            })?;
+            let user = settings.qtum.rpc_user.clone().unwrap_or_default();
+            let password = std::env::var(QTUM_RPC_PASSWORD_ENV).unwrap_or_default();
+            let mut cfg = QtumConfig::new(settings.rpc_url.clone(), user, password, sender);
+            if let Some(w) = &settings.qtum.node_wallet {
+                cfg = cfg.wallet(w.clone());
+            }
+            if let Some(p) = settings.qtum.gas_price {
+                cfg.gas_price_sat = p;
+            }
+            if let Some(id) = expected {
+                cfg = cfg.expect_chain_id(id);
+            }
+            let chain = QtumChain::connect(cfg).await.context("cannot connect to the Qtum node")?;
+            Ok(Arc::new(chain))
+        }
+    }
+}
+
+/// The configured escrow, or an error that says how to get one.
+pub fn escrow(settings: &Settings) -> anyhow::Result<Address> {
+    settings.escrow.ok_or_else(|| {
+        input_error(
+            "no escrow contract is configured",
+            "deploy one with `springmail deploy`, then set [chain] escrow in springmail.toml (or --escrow ADDR)",
+        )
+    })
+}
+
+/// A client on the configured escrow.
+pub fn client(settings: &Settings, chain: Arc<dyn Chain>, escrow: Address) -> SpringMail {
+    SpringMail::new(chain, escrow).with_start_block(settings.start_block)
+}
+
+/// The asset of a deposit: the chain's coin, or a token's symbol and decimals read from it.
+pub async fn asset_for(chain: &dyn Chain, token: Option<Address>) -> anyhow::Result<Asset> {
+    let Some(token) = token.filter(|t| *t != Address::ZERO) else {
+        return Ok(Asset::for_chain(chain.chain_id()));
+    };
+    alloy::sol! {
+        function symbol() external view returns (string);
+        function decimals() external view returns (uint8);
+    }
+    let not_token = || {
+        input_error(
+            format!("{token} does not answer symbol() and decimals() like a QRC20/ERC20 token"),
+            "check the --token address",
+        )
+    };
+    let symbol = match chain.call(token, symbolCall {}.abi_encode().into()).await? {
+        CallResult::Success(out) => {
+            symbolCall::abi_decode_returns(&out).map_err(|_| not_token())?
+        }
+        CallResult::Reverted(_) => return Err(not_token()),
+    };
+    let decimals = match chain
+        .call(token, decimalsCall {}.abi_encode().into())
+        .await?
+    {
+        CallResult::Success(out) => {
+            decimalsCall::abi_decode_returns(&out).map_err(|_| not_token())?
+        }
+        CallResult::Reverted(_) => return Err(not_token()),
+    };
+    Asset::new(symbol.trim(), decimals).with_context(|| format!("token {token}"))
+}
+
+/// Prints an address the way users of the chain expect (base58 on Qtum chains).
+pub fn show(chain_id: u64, address: Address) -> String {
+    springmail_sdk::qtum::format_address(chain_id, address)
+}

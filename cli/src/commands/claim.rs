@@ -1,0 +1,230 @@
+//! `springmail claim LINK --to ADDR`: sign locally; submit directly (link mode, your key
+//! pays the gas) or mail the signed CLAIM block to the deposit's watcher.
+
+use anyhow::Context;
+use springmail_sdk::amount::{Amount, Asset};
+use springmail_sdk::client::SpringMail;
+use springmail_sdk::deposit::Deposit;
+use springmail_sdk::email;
+use springmail_sdk::link::ClaimLink;
+use springmail_sdk::mail::{self, ClaimMail};
+use springmail_sdk::markup::ClaimBlock;
+use springmail_sdk::{qtum, Address};
+
+use crate::args::ClaimArgs;
+use crate::chain::{asset_for, connect, show};
+use crate::notify::{self, Delivery};
+use crate::output::Summary;
+use crate::report::input_error;
+use crate::{secrets, Ctx};
+
+/// How long a mailed claim stays valid (capped at the deposit's expiry).
+pub const CLAIM_VALIDITY_SECS: u64 = 7 * 86_400;
+
+/// The default most a relayer may keep: 0.01 of the coin (10^(decimals-2) base units),
+/// never more than the deposit.
+pub fn default_max_fee(asset: &Asset, amount: u128) -> u128 {
+    let unit = 10u128.saturating_pow(u32::from(asset.decimals().saturating_sub(2)));
+    unit.min(amount)
+}
+
+fn client_for(
+    ctx: &Ctx,
+    chain: std::sync::Arc<dyn springmail_sdk::chain::Chain>,
+    link: &ClaimLink,
+) -> SpringMail {
+    // Event scans start at the configured block only when the link is for the configured escrow.
+    let start = if ctx.settings.escrow == Some(link.escrow) {
+        ctx.settings.start_block
+    } else {
+        0
+    };
+    SpringMail::new(chain, link.escrow).with_start_block(start)
+}
+
+/// Runs `claim`.
+pub async fn run(ctx: &Ctx, a: &ClaimArgs) -> anyhow::Result<()> {
+    let link = ClaimLink::parse(&a.link).context("the claim link")?;
+    let to = qtum::parse_address(link.chain_id, &a.to)
+        .with_context(|| format!("--to {:?}", a.to.trim()))?;
+    if to == Address::ZERO {
+        return Err(input_error(
+            "--to is the zero address",
+            "give your own address",
+        ));
+    }
+    let reader = connect(&ctx.settings, None, Some(link.chain_id)).await?;
+    let ro = client_for(ctx, reader.clone(), &link);
+    let deposit = ro
+        .open_deposit_for(&link)
+        .await
+        .context("cannot claim this deposit")?;
+    let asset = asset_for(reader.as_ref(), Some(deposit.token)).await?;
+    let amount = Amount::from_units(deposit.amount, asset.clone())?;
+    if a.direct && !deposit.is_link_mode() {
+        return Err(input_error(
+            format!(
+                "this deposit is in email mode: its watcher {} must attest the claim, so it cannot be claimed directly",
+                show(link.chain_id, deposit.watcher)
+            ),
+            "leave out --direct: the claim is then signed here and mailed to the watcher",
+        ));
+    }
+    let by_mail = a.mail || !deposit.is_link_mode();
+    if !by_mail {
+        return claim_directly(ctx, &link, to, &amount).await;
+    }
+    claim_by_mail(ctx, a, &ro, &link, &deposit, to, &asset, &amount).await
+}
+
+async fn claim_directly(
+    ctx: &Ctx,
+    link: &ClaimLink,
+    to: Address,
+    amount: &Amount,
+) -> anyhow::Result<()> {
+    if !secrets::key_available(&ctx.settings.keystore) {
+        return Err(input_error(
+            "claiming directly needs a key with a little coin for the gas, and none is set up",
+            "make one with `springmail wallet new` (or set SPRINGMAIL_PRIVATE_KEY), or use --mail --email YOU@… to have a watcher submit it",
+        ));
+    }
+    let key = secrets::signing_key(&ctx.settings.keystore)?;
+    let chain = connect(&ctx.settings, Some(&key), Some(link.chain_id)).await?;
+    let client = client_for(ctx, chain, link);
+    let receipt = client
+        .claim_with_link(link, to)
+        .await
+        .context("the claim failed")?;
+    let mut s = Summary::new(format!("Claimed {amount} to {}", show(link.chain_id, to)));
+    s.row("amount", "amount", amount.to_string());
+    s.row("to", "to", show(link.chain_id, to));
+    s.row("tx", "transaction", receipt.tx_hash.to_string());
+    s.row("block", "block", receipt.block_number.to_string());
+    s.print(ctx.json);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn claim_by_mail(
+    ctx: &Ctx,
+    a: &ClaimArgs,
+    ro: &SpringMail,
+    link: &ClaimLink,
+    deposit: &Deposit,
+    to: Address,
+    asset: &Asset,
+    amount: &Amount,
+) -> anyhow::Result<()> {
+    let settings = &ctx.settings;
+    let my_email = a
+        .email
+        .clone()
+        .or_else(|| settings.mail_address.clone())
+        .ok_or_else(|| {
+            input_error(
+                "claiming by mail needs your email address: the one the money was sent to",
+                "pass --email YOU@EXAMPLE.COM (or set [mail] address in springmail.toml)",
+            )
+        })?;
+    let normalized =
+        email::normalize(&my_email).with_context(|| format!("--email {my_email:?}"))?;
+    if email::commitment(&normalized, &link.salt)? != deposit.recipient {
+        return Err(input_error(
+            format!("this deposit was not sent to {normalized}"),
+            "use the address the notification email was sent to (--email)",
+        ));
+    }
+    let max_fee = match a.max_fee.as_deref().or(settings.max_fee.as_deref()) {
+        Some(text) => Amount::parse(text, asset).with_context(|| format!("--max-fee {text:?}"))?,
+        None => Amount::from_units(default_max_fee(asset, deposit.amount), asset.clone())?,
+    };
+    if max_fee.units() > deposit.amount {
+        return Err(input_error(
+            format!("the maximum fee {max_fee} is more than the deposit ({amount})"),
+            "choose a smaller --max-fee",
+        ));
+    }
+    let now = ro.chain().head().await?.timestamp;
+    let deadline = now.saturating_add(CLAIM_VALIDITY_SECS).min(deposit.expiry);
+    let signed = ro.sign_claim(link, deposit, to, max_fee.units(), deadline)?;
+    let block = ClaimBlock {
+        chain_id: link.chain_id,
+        escrow: link.escrow,
+        claim_key: link.claim_key(),
+        to,
+        max_fee: max_fee.clone(),
+        deadline,
+        salt: link.salt.clone(),
+        signature: signed.signature,
+    };
+    let watcher_email = a
+        .watcher_email
+        .clone()
+        .or_else(|| settings.watcher_email.clone());
+    let delivery = match (&a.out, &settings.smtp_url) {
+        (Some(p), _) => Delivery::File(p.clone()),
+        (None, Some(url)) if watcher_email.is_some() => Delivery::Smtp(url.clone()),
+        _ => Delivery::None,
+    };
+    let mut s = Summary::new(format!(
+        "Signed a claim for {amount} to {}",
+        show(link.chain_id, to)
+    ));
+    s.row("amount", "amount", amount.to_string());
+    s.row("to", "to", show(link.chain_id, to));
+    s.row("max_fee", "watcher fee at most", max_fee.to_string());
+    s.row("deadline", "valid until", mail::human_date(deadline));
+    if delivery == Delivery::None {
+        s.data("claim_block", block.render());
+        s.note(format!(
+            "\nReply to the notification email from {normalized} and paste this block into the body:\n\n{}\n\
+             (It holds a signature, not your link: the link stays here.)",
+            block.render().trim_end()
+        ));
+        s.print(ctx.json);
+        return Ok(());
+    }
+    let watcher_email = watcher_email.ok_or_else(|| {
+        input_error(
+            "the claim mail needs the watcher's mailbox: the Reply-To of the notification email",
+            "pass --watcher-email (or set [watcher] email in springmail.toml)",
+        )
+    })?;
+    let parent = match &a.in_reply_to {
+        Some(id) => id.clone(),
+        None => mail::notification_message_id(link, &normalized)?,
+    };
+    let built = mail::claim_mail(&ClaimMail {
+        from: &my_email,
+        watcher_email: &watcher_email,
+        block: &block,
+        in_reply_to: Some(&parent),
+        subject: None,
+        date: None,
+    })?;
+    let where_ = notify::deliver(settings, &delivery, &built)
+        .await
+        .context("the claim mail was not delivered")?;
+    s.row("claim_mail", "claim mail", where_.unwrap_or_default());
+    s.data("message_id", built.message_id.clone());
+    s.note(format!(
+        "\nThe watcher checks the mail and the chain, pays, and answers in the thread.\n\
+         Follow it with: springmail status {}",
+        link.claim_key().to_checksum(None)
+    ));
+    s.print(ctx.json);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_fee_is_a_hundredth_capped_at_the_amount() {
+        assert_eq!(default_max_fee(&Asset::qtum(), 150_000_000), 1_000_000);
+        assert_eq!(default_max_fee(&Asset::qtum(), 10), 10);
+        assert_eq!(default_max_fee(&Asset::new("T", 0).unwrap(), 5), 1);
+    }
+}

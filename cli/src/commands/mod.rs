@@ -1,0 +1,11 @@
+//! One module per subcommand.
+
+pub mod batch;
+pub mod claim;
+pub mod demo;
+pub mod deploy;
+pub mod refund;
+pub mod send;
+pub mod status;
+pub mod wallet;
+pub mod watch;

@@ -1,0 +1,116 @@
+//! `springmail wallet new|import|show`.
+
+use springmail_sdk::keys::ClaimSecret;
+use springmail_sdk::keystore::{KdfParams, KeystoreFile};
+use springmail_sdk::qtum::{self, QtumNetwork};
+
+use crate::args::WalletCommand;
+use crate::output::Summary;
+use crate::report::input_error;
+use crate::secrets;
+use crate::Ctx;
+
+/// Runs a wallet subcommand.
+pub async fn run(ctx: &Ctx, cmd: WalletCommand) -> anyhow::Result<()> {
+    let path = ctx.settings.keystore.clone();
+    match cmd {
+        WalletCommand::New { show_wif } => {
+            refuse_existing(&path)?;
+            let secret = ClaimSecret::random();
+            let password = secrets::new_password()?;
+            secrets::save_new(&secret, &path, &password, KdfParams::default())?;
+            let file = KeystoreFile::load(&path)?;
+            print(
+                ctx,
+                "Created a new key",
+                &path,
+                &file,
+                show_wif.then_some(&secret),
+            );
+            Ok(())
+        }
+        WalletCommand::Import => {
+            refuse_existing(&path)?;
+            let secret = match std::env::var(secrets::PRIVATE_KEY_ENV)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+            {
+                Some(text) => secrets::parse_private_key(&text)?,
+                None => secrets::prompt_key()?,
+            };
+            let password = secrets::new_password()?;
+            secrets::save_new(&secret, &path, &password, KdfParams::default())?;
+            let file = KeystoreFile::load(&path)?;
+            print(ctx, "Imported the key", &path, &file, None);
+            Ok(())
+        }
+        WalletCommand::Show { show_wif } => {
+            let file = KeystoreFile::load(&path)?;
+            let secret = if show_wif {
+                Some(secrets::unlock(&path)?)
+            } else {
+                None
+            };
+            print(ctx, "Your key", &path, &file, secret.as_ref());
+            Ok(())
+        }
+    }
+}
+
+fn refuse_existing(path: &std::path::Path) -> anyhow::Result<()> {
+    if path.exists() {
+        return Err(input_error(
+            format!(
+                "a keystore already exists at {}; refusing to overwrite it",
+                path.display()
+            ),
+            "choose another file with --keystore, or move the old one away first",
+        ));
+    }
+    Ok(())
+}
+
+fn print(
+    ctx: &Ctx,
+    title: &str,
+    path: &std::path::Path,
+    file: &KeystoreFile,
+    secret: Option<&ClaimSecret>,
+) {
+    let network = ctx
+        .settings
+        .chain_id
+        .and_then(QtumNetwork::from_chain_id)
+        .unwrap_or(QtumNetwork::Regtest);
+    let mut s = Summary::new(title);
+    s.row("keystore", "keystore", path.display().to_string());
+    s.row(
+        "qtum_address",
+        "Qtum address",
+        qtum::encode_address(file.qtum_hash160(), network),
+    );
+    s.row(
+        "evm_account",
+        "EVM account",
+        format!(
+            "{} = {}",
+            qtum::encode_address(file.address(), network),
+            file.address().to_checksum(None)
+        ),
+    );
+    if let Some(secret) = secret {
+        s.row(
+            "wif",
+            "private key (WIF)",
+            qtum::encode_wif(secret, network, true),
+        );
+    }
+    s.data("network", network.name());
+    s.note(format!(
+        "\nOn a Qtum node ({network}), receive and send with the Qtum address; import the key with\n\
+         `qtum-cli importprivkey WIF` (see `springmail wallet show --show-wif`).\n\
+         On anvil or another EVM chain, your account is the EVM account (shown in base58 on Qtum chain ids).\n\
+         The keystore is encrypted with your password; keep a backup of the file and the password."
+    ));
+    s.print(ctx.json);
+}

@@ -1,0 +1,292 @@
+//! From an error chain to what the user sees: one line naming what is wrong, one hint
+//! line saying what to do, and an exit code.
+//!
+//! Exit codes: 0 done; 1 the operation failed (refused, reverted, not delivered);
+//! 2 bad input or configuration; 3 a service could not be reached (try again later).
+
+use std::fmt;
+
+use springmail_sdk::amount::AmountError;
+use springmail_sdk::chain::ChainError;
+use springmail_sdk::client::ClientError;
+use springmail_sdk::email::EmailError;
+use springmail_sdk::keystore::KeystoreError;
+use springmail_sdk::link::LinkError;
+use springmail_sdk::mail::MailError;
+use springmail_sdk::markup::MarkupError;
+use springmail_sdk::qtum::{AddressError, WifError};
+
+use crate::config::ConfigError;
+
+/// What kind of failure, which decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    /// The operation was tried and failed (exit 1).
+    Failed,
+    /// The input or configuration is wrong (exit 2).
+    Input,
+    /// A service could not be reached; retrying may work (exit 3).
+    Unavailable,
+}
+
+impl ExitKind {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitKind::Failed => 1,
+            ExitKind::Input => 2,
+            ExitKind::Unavailable => 3,
+        }
+    }
+}
+
+/// An error with a hint attached. Its `Display` is the wrapped error's, its `source`
+/// the wrapped error's source, so the chain reads as if it were not there.
+#[derive(Debug)]
+pub struct Hinted {
+    error: anyhow::Error,
+    /// What to do about it.
+    pub hint: String,
+    /// Exit kind.
+    pub kind: ExitKind,
+}
+
+impl fmt::Display for Hinted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl std::error::Error for Hinted {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+/// Attaches a hint and an exit kind to an error.
+pub fn hinted(
+    error: impl Into<anyhow::Error>,
+    hint: impl Into<String>,
+    kind: ExitKind,
+) -> anyhow::Error {
+    anyhow::Error::new(Hinted {
+        error: error.into(),
+        hint: hint.into(),
+        kind,
+    })
+}
+
+/// A plain input error with a hint.
+pub fn input_error(message: impl fmt::Display, hint: impl Into<String>) -> anyhow::Error {
+    hinted(anyhow::anyhow!("{message}"), hint, ExitKind::Input)
+}
+
+/// A plain failure with a hint.
+pub fn failure(message: impl fmt::Display, hint: impl Into<String>) -> anyhow::Error {
+    hinted(anyhow::anyhow!("{message}"), hint, ExitKind::Failed)
+}
+
+/// What to print and how to exit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The error chain on one line.
+    pub line: String,
+    /// The hint, if one applies.
+    pub hint: Option<String>,
+    /// The exit code.
+    pub code: u8,
+}
+
+/// The one-line message, hint and exit code for an error chain.
+pub fn report(err: &anyhow::Error) -> Report {
+    let line = one_line(&format!("{err:#}"));
+    let (hint, kind) = hint_for(err);
+    Report {
+        line,
+        hint,
+        code: kind.code(),
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+const AMOUNT_HINT: &str =
+    "write the amount as a decimal with its unit, e.g. \"1.5 QTUM\" (QTUM has 8 decimals)";
+const LINK_HINT: &str =
+    "copy the whole claim link from the email: it starts with sm1. or https://…/claim#sm1. (quote it in the shell)";
+const ADDRESS_HINT: &str = "on Qtum chains give a base58 address (q… on testnet/regtest, Q… on mainnet) or 0x followed by 40 hex digits";
+
+fn hint_for(err: &anyhow::Error) -> (Option<String>, ExitKind) {
+    for cause in err.chain() {
+        if let Some(h) = cause.downcast_ref::<Hinted>() {
+            return (Some(h.hint.clone()), h.kind);
+        }
+        if let Some(found) = known(cause) {
+            return (Some(found.0.to_string()), found.1);
+        }
+    }
+    (None, ExitKind::Failed)
+}
+
+fn known(cause: &(dyn std::error::Error + 'static)) -> Option<(String, ExitKind)> {
+    use ExitKind::*;
+    let s = |t: &str, k| Some((t.to_string(), k));
+    if cause.is::<AmountError>() {
+        return s(AMOUNT_HINT, Input);
+    }
+    if cause.is::<LinkError>() {
+        return s(LINK_HINT, Input);
+    }
+    if cause.is::<EmailError>() {
+        return s("give a full email address like bob@example.com", Input);
+    }
+    if cause.is::<AddressError>() {
+        return s(ADDRESS_HINT, Input);
+    }
+    if cause.is::<WifError>() {
+        return s(
+            "give the key as WIF (c…/K…/L…) or as 0x followed by 64 hex digits",
+            Input,
+        );
+    }
+    if cause.is::<MarkupError>() {
+        return s("the CLAIM block must be copied whole, from -----BEGIN BISMTP CLAIM----- to -----END BISMTP CLAIM-----", Input);
+    }
+    if cause.is::<ConfigError>() {
+        return s(
+            "fix the keys named above (see docs/CLI.md for the config file)",
+            Input,
+        );
+    }
+    if let Some(e) = cause.downcast_ref::<MailError>() {
+        return match e {
+            MailError::Write(_) => None,
+            _ => s(
+                "check the email addresses in [mail] and [watcher], or the flags",
+                Input,
+            ),
+        };
+    }
+    if let Some(e) = cause.downcast_ref::<KeystoreError>() {
+        return match e {
+            KeystoreError::WrongPassword => s(
+                "set SPRINGMAIL_PASSWORD to the password the keystore was made with, or type it at the prompt",
+                Input,
+            ),
+            KeystoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => s(
+                "make a key with `springmail wallet new` (or import one with `springmail wallet import`), \
+                 pass --keystore FILE, or set SPRINGMAIL_PRIVATE_KEY",
+                Input,
+            ),
+            KeystoreError::Exists { .. } => s("choose another file with --keystore, or move the old one away", Input),
+            KeystoreError::EmptyPassword => s("choose a password (or set SPRINGMAIL_PASSWORD)", Input),
+            _ => s("the keystore file is damaged; restore it from a backup", Input),
+        };
+    }
+    if let Some(e) = cause.downcast_ref::<ChainError>() {
+        return chain_hint(e);
+    }
+    if let Some(e) = cause.downcast_ref::<ClientError>() {
+        return match e {
+            ClientError::Chain(c) => chain_hint(c),
+            ClientError::Expired { .. } => s("the sender can take it back with `springmail refund`; ask them to send again", Failed),
+            ClientError::NeedsWatcher { .. } => s(
+                "claim by mail: springmail claim LINK --to ADDR --email YOUR_EMAIL (it writes the claim mail to the watcher)",
+                Input,
+            ),
+            ClientError::NotFound { .. } => s(
+                "check that --rpc points at the chain the link was made on, and that the deposit transaction was mined",
+                Failed,
+            ),
+            ClientError::NotOpen { .. } => s("see `springmail status` for where the money went", Failed),
+            ClientError::WrongEscrow { .. } => s("point --rpc / [chain] at the chain named in the link", Input),
+            ClientError::Email(_) => s("give a full email address like bob@example.com", Input),
+            ClientError::Deposit(_) => s(AMOUNT_HINT, Input),
+            ClientError::Reverted { .. } => s("nothing was paid; see the reason above", Failed),
+            ClientError::Decode(_) => s("is [chain] escrow really an EmailEscrow contract on this chain?", Failed),
+        };
+    }
+    if let Some(e) = cause.downcast_ref::<lettre::transport::smtp::Error>() {
+        return if e.is_transient() || e.is_timeout() || e.to_string().contains("Connection") {
+            s("is the SMTP server at [mail] smtp_url running? nothing was paid twice: run the same command again, or use --out FILE", Unavailable)
+        } else {
+            s("check [mail] smtp_url, smtp_user and SPRINGMAIL_SMTP_PASSWORD; or write the mail to a file with --out", Failed)
+        };
+    }
+    if let Some(e) = cause.downcast_ref::<std::io::Error>() {
+        return match e.kind() {
+            std::io::ErrorKind::NotFound => s("check the file name", Input),
+            std::io::ErrorKind::PermissionDenied => s("check the file's permissions", Input),
+            _ => None,
+        };
+    }
+    None
+}
+
+fn chain_hint(e: &ChainError) -> Option<(String, ExitKind)> {
+    use ExitKind::*;
+    let (t, k) = match e {
+        ChainError::Unreachable { .. } => (
+            "is the node running? set [chain] url in springmail.toml, or --rpc URL (SPRINGMAIL_RPC_URL)".to_string(),
+            Unavailable,
+        ),
+        ChainError::NotMined { .. } => (
+            "the transaction may still be mined: check with `springmail status` before trying again".to_string(),
+            Unavailable,
+        ),
+        ChainError::ChainIdMismatch { .. } => {
+            ("set [chain] chain_id (or --chain-id) to the node's chain, or point --rpc at the right node".to_string(), Input)
+        }
+        ChainError::Rpc { message, .. } if message.to_lowercase().contains("insufficient funds") => (
+            "your account cannot pay the amount and the gas: fund it (springmail wallet show prints its address)".to_string(),
+            Failed,
+        ),
+        ChainError::Rpc { .. } if e.is_transient() => ("the node is busy; try again in a moment".to_string(), Unavailable),
+        ChainError::Rpc { .. } => ("the node refused the request; see its reason above".to_string(), Failed),
+        ChainError::BadResponse { .. } => ("is the URL really a node of the configured backend?".to_string(), Failed),
+        ChainError::Invalid(_) => ("check the [chain] settings".to_string(), Input),
+    };
+    Some((t, k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn hints_survive_context() {
+        let err: anyhow::Result<()> = Err(input_error("bad thing", "do this"));
+        let err = err.context("while sending").unwrap_err();
+        let r = report(&err);
+        assert_eq!(r.line, "while sending: bad thing");
+        assert_eq!(r.hint.as_deref(), Some("do this"));
+        assert_eq!(r.code, 2);
+    }
+
+    #[test]
+    fn sdk_errors_get_hints() {
+        let err = anyhow::Error::new(springmail_sdk::link::ClaimLink::parse("nope").unwrap_err())
+            .context("reading the link");
+        let r = report(&err);
+        assert!(r.hint.unwrap().contains("sm1."));
+        assert_eq!(r.code, 2);
+        let err = anyhow::Error::new(ChainError::Unreachable {
+            endpoint: "http://x".into(),
+            reason: "refused".into(),
+        });
+        assert_eq!(report(&err).code, 3);
+    }
+
+    #[test]
+    fn multi_line_messages_become_one_line() {
+        let err = anyhow::anyhow!("first\nsecond\r\n third");
+        assert_eq!(report(&err).line, "first second third");
+    }
+}
