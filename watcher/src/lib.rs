@@ -1,1 +1,42 @@
-//! Spring Mail watcher.
+//! Spring Mail watcher: reads claim mail, proves who sent it, verifies the claim
+//! against the chain, releases the escrowed deposit, and replies in the same thread.
+//!
+//! One module per stage, each taking the previous stage's typed output:
+//!
+//! | stage | module | output |
+//! |---|---|---|
+//! | 1 ingest | [`ingest`] | [`ingest::FetchedMail`] (IMAP, a directory, memory) |
+//! | 2 authenticate | [`authenticate`] | [`authenticate::AuthOutcome`]: DKIM-proven sender, or dropped |
+//! | 3 verify | [`verify`] | [`verify::Verdict`]: a [`verify::ClaimPlan`], or a refusal with a sentence |
+//! | 4 submit | [`submit`] | [`submit::SubmitOutcome`]: claimed with a transaction id, or refused |
+//! | 5 reply | [`reply`] | a DKIM-signed, threaded reply through a [`reply::ReplySink`] |
+//!
+//! The [`journal`] records every state change before its effect; [`service::Watcher`]
+//! runs the pipeline; [`config`] reads the TOML file; [`metrics`] serves
+//! `/healthz` and `/metrics`.
+//!
+//! Library users (the CLI's `springmail watch` and `springmail demo`) build a
+//! [`service::WatcherParts`] — by hand, or from a file with
+//! [`config::RawConfig::load`] → [`config::Settings`] → [`config::Settings::resolve`] —
+//! and call [`service::Watcher::run_once`] or [`service::Watcher::run`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod authenticate;
+pub mod ingest;
+pub mod journal;
+pub mod metrics;
+pub mod reply;
+pub mod service;
+pub mod submit;
+pub mod verify;
+
+#[doc(hidden)]
+pub mod testkit;
+
+pub use authenticate::{AuthOutcome, DkimKeys, DropReason, MailAuthenticator, PinnedRecords};
+pub use ingest::{DirSource, MailSource, MemorySource};
+pub use journal::{Folder, Journal, OutcomeKind};
+pub use reply::{DirSink, MemorySink, ReplySink, SmtpSink};
+pub use service::{RunReport, Watcher, WatcherError, WatcherParts};
+pub use verify::{RefusalReason, Verdict};

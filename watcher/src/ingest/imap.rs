@@ -1,0 +1,1 @@
+//! IMAP source (being written).

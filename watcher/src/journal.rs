@@ -1,0 +1,1140 @@
+//! The journal: every state change of every message, written before its effect.
+//!
+//! One SQLite file (`journal.sqlite3` in the data directory) in WAL mode with
+//! `synchronous = FULL`, so a committed change survives a crash or a power cut.
+//! Writes go through [`Journal::write`], which runs a closure inside one transaction:
+//! the pipeline batches the changes of many messages into one commit (group commit).
+//!
+//! A message moves through these states, each committed before the effect that
+//! follows it:
+//!
+//! ```text
+//! received ──► decided ─────────────────────────────► done
+//!    │            ▲                                     (filed in Processed/Rejected)
+//!    └► accepted ─┴► submitting ──► submitted ──► decided
+//!        (plan)      (intent:        (tx hash
+//!                     chain state     known)
+//!                     is re-read
+//!                     before any
+//!                     send)
+//! ```
+//!
+//! * `received`: the raw bytes are stored with the message and the mailbox
+//!   checkpoint moves past its UID in the same transaction, so a fetched message is
+//!   never lost and never fetched twice.
+//! * `accepted`: verification passed; the claim plan and the reply context are stored
+//!   and the raw bytes dropped. The `claims` table holds one row per deposit (claim
+//!   key), so two mails can never both submit for one deposit.
+//! * `submitting` is written *before* the transaction is broadcast; after a crash
+//!   the submitter re-reads the deposit on chain before it sends anything again.
+//! * `decided`: the outcome (claimed / refused / dropped / duplicate) and the reply,
+//!   if any, are committed together; the reply sits in the `outbox` until sent.
+//! * `done`: the message has been filed in its folder.
+//!
+//! A restart resumes every message that is not `done` and every unsent reply.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+/// Name of the journal file inside the data directory.
+pub const JOURNAL_FILE: &str = "journal.sqlite3";
+
+/// The schema version this code writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Errors of the journal itself (disk, corruption, misuse). Always fatal for the
+/// step that hit them: nothing is done without its journal entry.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// SQLite failed.
+    #[error("journal {path}: {source}")]
+    Sqlite {
+        /// The journal file.
+        path: PathBuf,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+    /// The journal belongs to another chain, escrow or watcher.
+    #[error("journal {path} was made for {stored}, but this watcher is {current}; use another data directory")]
+    IdentityMismatch {
+        /// The journal file.
+        path: PathBuf,
+        /// What the journal says.
+        stored: String,
+        /// What the configuration says.
+        current: String,
+    },
+    /// A stored value does not decode.
+    #[error("journal {path}: corrupt {what}: {reason}")]
+    Corrupt {
+        /// The journal file.
+        path: PathBuf,
+        /// Which value.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where a message lives in its source: mailbox, UIDVALIDITY and UID.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct MailKey {
+    /// The mailbox (folder) name, e.g. `INBOX`.
+    pub mailbox: String,
+    /// The mailbox's UIDVALIDITY when the message was fetched.
+    pub uid_validity: u32,
+    /// The message's UID.
+    pub uid: u32,
+}
+
+impl std::fmt::Display for MailKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.mailbox, self.uid_validity, self.uid)
+    }
+}
+
+/// The durable position in a mailbox: every UID up to `last_uid` has a journal entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The mailbox's UIDVALIDITY.
+    pub uid_validity: u32,
+    /// The highest UID recorded.
+    pub last_uid: u32,
+}
+
+/// Where a message is in the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageState {
+    /// Fetched and stored; not yet judged.
+    Received,
+    /// Verified; waiting for the submitter.
+    Accepted,
+    /// The claim transaction may have been broadcast (its hash is not recorded yet).
+    Submitting,
+    /// The claim transaction was broadcast; its hash is recorded.
+    Submitted,
+    /// The outcome and the reply are committed; waiting to be filed.
+    Decided,
+    /// Filed; nothing left to do.
+    Done,
+}
+
+impl MessageState {
+    /// The name stored in the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageState::Received => "received",
+            MessageState::Accepted => "accepted",
+            MessageState::Submitting => "submitting",
+            MessageState::Submitted => "submitted",
+            MessageState::Decided => "decided",
+            MessageState::Done => "done",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "received" => MessageState::Received,
+            "accepted" => MessageState::Accepted,
+            "submitting" => MessageState::Submitting,
+            "submitted" => MessageState::Submitted,
+            "decided" => MessageState::Decided,
+            "done" => MessageState::Done,
+            _ => return None,
+        })
+    }
+}
+
+/// The folder a handled message is moved to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Folder {
+    /// Claims that were paid.
+    Processed,
+    /// Everything else (refused, dropped, duplicates).
+    Rejected,
+}
+
+impl Folder {
+    /// The folder's name on the mail server.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Folder::Processed => "Processed",
+            Folder::Rejected => "Rejected",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "Processed" => Some(Folder::Processed),
+            "Rejected" => Some(Folder::Rejected),
+            _ => None,
+        }
+    }
+}
+
+/// The kind of a final outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutcomeKind {
+    /// The deposit was released to the claimant.
+    Claimed,
+    /// An authenticated claim that was refused (the sender got a reply saying why).
+    Refused,
+    /// Mail that was not authenticated, an auto-reply or a bounce: filed, never answered.
+    Dropped,
+    /// A second copy of a message already handled: filed, not answered again.
+    Duplicate,
+}
+
+impl OutcomeKind {
+    /// The name stored in the journal and used as the metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Claimed => "claimed",
+            OutcomeKind::Refused => "refused",
+            OutcomeKind::Dropped => "dropped",
+            OutcomeKind::Duplicate => "duplicate",
+        }
+    }
+
+    /// Every kind, for metrics.
+    pub const ALL: [OutcomeKind; 4] = [
+        OutcomeKind::Claimed,
+        OutcomeKind::Refused,
+        OutcomeKind::Dropped,
+        OutcomeKind::Duplicate,
+    ];
+
+    fn parse(s: &str) -> Option<Self> {
+        OutcomeKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A final outcome as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// What happened.
+    pub kind: OutcomeKind,
+    /// A stable machine code, e.g. `dkim-missing`, `expired`, `claimed`.
+    pub code: String,
+    /// The sentence a person reads (the same words as in the reply).
+    pub text: String,
+    /// The claim transaction, for claimed deposits (and reverted submissions).
+    pub tx_hash: Option<String>,
+}
+
+/// A message's row.
+#[derive(Debug, Clone)]
+pub struct MessageRecord {
+    /// Row id.
+    pub id: i64,
+    /// Where it is in the source.
+    pub key: MailKey,
+    /// Its size in bytes as the server reported it.
+    pub size: u64,
+    /// Where it is in the pipeline.
+    pub state: MessageState,
+    /// A short hash of the Message-ID (never the Message-ID itself in logs).
+    pub msgid_hash: Option<String>,
+    /// The raw message, kept only until it is judged.
+    pub raw: Option<Vec<u8>>,
+    /// The claim plan (JSON), for accepted claims.
+    pub plan: Option<String>,
+    /// The reply context (JSON): who to answer and in which thread.
+    pub reply_ctx: Option<String>,
+    /// The claim transaction, once known.
+    pub tx_hash: Option<String>,
+    /// The outcome, once decided.
+    pub outcome: Option<Outcome>,
+    /// The folder, once decided.
+    pub folder: Option<Folder>,
+    /// Transient failures so far at the current state.
+    pub attempts: u32,
+    /// Unix seconds before which the current state is not retried.
+    pub next_attempt_at: u64,
+}
+
+/// A reply waiting in the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    /// Row id.
+    pub id: i64,
+    /// The message it answers.
+    pub message_row: i64,
+    /// Envelope sender.
+    pub mail_from: String,
+    /// Envelope recipient.
+    pub rcpt: String,
+    /// The signed RFC 5322 bytes.
+    pub bytes: Vec<u8>,
+    /// Failed attempts so far.
+    pub attempts: u32,
+}
+
+/// Counts for the metrics endpoint, read from the journal at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    /// Decided messages by outcome kind.
+    pub outcomes: Vec<(OutcomeKind, u64)>,
+    /// Messages not yet done.
+    pub unfinished: u64,
+    /// Replies not yet sent.
+    pub outbox_pending: u64,
+}
+
+/// The journal. Cheap to share behind an `Arc`; writes are serialized.
+pub struct Journal {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").field("path", &self.path).finish()
+    }
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoint (
+    mailbox      TEXT PRIMARY KEY,
+    uid_validity INTEGER NOT NULL,
+    last_uid     INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id              INTEGER PRIMARY KEY,
+    mailbox         TEXT NOT NULL,
+    uid_validity    INTEGER NOT NULL,
+    uid             INTEGER NOT NULL,
+    size            INTEGER NOT NULL,
+    state           TEXT NOT NULL,
+    msgid_hash      TEXT,
+    raw             BLOB,
+    plan            TEXT,
+    reply_ctx       TEXT,
+    claim_key       TEXT,
+    tx_hash         TEXT,
+    outcome         TEXT,
+    outcome_code    TEXT,
+    outcome_text    TEXT,
+    folder          TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    received_at     INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    UNIQUE (mailbox, uid_validity, uid)
+);
+CREATE INDEX IF NOT EXISTS messages_unfinished ON messages (state) WHERE state <> 'done';
+CREATE TABLE IF NOT EXISTS seen (
+    msgid_hash TEXT PRIMARY KEY,
+    message_id INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS claims (
+    claim_key  TEXT PRIMARY KEY,
+    message_id INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id              INTEGER PRIMARY KEY,
+    message_id      INTEGER NOT NULL,
+    mail_from       TEXT NOT NULL,
+    rcpt            TEXT NOT NULL,
+    bytes           BLOB NOT NULL,
+    state           TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL,
+    sent_at         INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state) WHERE state = 'pending';
+"#;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal in `data_dir`.
+    pub fn open_in(data_dir: &Path) -> Result<Self, JournalError> {
+        Self::open(&data_dir.join(JOURNAL_FILE))
+    }
+
+    /// Opens (creating if needed) the journal file at `path`.
+    pub fn open(path: &Path) -> Result<Self, JournalError> {
+        let path = path.to_path_buf();
+        let err = |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
+            params![SCHEMA_VERSION.to_string()],
+        )
+        .map_err(err)?;
+        Ok(Journal {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // Every write runs in a transaction that rolls back on drop, so a panic in
+        // another holder leaves the connection consistent.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
+        move |source| JournalError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Records which chain, escrow and watcher this journal serves, or checks that it
+    /// is the same as recorded (a journal is never shared between two of them).
+    pub fn bind_identity(&self, identity: &str) -> Result<(), JournalError> {
+        let conn = self.lock();
+        let e = self.err();
+        let stored: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'identity'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(&e)?;
+        match stored {
+            Some(stored) if stored != identity => Err(JournalError::IdentityMismatch {
+                path: self.path.clone(),
+                stored,
+                current: identity.to_string(),
+            }),
+            Some(_) => Ok(()),
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('identity', ?1)",
+                    params![identity],
+                )
+                .map_err(&e)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs `f` in one transaction and commits it (group commit: batch as many
+    /// changes as are ready). On `Err` nothing is written.
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&mut JournalTx<'_>) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(self.err())?;
+        let mut jtx = JournalTx {
+            tx,
+            path: &self.path,
+            now: unix_now(),
+        };
+        let out = f(&mut jtx)?;
+        jtx.tx.commit().map_err(self.err())?;
+        Ok(out)
+    }
+
+    /// A value from the meta table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, JournalError> {
+        self.lock()
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(self.err())
+    }
+
+    /// The checkpoint of a mailbox, if any message was ever recorded from it.
+    pub fn checkpoint(&self, mailbox: &str) -> Result<Option<Checkpoint>, JournalError> {
+        self.lock()
+            .query_row(
+                "SELECT uid_validity, last_uid FROM checkpoint WHERE mailbox = ?1",
+                params![mailbox],
+                |r| {
+                    Ok(Checkpoint {
+                        uid_validity: r.get(0)?,
+                        last_uid: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
+    /// One message by row id.
+    pub fn message(&self, id: i64) -> Result<Option<MessageRecord>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(&format!("{SELECT_MESSAGE} WHERE id = ?1"))
+            .map_err(self.err())?;
+        let row = stmt
+            .query_row(params![id], read_message)
+            .optional()
+            .map_err(self.err())?;
+        row.transpose()
+            .map_err(|reason| self.corrupt("message", reason))
+    }
+
+    /// Every message that is not done, oldest first.
+    pub fn unfinished(&self) -> Result<Vec<MessageRecord>, JournalError> {
+        self.select_messages(&format!(
+            "{SELECT_MESSAGE} WHERE state <> 'done' ORDER BY id"
+        ))
+    }
+
+    /// Every message, oldest first (tests and the operations tooling).
+    pub fn all_messages(&self) -> Result<Vec<MessageRecord>, JournalError> {
+        self.select_messages(&format!("{SELECT_MESSAGE} ORDER BY id"))
+    }
+
+    fn select_messages(&self, sql: &str) -> Result<Vec<MessageRecord>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(sql).map_err(self.err())?;
+        let rows = stmt.query_map([], read_message).map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(
+                row.map_err(self.err())?
+                    .map_err(|reason| self.corrupt("message", reason))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Replies not yet sent whose retry time has come.
+    pub fn outbox_due(&self, now: u64) -> Result<Vec<OutboxItem>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, message_id, mail_from, rcpt, bytes, attempts FROM outbox
+                 WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY id",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![now.min(i64::MAX as u64) as i64], |r| {
+                Ok(OutboxItem {
+                    id: r.get(0)?,
+                    message_row: r.get(1)?,
+                    mail_from: r.get(2)?,
+                    rcpt: r.get(3)?,
+                    bytes: r.get(4)?,
+                    attempts: r.get(5)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
+    /// Every reply ever queued for a message (tests).
+    pub fn outbox_for(&self, message_row: i64) -> Result<Vec<(String, Vec<u8>)>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT state, bytes FROM outbox WHERE message_id = ?1 ORDER BY id")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![message_row], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
+    /// Counts for metrics.
+    pub fn stats(&self) -> Result<JournalStats, JournalError> {
+        let conn = self.lock();
+        let e = self.err();
+        let mut stats = JournalStats::default();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT outcome, COUNT(*) FROM messages WHERE outcome IS NOT NULL GROUP BY outcome",
+            )
+            .map_err(&e)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(&e)?;
+        for row in rows {
+            let (kind, n) = row.map_err(&e)?;
+            if let Some(kind) = OutcomeKind::parse(&kind) {
+                stats.outcomes.push((kind, n as u64));
+            }
+        }
+        stats.unfinished = conn
+            .query_row(
+                "SELECT COUNT(*) FROM messages WHERE state <> 'done'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(&e)? as u64;
+        stats.outbox_pending = conn
+            .query_row(
+                "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(&e)? as u64;
+        Ok(stats)
+    }
+
+    fn corrupt(&self, what: &'static str, reason: String) -> JournalError {
+        JournalError::Corrupt {
+            path: self.path.clone(),
+            what,
+            reason,
+        }
+    }
+}
+
+const SELECT_MESSAGE: &str =
+    "SELECT id, mailbox, uid_validity, uid, size, state, msgid_hash, raw, plan, reply_ctx,
+    tx_hash, outcome, outcome_code, outcome_text, folder, attempts, next_attempt_at FROM messages";
+
+type RowResult = Result<MessageRecord, String>;
+
+fn read_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<RowResult> {
+    let state: String = r.get(5)?;
+    let outcome: Option<String> = r.get(11)?;
+    let folder: Option<String> = r.get(14)?;
+    let tx_hash: Option<String> = r.get(10)?;
+    let Some(state) = MessageState::parse(&state) else {
+        return Ok(Err(format!("unknown state {state:?}")));
+    };
+    let outcome = match outcome {
+        None => None,
+        Some(kind) => match OutcomeKind::parse(&kind) {
+            Some(kind) => Some(Outcome {
+                kind,
+                code: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
+                text: r.get::<_, Option<String>>(13)?.unwrap_or_default(),
+                tx_hash: tx_hash.clone(),
+            }),
+            None => return Ok(Err(format!("unknown outcome {kind:?}"))),
+        },
+    };
+    let folder = match folder {
+        None => None,
+        Some(f) => match Folder::parse(&f) {
+            Some(f) => Some(f),
+            None => return Ok(Err(format!("unknown folder {f:?}"))),
+        },
+    };
+    Ok(Ok(MessageRecord {
+        id: r.get(0)?,
+        key: MailKey {
+            mailbox: r.get(1)?,
+            uid_validity: r.get(2)?,
+            uid: r.get(3)?,
+        },
+        size: r.get::<_, i64>(4)? as u64,
+        state,
+        msgid_hash: r.get(6)?,
+        raw: r.get(7)?,
+        plan: r.get(8)?,
+        reply_ctx: r.get(9)?,
+        tx_hash,
+        outcome,
+        folder,
+        attempts: r.get(15)?,
+        next_attempt_at: r.get::<_, i64>(16)? as u64,
+    }))
+}
+
+/// A reply to queue with a decision.
+#[derive(Debug, Clone)]
+pub struct QueuedReply<'a> {
+    /// Envelope sender.
+    pub mail_from: &'a str,
+    /// Envelope recipient.
+    pub rcpt: &'a str,
+    /// The signed message.
+    pub bytes: &'a [u8],
+}
+
+/// One open journal transaction; see [`Journal::write`].
+pub struct JournalTx<'c> {
+    tx: Transaction<'c>,
+    path: &'c Path,
+    now: u64,
+}
+
+impl JournalTx<'_> {
+    fn err(&self) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
+        move |source| JournalError::Sqlite {
+            path: self.path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Records a fetched message with its bytes (`None` when it was too large to
+    /// fetch). Returns the row id, or `None` when this UID was already recorded.
+    pub fn insert_received(
+        &mut self,
+        key: &MailKey,
+        size: u64,
+        raw: Option<&[u8]>,
+    ) -> Result<Option<i64>, JournalError> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO messages (mailbox, uid_validity, uid, size, state, raw, received_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'received', ?5, ?6, ?6)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![key.mailbox, key.uid_validity, key.uid, size as i64, raw, self.now as i64])
+            })
+            .map_err(self.err())?;
+        Ok((n == 1).then(|| self.tx.last_insert_rowid()))
+    }
+
+    /// Moves a mailbox's checkpoint (never backwards within one UIDVALIDITY).
+    pub fn set_checkpoint(&mut self, mailbox: &str, cp: Checkpoint) -> Result<(), JournalError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO checkpoint (mailbox, uid_validity, last_uid, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (mailbox) DO UPDATE SET
+                   last_uid = CASE WHEN uid_validity = excluded.uid_validity
+                                   THEN MAX(last_uid, excluded.last_uid) ELSE excluded.last_uid END,
+                   uid_validity = excluded.uid_validity,
+                   updated_at = excluded.updated_at",
+            )
+            .and_then(|mut s| s.execute(params![mailbox, cp.uid_validity, cp.last_uid, self.now as i64]))
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Remembers an authenticated message by its Message-ID hash. Returns the row of an
+    /// earlier message with the same hash (a replay), or `None` when it is new.
+    pub fn mark_seen(&mut self, id: i64, msgid_hash: &str) -> Result<Option<i64>, JournalError> {
+        self.tx
+            .prepare_cached("UPDATE messages SET msgid_hash = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id, msgid_hash]))
+            .map_err(self.err())?;
+        self.tx
+            .prepare_cached("INSERT OR IGNORE INTO seen (msgid_hash, message_id) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![msgid_hash, id]))
+            .map_err(self.err())?;
+        let owner: i64 = self
+            .tx
+            .query_row(
+                "SELECT message_id FROM seen WHERE msgid_hash = ?1",
+                params![msgid_hash],
+                |r| r.get(0),
+            )
+            .map_err(self.err())?;
+        Ok((owner != id).then_some(owner))
+    }
+
+    /// Stores a verified claim and takes the deposit's claim slot. Returns the row of
+    /// another message that holds the slot (in flight or paid), in which case nothing
+    /// was changed and the caller refuses this one.
+    pub fn accept(
+        &mut self,
+        id: i64,
+        claim_key: &str,
+        plan: &str,
+        reply_ctx: &str,
+    ) -> Result<Option<i64>, JournalError> {
+        let holder: Option<(i64, Option<String>)> = self
+            .tx
+            .query_row(
+                "SELECT c.message_id, m.outcome FROM claims c LEFT JOIN messages m ON m.id = c.message_id
+                 WHERE c.claim_key = ?1",
+                params![claim_key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(self.err())?;
+        if let Some((holder, outcome)) = holder {
+            // A holder that ended refused or dropped gave the slot up.
+            let released = matches!(
+                outcome.as_deref(),
+                Some("refused") | Some("dropped") | Some("duplicate")
+            );
+            if holder != id && !released {
+                return Ok(Some(holder));
+            }
+        }
+        self.tx
+            .prepare_cached(
+                "INSERT INTO claims (claim_key, message_id, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (claim_key) DO UPDATE SET message_id = excluded.message_id, updated_at = excluded.updated_at",
+            )
+            .and_then(|mut s| s.execute(params![claim_key, id, self.now as i64]))
+            .map_err(self.err())?;
+        self.tx
+            .prepare_cached(
+                "UPDATE messages SET state = 'accepted', plan = ?2, reply_ctx = ?3, claim_key = ?4, raw = NULL,
+                   attempts = 0, next_attempt_at = 0, updated_at = ?5 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, plan, reply_ctx, claim_key, self.now as i64]))
+            .map_err(self.err())?;
+        Ok(None)
+    }
+
+    /// Records that the claim transaction is about to be broadcast.
+    pub fn mark_submitting(&mut self, id: i64) -> Result<(), JournalError> {
+        self.set_state(id, MessageState::Submitting, None)
+    }
+
+    /// Records the broadcast claim transaction.
+    pub fn mark_submitted(&mut self, id: i64, tx_hash: &str) -> Result<(), JournalError> {
+        self.set_state(id, MessageState::Submitted, Some(tx_hash))
+    }
+
+    fn set_state(
+        &mut self,
+        id: i64,
+        state: MessageState,
+        tx_hash: Option<&str>,
+    ) -> Result<(), JournalError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE messages SET state = ?2, tx_hash = COALESCE(?3, tx_hash), attempts = 0, next_attempt_at = 0,
+                   updated_at = ?4 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, state.as_str(), tx_hash, self.now as i64]))
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Commits a final outcome, the folder to file the message in, and the reply (if
+    /// any) into the outbox, together. The raw bytes are dropped.
+    pub fn decide(
+        &mut self,
+        id: i64,
+        outcome: &Outcome,
+        folder: Folder,
+        reply_ctx: Option<&str>,
+        reply: Option<QueuedReply<'_>>,
+    ) -> Result<(), JournalError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE messages SET state = 'decided', outcome = ?2, outcome_code = ?3, outcome_text = ?4,
+                   tx_hash = COALESCE(?5, tx_hash), folder = ?6, reply_ctx = COALESCE(?7, reply_ctx), raw = NULL,
+                   attempts = 0, next_attempt_at = 0, last_error = NULL, updated_at = ?8 WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    id,
+                    outcome.kind.as_str(),
+                    outcome.code,
+                    outcome.text,
+                    outcome.tx_hash,
+                    folder.as_str(),
+                    reply_ctx,
+                    self.now as i64
+                ])
+            })
+            .map_err(self.err())?;
+        if let Some(reply) = reply {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO outbox (message_id, mail_from, rcpt, bytes, state, created_at)
+                     VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        id,
+                        reply.mail_from,
+                        reply.rcpt,
+                        reply.bytes,
+                        self.now as i64
+                    ])
+                })
+                .map_err(self.err())?;
+        }
+        Ok(())
+    }
+
+    /// Records that the message was filed.
+    pub fn mark_done(&mut self, id: i64) -> Result<(), JournalError> {
+        self.set_state(id, MessageState::Done, None)
+    }
+
+    /// Records a transient failure at the current state; retried at `next_attempt_at`.
+    pub fn defer(
+        &mut self,
+        id: i64,
+        next_attempt_at: u64,
+        error: &str,
+    ) -> Result<(), JournalError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3, updated_at = ?4
+                 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, next_attempt_at as i64, error, self.now as i64]))
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Records that a reply was handed to the mail server.
+    pub fn outbox_sent(&mut self, outbox_id: i64) -> Result<(), JournalError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE outbox SET state = 'sent', sent_at = ?2, last_error = NULL WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![outbox_id, self.now as i64]))
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Records a failed send; `next_attempt_at = None` gives up (a permanent refusal).
+    pub fn outbox_failed(
+        &mut self,
+        outbox_id: i64,
+        error: &str,
+        next_attempt_at: Option<u64>,
+    ) -> Result<(), JournalError> {
+        let (state, next) = match next_attempt_at {
+            Some(t) => ("pending", t),
+            None => ("failed", 0),
+        };
+        self.tx
+            .prepare_cached(
+                "UPDATE outbox SET state = ?2, attempts = attempts + 1, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![outbox_id, state, next as i64, error]))
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Sets a value in the meta table (e.g. the submitter's last nonce).
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), JournalError> {
+        self.tx
+            .prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .and_then(|mut s| s.execute(params![key, value]))
+            .map_err(self.err())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(uid: u32) -> MailKey {
+        MailKey {
+            mailbox: "INBOX".into(),
+            uid_validity: 7,
+            uid,
+        }
+    }
+
+    #[test]
+    fn received_messages_and_the_checkpoint_commit_together_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let j = Journal::open_in(dir.path()).unwrap();
+            j.write(|tx| {
+                for uid in [3, 5] {
+                    assert!(tx
+                        .insert_received(&key(uid), 10, Some(b"raw"))
+                        .unwrap()
+                        .is_some());
+                }
+                tx.set_checkpoint(
+                    "INBOX",
+                    Checkpoint {
+                        uid_validity: 7,
+                        last_uid: 5,
+                    },
+                )
+            })
+            .unwrap();
+            // A failed transaction writes nothing.
+            let r: Result<(), _> = j.write(|tx| {
+                tx.insert_received(&key(9), 1, None)?;
+                Err(JournalError::Corrupt {
+                    path: "x".into(),
+                    what: "test",
+                    reason: "abort".into(),
+                })
+            });
+            assert!(r.is_err());
+        }
+        let j = Journal::open_in(dir.path()).unwrap();
+        assert_eq!(
+            j.checkpoint("INBOX").unwrap(),
+            Some(Checkpoint {
+                uid_validity: 7,
+                last_uid: 5
+            })
+        );
+        let unfinished = j.unfinished().unwrap();
+        assert_eq!(
+            unfinished.iter().map(|m| m.key.uid).collect::<Vec<_>>(),
+            vec![3, 5]
+        );
+        assert_eq!(unfinished[0].raw.as_deref(), Some(&b"raw"[..]));
+        // The same UID is not recorded twice.
+        assert_eq!(
+            j.write(|tx| tx.insert_received(&key(3), 10, None)).unwrap(),
+            None
+        );
+        // The checkpoint never moves backwards within one UIDVALIDITY, and resets on a new one.
+        j.write(|tx| {
+            tx.set_checkpoint(
+                "INBOX",
+                Checkpoint {
+                    uid_validity: 7,
+                    last_uid: 2,
+                },
+            )
+        })
+        .unwrap();
+        assert_eq!(j.checkpoint("INBOX").unwrap().unwrap().last_uid, 5);
+        j.write(|tx| {
+            tx.set_checkpoint(
+                "INBOX",
+                Checkpoint {
+                    uid_validity: 8,
+                    last_uid: 1,
+                },
+            )
+        })
+        .unwrap();
+        assert_eq!(
+            j.checkpoint("INBOX").unwrap(),
+            Some(Checkpoint {
+                uid_validity: 8,
+                last_uid: 1
+            })
+        );
+    }
+
+    #[test]
+    fn one_claim_slot_per_deposit_until_the_holder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open_in(dir.path()).unwrap();
+        let (a, b) = j
+            .write(|tx| {
+                Ok((
+                    tx.insert_received(&key(1), 1, None)?.unwrap(),
+                    tx.insert_received(&key(2), 1, None)?.unwrap(),
+                ))
+            })
+            .unwrap();
+        assert_eq!(j.write(|tx| tx.accept(a, "0xk", "{}", "{}")).unwrap(), None);
+        assert_eq!(
+            j.write(|tx| tx.accept(b, "0xk", "{}", "{}")).unwrap(),
+            Some(a)
+        );
+        let refused = Outcome {
+            kind: OutcomeKind::Refused,
+            code: "reverted".into(),
+            text: "no".into(),
+            tx_hash: None,
+        };
+        j.write(|tx| tx.decide(a, &refused, Folder::Rejected, None, None))
+            .unwrap();
+        assert_eq!(j.write(|tx| tx.accept(b, "0xk", "{}", "{}")).unwrap(), None);
+        assert_eq!(j.message(b).unwrap().unwrap().state, MessageState::Accepted);
+    }
+
+    #[test]
+    fn replays_are_detected_by_message_id_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open_in(dir.path()).unwrap();
+        let (a, b) = j
+            .write(|tx| {
+                Ok((
+                    tx.insert_received(&key(1), 1, None)?.unwrap(),
+                    tx.insert_received(&key(2), 1, None)?.unwrap(),
+                ))
+            })
+            .unwrap();
+        assert_eq!(j.write(|tx| tx.mark_seen(a, "h1")).unwrap(), None);
+        assert_eq!(
+            j.write(|tx| tx.mark_seen(a, "h1")).unwrap(),
+            None,
+            "idempotent for the same message"
+        );
+        assert_eq!(j.write(|tx| tx.mark_seen(b, "h1")).unwrap(), Some(a));
+    }
+
+    #[test]
+    fn decisions_queue_replies_and_the_outbox_drains() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open_in(dir.path()).unwrap();
+        let id = j
+            .write(|tx| Ok(tx.insert_received(&key(1), 1, Some(b"x"))?.unwrap()))
+            .unwrap();
+        let out = Outcome {
+            kind: OutcomeKind::Claimed,
+            code: "claimed".into(),
+            text: "paid".into(),
+            tx_hash: Some("0xab".into()),
+        };
+        j.write(|tx| {
+            tx.decide(
+                id,
+                &out,
+                Folder::Processed,
+                None,
+                Some(QueuedReply {
+                    mail_from: "w@b",
+                    rcpt: "bob@e",
+                    bytes: b"mail",
+                }),
+            )
+        })
+        .unwrap();
+        let m = j.message(id).unwrap().unwrap();
+        assert_eq!(m.state, MessageState::Decided);
+        assert_eq!(m.outcome, Some(out));
+        assert_eq!(m.folder, Some(Folder::Processed));
+        assert!(m.raw.is_none());
+        let due = j.outbox_due(u64::MAX).unwrap();
+        assert_eq!(due.len(), 1);
+        j.write(|tx| tx.outbox_failed(due[0].id, "busy", Some(100)))
+            .unwrap();
+        assert!(j.outbox_due(99).unwrap().is_empty());
+        assert_eq!(j.outbox_due(100).unwrap()[0].attempts, 1);
+        j.write(|tx| tx.outbox_sent(due[0].id)).unwrap();
+        assert!(j.outbox_due(u64::MAX).unwrap().is_empty());
+        j.write(|tx| tx.mark_done(id)).unwrap();
+        assert!(j.unfinished().unwrap().is_empty());
+        let stats = j.stats().unwrap();
+        assert_eq!(stats.outcomes, vec![(OutcomeKind::Claimed, 1)]);
+    }
+
+    #[test]
+    fn a_journal_serves_one_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open_in(dir.path()).unwrap();
+        j.bind_identity("chain 8890 escrow 0x1 watcher 0x2")
+            .unwrap();
+        j.bind_identity("chain 8890 escrow 0x1 watcher 0x2")
+            .unwrap();
+        assert!(matches!(
+            j.bind_identity("chain 1 escrow 0x1 watcher 0x2"),
+            Err(JournalError::IdentityMismatch { .. })
+        ));
+    }
+}

@@ -1,0 +1,321 @@
+//! `GET /healthz` and Prometheus-style `GET /metrics` on a local port.
+//!
+//! Counters live in atomics updated by the pipeline; the HTTP side is a minimal
+//! HTTP/1.1 responder on a tokio listener (two fixed paths, no request bodies).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::journal::OutcomeKind;
+
+/// The watcher's counters and gauges.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    outcomes: Mutex<BTreeMap<(&'static str, String), u64>>,
+    claims_submitted: AtomicU64,
+    replies_sent: AtomicU64,
+    replies_failed: AtomicU64,
+    last_checkpoint_uid: AtomicU64,
+    last_checkpoint_at: AtomicU64,
+    chain_head: AtomicU64,
+    chain_head_lag: AtomicI64,
+    last_loop_at: AtomicU64,
+    mail_connected: AtomicU64,
+    unfinished: AtomicU64,
+    errors: AtomicU64,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Metrics {
+    /// Fresh counters.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Metrics::default())
+    }
+
+    /// A message reached a final outcome.
+    pub fn outcome(&self, kind: OutcomeKind, code: &str) {
+        let mut m = self.outcomes.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((kind.as_str(), code.to_string())).or_default() += 1;
+    }
+
+    /// Outcome counts so far, by kind.
+    pub fn outcome_count(&self, kind: OutcomeKind) -> u64 {
+        let m = self.outcomes.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter()
+            .filter(|((k, _), _)| *k == kind.as_str())
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    /// A claim transaction was broadcast.
+    pub fn claim_submitted(&self) {
+        self.claims_submitted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Claim transactions broadcast so far.
+    pub fn claims_submitted(&self) -> u64 {
+        self.claims_submitted.load(Ordering::Relaxed)
+    }
+
+    /// A reply was delivered (or failed).
+    pub fn reply(&self, ok: bool) {
+        if ok {
+            &self.replies_sent
+        } else {
+            &self.replies_failed
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The checkpoint moved.
+    pub fn checkpoint(&self, uid: u32) {
+        self.last_checkpoint_uid
+            .store(u64::from(uid), Ordering::Relaxed);
+        self.last_checkpoint_at.store(now(), Ordering::Relaxed);
+    }
+
+    /// The chain head was read.
+    pub fn chain_head(&self, number: u64, timestamp: u64) {
+        self.chain_head.store(number, Ordering::Relaxed);
+        self.chain_head_lag
+            .store(now() as i64 - timestamp as i64, Ordering::Relaxed);
+    }
+
+    /// The main loop completed a pass.
+    pub fn loop_pass(&self, unfinished: u64) {
+        self.last_loop_at.store(now(), Ordering::Relaxed);
+        self.unfinished.store(unfinished, Ordering::Relaxed);
+    }
+
+    /// The mail source is (not) connected.
+    pub fn mail_connected(&self, yes: bool) {
+        self.mail_connected.store(u64::from(yes), Ordering::Relaxed);
+    }
+
+    /// A pass failed.
+    pub fn error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Healthy when the loop ran within `max_age` seconds.
+    pub fn healthy(&self, max_age: u64) -> bool {
+        let last = self.last_loop_at.load(Ordering::Relaxed);
+        last != 0 && now().saturating_sub(last) <= max_age
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP springmail_messages_total Messages by final outcome.\n# TYPE springmail_messages_total counter\n");
+        let m = self
+            .outcomes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for kind in OutcomeKind::ALL {
+            if !m.keys().any(|(k, _)| *k == kind.as_str()) {
+                out.push_str(&format!(
+                    "springmail_messages_total{{outcome=\"{}\",reason=\"\"}} 0\n",
+                    kind.as_str()
+                ));
+            }
+        }
+        for ((kind, code), n) in &m {
+            out.push_str(&format!(
+                "springmail_messages_total{{outcome=\"{kind}\",reason=\"{code}\"}} {n}\n"
+            ));
+        }
+        let gauge = |out: &mut String, name: &str, help: &str, kind: &str, v: String| {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+            ));
+        };
+        gauge(
+            &mut out,
+            "springmail_claims_submitted_total",
+            "Claim transactions broadcast.",
+            "counter",
+            self.claims_submitted().to_string(),
+        );
+        gauge(
+            &mut out,
+            "springmail_replies_sent_total",
+            "Replies delivered to the mail server.",
+            "counter",
+            self.replies_sent.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut out,
+            "springmail_replies_failed_total",
+            "Reply delivery attempts that failed.",
+            "counter",
+            self.replies_failed.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut out,
+            "springmail_last_checkpoint_uid",
+            "Highest mailbox UID recorded in the journal.",
+            "gauge",
+            self.last_checkpoint_uid.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut out,
+            "springmail_last_checkpoint_timestamp_seconds",
+            "When the checkpoint last moved (unix seconds).",
+            "gauge",
+            self.last_checkpoint_at.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut out,
+            "springmail_chain_head_block",
+            "Newest block seen.",
+            "gauge",
+            self.chain_head.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut out,
+            "springmail_chain_head_lag_seconds",
+            "Wall clock minus the newest block's timestamp.",
+            "gauge",
+            self.chain_head_lag.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut out,
+            "springmail_unfinished_messages",
+            "Messages not yet filed.",
+            "gauge",
+            self.unfinished.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut out,
+            "springmail_mail_connected",
+            "1 when the mail source is connected.",
+            "gauge",
+            self.mail_connected.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut out,
+            "springmail_loop_errors_total",
+            "Main loop passes that failed (and were retried).",
+            "counter",
+            self.errors.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut out,
+            "springmail_last_loop_timestamp_seconds",
+            "When the main loop last completed a pass.",
+            "gauge",
+            self.last_loop_at.load(Ordering::Relaxed).to_string(),
+        );
+        out
+    }
+}
+
+/// Serves `/healthz` and `/metrics` on `addr` until the task is dropped. Returns the
+/// bound address (port 0 picks a free one).
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    max_loop_age: u64,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                continue;
+            };
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 2048];
+                let mut n = 0;
+                // Read the request head (bounded).
+                while n < buf.len() {
+                    match tokio::time::timeout(
+                        std::time::Duration::from_secs(5),
+                        sock.read(&mut buf[n..]),
+                    )
+                    .await
+                    {
+                        Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+                        Ok(Ok(k)) => {
+                            n += k;
+                            if buf[..n].windows(4).any(|w| w == b"\r\n\r\n")
+                                || buf[..n].windows(2).any(|w| w == b"\n\n")
+                            {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let path = head.split_whitespace().nth(1).unwrap_or("");
+                let (status, ctype, body) = match path {
+                    "/healthz" if metrics.healthy(max_loop_age) => {
+                        ("200 OK", "text/plain", "ok\n".to_string())
+                    }
+                    "/healthz" => (
+                        "503 Service Unavailable",
+                        "text/plain",
+                        "the watcher loop is not running\n".to_string(),
+                    ),
+                    "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
+                    _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    Ok((bound, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn serves_health_and_metrics() {
+        let m = Metrics::new();
+        m.outcome(OutcomeKind::Claimed, "claimed");
+        m.claim_submitted();
+        let (addr, task) = serve("127.0.0.1:0".parse().unwrap(), m.clone(), 60)
+            .await
+            .unwrap();
+        let get = |path: &'static str| async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        };
+        assert!(get("/healthz").await.starts_with("HTTP/1.1 503"));
+        m.loop_pass(0);
+        assert!(get("/healthz").await.starts_with("HTTP/1.1 200"));
+        let metrics = get("/metrics").await;
+        assert!(
+            metrics.contains("springmail_messages_total{outcome=\"claimed\",reason=\"claimed\"} 1"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("springmail_claims_submitted_total 1"));
+        assert!(metrics.contains("springmail_chain_head_lag_seconds"));
+        task.abort();
+    }
+}

@@ -1,0 +1,885 @@
+//! The pipeline: ingest → authenticate → verify → submit → reply, with the journal
+//! written before every effect.
+//!
+//! [`Watcher::run_once`] processes everything that is there until nothing is left in
+//! flight (tests, the demo, a cron-style run); [`Watcher::run`] loops until shutdown,
+//! waiting for new mail with IDLE (or polling) between passes and reconnecting with
+//! backoff when the mail server or the chain goes away.
+//!
+//! One pass: finished submissions are recorded; new mail is fetched and recorded
+//! with the checkpoint in one transaction; every received message is authenticated
+//! and verified and all their verdicts are committed in one transaction (group
+//! commit); accepted claims go to the submitter task; replies in the outbox are sent;
+//! decided messages are filed. Each message is handled inside a tracing span with its
+//! UID and a hash of its Message-ID.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::primitives::B256;
+use springmail_sdk::client::SpringMail;
+use springmail_sdk::keys::ClaimSecret;
+use tokio::sync::{mpsc, Notify};
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::authenticate::{AuthOutcome, Authenticated, DropReason, MailAuthenticator};
+use crate::ingest::{FetchLimits, IngestError, MailSource};
+use crate::journal::{
+    Checkpoint, Folder, Journal, JournalError, MessageRecord, MessageState, Outcome, OutcomeKind,
+    QueuedReply,
+};
+use crate::metrics::Metrics;
+use crate::reply::{ReplyBody, ReplyComposer, ReplyContext, ReplySink};
+use crate::submit::{
+    SubmitDone, SubmitJob, SubmitOutcome, SubmitPolicy, Submitter, SubmitterHandle,
+};
+use crate::verify::{RefusalReason, Verdict, Verifier, VerifyPolicy};
+
+/// Failures of the machinery (never of a message: those are outcomes).
+#[derive(Debug, thiserror::Error)]
+pub enum WatcherError {
+    /// The journal failed: nothing proceeds without it.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The mail source failed.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// The chain could not be read.
+    #[error("chain: {0}")]
+    Chain(String),
+    /// Setup is inconsistent.
+    #[error("{0}")]
+    Setup(String),
+    /// A simulated crash (tests of crash safety).
+    #[error("simulated crash at {0:?}")]
+    Crashed(CrashPoint),
+}
+
+impl WatcherError {
+    /// True when the loop should back off and try again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            WatcherError::Ingest(e) => e.is_transient(),
+            WatcherError::Chain(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Places where a test can make the watcher stop dead, as a SIGKILL would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// After new mail was recorded, before any was judged.
+    AfterReceive,
+    /// After verdicts were committed, before claims were handed to the submitter.
+    AfterJudge,
+    /// After a submission finished on chain, before its outcome was committed.
+    AfterSubmit,
+    /// After outcomes were committed, before replies were sent.
+    BeforeReplies,
+    /// After replies were sent, before messages were filed.
+    BeforeFiling,
+}
+
+/// Pipeline tuning.
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    /// Messages fetched (and judged, and committed together) per pass.
+    pub batch_size: usize,
+    /// How long to wait for new mail between passes (IDLE is re-armed after it).
+    pub poll_interval: Duration,
+    /// Transient failures of one message before it gets a final outcome (DNS, chain reads).
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt, capped at five minutes.
+    pub retry_base: Duration,
+    /// Simulated crash (tests).
+    pub crash_at: Option<CrashPoint>,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            batch_size: 256,
+            poll_interval: Duration::from_secs(60),
+            max_attempts: 8,
+            retry_base: Duration::from_secs(5),
+            crash_at: None,
+        }
+    }
+}
+
+/// Everything a watcher is made of. The CLI builds this from the configuration
+/// ([`crate::config`]); the demo and tests build it by hand.
+pub struct WatcherParts {
+    /// The escrow on its chain, sending as the relayer account (it receives the fees).
+    pub client: SpringMail,
+    /// The key whose address deposits name as their watcher; signs attestations.
+    pub watcher_key: Arc<ClaimSecret>,
+    /// The journal.
+    pub journal: Arc<Journal>,
+    /// Where mail comes from.
+    pub source: Box<dyn MailSource>,
+    /// Where replies go.
+    pub sink: Arc<dyn ReplySink>,
+    /// DKIM and mail policy.
+    pub authenticator: MailAuthenticator,
+    /// Builds and signs replies.
+    pub composer: ReplyComposer,
+    /// Fees and margins (its `watcher` must be the key's address).
+    pub verify: VerifyPolicy,
+    /// Submission settings.
+    pub submit: SubmitPolicy,
+    /// Pipeline tuning.
+    pub pipeline: PipelineSettings,
+    /// Shared counters (also served by [`crate::metrics::serve`]).
+    pub metrics: Arc<Metrics>,
+}
+
+/// What one [`Watcher::run_once`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Messages newly recorded.
+    pub received: usize,
+    /// Messages that reached a final outcome, by kind.
+    pub decided: Vec<(OutcomeKind, String)>,
+    /// Replies delivered.
+    pub replies_sent: usize,
+    /// Messages filed.
+    pub filed: usize,
+}
+
+/// A running watcher.
+pub struct Watcher {
+    client: SpringMail,
+    journal: Arc<Journal>,
+    source: Box<dyn MailSource>,
+    sink: Arc<dyn ReplySink>,
+    authenticator: MailAuthenticator,
+    composer: ReplyComposer,
+    verifier: Verifier,
+    pipeline: PipelineSettings,
+    metrics: Arc<Metrics>,
+    submitter: SubmitterHandle,
+    done: mpsc::UnboundedReceiver<SubmitDone>,
+    submitter_task: tokio::task::JoinHandle<()>,
+    wake: Arc<Notify>,
+    inflight: HashSet<i64>,
+    report: RunReport,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher")
+            .field("client", &self.client)
+            .field("source", &self.source.describe())
+            .field("sink", &self.sink.describe())
+            .finish()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.submitter_task.abort();
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// What a judged message becomes, before it is committed.
+enum Judgement {
+    Dropped(DropReason),
+    Refused(Box<Authenticated>, RefusalReason),
+    Accepted(Box<Authenticated>, Box<crate::verify::ClaimPlan>),
+    Deferred(String),
+}
+
+impl Watcher {
+    /// Assembles a watcher, checks the journal belongs to this chain, escrow and
+    /// watcher, and starts the submitter task.
+    pub fn new(parts: WatcherParts) -> Result<Self, WatcherError> {
+        let WatcherParts {
+            client,
+            watcher_key,
+            journal,
+            source,
+            sink,
+            authenticator,
+            composer,
+            verify,
+            submit,
+            pipeline,
+            metrics,
+        } = parts;
+        if verify.watcher != watcher_key.address() {
+            return Err(WatcherError::Setup(format!(
+                "the fee policy is for watcher {}, but the watcher key is {}",
+                verify.watcher,
+                watcher_key.address()
+            )));
+        }
+        let id = client.escrow_id();
+        journal.bind_identity(&format!(
+            "chain {} escrow {} watcher {}",
+            id.chain_id,
+            id.escrow,
+            watcher_key.address()
+        ))?;
+        let wake = Arc::new(Notify::new());
+        let (submitter, done, submitter_task) = Submitter::new(
+            client.clone(),
+            watcher_key,
+            journal.clone(),
+            submit,
+            metrics.clone(),
+            wake.clone(),
+        )
+        .spawn();
+        let verifier = Verifier::new(client.clone(), verify);
+        Ok(Watcher {
+            client,
+            journal,
+            source,
+            sink,
+            authenticator,
+            composer,
+            verifier,
+            pipeline,
+            metrics,
+            submitter,
+            done,
+            submitter_task,
+            wake,
+            inflight: HashSet::new(),
+            report: RunReport::default(),
+        })
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Handles everything available now and waits until no claim is in flight.
+    pub async fn run_once(&mut self) -> Result<RunReport, WatcherError> {
+        self.report = RunReport::default();
+        loop {
+            let progressed = self.pass().await?;
+            if self.inflight.is_empty() && !progressed {
+                break;
+            }
+            if !self.inflight.is_empty() {
+                // Wait for a submission to finish (or a safety timeout for the next pass).
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        }
+        Ok(std::mem::take(&mut self.report))
+    }
+
+    /// Runs until `shutdown` completes, then finishes the current pass and returns.
+    pub async fn run(
+        mut self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), WatcherError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let stop = stop.clone();
+            let wake = self.wake.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stop.store(true, Ordering::SeqCst);
+                wake.notify_one();
+            });
+        }
+        info!(source = %self.source.describe(), sink = %self.sink.describe(), chain = %self.client.chain().describe(), "watcher started");
+        let mut backoff = Duration::from_secs(1);
+        while !stop.load(Ordering::SeqCst) {
+            match self.pass().await {
+                Ok(_) => {
+                    backoff = Duration::from_secs(1);
+                    self.metrics.mail_connected(true);
+                }
+                Err(e) if e.is_transient() => {
+                    self.metrics.error();
+                    if matches!(e, WatcherError::Ingest(_)) {
+                        self.metrics.mail_connected(false);
+                    }
+                    warn!(error = %e, retry_in = ?backoff, "pass failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = self.wake.notified() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            // Something finished meanwhile: take another pass at once.
+            if !self.done.is_empty() {
+                continue;
+            }
+            let wait = self.next_wait();
+            if let Err(e) = self.source.wait(wait, &self.wake).await {
+                self.metrics.error();
+                self.metrics.mail_connected(false);
+                warn!(error = %e, "waiting for mail failed; reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        }
+        info!("watcher stopped");
+        Ok(())
+    }
+
+    fn next_wait(&self) -> Duration {
+        // Come back in time for the earliest deferred retry.
+        let now = unix_now();
+        let earliest = self.journal.unfinished().ok().and_then(|v| {
+            v.iter()
+                .filter(|m| m.next_attempt_at > now)
+                .map(|m| m.next_attempt_at)
+                .min()
+        });
+        match earliest {
+            Some(t) => self
+                .pipeline
+                .poll_interval
+                .min(Duration::from_secs(t - now)),
+            None => self.pipeline.poll_interval,
+        }
+    }
+
+    fn crash(&self, at: CrashPoint) -> Result<(), WatcherError> {
+        if self.pipeline.crash_at == Some(at) {
+            return Err(WatcherError::Crashed(at));
+        }
+        Ok(())
+    }
+
+    fn backoff(&self, attempts: u32) -> u64 {
+        let base = self.pipeline.retry_base.as_secs().max(1);
+        unix_now() + base.saturating_mul(1u64 << attempts.min(16)).min(300)
+    }
+
+    /// One pass. Returns whether anything changed.
+    async fn pass(&mut self) -> Result<bool, WatcherError> {
+        let mut progressed = false;
+        progressed |= self.collect_submissions().await?;
+        progressed |= self.fetch().await?;
+        self.crash(CrashPoint::AfterReceive)?;
+        let unfinished = self.journal.unfinished()?;
+        let now = unix_now();
+        let due: Vec<MessageRecord> = unfinished
+            .into_iter()
+            .filter(|m| !self.inflight.contains(&m.id) && m.next_attempt_at <= now)
+            .collect();
+        let received: Vec<MessageRecord> = due
+            .iter()
+            .filter(|m| m.state == MessageState::Received)
+            .cloned()
+            .collect();
+        if !received.is_empty() {
+            self.judge(received).await?;
+            progressed = true;
+        }
+        self.crash(CrashPoint::AfterJudge)?;
+        // Hand accepted and in-flight claims to the submitter.
+        for m in self.journal.unfinished()? {
+            if self.inflight.contains(&m.id) || m.next_attempt_at > now {
+                continue;
+            }
+            if matches!(
+                m.state,
+                MessageState::Accepted | MessageState::Submitting | MessageState::Submitted
+            ) {
+                self.dispatch(&m)?;
+                progressed = true;
+            }
+        }
+        self.crash(CrashPoint::BeforeReplies)?;
+        progressed |= self.flush_outbox().await?;
+        self.crash(CrashPoint::BeforeFiling)?;
+        progressed |= self.file_decided().await?;
+        let unfinished = self.journal.stats().map(|s| s.unfinished).unwrap_or(0);
+        self.metrics.loop_pass(unfinished);
+        if let Ok(head) = self.client.chain().head().await {
+            self.metrics.chain_head(head.number, head.timestamp);
+        }
+        Ok(progressed)
+    }
+
+    async fn fetch(&mut self) -> Result<bool, WatcherError> {
+        let mailbox = self.source.mailbox().to_string();
+        let cp = self.journal.checkpoint(&mailbox)?;
+        let limits = FetchLimits {
+            max_messages: self.pipeline.batch_size,
+            max_bytes: self.authenticator.max_message_bytes(),
+        };
+        let batch = self.source.fetch_new(cp, limits).await?;
+        if batch.mails.is_empty() {
+            return Ok(false);
+        }
+        if let Some(cp) = cp {
+            if cp.uid_validity != batch.uid_validity {
+                warn!(
+                    old = cp.uid_validity,
+                    new = batch.uid_validity,
+                    "UIDVALIDITY changed; reading the mailbox again from the start"
+                );
+            }
+        }
+        let last_uid = batch.mails.iter().map(|m| m.key.uid).max().unwrap_or(0);
+        let n = self.journal.write(|tx| {
+            let mut n = 0;
+            for m in &batch.mails {
+                if tx
+                    .insert_received(&m.key, m.size, m.raw.as_deref())?
+                    .is_some()
+                {
+                    n += 1;
+                }
+            }
+            tx.set_checkpoint(
+                &mailbox,
+                Checkpoint {
+                    uid_validity: batch.uid_validity,
+                    last_uid,
+                },
+            )?;
+            Ok(n)
+        })?;
+        self.metrics.checkpoint(last_uid);
+        self.report.received += n;
+        debug!(count = n, last_uid, "recorded new mail");
+        Ok(true)
+    }
+
+    /// Authenticates and verifies received messages, then commits every verdict in one transaction.
+    async fn judge(&mut self, batch: Vec<MessageRecord>) -> Result<(), WatcherError> {
+        let mut judged = Vec::with_capacity(batch.len());
+        let head = self.client.chain().head().await;
+        for m in batch {
+            let span = info_span!("message", uid = m.key.uid, msg = tracing::field::Empty);
+            let j = self
+                .judge_one(&m, head.as_ref().ok().map(|h| h.timestamp))
+                .instrument(span.clone())
+                .await;
+            judged.push((m, j, span));
+        }
+        // Compose replies outside the transaction (CPU only).
+        let now = unix_now();
+        let mut rows = Vec::with_capacity(judged.len());
+        for (m, j, span) in judged {
+            let _g = span.enter();
+            let prepared = match j {
+                Judgement::Dropped(r) => {
+                    info!(reason = r.code(), "dropped (no reply)");
+                    Prepared::Decide {
+                        outcome: Outcome {
+                            kind: OutcomeKind::Dropped,
+                            code: r.code().into(),
+                            text: r.explain(),
+                            tx_hash: None,
+                        },
+                        msgid: None,
+                        ctx: None,
+                        reply: None,
+                    }
+                }
+                Judgement::Refused(mail, r) => {
+                    info!(reason = r.code(), "refused");
+                    let ctx = ReplyContext::of(&mail);
+                    let reply = self.compose_refusal(&ctx, &r)?;
+                    Prepared::Decide {
+                        outcome: Outcome {
+                            kind: OutcomeKind::Refused,
+                            code: r.code().into(),
+                            text: r.explain(),
+                            tx_hash: None,
+                        },
+                        msgid: Some(mail.msgid_hash.clone()),
+                        ctx: Some(ctx),
+                        reply: Some(reply),
+                    }
+                }
+                Judgement::Accepted(mail, plan) => {
+                    info!(amount = %plan.format(plan.deposit.amount), "claim verified");
+                    let ctx = ReplyContext::of(&mail);
+                    let busy = self.compose_refusal(&ctx, &RefusalReason::ClaimInProgress)?;
+                    Prepared::Accept {
+                        plan,
+                        msgid: mail.msgid_hash.clone(),
+                        ctx,
+                        busy,
+                    }
+                }
+                Judgement::Deferred(error) => {
+                    warn!(%error, attempts = m.attempts + 1, "transient failure; will retry");
+                    Prepared::Defer(error)
+                }
+            };
+            rows.push((m, prepared));
+        }
+        let decided = self.journal.write(|tx| {
+            let mut decided = Vec::new();
+            for (m, p) in &rows {
+                match p {
+                    Prepared::Defer(error) => {
+                        tx.defer(m.id, self.backoff(m.attempts), error)?;
+                    }
+                    Prepared::Decide {
+                        outcome,
+                        msgid,
+                        ctx,
+                        reply,
+                    } => {
+                        if let Some(h) = msgid {
+                            if tx.mark_seen(m.id, h)?.is_some() {
+                                let dup = duplicate_outcome();
+                                tx.decide(m.id, &dup, Folder::Rejected, None, None)?;
+                                decided.push((dup.kind, dup.code));
+                                continue;
+                            }
+                        }
+                        let ctx_json = ctx
+                            .as_ref()
+                            .map(|c| serde_json::to_string(c).expect("serializable"));
+                        let folder = Folder::Rejected;
+                        let q = reply.as_ref().map(|r| QueuedReply {
+                            mail_from: &r.mail_from,
+                            rcpt: &r.rcpt,
+                            bytes: &r.bytes,
+                        });
+                        tx.decide(m.id, outcome, folder, ctx_json.as_deref(), q)?;
+                        decided.push((outcome.kind, outcome.code.clone()));
+                    }
+                    Prepared::Accept {
+                        plan,
+                        msgid,
+                        ctx,
+                        busy,
+                    } => {
+                        if tx.mark_seen(m.id, msgid)?.is_some() {
+                            let dup = duplicate_outcome();
+                            tx.decide(m.id, &dup, Folder::Rejected, None, None)?;
+                            decided.push((dup.kind, dup.code));
+                            continue;
+                        }
+                        let ctx_json = serde_json::to_string(ctx).expect("serializable");
+                        let key = plan.claim_key().to_string();
+                        if tx.accept(m.id, &key, &plan.to_json(), &ctx_json)?.is_some() {
+                            let r = RefusalReason::ClaimInProgress;
+                            let outcome = Outcome {
+                                kind: OutcomeKind::Refused,
+                                code: r.code().into(),
+                                text: r.explain(),
+                                tx_hash: None,
+                            };
+                            let q = QueuedReply {
+                                mail_from: &busy.mail_from,
+                                rcpt: &busy.rcpt,
+                                bytes: &busy.bytes,
+                            };
+                            tx.decide(m.id, &outcome, Folder::Rejected, Some(&ctx_json), Some(q))?;
+                            decided.push((outcome.kind, outcome.code));
+                        }
+                    }
+                }
+            }
+            Ok(decided)
+        })?;
+        for (kind, code) in decided {
+            self.metrics.outcome(kind, &code);
+            self.report.decided.push((kind, code));
+        }
+        let _ = now;
+        Ok(())
+    }
+
+    async fn judge_one(&self, m: &MessageRecord, chain_now: Option<u64>) -> Judgement {
+        let Some(raw) = &m.raw else {
+            return Judgement::Dropped(DropReason::TooLarge {
+                size: m.size,
+                max: self.authenticator.max_message_bytes(),
+            });
+        };
+        let give_up = m.attempts + 1 >= self.pipeline.max_attempts;
+        let mail = match self.authenticator.authenticate(raw).await {
+            Ok(AuthOutcome::Authenticated(mail)) => mail,
+            Ok(AuthOutcome::Dropped(r)) => return Judgement::Dropped(r),
+            Err(e) if give_up => return Judgement::Dropped(DropReason::DkimFailed(e.to_string())),
+            Err(e) => return Judgement::Deferred(e.to_string()),
+        };
+        tracing::Span::current().record("msg", mail.msgid_hash.as_str());
+        let Some(now) = chain_now else {
+            return if give_up {
+                Judgement::Refused(mail, RefusalReason::Unavailable)
+            } else {
+                Judgement::Deferred("cannot read the chain head".into())
+            };
+        };
+        match self.verifier.verify(&mail, now).await {
+            Ok(Verdict::Accepted(plan)) => Judgement::Accepted(mail, plan),
+            Ok(Verdict::Refused(r)) => Judgement::Refused(mail, r),
+            Err(e) if give_up || !e.is_transient() && m.attempts + 1 >= 2 => {
+                Judgement::Refused(mail, RefusalReason::Unavailable)
+            }
+            Err(e) => Judgement::Deferred(e.to_string()),
+        }
+    }
+
+    fn compose_refusal(
+        &self,
+        ctx: &ReplyContext,
+        r: &RefusalReason,
+    ) -> Result<crate::reply::OutgoingMail, WatcherError> {
+        self.composer
+            .compose(
+                ctx,
+                &ReplyBody::Refused {
+                    reason: r.explain(),
+                },
+                unix_now(),
+            )
+            .map_err(|e| WatcherError::Setup(e.to_string()))
+    }
+
+    fn dispatch(&mut self, m: &MessageRecord) -> Result<(), WatcherError> {
+        let plan_json = m.plan.as_deref().ok_or_else(|| JournalError::Corrupt {
+            path: self.journal.path().to_path_buf(),
+            what: "claim plan",
+            reason: format!("message {} is {} without a plan", m.id, m.state.as_str()),
+        })?;
+        let plan = crate::verify::ClaimPlan::from_json(plan_json).map_err(|reason| {
+            JournalError::Corrupt {
+                path: self.journal.path().to_path_buf(),
+                what: "claim plan",
+                reason,
+            }
+        })?;
+        let tx_hash = m.tx_hash.as_deref().and_then(|t| t.parse::<B256>().ok());
+        let span = info_span!(
+            "message",
+            uid = m.key.uid,
+            msg = m.msgid_hash.as_deref().unwrap_or("")
+        );
+        let job = SubmitJob {
+            row: m.id,
+            plan,
+            state: m.state,
+            tx_hash,
+            span,
+        };
+        if !self.submitter.submit(job) {
+            return Err(WatcherError::Setup("the submitter task has stopped".into()));
+        }
+        self.inflight.insert(m.id);
+        Ok(())
+    }
+
+    /// Records finished submissions: outcome and reply in one transaction each batch.
+    async fn collect_submissions(&mut self) -> Result<bool, WatcherError> {
+        let mut finished = Vec::new();
+        while let Ok(done) = self.done.try_recv() {
+            finished.push(done);
+        }
+        if finished.is_empty() {
+            return Ok(false);
+        }
+        self.crash(CrashPoint::AfterSubmit)?;
+        let chain_id = self.client.escrow_id().chain_id;
+        let mut prepared = Vec::new();
+        for done in finished {
+            self.inflight.remove(&done.row);
+            let Some(m) = self.journal.message(done.row)? else {
+                continue;
+            };
+            let ctx: Option<ReplyContext> = m
+                .reply_ctx
+                .as_deref()
+                .and_then(|c| serde_json::from_str(c).ok());
+            let plan = m
+                .plan
+                .as_deref()
+                .and_then(|p| crate::verify::ClaimPlan::from_json(p).ok());
+            let span = info_span!(
+                "message",
+                uid = m.key.uid,
+                msg = m.msgid_hash.as_deref().unwrap_or("")
+            );
+            let _g = span.enter();
+            match (done.outcome, ctx, plan) {
+                (SubmitOutcome::Retry { error }, _, _) => {
+                    warn!(%error, "submission will be retried after re-reading the chain");
+                    prepared.push((m, PreparedSettle::Defer(error)));
+                }
+                (SubmitOutcome::Claimed { tx_hash, .. }, Some(ctx), Some(plan)) => {
+                    info!(tx = %tx_hash, "claim paid");
+                    let body = ReplyBody::Claimed {
+                        paid: plan.format(plan.payout()),
+                        fee: plan.format(plan.fee),
+                        to: springmail_sdk::qtum::format_address(chain_id, plan.signed.auth.to),
+                        tx_hash: tx_hash.to_string(),
+                    };
+                    let reply = self
+                        .composer
+                        .compose(&ctx, &body, unix_now())
+                        .map_err(|e| WatcherError::Setup(e.to_string()))?;
+                    let outcome = Outcome {
+                        kind: OutcomeKind::Claimed,
+                        code: "claimed".into(),
+                        text: format!(
+                            "paid {} to {} (fee {})",
+                            plan.format(plan.payout()),
+                            plan.signed.auth.to,
+                            plan.format(plan.fee)
+                        ),
+                        tx_hash: Some(tx_hash.to_string()),
+                    };
+                    prepared.push((
+                        m,
+                        PreparedSettle::Decide(outcome, Folder::Processed, Some(reply)),
+                    ));
+                }
+                (SubmitOutcome::Refused(r), ctx, _) => {
+                    info!(reason = r.code(), "claim not paid");
+                    let reply = match &ctx {
+                        Some(ctx) => Some(self.compose_refusal(ctx, &r)?),
+                        None => None,
+                    };
+                    let outcome = Outcome {
+                        kind: OutcomeKind::Refused,
+                        code: r.code().into(),
+                        text: r.explain(),
+                        tx_hash: None,
+                    };
+                    prepared.push((m, PreparedSettle::Decide(outcome, Folder::Rejected, reply)));
+                }
+                (SubmitOutcome::Claimed { .. }, _, _) => {
+                    return Err(WatcherError::Journal(JournalError::Corrupt {
+                        path: self.journal.path().to_path_buf(),
+                        what: "reply context",
+                        reason: format!("message {} has no reply context or plan", m.id),
+                    }))
+                }
+            }
+        }
+        let decided = self.journal.write(|tx| {
+            let mut decided = Vec::new();
+            for (m, p) in &prepared {
+                match p {
+                    PreparedSettle::Defer(error) => {
+                        tx.defer(m.id, self.backoff(m.attempts), error)?
+                    }
+                    PreparedSettle::Decide(outcome, folder, reply) => {
+                        let q = reply.as_ref().map(|r| QueuedReply {
+                            mail_from: &r.mail_from,
+                            rcpt: &r.rcpt,
+                            bytes: &r.bytes,
+                        });
+                        tx.decide(m.id, outcome, *folder, None, q)?;
+                        decided.push((outcome.kind, outcome.code.clone()));
+                    }
+                }
+            }
+            Ok(decided)
+        })?;
+        for (kind, code) in decided {
+            self.metrics.outcome(kind, &code);
+            self.report.decided.push((kind, code));
+        }
+        Ok(true)
+    }
+
+    async fn flush_outbox(&mut self) -> Result<bool, WatcherError> {
+        let due = self.journal.outbox_due(unix_now())?;
+        let mut any = false;
+        for item in due {
+            let mail = crate::reply::OutgoingMail {
+                mail_from: item.mail_from.clone(),
+                rcpt: item.rcpt.clone(),
+                bytes: item.bytes,
+            };
+            match self.sink.send(&mail).await {
+                Ok(()) => {
+                    self.journal.write(|tx| tx.outbox_sent(item.id))?;
+                    self.metrics.reply(true);
+                    self.report.replies_sent += 1;
+                    any = true;
+                }
+                Err(e) => {
+                    self.metrics.reply(false);
+                    let next = e.transient.then(|| self.backoff(item.attempts));
+                    warn!(error = %e, transient = e.transient, outbox = item.id, "sending a reply failed");
+                    self.journal
+                        .write(|tx| tx.outbox_failed(item.id, &e.message, next))?;
+                }
+            }
+        }
+        Ok(any)
+    }
+
+    async fn file_decided(&mut self) -> Result<bool, WatcherError> {
+        let mut any = false;
+        for m in self.journal.unfinished()? {
+            if m.state != MessageState::Decided {
+                continue;
+            }
+            let folder = m.folder.unwrap_or(Folder::Rejected);
+            self.source.file(&m.key, folder).await?;
+            self.journal.write(|tx| tx.mark_done(m.id))?;
+            self.report.filed += 1;
+            any = true;
+        }
+        Ok(any)
+    }
+}
+
+fn duplicate_outcome() -> Outcome {
+    Outcome {
+        kind: OutcomeKind::Duplicate,
+        code: "duplicate".into(),
+        text: "a copy of a message that was already handled (same Message-ID); not answered again"
+            .into(),
+        tx_hash: None,
+    }
+}
+
+enum Prepared {
+    Decide {
+        outcome: Outcome,
+        msgid: Option<String>,
+        ctx: Option<ReplyContext>,
+        reply: Option<crate::reply::OutgoingMail>,
+    },
+    Accept {
+        plan: Box<crate::verify::ClaimPlan>,
+        msgid: String,
+        ctx: ReplyContext,
+        busy: crate::reply::OutgoingMail,
+    },
+    Defer(String),
+}
+
+enum PreparedSettle {
+    Decide(Outcome, Folder, Option<crate::reply::OutgoingMail>),
+    Defer(String),
+}

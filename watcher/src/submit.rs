@@ -1,0 +1,380 @@
+//! Stage 4: release a verified deposit on chain.
+//!
+//! One submitter task owns the watcher key and the chain account (and so the
+//! account's nonce order): jobs come in over a channel, are broadcast one after the
+//! other, and each receipt is awaited in a task of its own, so no confirmation ever
+//! blocks the next submission and no lock is held while waiting.
+//!
+//! At-most-once per deposit: before anything is broadcast — the first time, after a
+//! crash, after an RPC error — the submitter re-reads the deposit on chain
+//! ([`SpringMail::status`]). A deposit already paid by this watcher to this payee is
+//! finished from the chain's `Claimed` log instead of being resent; one paid
+//! otherwise is refused. The journal records `submitting` before the broadcast and
+//! `submitted` with the transaction hash after it, so a claim in flight is finished,
+//! not forgotten: a restart waits for the recorded transaction's receipt.
+//! (The escrow itself pays a deposit at most once; a duplicate transaction could
+//! only revert and waste gas.)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::primitives::B256;
+use springmail_sdk::chain::{ChainError, TxRequest, TxStatus};
+use springmail_sdk::client::{describe_revert, ClientError, DepositStatus, SpringMail};
+use springmail_sdk::keys::ClaimSecret;
+use tokio::sync::{mpsc, Notify};
+use tracing::{info, warn, Instrument};
+
+use crate::journal::{Journal, JournalError, MessageState};
+use crate::metrics::Metrics;
+use crate::verify::{ClaimPlan, RefusalReason};
+
+/// Submitter settings.
+#[derive(Debug, Clone)]
+pub struct SubmitPolicy {
+    /// How long to wait for a receipt before retrying later (the transaction stays recorded).
+    pub receipt_timeout: Duration,
+    /// Gas limit for the claim; `None` lets the backend decide.
+    pub gas_limit: Option<u64>,
+    /// After an uncertain broadcast (crash or RPC error before the hash was recorded),
+    /// how long to watch the chain for that transaction before sending again.
+    pub resend_guard: Duration,
+}
+
+impl Default for SubmitPolicy {
+    fn default() -> Self {
+        SubmitPolicy {
+            receipt_timeout: Duration::from_secs(120),
+            gas_limit: Some(300_000),
+            resend_guard: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A claim to release.
+#[derive(Debug, Clone)]
+pub struct SubmitJob {
+    /// The message's journal row.
+    pub row: i64,
+    /// What to submit.
+    pub plan: ClaimPlan,
+    /// Where the message stands: `Accepted`, `Submitting` (uncertain) or `Submitted`.
+    pub state: MessageState,
+    /// The recorded transaction, for `Submitted`.
+    pub tx_hash: Option<B256>,
+    /// The span of the message, so the submitter's logs carry its uid and hash.
+    pub span: tracing::Span,
+}
+
+/// How a submission ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// The deposit was released.
+    Claimed {
+        /// The claim transaction.
+        tx_hash: B256,
+        /// Its block.
+        block_number: u64,
+    },
+    /// It was not, and will not be.
+    Refused(RefusalReason),
+    /// Something transient failed; the journal state says where to resume.
+    Retry {
+        /// What failed.
+        error: String,
+    },
+}
+
+/// A finished job.
+#[derive(Debug)]
+pub struct SubmitDone {
+    /// The message's journal row.
+    pub row: i64,
+    /// The outcome.
+    pub outcome: SubmitOutcome,
+}
+
+/// The submitter's state; [`Submitter::spawn`] moves it into its task.
+pub struct Submitter {
+    client: SpringMail,
+    key: Arc<ClaimSecret>,
+    journal: Arc<Journal>,
+    policy: SubmitPolicy,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Submitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Submitter")
+            .field("client", &self.client)
+            .field("watcher", &self.key.address())
+            .finish()
+    }
+}
+
+/// Handle to a running submitter.
+#[derive(Debug, Clone)]
+pub struct SubmitterHandle {
+    jobs: mpsc::UnboundedSender<SubmitJob>,
+}
+
+impl SubmitterHandle {
+    /// Queues a job; false when the submitter has stopped.
+    pub fn submit(&self, job: SubmitJob) -> bool {
+        self.jobs.send(job).is_ok()
+    }
+}
+
+impl Submitter {
+    /// A submitter that signs attestations with `key` and sends through `client`'s chain account.
+    /// `wake` is notified whenever a job finishes, so the pipeline picks the outcome up.
+    pub fn new(
+        client: SpringMail,
+        key: Arc<ClaimSecret>,
+        journal: Arc<Journal>,
+        policy: SubmitPolicy,
+        metrics: Arc<Metrics>,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Submitter {
+            client,
+            key,
+            journal,
+            policy,
+            metrics,
+            wake,
+        }
+    }
+
+    /// Starts the task. Finished jobs arrive on the returned receiver.
+    pub fn spawn(
+        self,
+    ) -> (
+        SubmitterHandle,
+        mpsc::UnboundedReceiver<SubmitDone>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (jobs_tx, mut jobs_rx) = mpsc::unbounded_channel::<SubmitJob>();
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let this = Arc::new(self);
+        let task = tokio::spawn(async move {
+            while let Some(job) = jobs_rx.recv().await {
+                let span = job.span.clone();
+                let row = job.row;
+                match this.start(job).instrument(span.clone()).await {
+                    Started::Done(outcome) => {
+                        let _ = done_tx.send(SubmitDone { row, outcome });
+                        this.wake.notify_one();
+                    }
+                    Started::Wait { tx_hash, plan } => {
+                        let this = this.clone();
+                        let done_tx = done_tx.clone();
+                        tokio::spawn(
+                            async move {
+                                let outcome = this.finish(&plan, tx_hash).await;
+                                let _ = done_tx.send(SubmitDone { row, outcome });
+                                this.wake.notify_one();
+                            }
+                            .instrument(span),
+                        );
+                    }
+                }
+            }
+        });
+        (SubmitterHandle { jobs: jobs_tx }, done_rx, task)
+    }
+
+    /// Re-reads the deposit and broadcasts if (and only if) it is still open.
+    async fn start(&self, job: SubmitJob) -> Started {
+        let plan = job.plan;
+        if job.state == MessageState::Submitted {
+            if let Some(tx_hash) = job.tx_hash {
+                return Started::Wait {
+                    tx_hash,
+                    plan: Box::new(plan),
+                };
+            }
+        }
+        match self.reread(&plan).await {
+            Ok(Reread::Open) => {}
+            Ok(Reread::Final(outcome)) => return Started::Done(outcome),
+            Err(e) => {
+                return Started::Done(SubmitOutcome::Retry {
+                    error: e.to_string(),
+                })
+            }
+        }
+        if job.state == MessageState::Submitting && !self.policy.resend_guard.is_zero() {
+            // A broadcast may have happened before the crash or error: watch for it
+            // before sending again.
+            let deadline = tokio::time::Instant::now() + self.policy.resend_guard;
+            while tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(
+                    self.client
+                        .chain()
+                        .poll_interval()
+                        .max(Duration::from_millis(500)),
+                )
+                .await;
+                match self.reread(&plan).await {
+                    Ok(Reread::Open) => {}
+                    Ok(Reread::Final(outcome)) => return Started::Done(outcome),
+                    Err(e) => {
+                        return Started::Done(SubmitOutcome::Retry {
+                            error: e.to_string(),
+                        })
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.journal.write(|tx| tx.mark_submitting(job.row)) {
+            return Started::Done(SubmitOutcome::Retry {
+                error: e.to_string(),
+            });
+        }
+        let id = self.client.escrow_id();
+        let attestation = plan.signed.auth.sign_attest(id, &self.key);
+        let data = self.client.claim_calldata(
+            &plan.deposit,
+            &plan.signed,
+            plan.fee,
+            attestation.to_bytes(),
+        );
+        let req = TxRequest {
+            to: Some(id.escrow),
+            data,
+            value: Default::default(),
+            gas_limit: self.policy.gas_limit,
+        };
+        match self.client.chain().submit(req).await {
+            Ok(tx_hash) => {
+                info!(tx = %tx_hash, "claim transaction sent");
+                self.metrics.claim_submitted();
+                if let Err(e) = self.record_submitted(job.row, tx_hash) {
+                    // The transaction is out; the next attempt re-reads the chain first.
+                    return Started::Done(SubmitOutcome::Retry {
+                        error: e.to_string(),
+                    });
+                }
+                Started::Wait {
+                    tx_hash,
+                    plan: Box::new(plan),
+                }
+            }
+            Err(e) => Started::Done(self.classify_send_error(e)),
+        }
+    }
+
+    fn record_submitted(&self, row: i64, tx_hash: B256) -> Result<(), JournalError> {
+        self.journal
+            .write(|tx| tx.mark_submitted(row, &tx_hash.to_string()))
+    }
+
+    fn classify_send_error(&self, e: ChainError) -> SubmitOutcome {
+        if let ChainError::Rpc { message, .. } = &e {
+            if message.to_ascii_lowercase().contains("revert") {
+                return SubmitOutcome::Refused(RefusalReason::Reverted {
+                    reason: message.clone(),
+                });
+            }
+        }
+        warn!(error = %e, transient = e.is_transient(), "sending the claim failed; will re-read the chain and retry");
+        SubmitOutcome::Retry {
+            error: e.to_string(),
+        }
+    }
+
+    /// Waits for a broadcast claim's receipt.
+    async fn finish(&self, plan: &ClaimPlan, tx_hash: B256) -> SubmitOutcome {
+        match self
+            .client
+            .chain()
+            .wait(tx_hash, self.policy.receipt_timeout)
+            .await
+        {
+            Ok(receipt) if receipt.succeeded() => {
+                info!(tx = %tx_hash, block = receipt.block_number, "claim confirmed");
+                SubmitOutcome::Claimed {
+                    tx_hash,
+                    block_number: receipt.block_number,
+                }
+            }
+            Ok(receipt) => {
+                // Someone else may have won a race; report what the chain says.
+                if let Ok(Reread::Final(outcome)) = self.reread(plan).await {
+                    return outcome;
+                }
+                let reason = match &receipt.status {
+                    TxStatus::Reverted { data: Some(d), .. } if !d.is_empty() => describe_revert(d),
+                    TxStatus::Reverted {
+                        message: Some(m), ..
+                    } => m.clone(),
+                    _ => "the transaction reverted".into(),
+                };
+                warn!(tx = %tx_hash, %reason, "claim reverted");
+                SubmitOutcome::Refused(RefusalReason::Reverted { reason })
+            }
+            Err(e) => {
+                // Not mined yet or the node is away: see whether it landed anyway.
+                if let Ok(Reread::Final(outcome)) = self.reread(plan).await {
+                    return outcome;
+                }
+                SubmitOutcome::Retry {
+                    error: e.to_string(),
+                }
+            }
+        }
+    }
+
+    /// The deposit's state on chain, as an outcome when it is settled.
+    async fn reread(&self, plan: &ClaimPlan) -> Result<Reread, ClientError> {
+        let status = self.client.status(plan.claim_key()).await?;
+        Ok(match status {
+            DepositStatus::Open { deposit, .. } if deposit == plan.deposit => Reread::Open,
+            DepositStatus::Open { .. } => {
+                Reread::Final(SubmitOutcome::Refused(RefusalReason::UnknownDeposit))
+            }
+            DepositStatus::Claimed {
+                to,
+                relayer,
+                tx_hash,
+                block_number,
+                ..
+            } => {
+                if to == plan.signed.auth.to && relayer == self.client.chain().account() {
+                    Reread::Final(SubmitOutcome::Claimed {
+                        tx_hash,
+                        block_number,
+                    })
+                } else {
+                    Reread::Final(SubmitOutcome::Refused(RefusalReason::AlreadyClaimed {
+                        tx_hash: Some(tx_hash),
+                    }))
+                }
+            }
+            DepositStatus::Expired { deposit, .. } => {
+                Reread::Final(SubmitOutcome::Refused(RefusalReason::Expired {
+                    expiry: deposit.expiry,
+                    too_soon: false,
+                }))
+            }
+            DepositStatus::Refunded { .. } => {
+                Reread::Final(SubmitOutcome::Refused(RefusalReason::Refunded))
+            }
+            DepositStatus::Unknown => {
+                Reread::Final(SubmitOutcome::Refused(RefusalReason::UnknownDeposit))
+            }
+        })
+    }
+}
+
+enum Started {
+    Done(SubmitOutcome),
+    Wait { tx_hash: B256, plan: Box<ClaimPlan> },
+}
+
+enum Reread {
+    Open,
+    Final(SubmitOutcome),
+}

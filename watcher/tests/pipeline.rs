@@ -1,0 +1,573 @@
+//! The whole pipeline in process: embedded chain, memory mailbox, memory sink, DKIM
+//! keys pinned (no network), the chain clock pinned.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256};
+use springmail_sdk::chain::embedded::EmbeddedChain;
+use springmail_sdk::chain::Chain;
+use springmail_sdk::client::{DepositStatus, SendRequest, SpringMail, Ticket};
+use springmail_sdk::keys::ClaimSecret;
+use springmail_watcher::authenticate::{AuthPolicy, DkimKeys, MailAuthenticator, PinnedRecords};
+use springmail_watcher::journal::{Folder, Journal, MessageState, OutcomeKind};
+use springmail_watcher::metrics::Metrics;
+use springmail_watcher::reply::{DkimSigningKey, MemorySink, ReplyComposer};
+use springmail_watcher::service::{
+    CrashPoint, PipelineSettings, Watcher, WatcherError, WatcherParts,
+};
+use springmail_watcher::submit::SubmitPolicy;
+use springmail_watcher::testkit::{claim_block, claim_body, mail, TestDomain};
+use springmail_watcher::verify::VerifyPolicy;
+use springmail_watcher::MemorySource;
+
+const T0: u64 = 1_767_225_600;
+const AMOUNT: u128 = 150_000_000; // 1.5 QTUM
+const FEE: u128 = 100_000; // 0.001 QTUM
+const BOB: &str = "bob@example.com";
+
+struct World {
+    chain: EmbeddedChain,
+    sender: SpringMail,
+    watcher_key: Arc<ClaimSecret>,
+    example: TestDomain,
+    other: TestDomain,
+    broker: TestDomain,
+    pins: PinnedRecords,
+    dir: tempfile::TempDir,
+    source: MemorySource,
+    sink: MemorySink,
+    bob_wallet: Address,
+}
+
+impl World {
+    async fn new() -> Self {
+        let chain = EmbeddedChain::with_genesis_time(8890, T0);
+        let alice = Address::repeat_byte(0xa1);
+        chain.fund(alice, U256::from(100_000_000_000u64));
+        let sender = SpringMail::deploy(Arc::new(chain.as_account(alice)))
+            .await
+            .unwrap();
+        let example = TestDomain::new("example.com");
+        let other = TestDomain::new("example.net");
+        let broker = TestDomain::new("broker.test");
+        let mut pins = PinnedRecords::new();
+        example.pin(&mut pins);
+        other.pin(&mut pins);
+        broker.pin(&mut pins);
+        World {
+            chain,
+            sender,
+            watcher_key: Arc::new(ClaimSecret::random()),
+            example,
+            other,
+            broker,
+            pins,
+            dir: tempfile::tempdir().unwrap(),
+            source: MemorySource::new(),
+            sink: MemorySink::new(),
+            bob_wallet: Address::repeat_byte(0xb0),
+        }
+    }
+
+    async fn deposit_to(&self, email: &str, watcher: Option<Address>, expires_in: u64) -> Ticket {
+        let mut req = SendRequest::native(email, AMOUNT, expires_in);
+        req.watcher = watcher;
+        self.sender.send(req).await.unwrap()
+    }
+
+    async fn deposit(&self) -> Ticket {
+        self.deposit_to(BOB, Some(self.watcher_key.address()), 7 * 86_400)
+            .await
+    }
+
+    fn claim_text(&self, ticket: &Ticket, max_fee: u128) -> String {
+        let block = claim_block(
+            &self.sender,
+            ticket,
+            self.bob_wallet,
+            max_fee,
+            T0 + 30 * 86_400,
+        );
+        claim_body(&block)
+    }
+
+    fn bob_mail(&self, id: &str, body: &str) -> Vec<u8> {
+        self.example.sign(&mail(
+            BOB,
+            "watcher@broker.test",
+            "Re: You have been sent 1.5 QTUM",
+            id,
+            Some("notify-1@sender.test"),
+            body,
+        ))
+    }
+
+    fn watcher(&self, crash_at: Option<CrashPoint>) -> Watcher {
+        let journal = Arc::new(Journal::open_in(self.dir.path()).unwrap());
+        let relayer = Arc::new(self.chain.as_account(self.watcher_key.address()));
+        let client = SpringMail::new(relayer, self.sender.escrow())
+            .with_start_block(self.sender.start_block());
+        let dkim = DkimSigningKey::from_pem(&self.broker.key_pem, "broker key").unwrap();
+        Watcher::new(WatcherParts {
+            client,
+            watcher_key: self.watcher_key.clone(),
+            journal,
+            source: Box::new(self.source.clone()),
+            sink: Arc::new(self.sink.clone()),
+            authenticator: MailAuthenticator::new(
+                DkimKeys::pinned(self.pins.clone()),
+                AuthPolicy {
+                    max_message_bytes: 1 << 20,
+                    own_addresses: vec!["watcher@broker.test".into()],
+                },
+            ),
+            composer: ReplyComposer::new(
+                "watcher@broker.test",
+                "Spring Mail watcher",
+                Some((dkim, "broker.test".into(), "sm".into())),
+            ),
+            verify: VerifyPolicy {
+                watcher: self.watcher_key.address(),
+                native_fee: FEE,
+                tokens: vec![],
+                min_time_left: 60,
+            },
+            submit: SubmitPolicy {
+                receipt_timeout: Duration::from_secs(5),
+                gas_limit: None,
+                resend_guard: Duration::ZERO,
+            },
+            pipeline: PipelineSettings {
+                retry_base: Duration::from_secs(1),
+                crash_at,
+                ..Default::default()
+            },
+            metrics: Metrics::new(),
+        })
+        .unwrap()
+    }
+
+    async fn balance(&self, who: Address) -> U256 {
+        self.chain.balance(who).await.unwrap()
+    }
+
+    fn replies_text(&self) -> Vec<String> {
+        self.sink
+            .sent()
+            .iter()
+            .map(|m| String::from_utf8_lossy(&m.bytes).into_owned())
+            .collect()
+    }
+}
+
+async fn status(w: &World, t: &Ticket) -> DepositStatus {
+    w.sender.status(t.link.claim_key()).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_signed_claim_is_paid_and_answered_in_thread() {
+    let w = World::new().await;
+    let t = w.deposit().await;
+    let before = w.balance(w.bob_wallet).await;
+    w.source
+        .deliver(w.bob_mail("claim-1@example.com", &w.claim_text(&t, 200_000)));
+    let mut watcher = w.watcher(None);
+    let report = watcher.run_once().await.unwrap();
+    assert_eq!(
+        report.decided,
+        vec![(OutcomeKind::Claimed, "claimed".to_string())]
+    );
+    assert_eq!(
+        w.balance(w.bob_wallet).await - before,
+        U256::from(AMOUNT - FEE)
+    );
+    let tx = match status(&w, &t).await {
+        DepositStatus::Claimed {
+            tx_hash,
+            fee,
+            relayer,
+            ..
+        } => {
+            assert_eq!(fee, FEE);
+            assert_eq!(relayer, w.watcher_key.address());
+            tx_hash
+        }
+        other => panic!("{other:?}"),
+    };
+    // One reply, threaded, DKIM-signed by the broker, with the transaction id and amounts.
+    let replies = w.replies_text();
+    assert_eq!(replies.len(), 1);
+    let r = &replies[0];
+    assert!(r.starts_with("DKIM-Signature:"), "{r}");
+    assert!(r.contains("In-Reply-To: <claim-1@example.com>"), "{r}");
+    assert!(
+        r.contains("References: <notify-1@sender.test> <claim-1@example.com>"),
+        "{r}"
+    );
+    assert!(
+        r.contains("Subject: Re: You have been sent 1.5 QTUM"),
+        "{r}"
+    );
+    assert!(r.contains(&tx.to_string()), "{r}");
+    assert!(r.contains("1.499 QTUM") && r.contains("0.001 QTUM"), "{r}");
+    assert!(r.contains("Auto-Submitted: auto-replied"));
+    assert_eq!(w.sink.sent()[0].rcpt, BOB);
+    // The reply itself verifies against the broker's pinned key.
+    assert!(
+        springmail_watcher::testkit::dkim_passes(&w.sink.sent()[0].bytes, &w.pins, "broker.test")
+            .await
+    );
+    // Filed after the outcome was committed.
+    assert_eq!(w.source.inbox_len(), 0);
+    assert_eq!(w.source.folder(Folder::Processed).len(), 1);
+    assert!(watcher.journal().unfinished().unwrap().is_empty());
+    assert_eq!(watcher.metrics().claims_submitted(), 1);
+    // Nothing more happens on another pass.
+    assert_eq!(watcher.run_once().await.unwrap().decided, vec![]);
+    assert_eq!(w.sink.sent().len(), 1);
+}
+
+/// Runs one message through a fresh watcher and checks funds stayed, the mail was
+/// filed in Rejected, and whether a reply went out (and what it says).
+async fn refused(w: &World, t: &Ticket, raw: Vec<u8>, code: &str, reply_contains: Option<&str>) {
+    let before_replies = w.sink.sent().len();
+    let before_rejected = w.source.folder(Folder::Rejected).len();
+    let stat_before = status(w, t).await;
+    w.source.deliver(raw);
+    let mut watcher = w.watcher(None);
+    let report = watcher.run_once().await.unwrap();
+    assert_eq!(report.decided.len(), 1, "{report:?}");
+    assert_eq!(report.decided[0].1, code, "{report:?}");
+    assert_eq!(
+        status(w, t).await,
+        stat_before,
+        "the deposit must be untouched"
+    );
+    assert_eq!(w.source.folder(Folder::Rejected).len(), before_rejected + 1);
+    let replies = w.replies_text();
+    match reply_contains {
+        Some(words) => {
+            assert_eq!(replies.len(), before_replies + 1, "one reply expected");
+            assert!(
+                replies.last().unwrap().contains(words),
+                "{}",
+                replies.last().unwrap()
+            );
+            assert!(replies.last().unwrap().contains("your claim was not paid"));
+        }
+        None => assert_eq!(replies.len(), before_replies, "no reply (no backscatter)"),
+    }
+}
+
+#[tokio::test]
+async fn unauthenticated_mail_is_filed_without_a_reply() {
+    let w = World::new().await;
+    let t = w.deposit().await;
+    let body = w.claim_text(&t, 200_000);
+    let unsigned = mail(
+        BOB,
+        "watcher@broker.test",
+        "Re: x",
+        "u-1@example.com",
+        None,
+        &body,
+    );
+    refused(&w, &t, unsigned, "dkim-missing", None).await;
+    // Signed by another domain's valid key.
+    let foreign = w.other.sign(&mail(
+        BOB,
+        "watcher@broker.test",
+        "Re: x",
+        "f-1@example.com",
+        None,
+        &body,
+    ));
+    refused(&w, &t, foreign, "dkim-not-aligned", None).await;
+    // Body altered after signing (mail-auth says Neutral; only Pass counts).
+    let mut tampered = w.bob_mail("t-1@example.com", &body);
+    let pos = tampered.windows(3).position(|x| x == b"Yes").unwrap();
+    tampered[pos] = b'N';
+    refused(&w, &t, tampered, "dkim-failed", None).await;
+    // A partial-body signature (l=) is refused even though it verifies.
+    let partial = w.example.sign_opts(
+        &mail(
+            BOB,
+            "watcher@broker.test",
+            "Re: x",
+            "l-1@example.com",
+            None,
+            &body,
+        ),
+        true,
+    );
+    refused(&w, &t, partial, "dkim-partial-body", None).await;
+    // Auto-replies and bounces are never answered.
+    let auto = w.example.sign(
+        &String::from_utf8(mail(
+            BOB,
+            "watcher@broker.test",
+            "Out of office",
+            "a-1@example.com",
+            None,
+            "away",
+        ))
+        .unwrap()
+        .replacen("From:", "Auto-Submitted: auto-replied\r\nFrom:", 1)
+        .into_bytes(),
+    );
+    refused(&w, &t, auto, "auto-reply", None).await;
+    // 20 MB: not even read.
+    let mut huge = w.bob_mail("h-1@example.com", &body);
+    huge.extend(std::iter::repeat_n(b'a', 20 << 20));
+    refused(&w, &t, huge, "too-large", None).await;
+    assert_eq!(w.balance(w.bob_wallet).await, U256::ZERO);
+}
+
+#[tokio::test]
+async fn authenticated_refusals_are_answered_with_the_reason() {
+    let w = World::new().await;
+    let t = w.deposit().await;
+    let body = w.claim_text(&t, 200_000);
+
+    // Carol (valid DKIM for her own domain) sends Bob's block: not the recipient.
+    let carol = w.other.sign(&mail(
+        "carol@example.net",
+        "watcher@broker.test",
+        "Re: x",
+        "c-1@example.net",
+        None,
+        &body,
+    ));
+    refused(
+        &w,
+        &t,
+        carol,
+        "not-recipient",
+        Some("was not sent to the address you wrote from"),
+    )
+    .await;
+
+    // A malformed block.
+    let broken = body.replace("Salt: 0x", "Salt: 0xzz");
+    refused(
+        &w,
+        &t,
+        w.bob_mail("m-1@example.com", &broken),
+        "malformed-block",
+        Some("could not be read"),
+    )
+    .await;
+
+    // No block at all.
+    refused(
+        &w,
+        &t,
+        w.bob_mail("n-1@example.com", "thanks!"),
+        "no-claim-block",
+        Some("no BISMTP CLAIM block"),
+    )
+    .await;
+
+    // Fee cap below the watcher's fee.
+    let cheap = w.claim_text(&t, 1);
+    refused(
+        &w,
+        &t,
+        w.bob_mail("fee-1@example.com", &cheap),
+        "fee-too-low",
+        Some("charges 0.001 QTUM"),
+    )
+    .await;
+
+    // A block whose signature was made for another payee.
+    let forged = body.replace(
+        &springmail_sdk::qtum::format_address(8890, w.bob_wallet),
+        &springmail_sdk::qtum::format_address(8890, Address::repeat_byte(0xee)),
+    );
+    refused(
+        &w,
+        &t,
+        w.bob_mail("s-1@example.com", &forged),
+        "bad-signature",
+        Some("signature"),
+    )
+    .await;
+
+    // A valid block for a deposit that names another watcher.
+    let other_watcher = ClaimSecret::random().address();
+    let t2 = w.deposit_to(BOB, Some(other_watcher), 7 * 86_400).await;
+    refused(
+        &w,
+        &t2,
+        w.bob_mail("o-1@example.com", &w.claim_text(&t2, 200_000)),
+        "other-watcher",
+        Some("another watcher"),
+    )
+    .await;
+
+    // An expired deposit.
+    let t3 = w.deposit_to(BOB, Some(w.watcher_key.address()), 3600).await;
+    w.chain.advance_time(7200);
+    refused(
+        &w,
+        &t3,
+        w.bob_mail("e-1@example.com", &w.claim_text(&t3, 200_000)),
+        "expired",
+        Some("expired on"),
+    )
+    .await;
+
+    assert_eq!(w.balance(w.bob_wallet).await, U256::ZERO);
+}
+
+#[tokio::test]
+async fn a_claimed_deposit_cannot_be_claimed_again_and_replays_are_ignored() {
+    let w = World::new().await;
+    let t = w.deposit().await;
+    let first = w.bob_mail("claim-1@example.com", &w.claim_text(&t, 200_000));
+    w.source.deliver(first.clone());
+    w.watcher(None).run_once().await.unwrap();
+    let paid = w.balance(w.bob_wallet).await;
+    assert_eq!(paid, U256::from(AMOUNT - FEE));
+    assert_eq!(w.sink.sent().len(), 1);
+
+    // The same mail again (a replay): filed, not answered, nothing paid.
+    refused(&w, &t, first, "duplicate", None).await;
+    // A new mail for the same deposit: already claimed, answered.
+    refused(
+        &w,
+        &t,
+        w.bob_mail("claim-2@example.com", &w.claim_text(&t, 200_000)),
+        "already-claimed",
+        Some("already been claimed"),
+    )
+    .await;
+    assert_eq!(w.balance(w.bob_wallet).await, paid);
+}
+
+#[tokio::test]
+async fn two_claims_for_one_deposit_in_one_batch_pay_once() {
+    let w = World::new().await;
+    let t = w.deposit().await;
+    w.source
+        .deliver(w.bob_mail("c1@example.com", &w.claim_text(&t, 200_000)));
+    w.source
+        .deliver(w.bob_mail("c2@example.com", &w.claim_text(&t, 300_000)));
+    let report = w.watcher(None).run_once().await.unwrap();
+    let mut codes: Vec<_> = report.decided.iter().map(|(_, c)| c.as_str()).collect();
+    codes.sort();
+    assert_eq!(codes, vec!["claim-in-progress", "claimed"]);
+    assert_eq!(w.balance(w.bob_wallet).await, U256::from(AMOUNT - FEE));
+    assert_eq!(w.sink.sent().len(), 2);
+}
+
+/// A SIGKILL at each point of the pipeline, then a restart: the claim is paid exactly
+/// once, answered exactly once, and the message is filed.
+#[tokio::test]
+async fn a_crash_anywhere_resumes_without_losing_or_repeating_the_claim() {
+    for point in [
+        CrashPoint::AfterReceive,
+        CrashPoint::AfterJudge,
+        CrashPoint::AfterSubmit,
+        CrashPoint::BeforeReplies,
+        CrashPoint::BeforeFiling,
+    ] {
+        let w = World::new().await;
+        let t = w.deposit().await;
+        w.source
+            .deliver(w.bob_mail("claim-1@example.com", &w.claim_text(&t, 200_000)));
+        {
+            let mut watcher = w.watcher(Some(point));
+            let err = watcher.run_once().await.unwrap_err();
+            assert!(
+                matches!(err, WatcherError::Crashed(p) if p == point),
+                "{point:?}: {err}"
+            );
+        }
+        let mut watcher = w.watcher(None);
+        watcher.run_once().await.unwrap();
+        assert_eq!(
+            w.balance(w.bob_wallet).await,
+            U256::from(AMOUNT - FEE),
+            "{point:?}"
+        );
+        assert_eq!(w.sink.sent().len(), 1, "{point:?}: one reply");
+        assert!(
+            w.replies_text()[0].contains("your claim was paid"),
+            "{point:?}"
+        );
+        assert_eq!(w.source.folder(Folder::Processed).len(), 1, "{point:?}");
+        assert!(
+            watcher.journal().unfinished().unwrap().is_empty(),
+            "{point:?}"
+        );
+    }
+}
+
+/// A crash between the journal's `submitting` and the broadcast being recorded: the
+/// restarted submitter re-reads the chain, sees the deposit paid by this watcher, and
+/// finishes from the chain instead of sending again.
+#[tokio::test]
+async fn an_uncertain_submission_is_finished_from_chain_state() {
+    let w = World::new().await;
+    let t = w.deposit().await;
+    w.source
+        .deliver(w.bob_mail("claim-1@example.com", &w.claim_text(&t, 200_000)));
+    // Judge only.
+    {
+        let mut watcher = w.watcher(Some(CrashPoint::AfterJudge));
+        assert!(watcher.run_once().await.is_err());
+    }
+    let journal = Journal::open_in(w.dir.path()).unwrap();
+    let m = journal.unfinished().unwrap().pop().unwrap();
+    assert_eq!(m.state, MessageState::Accepted);
+    // Someone (this watcher, before "crashing") broadcast the claim; the journal says only `submitting`.
+    let plan =
+        springmail_watcher::verify::ClaimPlan::from_json(m.plan.as_deref().unwrap()).unwrap();
+    let relayer = SpringMail::new(
+        Arc::new(w.chain.as_account(w.watcher_key.address())),
+        w.sender.escrow(),
+    );
+    let att = plan
+        .signed
+        .auth
+        .sign_attest(relayer.escrow_id(), &w.watcher_key);
+    relayer
+        .submit_claim(&plan.deposit, &plan.signed, plan.fee, att.to_bytes())
+        .await
+        .unwrap();
+    journal.write(|tx| tx.mark_submitting(m.id)).unwrap();
+    drop(journal);
+    let mut watcher = w.watcher(None);
+    watcher.run_once().await.unwrap();
+    assert_eq!(
+        watcher.metrics().claims_submitted(),
+        0,
+        "nothing was sent again"
+    );
+    assert_eq!(w.balance(w.bob_wallet).await, U256::from(AMOUNT - FEE));
+    assert!(w.replies_text()[0].contains("your claim was paid"));
+}
+
+#[tokio::test]
+async fn a_failing_mail_server_delays_replies_but_loses_none() {
+    let w = World::new().await;
+    let t = w.deposit().await;
+    w.source
+        .deliver(w.bob_mail("claim-1@example.com", &w.claim_text(&t, 200_000)));
+    w.sink.fail_with(Some(springmail_watcher::reply::SinkError {
+        message: "451 try later".into(),
+        transient: true,
+    }));
+    let mut watcher = w.watcher(None);
+    watcher.run_once().await.unwrap();
+    assert_eq!(w.sink.sent().len(), 0);
+    assert_eq!(w.balance(w.bob_wallet).await, U256::from(AMOUNT - FEE));
+    w.sink.fail_with(None);
+    // The outbox retries after its backoff; a restart picks it up too.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut watcher = w.watcher(None);
+    watcher.run_once().await.unwrap();
+    assert_eq!(w.sink.sent().len(), 1);
+}
