@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod authenticate;
+pub mod config;
 pub mod ingest;
 pub mod journal;
 pub mod metrics;
