@@ -119,11 +119,11 @@ finishes interrupted ones without paying twice.";
 const CLAIM_AFTER: &str = "\
 Examples:
   springmail claim sm1.AAAA… --to qUbJ2pD6yGBKX6rLBFPgKZ5AkvrNBi3XG8
-  springmail claim 'https://claim.example/claim#sm1.AAAA…' --to qUbJ… --mail --email bob@example.com --out claim.eml
+  springmail claim 'https://claim.example/claim#sm1.AAAA…' --to qUbJ… --email bob@example.com --out claim.eml
 
-A link-mode deposit is claimed directly when you have a funded key (it pays the gas).
-An email-mode deposit (or --mail) is claimed by mail: the claim is signed here, the
-link's secret stays here, and a claim mail to the watcher is sent through [mail]
+A link-mode deposit is claimed directly: your key (wallet new, or SPRINGMAIL_PRIVATE_KEY)
+pays the gas. An email-mode deposit is claimed by mail: the claim is signed here (the
+link's secret stays here) and the claim mail to the watcher is sent through [mail]
 smtp_url, written to --out, or printed as a CLAIM block to paste into your reply.";
 
 #[derive(Debug, Subcommand)]
@@ -213,12 +213,6 @@ pub struct ClaimArgs {
     /// Where the money goes: your address (q…/Q… on Qtum chains, or 0x…)
     #[arg(long, value_name = "ADDR")]
     pub to: String,
-    /// Claim by mail through the deposit's watcher even in link mode
-    #[arg(long, conflicts_with = "direct")]
-    pub mail: bool,
-    /// Submit the claim yourself (link mode only; your key pays the gas)
-    #[arg(long)]
-    pub direct: bool,
     /// Your email address: the one the money was sent to (From of the claim mail)
     #[arg(long, value_name = "EMAIL")]
     pub email: Option<String>,

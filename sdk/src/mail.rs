@@ -487,9 +487,11 @@ pub fn claim_mail(c: &ClaimMail<'_>) -> Result<BuiltMail, MailError> {
         .rsplit_once('@')
         .map(|(_, d)| d.to_ascii_lowercase())
         .unwrap_or_default();
+    // Unique per mail: sending the same claim twice makes two messages (the watcher
+    // pays at most once either way).
     let message_id = format!(
         "sm.claim.{}@{from_domain}",
-        hex::encode(&keccak256(block.as_bytes())[..12])
+        hex::encode(rand::random::<[u8; 12]>())
     );
     let mut builder = MessageBuilder::new()
         .message_id(message_id.clone())

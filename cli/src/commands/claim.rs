@@ -61,17 +61,7 @@ pub async fn run(ctx: &Ctx, a: &ClaimArgs) -> anyhow::Result<()> {
         .context("cannot claim this deposit")?;
     let asset = asset_for(reader.as_ref(), Some(deposit.token)).await?;
     let amount = Amount::from_units(deposit.amount, asset.clone())?;
-    if a.direct && !deposit.is_link_mode() {
-        return Err(input_error(
-            format!(
-                "this deposit is in email mode: its watcher {} must attest the claim, so it cannot be claimed directly",
-                show(link.chain_id, deposit.watcher)
-            ),
-            "leave out --direct: the claim is then signed here and mailed to the watcher",
-        ));
-    }
-    let by_mail = a.mail || !deposit.is_link_mode();
-    if !by_mail {
+    if deposit.is_link_mode() {
         return claim_directly(ctx, &link, to, &amount).await;
     }
     claim_by_mail(ctx, a, &ro, &link, &deposit, to, &asset, &amount).await
@@ -86,7 +76,7 @@ async fn claim_directly(
     if !secrets::key_available(&ctx.settings.keystore) {
         return Err(input_error(
             "claiming directly needs a key with a little coin for the gas, and none is set up",
-            "make one with `springmail wallet new` (or set SPRINGMAIL_PRIVATE_KEY), or use --mail --email YOU@… to have a watcher submit it",
+            "make one with `springmail wallet new` (or set SPRINGMAIL_PRIVATE_KEY), and put a little coin on it",
         ));
     }
     let key = secrets::signing_key(&ctx.settings.keystore)?;
@@ -145,19 +135,8 @@ async fn claim_by_mail(
             "choose a smaller --max-fee",
         ));
     }
-    let now = ro.chain().head().await?.timestamp;
-    let deadline = now.saturating_add(CLAIM_VALIDITY_SECS).min(deposit.expiry);
-    let signed = ro.sign_claim(link, deposit, to, max_fee.units(), deadline)?;
-    let block = ClaimBlock {
-        chain_id: link.chain_id,
-        escrow: link.escrow,
-        claim_key: link.claim_key(),
-        to,
-        max_fee: max_fee.clone(),
-        deadline,
-        salt: link.salt.clone(),
-        signature: signed.signature,
-    };
+    let block = sign_claim_block(ro, link, deposit, to, &max_fee).await?;
+    let deadline = block.deadline;
     let watcher_email = a
         .watcher_email
         .clone()
@@ -215,6 +194,30 @@ async fn claim_by_mail(
     ));
     s.print(ctx.json);
     Ok(())
+}
+
+/// Signs a claim of `deposit` to `to` with the link's key, valid for
+/// [`CLAIM_VALIDITY_SECS`] (at most until the deposit expires), as a CLAIM block.
+pub async fn sign_claim_block(
+    client: &SpringMail,
+    link: &ClaimLink,
+    deposit: &Deposit,
+    to: Address,
+    max_fee: &Amount,
+) -> anyhow::Result<ClaimBlock> {
+    let now = client.chain().head().await?.timestamp;
+    let deadline = now.saturating_add(CLAIM_VALIDITY_SECS).min(deposit.expiry);
+    let signed = client.sign_claim(link, deposit, to, max_fee.units(), deadline)?;
+    Ok(ClaimBlock {
+        chain_id: link.chain_id,
+        escrow: link.escrow,
+        claim_key: link.claim_key(),
+        to,
+        max_fee: max_fee.clone(),
+        deadline,
+        salt: link.salt.clone(),
+        signature: signed.signature,
+    })
 }
 
 #[cfg(test)]
