@@ -109,7 +109,7 @@ pub struct FetchBatch {
 /// Where mail comes from. `fetch_new` and `file` are required; `wait` defaults to
 /// sleeping until `wake` fires or the time is up (polling).
 #[async_trait]
-pub trait MailSource: Send {
+pub trait MailSource: Send + Sync {
     /// The mailbox read (the checkpoint's key).
     fn mailbox(&self) -> &str;
 
