@@ -170,7 +170,8 @@ pub struct SendArgs {
         long,
         value_name = "AMOUNT",
         conflicts_with = "csv",
-        required_unless_present = "csv"
+        required_unless_present = "csv",
+        allow_hyphen_values = true
     )]
     pub amount: Option<String>,
     /// Many recipients from a CSV file: email,amount[,watcher]

@@ -72,12 +72,13 @@ pub fn relative(when: u64, now: u64) -> String {
     } else {
         (now - when, false)
     };
-    let text = if d >= 2 * 86_400 {
-        format!("{} days", d / 86_400)
-    } else if d >= 2 * 3600 {
-        format!("{} hours", d / 3600)
+    // Rounded to the nearest unit, so "30d" from now reads "in 30 days".
+    let text = if d >= 2 * 86_400 - 1800 {
+        format!("{} days", (d + 43_200) / 86_400)
+    } else if d >= 2 * 3600 - 60 {
+        format!("{} hours", (d + 1800) / 3600)
     } else if d >= 120 {
-        format!("{} minutes", d / 60)
+        format!("{} minutes", (d + 30) / 60)
     } else {
         format!("{d} seconds")
     };
@@ -97,5 +98,6 @@ mod tests {
         assert_eq!(relative(100 + 30 * 86_400, 100), "in 30 days");
         assert_eq!(relative(100, 100 + 7200), "2 hours ago");
         assert_eq!(relative(10, 5), "in 5 seconds");
+        assert_eq!(relative(30 * 86_400 - 40, 0), "in 30 days");
     }
 }

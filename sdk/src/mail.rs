@@ -177,7 +177,7 @@ pub struct ClaimMail<'a> {
     pub block: &'a ClaimBlock,
     /// The notification's Message-ID (no brackets), for `In-Reply-To` and `References`.
     pub in_reply_to: Option<&'a str>,
-    /// The subject; `None` for a default naming the amount.
+    /// The subject; `None` for `Spring Mail claim: pay <To>`.
     pub subject: Option<&'a str>,
     /// The `Date` header, unix seconds; `None` for now.
     pub date: Option<i64>,
@@ -472,8 +472,7 @@ pub fn claim_mail(c: &ClaimMail<'_>) -> Result<BuiltMail, MailError> {
     let subject = match c.subject {
         Some(s) => s.to_string(),
         None => format!(
-            "Claim {} to {}",
-            c.block.max_fee.asset(),
+            "Spring Mail claim: pay {}",
             qtum::format_address(c.block.chain_id, c.block.to)
         ),
     };

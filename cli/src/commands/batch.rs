@@ -288,6 +288,11 @@ pub async fn run(ctx: &Ctx, a: &SendArgs) -> anyhow::Result<()> {
         (None, _) => Delivery::choose(settings, None, false),
     };
     check_delivery(settings, &delivery)?;
+    // With the chain known from the configuration, bad rows are refused before any key
+    // is unlocked or node contacted.
+    if let (None, Some(id)) = (plan.token, settings.chain_id) {
+        check_rows(&rows, &plan, &Asset::for_chain(id), id)?;
+    }
     let results_file = results_path(input);
     let mut results = load_results(&results_file)?;
     let escrow = escrow(settings)?;

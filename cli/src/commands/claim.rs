@@ -179,7 +179,7 @@ async fn claim_by_mail(
         watcher_email: &watcher_email,
         block: &block,
         in_reply_to: Some(&parent),
-        subject: None,
+        subject: Some(&format!("Claim {amount}")),
         date: None,
     })?;
     let where_ = notify::deliver(settings, &delivery, &built)

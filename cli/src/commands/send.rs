@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use springmail_sdk::amount::{Amount, Asset};
+use springmail_sdk::amount::{Amount, AmountError, Asset};
 use springmail_sdk::chain::Chain;
 use springmail_sdk::client::{SendRequest, Ticket};
 use springmail_sdk::link::ClaimLink;
@@ -156,6 +156,18 @@ pub async fn connect_sender(ctx: &Ctx, plan: &Plan) -> anyhow::Result<(Arc<dyn C
     Ok((chain, asset))
 }
 
+/// Checks a native-coin amount before anything is unlocked or connected: against the
+/// configured chain's coin, or (chain not configured) against QTUM and ETH.
+pub fn precheck_amount(chain_id: Option<u64>, text: &str) -> Result<(), AmountError> {
+    match chain_id {
+        Some(id) => Amount::parse(text, &Asset::for_chain(id)).map(|_| ()),
+        None => match Amount::parse_among(text, &[Asset::qtum(), Asset::eth()]) {
+            Ok(_) | Err(AmountError::MissingSymbol { .. }) => Ok(()),
+            Err(e) => Err(e),
+        },
+    }
+}
+
 /// Runs `send --to EMAIL --amount AMOUNT`.
 pub async fn run(ctx: &Ctx, a: &SendArgs) -> anyhow::Result<()> {
     let settings = &ctx.settings;
@@ -167,6 +179,10 @@ pub async fn run(ctx: &Ctx, a: &SendArgs) -> anyhow::Result<()> {
     let normalized =
         springmail_sdk::email::normalize(to).with_context(|| format!("--to {to:?}"))?;
     let plan = Plan::from_args(settings, a)?;
+    if plan.token.is_none() {
+        precheck_amount(settings.chain_id, amount_text)
+            .with_context(|| format!("--amount {amount_text:?}"))?;
+    }
     plan.check_watcher_email(plan.watcher)?;
     let delivery = Delivery::choose(settings, a.out.as_deref(), a.no_mail);
     check_delivery(settings, &delivery)?;

@@ -1,8 +1,106 @@
-//! `springmail watch --config FILE`: the watcher service.
+//! `springmail watch --config FILE`: the watcher service (the mail server broker).
+//!
+//! The file is the watcher's own (see `springmail_watcher::config` and
+//! docs/OPERATIONS.md). This command reads it, resolves it (journal, keys, chain, IMAP,
+//! SMTP), and runs the pipeline until Ctrl-C or SIGTERM, or once with `--once`.
+
+use anyhow::Context;
+use springmail_watcher::config::{ConfigErrors, RawConfig, ResolveError};
+use springmail_watcher::service::Watcher;
 
 use crate::args::{GlobalArgs, WatchArgs};
+use crate::output::Summary;
+use crate::report::{hinted, input_error, ExitKind};
 
 /// Runs the watcher.
-pub async fn run(_a: &WatchArgs, _g: &GlobalArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+pub async fn run(a: &WatchArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    let path = g.config.as_deref().ok_or_else(|| {
+        input_error(
+            "springmail watch needs the watcher's config file",
+            "pass --config watcher.toml (its keys are described in docs/OPERATIONS.md)",
+        )
+    })?;
+    let config_hint =
+        "fix the keys named above; the watcher's config file is described in docs/OPERATIONS.md";
+    let raw = RawConfig::load(path)
+        .map_err(|e| hinted(with_file(e, path), config_hint, ExitKind::Input))?;
+    let settings = raw
+        .validate(&|name| std::env::var(name).ok())
+        .map_err(|e| hinted(with_file(e, path), config_hint, ExitKind::Input))?;
+    let parts = settings.resolve().await.map_err(|e: ResolveError| {
+        hinted(
+            anyhow::Error::new(e).context("cannot start the watcher"),
+            "check the key named above: its file, its environment variable, or the service it points at",
+            ExitKind::Failed,
+        )
+    })?;
+    let metrics = parts.metrics.clone();
+    let mut watcher = Watcher::new(parts).context("cannot start the watcher")?;
+    if a.once {
+        let report = watcher
+            .run_once()
+            .await
+            .context("the watcher's pass failed")?;
+        let mut s = Summary::new("Watcher pass done");
+        s.row("received", "new mail", report.received.to_string());
+        for kind in ["claimed", "refused", "dropped", "duplicate"] {
+            let n = report
+                .decided
+                .iter()
+                .filter(|(k, _)| k.as_str() == kind)
+                .count();
+            s.row(kind, kind, n.to_string());
+        }
+        s.row("replies", "replies sent", report.replies_sent.to_string());
+        s.print(g.json);
+        return Ok(());
+    }
+    let _server = match settings.metrics_listen {
+        Some(addr) => Some(
+            springmail_watcher::metrics::serve(
+                addr,
+                metrics,
+                settings.poll_interval.as_secs() * 3 + 60,
+            )
+            .await
+            .with_context(|| format!("cannot serve metrics on {addr}"))?,
+        ),
+        None => None,
+    };
+    eprintln!("springmail watch: running (Ctrl-C to stop)");
+    watcher
+        .run(shutdown_signal())
+        .await
+        .context("the watcher stopped")?;
+    eprintln!("springmail watch: stopped");
+    Ok(())
+}
+
+fn with_file(mut e: ConfigErrors, path: &std::path::Path) -> anyhow::Error {
+    if e.file.is_none() {
+        e.file = Some(path.to_path_buf());
+    }
+    anyhow::Error::new(e)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

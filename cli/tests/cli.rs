@@ -1,0 +1,417 @@
+//! The `springmail` binary without any service: help, the demo, wallets, and the one
+//! clear line (plus a hint, plus a non-zero exit code) for every kind of bad input.
+
+mod common;
+
+use common::Sandbox;
+
+const SUBCOMMANDS: &[&[&str]] = &[
+    &["wallet", "new"],
+    &["wallet", "import"],
+    &["wallet", "show"],
+    &["deploy"],
+    &["send"],
+    &["claim"],
+    &["refund"],
+    &["status"],
+    &["watch"],
+    &["demo"],
+];
+
+/// A valid link for a deposit that does not exist anywhere (chain 8890).
+const SOME_LINK: &str =
+    "sm1.AAAAAAAAIrpfvbIxVniv7LNn8DLZP2QvZBgKo15d2L_n6of9xllM1WomXDUfnVSSbt43cLOMYKIA2UbmPElgITs1P2E4I2eQSrrVww";
+
+#[test]
+fn top_level_help_lists_every_command_with_examples() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["--help"]);
+    let text = out.ok();
+    for cmd in [
+        "wallet", "deploy", "send", "claim", "refund", "status", "watch", "demo",
+    ] {
+        assert!(text.contains(cmd), "--help does not mention {cmd}:\n{text}");
+    }
+    assert!(text.contains("Examples:"), "{text}");
+    assert!(text.contains("Exit codes"), "{text}");
+}
+
+#[test]
+fn every_subcommand_help_has_an_example() {
+    let sb = Sandbox::new();
+    for cmd in SUBCOMMANDS {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let out = sb.run(&args);
+        let text = out.ok();
+        assert!(
+            text.contains("Example"),
+            "`springmail {}` has no example:\n{text}",
+            cmd.join(" ")
+        );
+        assert!(
+            text.contains("springmail "),
+            "`springmail {}`'s example shows no command:\n{text}",
+            cmd.join(" ")
+        );
+    }
+}
+
+#[test]
+fn no_arguments_prints_help_and_fails() {
+    let out = Sandbox::new().run(&[]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("Usage"), "{}", out.stderr);
+}
+
+#[test]
+fn demo_tells_the_whole_story_offline() {
+    let sb = Sandbox::new();
+    let started = std::time::Instant::now();
+    let out = sb.run(&["demo"]);
+    let text = out.ok();
+    for milestone in [
+        "embedded development chain",
+        "escrow contract is deployed",
+        "Alice sends 1.5 QTUM to bob@example.com (link mode",
+        "Alice sends 2.5 QTUM to carol@example.net (email mode",
+        "Reply-To watcher@broker.test",
+        "bob now has      1.5 QTUM",
+        "Carol's claim    claimed",
+        "the forged claim dropped",
+        "threaded: yes, DKIM-signed by broker.test: yes",
+        "carol now has    2.499 QTUM",
+        "dave's deposit   refunded: 0.5 QTUM back to alice",
+        "alice            96 QTUM",
+        "Done in",
+    ] {
+        assert!(
+            text.contains(milestone),
+            "the demo did not print {milestone:?}:\n{text}"
+        );
+    }
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "the demo took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn demo_keeps_its_mails_when_asked() {
+    let sb = Sandbox::new();
+    sb.run(&["demo", "--keep", "kept"]).ok();
+    let notes: Vec<_> = std::fs::read_dir(sb.file("kept/alice-outbox"))
+        .unwrap()
+        .collect();
+    assert_eq!(notes.len(), 3);
+    let replies: Vec<_> = std::fs::read_dir(sb.file("kept/watcher-replies"))
+        .unwrap()
+        .collect();
+    assert_eq!(replies.len(), 1);
+    // --keep refuses a directory with something in it.
+    let again = sb.run(&["demo", "--keep", "kept"]);
+    assert!(again.fails(2).contains("not empty"));
+}
+
+#[test]
+fn malformed_link_is_one_clear_line() {
+    let sb = Sandbox::new();
+    let out = sb.run(&[
+        "claim",
+        "sm1.notalink",
+        "--to",
+        "qfmYqV4YKpsBcBZVfyH48Zr1nSdUT4GcW5",
+    ]);
+    let line = out.fails(2);
+    assert!(line.contains("claim link"), "{line}");
+    let out = sb.run(&[
+        "claim",
+        "https://claim.example/claim",
+        "--to",
+        "qfmYqV4YKpsBcBZVfyH48Zr1nSdUT4GcW5",
+    ]);
+    assert!(out.fails(2).contains("fragment"));
+    let out = sb.run(&["status", "sm2.AAAA"]);
+    assert!(out.fails(2).contains("version"));
+}
+
+#[test]
+fn amount_with_nine_decimals_is_refused_before_anything_happens() {
+    let sb = Sandbox::new();
+    let out = sb.run(&[
+        "send",
+        "--to",
+        "bob@example.com",
+        "--amount",
+        "1.123456789 QTUM",
+    ]);
+    let line = out.fails(2);
+    assert!(line.contains("8 decimals"), "{line}");
+    assert!(
+        out.stderr.contains("1.5 QTUM"),
+        "the hint shows the format: {}",
+        out.stderr
+    );
+    for bad in ["-1 QTUM", "1e3 QTUM", "0x10", "one QTUM", "1.5 BTC"] {
+        let out = sb.run(&[
+            "--chain-id",
+            "8890",
+            "send",
+            "--to",
+            "bob@example.com",
+            "--amount",
+            bad,
+        ]);
+        out.fails(2);
+    }
+}
+
+#[test]
+fn bad_email_addresses_are_refused() {
+    let sb = Sandbox::new();
+    for bad in [
+        "bob@exa_mple.com",
+        "bob",
+        "bob@",
+        "@example.com",
+        "bob@example..com",
+        "bo b@example.com",
+    ] {
+        let out = sb.run(&["send", "--to", bad, "--amount", "1 QTUM"]);
+        let line = out.fails(2);
+        assert!(
+            line.contains("email address") || line.contains("domain"),
+            "{bad}: {line}"
+        );
+    }
+}
+
+#[test]
+fn bad_recipient_address_in_claim_is_refused() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["claim", SOME_LINK, "--to", "QNotAnAddress0"]);
+    out.fails(2);
+    let out = sb.run(&["claim", SOME_LINK, "--to", "0x1234"]);
+    out.fails(2);
+}
+
+#[test]
+fn wallet_new_then_show_and_wrong_password() {
+    let mut sb = Sandbox::new();
+    sb.env("SPRINGMAIL_PASSWORD", "correct horse battery staple");
+    let made = sb
+        .run(&["--json", "wallet", "new", "--keystore", "me.json"])
+        .json();
+    let qtum = made["qtum_address"].as_str().unwrap().to_string();
+    assert!(qtum.starts_with('q'), "{qtum}");
+    assert!(made.get("wif").is_none(), "no key is printed unless asked");
+    let ks = std::fs::read_to_string(sb.file("me.json")).unwrap();
+    assert!(ks.contains("\"scrypt\"") && ks.contains("aes-256-gcm"));
+    // Show needs no password for the addresses.
+    let shown = sb
+        .run_env(
+            &["--json", "wallet", "show", "--keystore", "me.json"],
+            &[("SPRINGMAIL_PASSWORD", "")],
+        )
+        .json();
+    assert_eq!(shown["qtum_address"], made["qtum_address"]);
+    // The WIF needs the password; a wrong one is one clear line.
+    let wif = sb
+        .run(&[
+            "--json",
+            "wallet",
+            "show",
+            "--keystore",
+            "me.json",
+            "--show-wif",
+        ])
+        .json();
+    assert!(wif["wif"].as_str().unwrap().starts_with('c'));
+    let wrong = sb.run_env(
+        &["wallet", "show", "--keystore", "me.json", "--show-wif"],
+        &[("SPRINGMAIL_PASSWORD", "wrong")],
+    );
+    let line = wrong.fails(2);
+    assert!(line.contains("wrong password"), "{line}");
+    assert!(
+        wrong.stderr.contains("SPRINGMAIL_PASSWORD"),
+        "{}",
+        wrong.stderr
+    );
+    // A second `new` never overwrites.
+    let again = sb.run(&["wallet", "new", "--keystore", "me.json"]);
+    assert!(again.fails(2).contains("already exists"));
+}
+
+#[test]
+fn wallet_without_password_or_terminal_says_how_to_give_one() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["wallet", "new", "--keystore", "x.json"]);
+    let line = out.fails(2);
+    assert!(line.contains("SPRINGMAIL_PASSWORD"), "{line}");
+    assert!(!sb.file("x.json").exists());
+}
+
+#[test]
+fn wallet_import_takes_a_hex_key_from_the_environment() {
+    let sb = Sandbox::new();
+    let out = sb
+        .run_env(
+            &[
+                "--json",
+                "--chain-id",
+                "8890",
+                "wallet",
+                "import",
+                "--keystore",
+                "dev.json",
+            ],
+            &[
+                (
+                    "SPRINGMAIL_PRIVATE_KEY",
+                    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+                ),
+                ("SPRINGMAIL_PASSWORD", "pw"),
+            ],
+        )
+        .json();
+    // anvil's account 0, as an EVM account on chain 8890.
+    assert!(
+        out["evm_account"]
+            .as_str()
+            .unwrap()
+            .contains("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"),
+        "{out}"
+    );
+}
+
+#[test]
+fn missing_keystore_says_how_to_make_one() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["wallet", "show"]);
+    let line = out.fails(2);
+    assert!(line.contains("wallet.json"), "{line}");
+    assert!(
+        out.stderr.contains("springmail wallet new"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn every_bad_config_key_is_named_at_once() {
+    let sb = Sandbox::new();
+    sb.write(
+        "springmail.toml",
+        "[chain]\nbackend = \"solana\"\nescrow = \"0x12\"\ncolour = 1\n[send]\nexpires = \"30\"\n",
+    );
+    let out = sb.run(&["status", "0x5FbDB2315678afecb367f032d93F642f64180aa3"]);
+    let line = out.fails(2);
+    for key in [
+        "chain.backend",
+        "chain.escrow",
+        "chain.colour",
+        "send.expires",
+    ] {
+        assert!(line.contains(key), "{key} missing: {line}");
+    }
+}
+
+#[test]
+fn a_missing_config_file_named_on_the_command_line_is_an_error() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["--config", "nope.toml", "status", SOME_LINK]);
+    assert!(out.fails(2).contains("nope.toml"));
+}
+
+#[test]
+fn send_without_escrow_says_how_to_deploy() {
+    let sb = Sandbox::new();
+    let out = sb.run(&[
+        "send",
+        "--to",
+        "bob@example.com",
+        "--amount",
+        "1 QTUM",
+        "--link-only",
+        "--no-mail",
+    ]);
+    out.fails(2);
+    assert!(out.stderr.contains("springmail deploy"), "{}", out.stderr);
+}
+
+#[test]
+fn email_mode_without_watcher_mailbox_is_refused_before_paying() {
+    let sb = Sandbox::new();
+    let out = sb.run(&[
+        "--escrow",
+        "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        "send",
+        "--to",
+        "bob@example.com",
+        "--amount",
+        "1 QTUM",
+        "--watcher",
+        "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+    ]);
+    assert!(out.fails(2).contains("watcher's mailbox"));
+}
+
+#[test]
+fn unreachable_node_exits_3_with_a_hint() {
+    let sb = Sandbox::new();
+    // Port 9 (discard) on loopback: nothing listens there.
+    let out = sb.run(&["--rpc", "http://127.0.0.1:9", "status", SOME_LINK]);
+    let line = out.fails(3);
+    assert!(line.contains("127.0.0.1:9"), "{line}");
+    assert!(out.stderr.contains("--rpc"), "{}", out.stderr);
+}
+
+#[test]
+fn embedded_backend_outside_the_demo_points_to_the_demo() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["--backend", "embedded", "status", SOME_LINK]);
+    out.fails(2);
+    assert!(out.stderr.contains("springmail demo"), "{}", out.stderr);
+}
+
+#[test]
+fn watch_without_a_config_file_says_what_to_pass() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["watch"]);
+    assert!(out.fails(2).contains("config file"));
+    sb.write("w.toml", "data_dir = 3\n");
+    let out = sb.run(&["watch", "--config", "w.toml"]);
+    out.fails(2);
+}
+
+#[test]
+fn csv_with_bad_rows_pays_nothing_and_names_the_rows() {
+    let sb = Sandbox::new();
+    sb.write("pay.csv", "email,amount\nbob@example.com,1 QTUM\nnot-an-email,2 QTUM\ncarol@example.net,1.123456789 QTUM\n");
+    // No node is needed to refuse the file: the rows are checked before any key or chain is used
+    // when the chain is known from the configuration.
+    let out = sb.run(&[
+        "--chain-id",
+        "8890",
+        "--rpc",
+        "http://127.0.0.1:9",
+        "--escrow",
+        "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        "send",
+        "--csv",
+        "pay.csv",
+        "--link-only",
+        "--no-mail",
+    ]);
+    let line = out.fails(2);
+    assert!(
+        line.contains("2 bad row(s)") && line.contains("row 2") && line.contains("row 3"),
+        "{line}"
+    );
+    assert!(
+        !sb.file("pay.results.csv").exists(),
+        "nothing may be recorded for a refused file"
+    );
+}
