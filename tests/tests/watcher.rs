@@ -460,3 +460,87 @@ async fn the_watcher_reconnects_when_the_imap_server_restarts() {
         .unwrap()
         .unwrap();
 }
+
+/// The configuration path a broker uses (`springmail watch --config`): a TOML file with
+/// the secrets in environment variables, validated and resolved (journal, key, anvil,
+/// IMAP, SMTP), then one pass that pays a claim.
+#[tokio::test]
+#[ignore = "needs the dev stack (dovecot, SMTP, anvil): run scripts/test"]
+async fn a_watcher_built_from_its_config_file_pays_a_claim() {
+    use springmail_watcher::config::RawConfig;
+    let _serial = SERIAL.lock().await;
+    let w = World::new().await;
+    let t = w.deposit(w.watcher_key.address(), 7 * 86_400).await;
+    let bob_wallet = fresh_address();
+    let key_file = w.dir.path().join("dkim.pem");
+    std::fs::write(&key_file, &w.broker.key_pem).unwrap();
+    let toml = format!(
+        r#"
+data_dir = "{data}"
+[imap]
+host = "{ih}"
+port = {ip}
+security = "plain"
+user = "{WATCHER}"
+password_env = "E2E_IMAP_PASSWORD"
+poll_interval_secs = 2
+[smtp]
+host = "{sh}"
+port = {sp}
+security = "plain"
+[dkim]
+domain = "broker.test"
+selector = "sm"
+key_file = "{key}"
+[dns]
+resolver = "pinned"
+[dns.pinned]
+"{en}" = "{er}"
+[chain]
+url = "{url}"
+chain_id = {cid}
+escrow = "{escrow}"
+start_block = {start}
+resend_guard_secs = 2
+[watcher_key]
+env = "E2E_WATCHER_KEY"
+[fees]
+native = "0.001"
+min_time_left_secs = 60
+"#,
+        data = w.dir.path().join("state").display(),
+        ih = w.stack.imap_host,
+        ip = w.stack.imap_port,
+        sh = w.stack.smtp_host,
+        sp = w.stack.smtp_port,
+        key = key_file.display(),
+        en = w.example.record_name(),
+        er = w.example.record,
+        url = w.stack.anvil_url,
+        cid = w.stack.chain_id,
+        escrow = w.sender.escrow(),
+        start = w.sender.start_block(),
+    );
+    let password = w.stack.password.clone();
+    let secret = format!("0x{}", hex::encode(w.watcher_key.expose_bytes()));
+    let env = move |name: &str| match name {
+        "E2E_IMAP_PASSWORD" => Some(password.clone()),
+        "E2E_WATCHER_KEY" => Some(secret.clone()),
+        _ => None,
+    };
+    let settings = RawConfig::parse(&toml).unwrap().validate(&env).unwrap();
+    let mut watcher = Watcher::new(settings.resolve().await.unwrap()).unwrap();
+    let (_, raw) = w.claim_bytes(&t, BOB, bob_wallet, 200_000).await;
+    w.stack
+        .smtp_send(BOB, WATCHER, &w.example.sign(&raw))
+        .await
+        .unwrap();
+    let report = watcher.run_once().await.unwrap();
+    assert_eq!(
+        report.decided,
+        vec![(OutcomeKind::Claimed, "claimed".to_string())],
+        "{report:?}"
+    );
+    assert_eq!(w.balance(bob_wallet).await, U256::from(AMOUNT - FEE));
+    assert_eq!(report.replies_sent, 1);
+}
