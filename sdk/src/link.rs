@@ -16,8 +16,8 @@
 //! holder to sign a `Claim` with the secret and submit it (or mail it to a watcher).
 //!
 //! [`ClaimLink::parse`] accepts the bare form, the URL form (any scheme and host,
-//! the fragment is what counts), surrounding whitespace and the `<…>` angle brackets
-//! mail clients put around links. The base64url text must be canonical (no padding,
+//! or none: the fragment is what counts), surrounding whitespace and the `<…>` angle
+//! brackets mail clients put around links. The base64url text must be canonical (no padding,
 //! no stray bits in the last character).
 //!
 //! ```
@@ -237,6 +237,9 @@ impl ClaimLink {
             text.split_once('#')
                 .map(|(_, f)| f)
                 .ok_or(LinkError::MissingFragment)?
+        } else if let Some((_, fragment)) = text.split_once('#') {
+            // A URL copied without its scheme: `claim.example/claim#sm1.…`.
+            fragment
         } else {
             return Err(LinkError::MissingPrefix);
         };
@@ -326,6 +329,7 @@ mod tests {
             format!("<{url}>"),
             format!("< {bare} >"),
             format!("http://localhost:8080/claim#{bare}"),
+            format!("claim.example/claim#{bare}"),
         ] {
             assert_eq!(ClaimLink::parse(&form).unwrap(), link, "{form}");
         }
