@@ -18,7 +18,7 @@ pub const SECP256K1_HALF_N: U256 = U256::from_be_slice(&[
 ]);
 
 /// Errors about keys and signatures.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
     /// The 32 bytes are zero or not below the curve order.
     #[error("the {field} is not a valid secp256k1 secret key")]
