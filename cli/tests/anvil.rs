@@ -1,0 +1,398 @@
+//! The `springmail` binary against a real dev chain (anvil with chain id 8890, so
+//! amounts are QTUM and addresses base58). Run by `scripts/test`, which starts the
+//! dev stack and sets SPRINGMAIL_ANVIL_URL; by hand:
+//!
+//! ```text
+//! contracts/node_modules/.bin/anvil --hardfork shanghai --chain-id 8890 --port 18547 --silent &
+//! SPRINGMAIL_ANVIL_URL=http://127.0.0.1:18547 cargo test -p springmail-cli --test anvil -- --ignored
+//! ```
+
+mod common;
+
+use common::Sandbox;
+
+/// anvil's funded dev accounts. Each test sends from an account of its own: tests run in
+/// parallel, and two processes sending from one account race for its nonces.
+const ACCOUNT_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+const ACCOUNT_1: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+const ACCOUNT_2: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+const ACCOUNT_3: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
+const ACCOUNT_4: &str = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
+const ACCOUNT_5: &str = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba";
+
+fn anvil_url() -> String {
+    std::env::var("SPRINGMAIL_ANVIL_URL")
+        .expect("set SPRINGMAIL_ANVIL_URL to an anvil with --chain-id 8890 (scripts/test does)")
+}
+
+/// A sandbox with a fresh escrow deployed by Alice and a springmail.toml naming it.
+fn deployed(alice_key: &str) -> Sandbox {
+    let mut sb = Sandbox::new();
+    sb.env("SPRINGMAIL_RPC_URL", &anvil_url())
+        .env("SPRINGMAIL_PRIVATE_KEY", alice_key);
+    let d = sb.run(&["--json", "deploy"]).json();
+    let escrow = d["escrow"].as_str().unwrap();
+    let block = d["block"].as_str().unwrap();
+    sb.write(
+        "springmail.toml",
+        &format!(
+            "[chain]\nbackend = \"evm-rpc\"\nchain_id = 8890\nescrow = \"{escrow}\"\nstart_block = {block}\n\
+             [mail]\naddress = \"alice@example.org\"\nname = \"Alice\"\n"
+        ),
+    );
+    sb
+}
+
+fn bob_address(sb: &Sandbox, bob_key: &str) -> String {
+    let w = sb
+        .run_env(
+            &["--json", "wallet", "import", "--keystore", "bob.json"],
+            &[
+                ("SPRINGMAIL_PRIVATE_KEY", bob_key),
+                ("SPRINGMAIL_PASSWORD", "bob"),
+            ],
+        )
+        .json();
+    // On an EVM chain the account is the keccak address, shown in base58 on chain 8890.
+    w["evm_account"]
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+#[ignore = "needs anvil from the dev stack: run scripts/test"]
+fn send_status_claim_status_on_anvil() {
+    let sb = deployed(ACCOUNT_0);
+    let bob = bob_address(&sb, ACCOUNT_1);
+    assert!(bob.starts_with('q'), "{bob}");
+    let sent = sb
+        .run(&[
+            "--json",
+            "send",
+            "--to",
+            "Bob@Example.com",
+            "--amount",
+            "1.5 QTUM",
+            "--link-only",
+            "--out",
+            "bob.eml",
+        ])
+        .json();
+    assert_eq!(sent["amount"], "1.5 QTUM");
+    assert_eq!(sent["units"], "150000000");
+    assert!(sent["notification"].as_str().unwrap().contains("bob.eml"));
+    let link = sent["bare_link"].as_str().unwrap().to_string();
+    let eml = std::fs::read_to_string(sb.file("bob.eml")).unwrap();
+    assert!(
+        eml.contains("To: <Bob@Example.com>") && eml.contains("Alice sent you 1.5 QTUM"),
+        "{eml}"
+    );
+
+    let open = sb.run(&["--json", "status", &link]).json();
+    assert_eq!(open["state"], "open");
+    assert_eq!(open["amount"], "1.5 QTUM");
+
+    // Bob claims with his own key (from his keystore), paying his own gas.
+    let claimed = sb
+        .run_env(
+            &[
+                "--json",
+                "--keystore",
+                "bob.json",
+                "claim",
+                &link,
+                "--to",
+                &bob,
+            ],
+            &[
+                ("SPRINGMAIL_PRIVATE_KEY", ""),
+                ("SPRINGMAIL_PASSWORD", "bob"),
+            ],
+        )
+        .json();
+    assert_eq!(claimed["to"], bob.as_str());
+    let done = sb
+        .run(&["--json", "status", sent["claim_key"].as_str().unwrap()])
+        .json();
+    assert_eq!(done["state"], "claimed");
+    assert_eq!(done["to"], bob.as_str());
+    assert_eq!(done["tx"], claimed["tx"]);
+
+    // Claiming again is one clear line, exit 1.
+    let again = sb.run_env(
+        &["claim", &link, "--to", &bob],
+        &[("SPRINGMAIL_PRIVATE_KEY", ACCOUNT_1)],
+    );
+    assert!(again.fails(1).contains("claimed"));
+}
+
+#[test]
+#[ignore = "needs anvil from the dev stack: run scripts/test"]
+fn email_mode_claim_writes_a_threaded_claim_mail_and_checks_the_address() {
+    let sb = deployed(ACCOUNT_2);
+    let watcher = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+    let sent = sb
+        .run(&[
+            "--json",
+            "send",
+            "--to",
+            "carol@example.net",
+            "--amount",
+            "2 QTUM",
+            "--watcher",
+            watcher,
+            "--watcher-email",
+            "watcher@broker.test",
+            "--out",
+            "carol.eml",
+        ])
+        .json();
+    let link = sent["bare_link"].as_str().unwrap().to_string();
+    let notification = std::fs::read_to_string(sb.file("carol.eml")).unwrap();
+    assert!(
+        notification.contains("Reply-To: <watcher@broker.test>"),
+        "{notification}"
+    );
+    let to = "qfmYqV4YKpsBcBZVfyH48Zr1nSdUT4GcW5";
+    // Not her address: refused before anything is written.
+    let wrong = sb.run(&[
+        "claim",
+        &link,
+        "--to",
+        to,
+        "--email",
+        "eve@example.net",
+        "--watcher-email",
+        "watcher@broker.test",
+        "--out",
+        "x.eml",
+    ]);
+    assert!(wrong.fails(2).contains("not sent to eve@example.net"));
+    assert!(!sb.file("x.eml").exists());
+    // Direct claiming is impossible in email mode; the claim mail is written instead.
+    let out = sb
+        .run(&[
+            "--json",
+            "claim",
+            &link,
+            "--to",
+            to,
+            "--email",
+            "carol@example.net",
+            "--watcher-email",
+            "watcher@broker.test",
+            "--out",
+            "claim.eml",
+        ])
+        .json();
+    assert_eq!(out["max_fee"], "0.01 QTUM");
+    let claim = std::fs::read_to_string(sb.file("claim.eml")).unwrap();
+    let parent = notification
+        .lines()
+        .find(|l| l.starts_with("Message-ID:"))
+        .unwrap()
+        .trim_start_matches("Message-ID:")
+        .trim();
+    assert!(
+        claim.contains(&format!("In-Reply-To: {parent}")),
+        "threads under the notification:\n{claim}"
+    );
+    assert!(claim.contains("application/bismtp"));
+    assert!(claim.contains("-----BEGIN BISMTP CLAIM-----"));
+    assert!(
+        !claim.contains(&link[4..30]),
+        "the link's secret never goes into the claim mail"
+    );
+    // Without a watcher mailbox or SMTP, the block is printed to paste into a reply.
+    let printed = sb.run(&["claim", &link, "--to", to, "--email", "carol@example.net"]);
+    assert!(printed.ok().contains("-----END BISMTP CLAIM-----"));
+    // The deposit is still open: nothing was claimed by signing.
+    assert_eq!(sb.run(&["--json", "status", &link]).json()["state"], "open");
+}
+
+#[test]
+#[ignore = "needs anvil from the dev stack: run scripts/test"]
+fn csv_rerun_never_pays_twice() {
+    let sb = deployed(ACCOUNT_3);
+    let escrow = escrow_of(&sb);
+    sb.write(
+        "pay.csv",
+        "email,amount\nbob@example.com,1 QTUM\ncarol@example.net,0.25 QTUM\ndave@example.org,3\n",
+    );
+    let first = sb
+        .run(&[
+            "--json",
+            "send",
+            "--csv",
+            "pay.csv",
+            "--link-only",
+            "--out",
+            "mails",
+        ])
+        .json();
+    assert_eq!(first["sent"], "3", "{first}");
+    assert_eq!(std::fs::read_dir(sb.file("mails")).unwrap().count(), 3);
+    let held = balance(&escrow);
+    assert_eq!(held, 425_000_000, "1 + 0.25 + 3 QTUM in satoshi");
+
+    // The same command again: everything is done, nothing is paid.
+    let again = sb
+        .run(&[
+            "--json",
+            "send",
+            "--csv",
+            "pay.csv",
+            "--link-only",
+            "--out",
+            "mails",
+        ])
+        .json();
+    assert_eq!(
+        (again["sent"].as_str(), again["skipped"].as_str()),
+        (Some("0"), Some("3")),
+        "{again}"
+    );
+
+    // A crash after row 1 was submitted but before its transaction id was recorded.
+    let results = sb.file("pay.results.csv");
+    let mut lines = read_rows(&results);
+    let row1_tx = std::mem::take(&mut lines[1][6]);
+    lines[1][8].clear(); // and its notification was not sent either
+    write_rows(&results, &lines);
+    let third = sb
+        .run(&[
+            "--json",
+            "send",
+            "--csv",
+            "pay.csv",
+            "--link-only",
+            "--out",
+            "mails",
+        ])
+        .json();
+    assert_eq!(
+        (third["sent"].as_str(), third["recovered"].as_str()),
+        (Some("0"), Some("1")),
+        "{third}"
+    );
+    assert_eq!(
+        read_rows(&results)[1][6],
+        row1_tx,
+        "the recovered row gets its original transaction"
+    );
+    assert_eq!(balance(&escrow), held, "nothing was paid twice");
+    let st = sb
+        .run(&["--json", "status", "--csv", "pay.results.csv"])
+        .json();
+    let states: Vec<&str> = st
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["open", "open", "open"]);
+}
+
+#[test]
+#[ignore = "needs anvil from the dev stack: run scripts/test"]
+fn csv_row_recorded_but_never_submitted_is_sent_under_its_recorded_key() {
+    use springmail_sdk::email::Salt;
+    use springmail_sdk::keys::ClaimSecret;
+    use springmail_sdk::link::ClaimLink;
+    let sb = deployed(ACCOUNT_4);
+    let escrow = escrow_of(&sb);
+    sb.write("pay.csv", "bob@example.com,1 QTUM\n");
+    // The state a crash between "write the key down" and "submit" leaves: key and link, no tx.
+    let link = ClaimLink {
+        chain_id: 8890,
+        escrow: escrow.parse().unwrap(),
+        secret: ClaimSecret::random(),
+        salt: Salt::random(),
+    };
+    let key = link.claim_key().to_checksum(None);
+    let header = "row,email,amount,watcher,claim_key,link,tx,expiry,notified,error";
+    sb.write(
+        "pay.results.csv",
+        &format!(
+            "{header}\n1,bob@example.com,1 QTUM,,{key},{},,,,\n",
+            link.to_bare()
+        ),
+    );
+    let run = sb
+        .run(&[
+            "--json",
+            "send",
+            "--csv",
+            "pay.csv",
+            "--link-only",
+            "--no-mail",
+        ])
+        .json();
+    assert_eq!(run["sent"], "1", "{run}");
+    assert_eq!(balance(&escrow), 100_000_000);
+    let st = sb.run(&["--json", "status", &link.to_bare()]).json();
+    assert_eq!(
+        st["state"], "open",
+        "the deposit is under exactly the recorded key"
+    );
+    // The link recorded before submitting is the one that claims it.
+    let bob = bob_address(&sb, ACCOUNT_5);
+    sb.run_env(
+        &["claim", &link.to_bare(), "--to", &bob],
+        &[("SPRINGMAIL_PRIVATE_KEY", ACCOUNT_5)],
+    )
+    .ok();
+    assert_eq!(balance(&escrow), 0);
+}
+
+fn escrow_of(sb: &Sandbox) -> String {
+    let cfg = std::fs::read_to_string(sb.file("springmail.toml")).unwrap();
+    cfg.lines()
+        .find_map(|l| l.strip_prefix("escrow = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string()
+}
+
+fn read_rows(path: &std::path::Path) -> Vec<Vec<String>> {
+    // The rows written here have no quoted commas (links and hex only).
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect()
+}
+
+fn write_rows(path: &std::path::Path, rows: &[Vec<String>]) {
+    std::fs::write(
+        path,
+        rows.iter().map(|l| l.join(",") + "\n").collect::<String>(),
+    )
+    .unwrap();
+}
+
+/// The native balance of an address, straight from the node (one HTTP request).
+fn balance(address: &str) -> u128 {
+    use std::io::{Read, Write};
+    let url = anvil_url();
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"eth_getBalance","params":["{address}","latest"]}}"#
+    );
+    let mut s = std::net::TcpStream::connect(host).expect("anvil");
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let json = resp.split("\r\n\r\n").nth(1).unwrap();
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    u128::from_str_radix(v["result"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
