@@ -237,7 +237,7 @@ pub struct MessageRecord {
     pub state: MessageState,
     /// A short hash of the Message-ID (never the Message-ID itself in logs).
     pub msgid_hash: Option<String>,
-    /// The raw message, kept only until it is judged.
+    /// Always `None` in listings; see [`Journal::raw`] (kept only until the message is judged).
     pub raw: Option<Vec<u8>>,
     /// The claim plan (JSON), for accepted claims.
     pub plan: Option<String>,
@@ -503,6 +503,18 @@ impl Journal {
             .map_err(|reason| self.corrupt("message", reason))
     }
 
+    /// The raw bytes of a message not yet judged (`None` once judged, or when it was too large to fetch).
+    pub fn raw(&self, id: i64) -> Result<Option<Vec<u8>>, JournalError> {
+        let conn = self.lock();
+        let raw: Option<Option<Vec<u8>>> = conn
+            .query_row("SELECT raw FROM messages WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(self.err())?;
+        Ok(raw.flatten())
+    }
+
     /// Every message that is not done, oldest first.
     pub fn unfinished(&self) -> Result<Vec<MessageRecord>, JournalError> {
         self.select_messages(&format!(
@@ -610,8 +622,10 @@ impl Journal {
     }
 }
 
+// The raw bytes are not listed (a batch of large messages would sit in memory);
+// [`Journal::raw`] reads one message's bytes when it is judged.
 const SELECT_MESSAGE: &str =
-    "SELECT id, mailbox, uid_validity, uid, size, state, msgid_hash, raw, plan, reply_ctx,
+    "SELECT id, mailbox, uid_validity, uid, size, state, msgid_hash, NULL, plan, reply_ctx,
     tx_hash, outcome, outcome_code, outcome_text, folder, attempts, next_attempt_at FROM messages";
 
 type RowResult = Result<MessageRecord, String>;
@@ -991,7 +1005,7 @@ mod tests {
             unfinished.iter().map(|m| m.key.uid).collect::<Vec<_>>(),
             vec![3, 5]
         );
-        assert_eq!(unfinished[0].raw.as_deref(), Some(&b"raw"[..]));
+        assert_eq!(j.raw(unfinished[0].id).unwrap().as_deref(), Some(&b"raw"[..]));
         // The same UID is not recorded twice.
         assert_eq!(
             j.write(|tx| tx.insert_received(&key(3), 10, None)).unwrap(),
@@ -1109,7 +1123,7 @@ mod tests {
         assert_eq!(m.state, MessageState::Decided);
         assert_eq!(m.outcome, Some(out));
         assert_eq!(m.folder, Some(Folder::Processed));
-        assert!(m.raw.is_none());
+        assert!(j.raw(id).unwrap().is_none());
         let due = j.outbox_due(u64::MAX).unwrap();
         assert_eq!(due.len(), 1);
         j.write(|tx| tx.outbox_failed(due[0].id, "busy", Some(100)))

@@ -615,12 +615,17 @@ impl Watcher {
     }
 
     async fn judge_one(&self, m: &MessageRecord, chain_now: Option<u64>) -> Judgement {
-        let Some(raw) = &m.raw else {
-            return Judgement::Dropped(DropReason::TooLarge {
-                size: m.size,
-                max: self.authenticator.max_message_bytes(),
-            });
+        let raw = match self.journal.raw(m.id) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => {
+                return Judgement::Dropped(DropReason::TooLarge {
+                    size: m.size,
+                    max: self.authenticator.max_message_bytes(),
+                })
+            }
+            Err(e) => return Judgement::Deferred(e.to_string()),
         };
+        let raw = &raw;
         let give_up = m.attempts + 1 >= self.pipeline.max_attempts;
         let mail = match self.authenticator.authenticate(raw).await {
             Ok(AuthOutcome::Authenticated(mail)) => mail,
