@@ -1005,7 +1005,10 @@ mod tests {
             unfinished.iter().map(|m| m.key.uid).collect::<Vec<_>>(),
             vec![3, 5]
         );
-        assert_eq!(j.raw(unfinished[0].id).unwrap().as_deref(), Some(&b"raw"[..]));
+        assert_eq!(
+            j.raw(unfinished[0].id).unwrap().as_deref(),
+            Some(&b"raw"[..])
+        );
         // The same UID is not recorded twice.
         assert_eq!(
             j.write(|tx| tx.insert_received(&key(3), 10, None)).unwrap(),
