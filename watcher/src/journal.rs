@@ -29,11 +29,15 @@
 //!   the submitter re-reads the deposit on chain before it sends anything again.
 //! * `decided`: the outcome (claimed / refused / dropped / duplicate) and the reply,
 //!   if any, are committed together; the reply sits in the `outbox` until sent.
+//!   Replies go out at most once: a reply is `sending` before it is handed to the
+//!   mail server and `sent` after; one a crash left `sending` may have been delivered,
+//!   so at the next start it becomes `unconfirmed` and is not sent again.
 //! * `done`: the message has been filed in its folder.
 //!
 //! A restart resumes every message that is not `done` and every unsent reply.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -287,6 +291,8 @@ pub struct JournalStats {
 pub struct Journal {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// Crash tests: the process dies before the commit of this many-th write from now (0: never).
+    abort_countdown: AtomicU32,
 }
 
 impl std::fmt::Debug for Journal {
@@ -394,6 +400,7 @@ impl Journal {
         Ok(Journal {
             conn: Mutex::new(conn),
             path,
+            abort_countdown: AtomicU32::new(0),
         })
     }
 
@@ -458,8 +465,19 @@ impl Journal {
             now: unix_now(),
         };
         let out = f(&mut jtx)?;
+        if self.abort_countdown.load(Ordering::SeqCst) > 0
+            && self.abort_countdown.fetch_sub(1, Ordering::SeqCst) == 1
+        {
+            crate::crash::die(crate::crash::CrashPoint::JournalCommit);
+        }
         jtx.tx.commit().map_err(self.err())?;
         Ok(out)
+    }
+
+    /// Crash tests: kills the process (as SIGKILL) inside the `nth` write from now,
+    /// after its statements ran and before its commit.
+    pub fn abort_before_commit(&self, nth: u32) {
+        self.abort_countdown.store(nth, Ordering::SeqCst);
     }
 
     /// A value from the meta table.
@@ -905,6 +923,28 @@ impl JournalTx<'_> {
             .and_then(|mut s| s.execute(params![id, next_attempt_at as i64, error, self.now as i64]))
             .map_err(self.err())?;
         Ok(())
+    }
+
+    /// Records that a reply is about to be handed to the mail server. A reply left in
+    /// this state by a crash is never sent again ([`JournalTx::outbox_interrupted`]).
+    pub fn outbox_sending(&mut self, outbox_id: i64) -> Result<(), JournalError> {
+        self.tx
+            .prepare_cached("UPDATE outbox SET state = 'sending' WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![outbox_id]))
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// At start: replies whose hand-over a crash interrupted become `unconfirmed` (they
+    /// may have been delivered; at most once means they are not sent again). Returns
+    /// how many.
+    pub fn outbox_interrupted(&mut self) -> Result<usize, JournalError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE outbox SET state = 'unconfirmed', last_error = 'interrupted while being sent' WHERE state = 'sending'",
+            )
+            .and_then(|mut s| s.execute([]))
+            .map_err(self.err())
     }
 
     /// Records that a reply was handed to the mail server.

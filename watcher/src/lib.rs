@@ -24,6 +24,7 @@
 
 pub mod authenticate;
 pub mod config;
+pub mod crash;
 pub mod ingest;
 pub mod journal;
 pub mod metrics;

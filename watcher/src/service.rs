@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::authenticate::{AuthOutcome, Authenticated, DropReason, MailAuthenticator};
+use crate::crash::CrashSwitch;
 use crate::ingest::{FetchLimits, IngestError, MailSource};
 use crate::journal::{
     Checkpoint, Folder, Journal, JournalError, MessageRecord, MessageState, Outcome, OutcomeKind,
@@ -69,20 +70,7 @@ impl WatcherError {
     }
 }
 
-/// Places where a test can make the watcher stop dead, as a SIGKILL would.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrashPoint {
-    /// After new mail was recorded, before any was judged.
-    AfterReceive,
-    /// After verdicts were committed, before claims were handed to the submitter.
-    AfterJudge,
-    /// After a submission finished on chain, before its outcome was committed.
-    AfterSubmit,
-    /// After outcomes were committed, before replies were sent.
-    BeforeReplies,
-    /// After replies were sent, before messages were filed.
-    BeforeFiling,
-}
+pub use crate::crash::CrashPoint;
 
 /// Pipeline tuning.
 #[derive(Debug, Clone)]
@@ -95,8 +83,12 @@ pub struct PipelineSettings {
     pub max_attempts: u32,
     /// First retry delay; doubles per attempt, capped at five minutes.
     pub retry_base: Duration,
-    /// Simulated crash (tests).
+    /// Simulated crash (tests): where ([`crate::crash`]).
     pub crash_at: Option<CrashPoint>,
+    /// The simulated crash fires the `crash_nth` time its point is reached (from 1).
+    pub crash_nth: u32,
+    /// Kill the process there (as SIGKILL) instead of failing the pass.
+    pub crash_abort: bool,
 }
 
 impl Default for PipelineSettings {
@@ -107,6 +99,8 @@ impl Default for PipelineSettings {
             max_attempts: 8,
             retry_base: Duration::from_secs(5),
             crash_at: None,
+            crash_nth: 1,
+            crash_abort: false,
         }
     }
 }
@@ -168,6 +162,7 @@ pub struct Watcher {
     wake: Arc<Notify>,
     inflight: HashSet<i64>,
     report: RunReport,
+    crash: Arc<CrashSwitch>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -232,6 +227,28 @@ impl Watcher {
             id.escrow,
             watcher_key.address()
         ))?;
+        let crash = Arc::new(CrashSwitch::new(
+            pipeline.crash_at,
+            pipeline.crash_nth,
+            pipeline.crash_abort,
+        ));
+        if pipeline.crash_at == Some(CrashPoint::JournalCommit) {
+            if !pipeline.crash_abort {
+                return Err(WatcherError::Setup(
+                    "the journal-commit crash point only aborts (set crash_abort)".into(),
+                ));
+            }
+            journal.abort_before_commit(pipeline.crash_nth.max(1));
+        }
+        // A reply whose hand-over to the mail server a crash interrupted may or may not
+        // have gone out: it is never sent again (at most once per message).
+        let unconfirmed = journal.write(|tx| tx.outbox_interrupted())?;
+        if unconfirmed > 0 {
+            warn!(
+                count = unconfirmed,
+                "replies were being sent when the watcher stopped; they are not sent again"
+            );
+        }
         let wake = Arc::new(Notify::new());
         let (submitter, done, submitter_task) = Submitter::new(
             client.clone(),
@@ -241,6 +258,7 @@ impl Watcher {
             metrics.clone(),
             wake.clone(),
         )
+        .with_crash(crash.clone())
         .spawn();
         let verifier = Verifier::new(client.clone(), verify);
         Ok(Watcher {
@@ -259,6 +277,7 @@ impl Watcher {
             wake,
             inflight: HashSet::new(),
             report: RunReport::default(),
+            crash,
         })
     }
 
@@ -368,10 +387,7 @@ impl Watcher {
     }
 
     fn crash(&self, at: CrashPoint) -> Result<(), WatcherError> {
-        if self.pipeline.crash_at == Some(at) {
-            return Err(WatcherError::Crashed(at));
-        }
-        Ok(())
+        self.crash.hit(at).map_err(WatcherError::Crashed)
     }
 
     fn backoff(&self, attempts: u32) -> u64 {
@@ -823,8 +839,12 @@ impl Watcher {
                 rcpt: item.rcpt.clone(),
                 bytes: item.bytes,
             };
+            // At most once: the hand-over is recorded before the mail server sees the
+            // reply, so a crash during it never leads to a second copy.
+            self.journal.write(|tx| tx.outbox_sending(item.id))?;
             match self.sink.send(&mail).await {
                 Ok(()) => {
+                    self.crash(CrashPoint::AfterReplySent)?;
                     self.journal.write(|tx| tx.outbox_sent(item.id))?;
                     self.metrics.reply(true);
                     self.report.replies_sent += 1;
@@ -850,6 +870,7 @@ impl Watcher {
             }
             let folder = m.folder.unwrap_or(Folder::Rejected);
             self.source.file(&m.key, folder).await?;
+            self.crash(CrashPoint::AfterFiling)?;
             self.journal.write(|tx| tx.mark_done(m.id))?;
             self.report.filed += 1;
             any = true;

@@ -25,6 +25,7 @@ use springmail_sdk::keys::ClaimSecret;
 use tokio::sync::{mpsc, Notify};
 use tracing::{info, warn, Instrument};
 
+use crate::crash::{CrashPoint, CrashSwitch};
 use crate::journal::{Journal, JournalError, MessageState};
 use crate::metrics::Metrics;
 use crate::verify::{ClaimPlan, RefusalReason};
@@ -102,6 +103,7 @@ pub struct Submitter {
     policy: SubmitPolicy,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
+    crash: Arc<CrashSwitch>,
 }
 
 impl std::fmt::Debug for Submitter {
@@ -144,7 +146,25 @@ impl Submitter {
             policy,
             metrics,
             wake,
+            crash: Arc::new(CrashSwitch::off()),
         }
+    }
+
+    /// Arms the pipeline's simulated crash in the submitter too (crash tests).
+    pub(crate) fn with_crash(mut self, crash: Arc<CrashSwitch>) -> Self {
+        self.crash = crash;
+        self
+    }
+
+    /// A simulated crash in the submitter: when it only fails (in-process tests), the
+    /// job ends as a transient failure at the state the journal holds, which is what a
+    /// restart would find.
+    fn crashed(&self, point: CrashPoint) -> Option<Started> {
+        self.crash.hit(point).err().map(|p| {
+            Started::Done(SubmitOutcome::Retry {
+                error: format!("simulated crash at {p}"),
+            })
+        })
     }
 
     /// Starts the task. Finished jobs arrive on the returned receiver.
@@ -241,6 +261,9 @@ impl Submitter {
             plan.fee,
             attestation.to_bytes(),
         );
+        if let Some(crashed) = self.crashed(CrashPoint::AfterAttest) {
+            return crashed;
+        }
         let req = TxRequest {
             to: Some(id.escrow),
             data,
@@ -251,6 +274,9 @@ impl Submitter {
             Ok(tx_hash) => {
                 info!(tx = %tx_hash, "claim transaction sent");
                 self.metrics.claim_submitted();
+                if let Some(crashed) = self.crashed(CrashPoint::AfterBroadcast) {
+                    return crashed;
+                }
                 if let Err(e) = self.record_submitted(job.row, tx_hash) {
                     // The transaction is out; the next attempt re-reads the chain first.
                     return Started::Done(SubmitOutcome::Retry {

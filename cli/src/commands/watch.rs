@@ -6,11 +6,15 @@
 
 use anyhow::Context;
 use springmail_watcher::config::{ConfigErrors, RawConfig, ResolveError};
+use springmail_watcher::crash::CrashPoint;
 use springmail_watcher::service::Watcher;
 
 use crate::args::{GlobalArgs, WatchArgs};
 use crate::output::Summary;
 use crate::report::{hinted, input_error, ExitKind};
+
+/// Names a simulated crash, `<point>[:<nth>]` (see `springmail_watcher::crash`).
+pub const CRASH_ENV: &str = "SPRINGMAIL_CRASH_AT";
 
 /// Runs the watcher.
 pub async fn run(a: &WatchArgs, g: &GlobalArgs) -> anyhow::Result<()> {
@@ -20,6 +24,17 @@ pub async fn run(a: &WatchArgs, g: &GlobalArgs) -> anyhow::Result<()> {
             "pass --config watcher.toml (its keys are described in docs/OPERATIONS.md)",
         )
     })?;
+    // Crash tests only (cli/tests/crash_restart.rs): read once, here, and handed to the
+    // pipeline; the process then SIGKILLs itself at that point.
+    let crash = match std::env::var(CRASH_ENV) {
+        Ok(spec) => Some(CrashPoint::parse_spec(&spec).map_err(|e| {
+            input_error(
+                format!("{CRASH_ENV}: {e}"),
+                format!("unset {CRASH_ENV}; it makes the watcher kill itself, for crash tests"),
+            )
+        })?),
+        Err(_) => None,
+    };
     let config_hint =
         "fix the keys named above; the watcher's config file is described in docs/OPERATIONS.md";
     let raw = RawConfig::load(path)
@@ -27,13 +42,19 @@ pub async fn run(a: &WatchArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     let settings = raw
         .validate(&|name| std::env::var(name).ok())
         .map_err(|e| hinted(with_file(e, path), config_hint, ExitKind::Input))?;
-    let parts = settings.resolve().await.map_err(|e: ResolveError| {
+    let mut parts = settings.resolve().await.map_err(|e: ResolveError| {
         hinted(
             anyhow::Error::new(e).context("cannot start the watcher"),
             "check the key named above: its file, its environment variable, or the service it points at",
             ExitKind::Failed,
         )
     })?;
+    if let Some((point, nth)) = crash {
+        eprintln!("springmail watch: {CRASH_ENV} is set: this watcher kills itself at {point} (hit {nth})");
+        parts.pipeline.crash_at = Some(point);
+        parts.pipeline.crash_nth = nth;
+        parts.pipeline.crash_abort = true;
+    }
     let metrics = parts.metrics.clone();
     let mut watcher = Watcher::new(parts).context("cannot start the watcher")?;
     if a.once {
