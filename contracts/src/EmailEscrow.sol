@@ -118,7 +118,7 @@ contract EmailEscrow {
         } else {
             if (msg.value != 0) revert ValueMismatch(0, msg.value);
             uint256 before = _balanceOf(token);
-            _call(token, abi.encodeCall(IERC20.transferFrom, (msg.sender, address(this), amount)), token, address(this), amount);
+            _pull(token, amount);
             uint256 received = _balanceOf(token) - before;
             if (received != amount) revert TokenShortfall(amount, received);
         }
@@ -359,10 +359,35 @@ contract EmailEscrow {
         }
     }
 
-    function _balanceOf(address token) internal view returns (uint256) {
-        (bool ok, bytes memory ret) = token.staticcall(abi.encodeCall(IERC20.balanceOf, (address(this))));
-        if (!ok || ret.length < 32) revert TransferFailed(token, address(this), 0);
-        return abi.decode(ret, (uint256));
+    /// @dev `transferFrom(msg.sender, this, amount)` with the same acceptance rule as `_call`,
+    /// built in scratch memory: the token deposit is the hot path.
+    function _pull(address token, uint256 amount) internal {
+        bool ok;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, 0x23b872dd00000000000000000000000000000000000000000000000000000000)
+            mstore(add(ptr, 0x04), caller())
+            mstore(add(ptr, 0x24), address())
+            mstore(add(ptr, 0x44), amount)
+            ok := call(gas(), token, 0, ptr, 0x64, 0x00, 0x20)
+            // Accept no return data, or a 32-byte word equal to 1.
+            ok := and(ok, or(iszero(returndatasize()), and(gt(returndatasize(), 0x1f), eq(mload(0x00), 1))))
+        }
+        if (!ok) revert TransferFailed(token, address(this), amount);
+    }
+
+    /// @dev This contract's balance of `token`; reverts when the token does not answer.
+    function _balanceOf(address token) internal view returns (uint256 bal) {
+        bool ok;
+        assembly ("memory-safe") {
+            mstore(0x00, 0x70a0823100000000000000000000000000000000000000000000000000000000)
+            mstore(0x04, address())
+            // Yul evaluates arguments right to left: call first, then read returndatasize.
+            ok := staticcall(gas(), token, 0x00, 0x24, 0x00, 0x20)
+            ok := and(ok, gt(returndatasize(), 0x1f))
+            bal := mload(0x00)
+        }
+        if (!ok) revert TransferFailed(token, address(this), 0);
     }
 }
 
