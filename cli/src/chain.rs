@@ -76,6 +76,20 @@ pub async fn connect(
     }
 }
 
+/// Connects to send transactions as you: with your key on `evm-rpc`
+/// (`SPRINGMAIL_PRIVATE_KEY` or the keystore), through the node's wallet on `qtum`
+/// (`[chain] sender`; no local key is needed).
+pub async fn connect_signing(
+    settings: &Settings,
+    chain_id: Option<u64>,
+) -> anyhow::Result<Arc<dyn Chain>> {
+    if settings.backend == Backend::Qtum {
+        return connect(settings, None, chain_id).await;
+    }
+    let key = crate::secrets::signing_key(&settings.keystore)?;
+    connect(settings, Some(&key), chain_id).await
+}
+
 /// The configured escrow, or an error that says how to get one.
 pub fn escrow(settings: &Settings) -> anyhow::Result<Address> {
     settings.escrow.ok_or_else(|| {

@@ -73,14 +73,15 @@ async fn claim_directly(
     to: Address,
     amount: &Amount,
 ) -> anyhow::Result<()> {
-    if !secrets::key_available(&ctx.settings.keystore) {
+    if ctx.settings.backend != crate::config::Backend::Qtum
+        && !secrets::key_available(&ctx.settings.keystore)
+    {
         return Err(input_error(
             "claiming directly needs a key with a little coin for the gas, and none is set up",
             "make one with `springmail wallet new` (or set SPRINGMAIL_PRIVATE_KEY), and put a little coin on it",
         ));
     }
-    let key = secrets::signing_key(&ctx.settings.keystore)?;
-    let chain = connect(&ctx.settings, Some(&key), Some(link.chain_id)).await?;
+    let chain = crate::chain::connect_signing(&ctx.settings, Some(link.chain_id)).await?;
     let client = client_for(ctx, chain, link);
     let receipt = client
         .claim_with_link(link, to)

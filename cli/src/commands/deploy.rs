@@ -2,14 +2,13 @@
 
 use springmail_sdk::client::SpringMail;
 
-use crate::chain::{connect, show};
+use crate::chain::{connect_signing, show};
 use crate::output::Summary;
-use crate::{secrets, Ctx};
+use crate::Ctx;
 
 /// Deploys the escrow and prints its address and block.
 pub async fn run(ctx: &Ctx) -> anyhow::Result<()> {
-    let key = secrets::signing_key(&ctx.settings.keystore)?;
-    let chain = connect(&ctx.settings, Some(&key), None).await?;
+    let chain = connect_signing(&ctx.settings, None).await?;
     let chain_id = chain.chain_id();
     let client = SpringMail::deploy(chain.clone()).await?;
     let mut s = Summary::new("Deployed the EmailEscrow contract");

@@ -3,9 +3,9 @@
 use anyhow::Context;
 
 use super::status::{resolve_ref, DepositRef};
-use crate::chain::{asset_for, client, connect, show};
+use crate::chain::{asset_for, client, show};
 use crate::output::Summary;
-use crate::{secrets, Ctx};
+use crate::Ctx;
 use springmail_sdk::amount::Amount;
 
 /// Runs `refund`.
@@ -15,8 +15,7 @@ pub async fn run(ctx: &Ctx, a: &crate::args::RefundArgs) -> anyhow::Result<()> {
         escrow,
         chain_id,
     } = resolve_ref(&ctx.settings, &a.deposit)?;
-    let key = secrets::signing_key(&ctx.settings.keystore)?;
-    let chain = connect(&ctx.settings, Some(&key), chain_id).await?;
+    let chain = crate::chain::connect_signing(&ctx.settings, chain_id).await?;
     let client = client(&ctx.settings, chain.clone(), escrow);
     let deposit = client.find_open_deposit(claim_key).await?.map(|(d, _)| d);
     let receipt = client.refund(claim_key).await.context("cannot refund")?;

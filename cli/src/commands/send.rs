@@ -11,12 +11,12 @@ use springmail_sdk::mail::{self, BuiltMail, Notification};
 use springmail_sdk::Address;
 
 use crate::args::SendArgs;
-use crate::chain::{asset_for, client, connect, escrow, show};
+use crate::chain::{asset_for, client, escrow, show};
 use crate::config::{parse_address, parse_duration, Settings};
 use crate::notify::{self, Delivery};
 use crate::output::{relative, Summary};
 use crate::report::{hinted, input_error, ExitKind};
-use crate::{secrets, Ctx};
+use crate::Ctx;
 
 /// What every deposit of one `send` invocation shares.
 #[derive(Debug, Clone)]
@@ -150,8 +150,7 @@ pub fn notification_for(
 
 /// Connects with your key and reads the asset being sent.
 pub async fn connect_sender(ctx: &Ctx, plan: &Plan) -> anyhow::Result<(Arc<dyn Chain>, Asset)> {
-    let key = secrets::signing_key(&ctx.settings.keystore)?;
-    let chain = connect(&ctx.settings, Some(&key), None).await?;
+    let chain = crate::chain::connect_signing(&ctx.settings, None).await?;
     let asset = asset_for(chain.as_ref(), plan.token).await?;
     Ok((chain, asset))
 }
