@@ -1,5 +1,5 @@
 //! The contract's byte formats, cross-checked (STYLE.md item 12): the test vectors
-//! published in docs/PROTOCOL-contract.md are recomputed in Rust *and* in the EVM by the
+//! published in docs/PROTOCOL.md are recomputed in Rust *and* in the EVM by the
 //! contract's own view functions (`hashDeposit`, `domainSeparator`, `claimDigest`,
 //! `attestDigest`), on two chain ids, and the published signatures then claim the
 //! published deposits for real. The typehashes, event topics and error selectors in the
@@ -21,7 +21,7 @@ use springmail_sdk::deposit::Deposit;
 use springmail_sdk::eip712::{self, ClaimAuth, EscrowId};
 use springmail_sdk::keys::ClaimSecret;
 
-const DOC: &str = include_str!("../../docs/PROTOCOL-contract.md");
+const DOC: &str = include_str!("../../docs/PROTOCOL.md");
 const BEGIN: &str = "<!-- vectors:begin -->";
 const END: &str = "<!-- vectors:end -->";
 
@@ -285,7 +285,7 @@ fn published_vectors_equal_the_rust_computation() {
     );
     assert_eq!(
         doc, mine,
-        "docs/PROTOCOL-contract.md differs from what the SDK computes"
+        "docs/PROTOCOL.md differs from what the SDK computes"
     );
     // The SDK's constants are the published ones.
     assert_eq!(

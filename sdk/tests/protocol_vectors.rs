@@ -1,5 +1,5 @@
 //! Runs the protocol test vectors in `tests/vectors/*.json` (also published in
-//! docs/PROTOCOL.md). Each loader fails if it ran zero cases; markup cases run in
+//! docs/PROTOCOL-TEXT.md). Each loader fails if it ran zero cases; markup cases run in
 //! their LF form and again with CRLF line ends.
 
 use std::path::PathBuf;

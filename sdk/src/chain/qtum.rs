@@ -16,7 +16,7 @@
 //!
 //! What qtumd cannot give: revert data of a mined transaction (receipts carry only
 //! `excepted` and the decoded `Error(string)` reason), and the balance of a P2PKH address
-//! outside the node's wallet. See `docs/PROTOCOL-backends.md`.
+//! outside the node's wallet. See `docs/PROTOCOL-BACKENDS.md`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
