@@ -6,10 +6,10 @@ use clap::{Args, Parser, Subcommand};
 
 const ROOT_AFTER: &str = "\
 Examples:
-  springmail demo                                       the whole story on a built-in chain, no setup
-  springmail wallet new                                 make a key (encrypted keystore)
+  springmail demo                   the whole story on a built-in chain, no setup
+  springmail wallet new             make a key (in an encrypted keystore)
   springmail send --to bob@example.com --amount '1.5 QTUM'
-  springmail claim sm1.AAAA… --to qUbJ…                 claim with the link from the email
+  springmail claim sm1.AAAA… --to qUbJ…   claim with the link from the email
   springmail status sm1.AAAA…
 
 Configuration: ./springmail.toml, or --config FILE, or SPRINGMAIL_CONFIG; flags and
@@ -33,6 +33,7 @@ pub struct Cli {
 
 /// Flags every command takes; each overrides the config file.
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Config file (default: ./springmail.toml, then ~/.config/springmail/springmail.toml)
     #[arg(long, global = true, env = "SPRINGMAIL_CONFIG", value_name = "FILE")]
@@ -105,7 +106,7 @@ const SEND_AFTER: &str = "\
 Examples:
   springmail send --to bob@example.com --amount '1.5 QTUM'
   springmail send --to bob@example.com --amount '1.5 QTUM' --link-only --out bob.eml
-  springmail send --to carol@example.net --amount '250 USDT' --token 0x5FbDB2315678afecb367f032d93F642f64180aa3
+  springmail send --to carol@example.net --amount '250 USDT' --token 0x5FbD…0aa3
   springmail send --csv payroll.csv          (columns: email,amount[,watcher])
 
 Email mode (the default when [watcher] is configured, or with --watcher): claiming needs
@@ -119,7 +120,8 @@ finishes interrupted ones without paying twice.";
 const CLAIM_AFTER: &str = "\
 Examples:
   springmail claim sm1.AAAA… --to qUbJ2pD6yGBKX6rLBFPgKZ5AkvrNBi3XG8
-  springmail claim 'https://claim.example/claim#sm1.AAAA…' --to qUbJ… --email bob@example.com --out claim.eml
+  springmail claim 'https://claim.example/claim#sm1.AAAA…' --to qUbJ…
+  springmail claim sm1.AAAA… --to qUbJ… --email bob@example.com --out claim.eml
 
 A link-mode deposit is claimed directly: your key (wallet new, or SPRINGMAIL_PRIVATE_KEY)
 pays the gas. An email-mode deposit is claimed by mail: the claim is signed here (the
