@@ -1,0 +1,829 @@
+//! Crash safety of the real watcher process: `springmail watch` is killed with SIGKILL
+//! at chosen points of its pipeline and at random moments, over and over, while claim
+//! mail keeps arriving; then it runs undisturbed until everything is handled. At the end:
+//!
+//! * **lost**: every delivered mail has exactly one journal entry, `done`, with the
+//!   outcome its kind requires (valid claim → claimed; second claim for a deposit,
+//!   tampered claim → refused; unsigned → dropped), and the mailbox is empty (filed);
+//!   every valid claim's deposit is paid on chain to the payee Bob signed.
+//! * **double-paid**: no payee holds more than one payout; no deposit has two
+//!   `Claimed` events (the contract forbids it; this checks nobody got around it).
+//! * **duplicate replies**: no message is answered twice (the test runs the SMTP server
+//!   the watcher replies through and counts every message it accepts by `In-Reply-To`).
+//!   A reply whose hand-over a crash interrupted is `unconfirmed` in the journal and not
+//!   sent again; any other missing reply counts as lost.
+//! * **duplicate submissions**: claim transactions the watcher's account sent per
+//!   deposit (a second one could only revert and waste gas; the design says at most one).
+//!
+//! Chosen kills: `SPRINGMAIL_CRASH_AT=<point>:<nth>` makes the process SIGKILL itself
+//! the nth time it reaches the point (watcher/src/crash.rs), cycling through every
+//! point. Random kills: the test sends SIGKILL after a random delay (start-up, IMAP,
+//! DKIM, journal writes, chain calls, SMTP: wherever it lands).
+//!
+//! Real services: anvil (a chain outlives the watcher, which the embedded one cannot),
+//! dovecot (the watcher reads an IMAP folder of its own; the test APPENDs mail there)
+//! and the test's own SMTP server. Run by scripts/test with 50 cycles;
+//! `scripts/crash-soak` runs 1,000 (`SPRINGMAIL_CRASH_CYCLES`, `SPRINGMAIL_CRASH_SEED`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::Provider;
+use rand::{Rng, SeedableRng};
+use springmail_sdk::chain::evm_rpc::EvmRpcChain;
+use springmail_sdk::chain::Chain;
+use springmail_sdk::client::{DepositStatus, SendRequest, SpringMail, Ticket};
+use springmail_sdk::keys::ClaimSecret;
+use springmail_sdk::mail::{claim_mail, ClaimMail};
+use springmail_watcher::crash::CrashPoint;
+use springmail_watcher::testkit::{claim_block, TestDomain};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+const WATCHER: &str = "watcher@broker.test";
+const BOB: &str = "bob@example.com";
+const AMOUNT: u128 = 100_000_000;
+const FEE: u128 = 100_000;
+const KEY_ENV: &str = "CRASH_TEST_WATCHER_KEY";
+
+fn var(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run through scripts/test (the dev stack)"))
+}
+
+// ------------------------------------------------------------------ SMTP server
+
+/// Every message the watcher handed over, as bytes.
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl Received {
+    fn all(&self) -> Vec<Vec<u8>> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A minimal SMTP server on loopback: accepts everything, records each DATA.
+async fn smtp_server() -> (u16, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = Received::default();
+    let store = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                continue;
+            };
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = sock.into_split();
+                let mut r = tokio::io::BufReader::new(r);
+                if w.write_all(b"220 crash-test ESMTP\r\n").await.is_err() {
+                    return;
+                }
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    match r.read_line(&mut line).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    let cmd = line.trim_end().to_ascii_uppercase();
+                    let reply: &[u8] = if cmd.starts_with("EHLO") {
+                        b"250-crash-test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
+                    } else if cmd.starts_with("DATA") {
+                        if w.write_all(b"354 go on\r\n").await.is_err() {
+                            return;
+                        }
+                        let mut data = Vec::new();
+                        loop {
+                            let mut l = Vec::new();
+                            match r.read_until(b'\n', &mut l).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) => {}
+                            }
+                            if l == b".\r\n" || l == b".\n" {
+                                break;
+                            }
+                            let l = if l.starts_with(b"..") {
+                                &l[1..]
+                            } else {
+                                &l[..]
+                            };
+                            data.extend_from_slice(l);
+                        }
+                        store.0.lock().unwrap().push(data);
+                        b"250 stored\r\n"
+                    } else if cmd.starts_with("QUIT") {
+                        let _ = w.write_all(b"221 bye\r\n").await;
+                        return;
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    if w.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, received)
+}
+
+// ------------------------------------------------------------------ IMAP client
+
+/// Just enough IMAP to create a folder, APPEND to it and count what is left.
+struct Imap {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+    tag: u32,
+}
+
+impl Imap {
+    fn login(host: &str, port: u16, user: &str, password: &str) -> Imap {
+        let s = TcpStream::connect((host, port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut i = Imap {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+            tag: 0,
+        };
+        let mut greeting = String::new();
+        i.r.read_line(&mut greeting).unwrap();
+        i.cmd(&format!("LOGIN {user} {password}"));
+        i
+    }
+
+    fn tagged(&mut self) -> (String, Vec<String>) {
+        let tag = format!("a{}", self.tag);
+        let mut lines = Vec::new();
+        loop {
+            let mut l = String::new();
+            assert!(
+                self.r.read_line(&mut l).unwrap() > 0,
+                "IMAP connection closed"
+            );
+            if l.starts_with(&format!("{tag} ")) {
+                assert!(l[tag.len() + 1..].starts_with("OK"), "IMAP: {l}");
+                return (l, lines);
+            }
+            lines.push(l);
+        }
+    }
+
+    fn cmd(&mut self, c: &str) -> (String, Vec<String>) {
+        self.tag += 1;
+        write!(self.w, "a{} {c}\r\n", self.tag).unwrap();
+        self.tagged()
+    }
+
+    /// APPENDs and returns the UID (UIDPLUS).
+    fn append(&mut self, folder: &str, bytes: &[u8]) -> u32 {
+        self.tag += 1;
+        write!(
+            self.w,
+            "a{} APPEND {folder} {{{}}}\r\n",
+            self.tag,
+            bytes.len()
+        )
+        .unwrap();
+        let mut l = String::new();
+        self.r.read_line(&mut l).unwrap();
+        assert!(l.starts_with('+'), "IMAP APPEND: {l}");
+        self.w.write_all(bytes).unwrap();
+        self.w.write_all(b"\r\n").unwrap();
+        let (ok, _) = self.tagged();
+        let i = ok.find("APPENDUID ").expect("UIDPLUS");
+        ok[i + 10..]
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(']')
+            .parse()
+            .unwrap()
+    }
+
+    fn count(&mut self, folder: &str) -> u32 {
+        let (_, lines) = self.cmd(&format!("STATUS {folder} (MESSAGES)"));
+        let l = lines
+            .iter()
+            .find(|l| l.contains("MESSAGES"))
+            .expect("STATUS");
+        let i = l.find("MESSAGES ").unwrap();
+        l[i + 9..].trim_end().trim_end_matches(')').parse().unwrap()
+    }
+}
+
+// ------------------------------------------------------------------ the world
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The first claim for a deposit: must be paid.
+    Valid,
+    /// A second mail claiming the same deposit.
+    Second,
+    /// The payee changed after signing: bad signature.
+    Tampered,
+    /// No DKIM.
+    Unsigned,
+}
+
+struct Sent {
+    kind: Kind,
+    message_id: String,
+    uid: u32,
+    /// For Valid: the deposit and its payee.
+    paid: Option<(Address, Address)>,
+}
+
+struct World {
+    sender: SpringMail,
+    watcher_key: ClaimSecret,
+    example: TestDomain,
+    imap: Imap,
+    folder: String,
+    sent: Vec<Sent>,
+}
+
+impl World {
+    async fn deliver_cycle(&mut self, i: usize) {
+        let mut req = SendRequest::native(BOB, AMOUNT + i as u128, 7 * 86_400);
+        req.watcher = Some(self.watcher_key.address());
+        let ticket = self.sender.send(req).await.expect("deposit");
+        let payee = ClaimSecret::random().address();
+        self.claim(&ticket, payee, Kind::Valid);
+        if i % 3 == 0 {
+            self.claim(&ticket, ClaimSecret::random().address(), Kind::Second);
+        }
+        if i % 4 == 1 {
+            self.claim(&ticket, payee, Kind::Unsigned);
+        }
+        if i % 5 == 2 {
+            self.claim(&ticket, payee, Kind::Tampered);
+        }
+    }
+
+    fn claim(&mut self, ticket: &Ticket, payee: Address, kind: Kind) {
+        let deadline = ticket.deposit.expiry - 3_600;
+        let mut block = claim_block(&self.sender, ticket, payee, 200_000, deadline);
+        if kind == Kind::Tampered {
+            block.to = Address::repeat_byte(0x66);
+        }
+        let built = claim_mail(&ClaimMail {
+            from: BOB,
+            watcher_email: WATCHER,
+            block: &block,
+            in_reply_to: Some("sm.notification@sender.example.org"),
+            subject: None,
+            date: None,
+        })
+        .unwrap();
+        let bytes = if kind == Kind::Unsigned {
+            built.bytes
+        } else {
+            self.example.sign(&built.bytes)
+        };
+        let uid = self.imap.append(&self.folder, &bytes);
+        self.sent.push(Sent {
+            kind,
+            message_id: built.message_id,
+            uid,
+            paid: (kind == Kind::Valid).then_some((ticket.link.claim_key(), payee)),
+        });
+    }
+}
+
+// ------------------------------------------------------------------ the journal, read-only
+
+struct Row {
+    id: i64,
+    uid: u32,
+    state: String,
+    outcome: Option<String>,
+    code: Option<String>,
+}
+
+fn journal_rows(path: &Path, folder: &str) -> Option<(Vec<Row>, Vec<(i64, String)>)> {
+    if !path.exists() {
+        return None;
+    }
+    let c = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .ok()?;
+    c.busy_timeout(Duration::from_secs(5)).ok()?;
+    let mut s = c
+        .prepare("SELECT id, uid, state, outcome, outcome_code FROM messages WHERE mailbox = ?1 ORDER BY id")
+        .ok()?;
+    let rows = s
+        .query_map([folder], |r| {
+            Ok(Row {
+                id: r.get(0)?,
+                uid: r.get(1)?,
+                state: r.get(2)?,
+                outcome: r.get(3)?,
+                code: r.get(4)?,
+            })
+        })
+        .ok()?
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    let mut s = c
+        .prepare("SELECT message_id, state FROM outbox ORDER BY id")
+        .ok()?;
+    let outbox = s
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .ok()?
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    Some((rows, outbox))
+}
+
+/// Everything delivered is done and no reply is waiting.
+fn idle(path: &Path, folder: &str, delivered: usize) -> bool {
+    match journal_rows(path, folder) {
+        Some((rows, outbox)) => {
+            rows.len() == delivered
+                && rows.iter().all(|r| r.state == "done")
+                && outbox.iter().all(|(_, s)| s != "pending" && s != "sending")
+        }
+        None => false,
+    }
+}
+
+// ------------------------------------------------------------------ the process
+
+fn spawn(
+    bin: &Path,
+    config: &Path,
+    dir: &Path,
+    key: &str,
+    crash: Option<&str>,
+    log: &Path,
+) -> Child {
+    let mut c = Command::new(bin);
+    c.args(["watch", "--config"])
+        .arg(config)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SPRINGMAIL_") || k == "RUST_LOG" {
+            c.env_remove(k);
+        }
+    }
+    c.env("HOME", dir)
+        .env("CRASH_TEST_IMAP_PASSWORD", var("SPRINGMAIL_MAIL_PASSWORD"))
+        .env(KEY_ENV, key);
+    if let Some(spec) = crash {
+        c.env("SPRINGMAIL_CRASH_AT", spec);
+    }
+    let logf = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    c.stderr(logf);
+    c.spawn().expect("springmail watch starts")
+}
+
+fn signal_of(status: std::process::ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal()
+}
+
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_config(
+    path: &Path,
+    data: &Path,
+    folder: &str,
+    smtp_port: u16,
+    broker_pem: &Path,
+    example: &TestDomain,
+    escrow: Address,
+    start_block: u64,
+    key_env: &str,
+) {
+    let text = format!(
+        r#"data_dir = "{data}"
+[imap]
+host = "{imap_host}"
+port = {imap_port}
+security = "plain"
+user = "{WATCHER}"
+password_env = "CRASH_TEST_IMAP_PASSWORD"
+mailbox = "{folder}"
+idle = true
+poll_interval_secs = 1
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "plain"
+from = "{WATCHER}"
+[dkim]
+domain = "broker.test"
+selector = "sm"
+key_file = "{pem}"
+[dns]
+resolver = "pinned"
+[dns.pinned]
+"{rec_name}" = "{record}"
+[chain]
+url = "{anvil}"
+chain_id = {chain_id}
+escrow = "{escrow}"
+start_block = {start_block}
+receipt_timeout_secs = 10
+resend_guard_secs = 1
+[watcher_key]
+env = "{key_env}"
+[fees]
+native = "0.001"
+min_time_left_secs = 60
+"#,
+        data = data.display(),
+        imap_host = var("SPRINGMAIL_IMAP_HOST"),
+        imap_port = var("SPRINGMAIL_IMAP_PORT"),
+        pem = broker_pem.display(),
+        rec_name = example.record_name(),
+        record = example.record,
+        anvil = var("SPRINGMAIL_ANVIL_URL"),
+        chain_id = chain_id(),
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+fn chain_id() -> u64 {
+    std::env::var("SPRINGMAIL_CHAIN_ID")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(8890)
+}
+
+async fn funded(url: &str, wei: u128) -> (ClaimSecret, Arc<dyn Chain>) {
+    let key = ClaimSecret::random();
+    let provider = alloy::providers::ProviderBuilder::new().connect_http(url.parse().unwrap());
+    let _: serde_json::Value = provider
+        .raw_request(
+            "anvil_setBalance".into(),
+            (key.address(), format!("0x{:x}", U256::from(wei))),
+        )
+        .await
+        .expect("anvil_setBalance");
+    let chain = EvmRpcChain::connect(url, key.signer(), Some(chain_id()))
+        .await
+        .expect("anvil");
+    (key, Arc::new(chain))
+}
+
+/// Claim transactions from `from` to `escrow`, by claim key, in blocks `start..=head`.
+async fn claim_txs(
+    url: &str,
+    from: Address,
+    escrow: Address,
+    start: u64,
+) -> HashMap<Address, usize> {
+    use alloy::sol_types::SolCall;
+    use springmail_sdk::contract::EmailEscrow;
+    let provider = alloy::providers::ProviderBuilder::new().connect_http(url.parse().unwrap());
+    let head = provider.get_block_number().await.unwrap();
+    let mut out = HashMap::new();
+    for n in start..=head {
+        let Some(block) = provider.get_block_by_number(n.into()).full().await.unwrap() else {
+            continue;
+        };
+        for tx in block.transactions.txns() {
+            use alloy::consensus::Transaction;
+            use alloy::network::TransactionResponse;
+            if tx.from() != from || tx.to() != Some(escrow) {
+                continue;
+            }
+            if let Ok(call) = EmailEscrow::claimCall::abi_decode(tx.input()) {
+                *out.entry(call.claimKey).or_default() += 1;
+            }
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------------------ the test
+
+#[derive(Default, Debug)]
+struct Counts {
+    cycles: usize,
+    chosen: usize,
+    random: usize,
+    not_reached: usize,
+    mails: usize,
+    lost: usize,
+    double_paid: usize,
+    duplicate_replies: usize,
+    duplicate_submissions: usize,
+    unconfirmed_replies: usize,
+    by_point: BTreeMap<String, usize>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the dev stack (dovecot, SMTP, anvil): run scripts/test"]
+async fn sigkill_anywhere_loses_nothing_and_pays_once() {
+    let cycles: usize = std::env::var("SPRINGMAIL_CRASH_CYCLES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(50);
+    let seed: u64 = std::env::var("SPRINGMAIL_CRASH_SEED")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!(
+        "crash harness: {cycles} cycles, seed {seed} (SPRINGMAIL_CRASH_SEED={seed} repeats it)"
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_springmail"));
+    let anvil = var("SPRINGMAIL_ANVIL_URL");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+
+    let (_, sender_chain) = funded(&anvil, 10u128.pow(24)).await;
+    let sender = SpringMail::deploy(sender_chain).await.unwrap();
+    let (watcher_key, _) = funded(&anvil, 10u128.pow(22)).await;
+    let example = TestDomain::new("example.com");
+    let broker = TestDomain::new("broker.test");
+    let broker_pem = dir.join("broker.pem");
+    std::fs::write(&broker_pem, &broker.key_pem).unwrap();
+    let (smtp_port, received) = smtp_server().await;
+    let folder = format!("crash-{}", hex::encode(rand::random::<[u8; 4]>()));
+    let mut imap = Imap::login(
+        &var("SPRINGMAIL_IMAP_HOST"),
+        var("SPRINGMAIL_IMAP_PORT").parse().unwrap(),
+        WATCHER,
+        &var("SPRINGMAIL_MAIL_PASSWORD"),
+    );
+    imap.cmd(&format!("CREATE {folder}"));
+    let data = dir.join("data");
+    let config = dir.join("watcher.toml");
+    write_config(
+        &config,
+        &data,
+        &folder,
+        smtp_port,
+        &broker_pem,
+        &example,
+        sender.escrow(),
+        sender.start_block(),
+        KEY_ENV,
+    );
+    let key = format!("0x{}", hex::encode(watcher_key.expose_bytes()));
+    let journal = data.join("journal.sqlite3");
+    let log = dir.join("watcher.log");
+    let mut w = World {
+        sender,
+        watcher_key,
+        example,
+        imap,
+        folder: folder.clone(),
+        sent: Vec::new(),
+    };
+    let mut counts = Counts {
+        cycles,
+        ..Default::default()
+    };
+    let started = Instant::now();
+
+    for i in 0..cycles {
+        w.deliver_cycle(i).await;
+        // Two of every three cycles kill at a chosen point, the third at a random moment.
+        let chosen = i % 3 != 2;
+        let spec = chosen.then(|| {
+            let point = CrashPoint::ALL[(i / 3 * 2 + i % 3) % CrashPoint::ALL.len()];
+            let nth = match point {
+                CrashPoint::JournalCommit => rng.gen_range(1..=12),
+                CrashPoint::AfterReceive
+                | CrashPoint::AfterJudge
+                | CrashPoint::BeforeReplies
+                | CrashPoint::BeforeFiling => rng.gen_range(1..=3),
+                _ => rng.gen_range(1..=2),
+            };
+            format!("{}:{nth}", point.name())
+        });
+        let delay = Duration::from_millis(rng.gen_range(30..1_500));
+        let mut child = spawn(&bin, &config, dir, &key, spec.as_deref(), &log);
+        let t0 = Instant::now();
+        let mut last_check = Instant::now();
+        let how = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert_eq!(
+                    signal_of(status),
+                    Some(9),
+                    "cycle {i}: the watcher exited by itself ({status}) instead of being killed\n{}",
+                    tail(&log, 30)
+                );
+                break "self";
+            }
+            let elapsed = t0.elapsed();
+            let done_early = last_check.elapsed() > Duration::from_millis(250) && {
+                last_check = Instant::now();
+                elapsed > Duration::from_millis(400) && idle(&journal, &folder, w.sent.len())
+            };
+            if (!chosen && elapsed >= delay) || elapsed > Duration::from_secs(8) || done_early {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                break if chosen { "not reached" } else { "random" };
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        match (how, &spec) {
+            ("self", Some(s)) => {
+                counts.chosen += 1;
+                *counts
+                    .by_point
+                    .entry(s.split(':').next().unwrap().to_string())
+                    .or_default() += 1;
+            }
+            ("random", _) => counts.random += 1,
+            _ => counts.not_reached += 1,
+        }
+    }
+    let kills = counts.chosen + counts.random + counts.not_reached;
+
+    // Undisturbed: until every mail is handled.
+    let mut child = spawn(&bin, &config, dir, &key, None, &log);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !idle(&journal, &folder, w.sent.len()) {
+        assert!(
+            Instant::now() < deadline,
+            "the watcher did not finish after the last crash\n{}",
+            tail(&log, 40)
+        );
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the watcher stopped by itself: {status}\n{}",
+                tail(&log, 40)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Let a last filing or reply that raced the check land, then stop it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // ---- the checks
+    let (rows, outbox) = journal_rows(&journal, &folder).expect("the journal");
+    counts.mails = w.sent.len();
+    let by_uid: HashMap<u32, &Row> = rows.iter().map(|r| (r.uid, r)).collect();
+    let mut problems = Vec::new();
+    if rows.len() != w.sent.len() {
+        problems.push(format!(
+            "{} journal entries for {} mails",
+            rows.len(),
+            w.sent.len()
+        ));
+    }
+    let replies: Vec<String> = received
+        .all()
+        .iter()
+        .filter_map(|raw| {
+            let m = mail_parser::MessageParser::default().parse(raw)?;
+            m.in_reply_to().as_text().map(str::to_string)
+        })
+        .collect();
+    let mut reply_count: HashMap<&str, usize> = HashMap::new();
+    for r in &replies {
+        *reply_count.entry(r.as_str()).or_default() += 1;
+    }
+    let outbox_state: HashMap<i64, Vec<&str>> =
+        outbox.iter().fold(HashMap::new(), |mut m, (id, s)| {
+            m.entry(*id).or_default().push(s.as_str());
+            m
+        });
+    for s in &w.sent {
+        let Some(row) = by_uid.get(&s.uid) else {
+            counts.lost += 1;
+            problems.push(format!(
+                "{:?} mail uid {} has no journal entry",
+                s.kind, s.uid
+            ));
+            continue;
+        };
+        let want = match s.kind {
+            Kind::Valid => "claimed",
+            Kind::Second | Kind::Tampered => "refused",
+            Kind::Unsigned => "dropped",
+        };
+        if row.state != "done" || row.outcome.as_deref() != Some(want) {
+            counts.lost += 1;
+            problems.push(format!(
+                "{:?} mail uid {}: {} {:?} {:?}, want {want}",
+                s.kind, s.uid, row.state, row.outcome, row.code
+            ));
+        }
+        let n = reply_count.get(s.message_id.as_str()).copied().unwrap_or(0);
+        let states = outbox_state.get(&row.id).cloned().unwrap_or_default();
+        if n > 1 {
+            counts.duplicate_replies += 1;
+            problems.push(format!("{:?} mail uid {}: {n} replies", s.kind, s.uid));
+        }
+        if s.kind == Kind::Unsigned && (n > 0 || !states.is_empty()) {
+            problems.push(format!("unsigned mail uid {} was answered", s.uid));
+        }
+        if s.kind != Kind::Unsigned && n == 0 {
+            if states.contains(&"unconfirmed") {
+                counts.unconfirmed_replies += 1;
+            } else {
+                problems.push(format!(
+                    "{:?} mail uid {}: no reply (outbox {states:?})",
+                    s.kind, s.uid
+                ));
+            }
+        }
+    }
+    let submissions = claim_txs(
+        &anvil,
+        w.watcher_key.address(),
+        w.sender.escrow(),
+        w.sender.start_block(),
+    )
+    .await;
+    for s in &w.sent {
+        let Some((claim_key, payee)) = s.paid else {
+            continue;
+        };
+        let balance = w.sender.chain().balance(payee).await.unwrap();
+        let amount = match w.sender.status(claim_key).await.unwrap() {
+            DepositStatus::Claimed { amount, to, .. } if to == payee => amount,
+            other => {
+                counts.lost += 1;
+                problems.push(format!(
+                    "deposit {claim_key} is {}, not claimed to {payee}",
+                    other.name()
+                ));
+                continue;
+            }
+        };
+        let payout = U256::from(amount - FEE);
+        if balance > payout {
+            counts.double_paid += 1;
+            problems.push(format!(
+                "payee {payee} holds {balance}, more than the payout {payout}"
+            ));
+        } else if balance != payout {
+            counts.lost += 1;
+            problems.push(format!(
+                "payee {payee} holds {balance}, not the payout {payout}"
+            ));
+        }
+        let n = submissions.get(&claim_key).copied().unwrap_or(0);
+        if n > 1 {
+            counts.duplicate_submissions += 1;
+        }
+    }
+    let left = w.imap.count(&folder);
+    if left != 0 {
+        problems.push(format!("{left} mails left unfiled in {folder}"));
+    }
+    let _ = w.imap.cmd(&format!("DELETE {folder}"));
+
+    let points: Vec<String> = counts
+        .by_point
+        .iter()
+        .map(|(p, n)| format!("{p}={n}"))
+        .collect();
+    println!(
+        "crash harness: cycles={} kills={} (at chosen points {}, random {}, chosen point not reached {}) mails={} \
+         lost={} double-paid={} duplicate-replies={} duplicate-submissions={} unconfirmed-replies={} in {:.0}s, seed {seed}\n  chosen kills by point: {}",
+        counts.cycles,
+        kills,
+        counts.chosen,
+        counts.random,
+        counts.not_reached,
+        counts.mails,
+        counts.lost,
+        counts.double_paid,
+        counts.duplicate_replies,
+        counts.duplicate_submissions,
+        counts.unconfirmed_replies,
+        started.elapsed().as_secs_f64(),
+        points.join(" ")
+    );
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}\n--- watcher log\n{}",
+        problems.len(),
+        problems.join("\n"),
+        tail(&log, 30)
+    );
+    assert_eq!(
+        counts.duplicate_submissions, 0,
+        "a deposit got two claim transactions"
+    );
+    assert!(kills >= cycles, "every cycle ends in a kill");
+}
