@@ -266,4 +266,8 @@ pub struct DemoArgs {
     /// Keep the demo's files (mail directories, keys) in this directory
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
+    /// Tests only: write every secret the demo makes (private keys, claim keys, salts,
+    /// DKIM keys) to FILE as JSON, so a test can check that none is printed or logged
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub dump_secrets: Option<PathBuf>,
 }

@@ -456,6 +456,36 @@ pub async fn run(a: &DemoArgs, _json: bool) -> anyhow::Result<()> {
     ] {
         d.line(who, d.balance(addr).await?);
     }
+    if let Some(path) = &a.dump_secrets {
+        let keys: Vec<String> = [&alice.key, &bob.key, &carol.key, &*watcher_key]
+            .iter()
+            .map(|k| hex::encode(k.expose_bytes()))
+            .collect();
+        let tickets = [&bob_ticket, &carol_ticket, &dave_ticket];
+        let claim_keys: Vec<String> = tickets
+            .iter()
+            .map(|t| hex::encode(t.link.secret.expose_bytes()))
+            .collect();
+        let salts: Vec<String> = tickets
+            .iter()
+            .map(|t| hex::encode(t.link.salt.expose_bytes()))
+            .collect();
+        let links: Vec<String> = tickets.iter().map(|t| t.link.to_bare()).collect();
+        let dkim: Vec<&str> = [&example_com, &example_net, &broker, &impostor]
+            .iter()
+            .map(|d| d.key_pem.as_str())
+            .collect();
+        let dump = serde_json::json!({
+            "private_keys": keys,
+            "claim_keys": claim_keys,
+            "salts": salts,
+            "links": links,
+            "dkim_keys": dkim,
+            "recipients": [BOB_EMAIL, CAROL_EMAIL, DAVE_EMAIL],
+        });
+        std::fs::write(path, dump.to_string())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     println!(
         "\nDone in {:.1} s. The same code runs against anvil or a Qtum node: see README.md.",
         d.started.elapsed().as_secs_f64()
