@@ -19,6 +19,8 @@ const ACCOUNT_2: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a
 const ACCOUNT_3: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
 const ACCOUNT_4: &str = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
 const ACCOUNT_5: &str = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba";
+const ACCOUNT_6: &str = "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e";
+const ACCOUNT_8: &str = "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97";
 
 fn anvil_url() -> String {
     std::env::var("SPRINGMAIL_ANVIL_URL")
@@ -395,4 +397,125 @@ fn balance(address: &str) -> u128 {
     let json = resp.split("\r\n\r\n").nth(1).unwrap();
     let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     u128::from_str_radix(v["result"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// A one-message SMTP server on 127.0.0.1: returns its port and a handle yielding
+/// (envelope sender, recipients, message).
+fn smtp_once() -> (u16, std::thread::JoinHandle<(String, Vec<String>, String)>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut out = stream.try_clone().unwrap();
+        let mut input = BufReader::new(stream);
+        let (mut from, mut rcpt, mut data) = (String::new(), Vec::new(), String::new());
+        out.write_all(b"220 test ESMTP\r\n").unwrap();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if input.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            let upper = line.to_ascii_uppercase();
+            if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                out.write_all(b"250-test\r\n250 8BITMIME\r\n").unwrap();
+            } else if upper.starts_with("MAIL FROM:") {
+                from = line[10..].trim().to_string();
+                out.write_all(b"250 ok\r\n").unwrap();
+            } else if upper.starts_with("RCPT TO:") {
+                rcpt.push(line[8..].trim().to_string());
+                out.write_all(b"250 ok\r\n").unwrap();
+            } else if upper.starts_with("DATA") {
+                out.write_all(b"354 go\r\n").unwrap();
+                loop {
+                    line.clear();
+                    input.read_line(&mut line).unwrap();
+                    if line == ".\r\n" {
+                        break;
+                    }
+                    data.push_str(&line);
+                }
+                out.write_all(b"250 queued\r\n").unwrap();
+            } else if upper.starts_with("QUIT") {
+                out.write_all(b"221 bye\r\n").unwrap();
+                break;
+            } else {
+                out.write_all(b"250 ok\r\n").unwrap();
+            }
+        }
+        (from, rcpt, data)
+    });
+    (port, handle)
+}
+
+#[test]
+#[ignore = "needs anvil from the dev stack: run scripts/test"]
+fn send_mails_the_notification_through_smtp() {
+    let mut sb = deployed(ACCOUNT_6);
+    let (port, server) = smtp_once();
+    sb.env("SPRINGMAIL_SMTP_URL", &format!("smtp://127.0.0.1:{port}"));
+    let sent = sb
+        .run(&[
+            "--json",
+            "send",
+            "--to",
+            "bob@example.com",
+            "--amount",
+            "0.5 QTUM",
+            "--link-only",
+        ])
+        .json();
+    assert!(
+        sent["notification"]
+            .as_str()
+            .unwrap()
+            .contains("via smtp://127.0.0.1"),
+        "{sent}"
+    );
+    let (from, rcpt, data) = server.join().unwrap();
+    assert_eq!(from, "<alice@example.org>");
+    assert_eq!(rcpt, ["<bob@example.com>"]);
+    assert!(data.contains("Subject: Alice sent you 0.5 QTUM"), "{data}");
+    // The link is in the mail (quoted-printable may wrap it: join soft line breaks).
+    let body = data.replace("=\r\n", "");
+    assert!(body.contains(sent["bare_link"].as_str().unwrap()));
+}
+
+#[test]
+#[ignore = "needs anvil from the dev stack: run scripts/test"]
+fn undelivered_notification_keeps_the_deposit_and_saves_the_mail() {
+    let mut sb = deployed(ACCOUNT_8);
+    // Nothing listens on port 9: the deposit is made, the mail cannot be sent.
+    sb.env("SPRINGMAIL_SMTP_URL", "smtp://127.0.0.1:9");
+    let out = sb.run(&[
+        "send",
+        "--to",
+        "bob@example.com",
+        "--amount",
+        "0.5 QTUM",
+        "--link-only",
+    ]);
+    let line = out.fails(1);
+    assert!(line.contains("notification"), "{line}");
+    assert!(
+        out.stderr.contains("the money is deposited"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("claim link"),
+        "the link is still handed over:\n{}",
+        out.stdout
+    );
+    let saved: Vec<_> = std::fs::read_dir(sb.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("springmail-notification-")
+        })
+        .collect();
+    assert_eq!(saved.len(), 1, "the notification is saved to send later");
 }
