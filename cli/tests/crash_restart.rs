@@ -257,7 +257,7 @@ impl World {
         let ticket = self.sender.send(req).await.expect("deposit");
         let payee = ClaimSecret::random().address();
         self.claim(&ticket, payee, Kind::Valid);
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             self.claim(&ticket, ClaimSecret::random().address(), Kind::Second);
         }
         if i % 4 == 1 {
@@ -308,7 +308,10 @@ struct Row {
     code: Option<String>,
 }
 
-fn journal_rows(path: &Path, folder: &str) -> Option<(Vec<Row>, Vec<(i64, String)>)> {
+/// Messages of the folder, and the outbox as (message row, state).
+type Snapshot = (Vec<Row>, Vec<(i64, String)>);
+
+fn journal_rows(path: &Path, folder: &str) -> Option<Snapshot> {
     if !path.exists() {
         return None;
     }

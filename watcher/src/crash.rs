@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// Places where a test can make the watcher stop dead, as a SIGKILL would.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CrashPoint {
-    /// After new mail was recorded, before any was judged.
+    /// After new mail was fetched, judged and recorded (a message, its verdict and the
+    /// checkpoint commit together), before claims were handed to the submitter.
     AfterReceive,
     /// After verdicts were committed, before claims were handed to the submitter.
     AfterJudge,
@@ -183,10 +184,7 @@ mod tests {
         let s = CrashSwitch::new(Some(CrashPoint::AfterJudge), 2, false);
         assert_eq!(s.hit(CrashPoint::AfterReceive), Ok(()));
         assert_eq!(s.hit(CrashPoint::AfterJudge), Ok(()));
-        assert_eq!(
-            s.hit(CrashPoint::AfterJudge),
-            Err(CrashPoint::AfterJudge)
-        );
+        assert_eq!(s.hit(CrashPoint::AfterJudge), Err(CrashPoint::AfterJudge));
         assert_eq!(CrashSwitch::off().hit(CrashPoint::AfterJudge), Ok(()));
     }
 }
