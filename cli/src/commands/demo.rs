@@ -487,7 +487,7 @@ pub async fn run(a: &DemoArgs, _json: bool) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     println!(
-        "\nDone in {:.1} s. The same code runs against anvil or a Qtum node: see README.md.",
+        "\nDone in {:.2} s. The same code runs against anvil or a Qtum node: see README.md.",
         d.started.elapsed().as_secs_f64()
     );
     if a.keep.is_some() {
