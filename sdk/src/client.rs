@@ -411,9 +411,25 @@ impl SpringMail {
     /// Deposits to an email address: a fresh claim key and salt, the commitment, and for a
     /// token an approval first when the allowance is short.
     pub async fn send(&self, req: SendRequest) -> Result<Ticket, ClientError> {
+        let link = ClaimLink {
+            chain_id: self.chain.chain_id(),
+            escrow: self.escrow,
+            secret: ClaimSecret::random(),
+            salt: Salt::random(),
+        };
+        self.send_with_link(req, link).await
+    }
+
+    /// Deposits under a claim key and salt the caller chose (and recorded) beforehand, so
+    /// that an interrupted batch can tell from the chain whether a row was already paid.
+    /// The key must be fresh: the contract refuses a key with an open deposit.
+    pub async fn send_with_link(
+        &self,
+        req: SendRequest,
+        link: ClaimLink,
+    ) -> Result<Ticket, ClientError> {
+        self.check_link(&link)?;
         let normalized = email::normalize(&req.email)?;
-        let secret = ClaimSecret::random();
-        let salt = Salt::random();
         let now = self.chain.head().await?.timestamp;
         let expiry = now.saturating_add(req.expires_in).min(MAX_TIMESTAMP);
         let deposit = Deposit {
@@ -427,15 +443,14 @@ impl SpringMail {
                 0
             },
             watcher: req.watcher.unwrap_or(Address::ZERO),
-            recipient: email::commitment(&normalized, &salt)?,
+            recipient: email::commitment(&normalized, &link.salt)?,
         };
         deposit.validate()?;
         if let Some(token) = req.token {
             self.ensure_allowance(token, req.amount).await?;
         }
-        let claim_key = secret.address();
         let data = EmailEscrow::depositCall {
-            claimKey: claim_key,
+            claimKey: link.claim_key(),
             d: deposit.to_sol(),
         }
         .abi_encode();
@@ -454,12 +469,6 @@ impl SpringMail {
             })
             .await?;
         check(&receipt, "the deposit")?;
-        let link = ClaimLink {
-            chain_id: self.chain.chain_id(),
-            escrow: self.escrow,
-            secret,
-            salt,
-        };
         Ok(Ticket {
             link,
             deposit,

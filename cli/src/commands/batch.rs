@@ -17,15 +17,12 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use alloy::primitives::{Bytes, B256, U256};
-use alloy::sol_types::SolCall;
+use alloy::primitives::B256;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use springmail_sdk::amount::{Amount, Asset};
-use springmail_sdk::chain::{CallResult, Chain, TxRequest};
-use springmail_sdk::client::{receipt_revert_reason, DepositStatus, EscrowEvent, SpringMail};
-use springmail_sdk::contract::EmailEscrow;
-use springmail_sdk::deposit::{Deposit, MAX_TIMESTAMP};
+use springmail_sdk::chain::Chain;
+use springmail_sdk::client::{ClientError, DepositStatus, EscrowEvent, SendRequest, SpringMail};
 use springmail_sdk::email::{self, Salt};
 use springmail_sdk::keys::ClaimSecret;
 use springmail_sdk::link::ClaimLink;
@@ -470,7 +467,7 @@ async fn pay_row(
         Ok(None) => {}
         Err(e) => return Err((row, e)),
     }
-    match deposit_with_link(client, chain, plan, c, &link).await {
+    match deposit_with_link(client, plan, c, &link).await {
         Ok((tx, expiry)) => {
             row.tx = tx.to_string();
             row.expiry = expiry.to_string();
@@ -537,105 +534,29 @@ async fn find_deposit_tx(
     ))
 }
 
-/// Deposits under the link's key and salt. The same as the SDK's `SpringMail::send`,
-/// except that the key and salt are chosen (and recorded) by the caller first.
+/// Deposits under the link's (already recorded) key and salt.
 async fn deposit_with_link(
     client: &SpringMail,
-    chain: &dyn Chain,
     plan: &Plan,
     c: &Checked,
     link: &ClaimLink,
 ) -> anyhow::Result<(B256, u64)> {
-    let now = chain.head().await?.timestamp;
-    let deposit = Deposit {
-        sender: chain.account(),
-        token: plan.token.unwrap_or(Address::ZERO),
+    let req = SendRequest {
+        email: c.email.clone(),
         amount: c.amount.units(),
-        expiry: now.saturating_add(plan.expires_in).min(MAX_TIMESTAMP),
-        flags: if plan.cancellable {
-            Deposit::CANCELLABLE
-        } else {
-            0
-        },
-        watcher: c.watcher.unwrap_or(Address::ZERO),
-        recipient: email::commitment(&c.email, &link.salt)?,
+        token: plan.token,
+        expires_in: plan.expires_in,
+        watcher: c.watcher,
+        cancellable: plan.cancellable,
     };
-    deposit.validate()?;
-    if let Some(token) = plan.token {
-        ensure_allowance(chain, client.escrow(), token, c.amount.units()).await?;
-    }
-    let data = EmailEscrow::depositCall {
-        claimKey: link.claim_key(),
-        d: deposit.to_sol(),
-    }
-    .abi_encode();
-    let value = if plan.token.is_none() {
-        U256::from(c.amount.units())
-    } else {
-        U256::ZERO
-    };
-    let receipt = chain
-        .send(TxRequest {
-            to: Some(client.escrow()),
-            data: data.into(),
-            value,
-            gas_limit: None,
-        })
-        .await?;
-    if let Some(reason) = receipt_revert_reason(&receipt) {
-        return Err(failure(
-            format!(
-                "the deposit was refused by the escrow contract: {reason} (transaction {})",
-                receipt.tx_hash
-            ),
+    match client.send_with_link(req, link.clone()).await {
+        Ok(ticket) => Ok((ticket.tx_hash, ticket.deposit.expiry)),
+        Err(e @ ClientError::Reverted { .. }) => Err(failure(
+            e.to_string(),
             "nothing was paid for this row; fix the cause and run the same command again",
-        ));
+        )),
+        Err(e) => Err(e.into()),
     }
-    Ok((receipt.tx_hash, deposit.expiry))
-}
-
-async fn ensure_allowance(
-    chain: &dyn Chain,
-    escrow: Address,
-    token: Address,
-    amount: u128,
-) -> anyhow::Result<()> {
-    alloy::sol! {
-        function allowance(address owner, address spender) external view returns (uint256);
-        function approve(address spender, uint256 amount) external returns (bool);
-    }
-    let data: Bytes = allowanceCall {
-        owner: chain.account(),
-        spender: escrow,
-    }
-    .abi_encode()
-    .into();
-    let current = match chain.call(token, data).await? {
-        CallResult::Success(out) => allowanceCall::abi_decode_returns(&out).unwrap_or(U256::ZERO),
-        CallResult::Reverted(_) => U256::ZERO,
-    };
-    if current >= U256::from(amount) {
-        return Ok(());
-    }
-    let data = approveCall {
-        spender: escrow,
-        amount: U256::from(amount),
-    }
-    .abi_encode();
-    let receipt = chain
-        .send(TxRequest {
-            to: Some(token),
-            data: data.into(),
-            ..Default::default()
-        })
-        .await?;
-    if let Some(reason) = receipt_revert_reason(&receipt) {
-        return Err(failure(
-            format!("the token approval was refused: {reason}"),
-            "check your token balance",
-        ));
-    }
-    Ok(())
 }
 
 async fn notify_row(
