@@ -19,9 +19,11 @@
 //!                     send)
 //! ```
 //!
-//! * `received`: the raw bytes are stored with the message and the mailbox
-//!   checkpoint moves past its UID in the same transaction, so a fetched message is
-//!   never lost and never fetched twice.
+//! * `received`: the message is recorded and the mailbox checkpoint moves past its
+//!   UID in the same transaction, so a fetched message is never lost and never
+//!   fetched twice. New mail is judged before it is recorded, and its verdict (the
+//!   next state) is written in that same transaction; a message stays `received`,
+//!   with its raw bytes, only when its judgement was deferred by a transient failure.
 //! * `accepted`: verification passed; the claim plan and the reply context are stored
 //!   and the raw bytes dropped. The `claims` table holds one row per deposit (claim
 //!   key), so two mails can never both submit for one deposit.
@@ -259,6 +261,28 @@ pub struct MessageRecord {
     pub next_attempt_at: u64,
 }
 
+impl MessageRecord {
+    /// A message just fetched and not recorded yet (row id 0 until
+    /// [`JournalTx::insert_received`] gives it one).
+    pub fn fetched(key: MailKey, size: u64) -> Self {
+        MessageRecord {
+            id: 0,
+            key,
+            size,
+            state: MessageState::Received,
+            msgid_hash: None,
+            raw: None,
+            plan: None,
+            reply_ctx: None,
+            tx_hash: None,
+            outcome: None,
+            folder: None,
+            attempts: 0,
+            next_attempt_at: 0,
+        }
+    }
+}
+
 /// A reply waiting in the outbox.
 #[derive(Debug, Clone)]
 pub struct OutboxItem {
@@ -488,6 +512,15 @@ impl Journal {
             })
             .optional()
             .map_err(self.err())
+    }
+
+    /// Runs `f` on the connection, for tables kept beside the journal's own (the
+    /// deposit index, [`crate::deposits`]). `f` opens its own transaction if it writes.
+    pub(crate) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, JournalError> {
+        f(&mut self.lock()).map_err(self.err())
     }
 
     /// The checkpoint of a mailbox, if any message was ever recorded from it.

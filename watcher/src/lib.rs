@@ -11,8 +11,9 @@
 //! | 4 submit | [`submit`] | [`submit::SubmitOutcome`]: claimed with a transaction id, or refused |
 //! | 5 reply | [`reply`] | a DKIM-signed, threaded reply through a [`reply::ReplySink`] |
 //!
-//! The [`journal`] records every state change before its effect; [`service::Watcher`]
-//! runs the pipeline; [`config`] reads the TOML file; [`metrics`] serves
+//! The [`journal`] records every state change before its effect; [`deposits`] keeps
+//! the deposits naming this watcher, indexed from the escrow's logs, in the same file;
+//! [`service::Watcher`] runs the pipeline; [`config`] reads the TOML file; [`metrics`] serves
 //! `/healthz` and `/metrics`.
 //!
 //! Library users (the CLI's `springmail watch` and `springmail demo`) build a
@@ -25,6 +26,7 @@
 pub mod authenticate;
 pub mod config;
 pub mod crash;
+pub mod deposits;
 pub mod ingest;
 pub mod journal;
 pub mod metrics;

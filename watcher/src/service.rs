@@ -6,10 +6,11 @@
 //! waiting for new mail with IDLE (or polling) between passes and reconnecting with
 //! backoff when the mail server or the chain goes away.
 //!
-//! One pass: finished submissions are recorded; new mail is fetched and recorded
-//! with the checkpoint in one transaction; every received message is authenticated
-//! and verified and all their verdicts are committed in one transaction (group
-//! commit); accepted claims go to the submitter task; replies in the outbox are sent;
+//! One pass: finished submissions are recorded; new mail is fetched, authenticated
+//! and verified, and recorded with its verdicts and the mailbox checkpoint in one
+//! transaction (group commit; the bytes of a judged message are never written);
+//! messages whose judgement was deferred by a transient failure are judged again;
+//! accepted claims go to the submitter task; replies in the outbox are sent;
 //! decided messages are filed. Each message is handled inside a tracing span with its
 //! UID and a hash of its Message-ID.
 
@@ -27,10 +28,11 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::authenticate::{AuthOutcome, Authenticated, DropReason, MailAuthenticator};
 use crate::crash::CrashSwitch;
+use crate::deposits::{DepositIndex, IndexSettings};
 use crate::ingest::{FetchLimits, IngestError, MailSource};
 use crate::journal::{
-    Checkpoint, Folder, Journal, JournalError, MessageRecord, MessageState, Outcome, OutcomeKind,
-    QueuedReply,
+    Checkpoint, Folder, Journal, JournalError, JournalTx, MessageRecord, MessageState, Outcome,
+    OutcomeKind, QueuedReply,
 };
 use crate::metrics::Metrics;
 use crate::reply::{ReplyBody, ReplyComposer, ReplyContext, ReplySink};
@@ -163,6 +165,7 @@ pub struct Watcher {
     inflight: HashSet<i64>,
     report: RunReport,
     crash: Arc<CrashSwitch>,
+    index: Arc<DepositIndex>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -260,7 +263,13 @@ impl Watcher {
         )
         .with_crash(crash.clone())
         .spawn();
-        let verifier = Verifier::new(client.clone(), verify);
+        let index = Arc::new(DepositIndex::open(
+            journal.clone(),
+            client.clone(),
+            verify.watcher,
+            IndexSettings::default(),
+        )?);
+        let verifier = Verifier::new(client.clone(), verify).with_index(index.clone());
         Ok(Watcher {
             client,
             journal,
@@ -278,7 +287,13 @@ impl Watcher {
             inflight: HashSet::new(),
             report: RunReport::default(),
             crash,
+            index,
         })
+    }
+
+    /// The deposit index (deposits naming this watcher, from the escrow's logs).
+    pub fn deposit_index(&self) -> &Arc<DepositIndex> {
+        &self.index
     }
 
     /// The journal.
@@ -390,6 +405,24 @@ impl Watcher {
         self.crash.hit(at).map_err(WatcherError::Crashed)
     }
 
+    /// Brings the deposit index up to `head`. A failure only leaves it behind:
+    /// verification reads the chain for keys the index does not hold.
+    async fn catch_up_index(&self, head: u64) {
+        match self.index.catch_up(head).await {
+            Ok(done) if done.deposits > 0 => {
+                debug!(
+                    deposits = done.deposits,
+                    blocks = done.blocks,
+                    "deposit index caught up"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "the deposit index could not catch up; reading deposits from the chain")
+            }
+        }
+    }
+
     fn backoff(&self, attempts: u32) -> u64 {
         let base = self.pipeline.retry_base.as_secs().max(1);
         unix_now() + base.saturating_mul(1u64 << attempts.min(16)).min(300)
@@ -438,6 +471,7 @@ impl Watcher {
         self.metrics.loop_pass(unfinished);
         if let Ok(head) = self.client.chain().head().await {
             self.metrics.chain_head(head.number, head.timestamp);
+            self.catch_up_index(head.number).await;
         }
         Ok(progressed)
     }
@@ -463,16 +497,33 @@ impl Watcher {
             }
         }
         let last_uid = batch.mails.iter().map(|m| m.key.uid).max().unwrap_or(0);
-        let n = self.journal.write(|tx| {
+        // New mail is judged before it is recorded, and recorded with its verdict and
+        // the checkpoint in one transaction (group commit). So the bytes of a judged
+        // message are never written, and a crash before the commit leaves the
+        // checkpoint where it was: the mail is fetched and judged again. Only mail whose
+        // judgement hit a transient failure is stored with its bytes, to be retried.
+        let fetched: Vec<(MessageRecord, Option<Vec<u8>>)> = batch
+            .mails
+            .into_iter()
+            .map(|m| (MessageRecord::fetched(m.key, m.size), m.raw))
+            .collect();
+        let rows = self.prepare(fetched).await?;
+        let (n, decided) = self.journal.write(|tx| {
             let mut n = 0;
-            for m in &batch.mails {
-                if tx
-                    .insert_received(&m.key, m.size, m.raw.as_deref())?
-                    .is_some()
-                {
+            let mut recorded = Vec::with_capacity(rows.len());
+            for (mut m, raw, p) in rows {
+                let keep = if matches!(p, Prepared::Defer(_)) {
+                    raw.as_deref()
+                } else {
+                    None
+                };
+                if let Some(id) = tx.insert_received(&m.key, m.size, keep)? {
+                    m.id = id;
                     n += 1;
+                    recorded.push((m, p));
                 }
             }
+            let decided = self.record_verdicts(tx, &recorded)?;
             tx.set_checkpoint(
                 &mailbox,
                 Checkpoint {
@@ -480,30 +531,66 @@ impl Watcher {
                     last_uid,
                 },
             )?;
-            Ok(n)
+            Ok((n, decided))
         })?;
         self.metrics.checkpoint(last_uid);
         self.report.received += n;
-        debug!(count = n, last_uid, "recorded new mail");
+        self.count_decided(decided);
+        debug!(count = n, last_uid, "recorded and judged new mail");
         Ok(true)
     }
 
-    /// Authenticates and verifies received messages, then commits every verdict in one transaction.
+    /// Authenticates and verifies recorded messages whose earlier judgement was
+    /// deferred, then commits every verdict in one transaction.
     async fn judge(&mut self, batch: Vec<MessageRecord>) -> Result<(), WatcherError> {
-        let mut judged = Vec::with_capacity(batch.len());
-        let head = self.client.chain().head().await;
+        let mut with_raw = Vec::with_capacity(batch.len());
         for m in batch {
+            let raw = self.journal.raw(m.id)?;
+            with_raw.push((m, raw));
+        }
+        let rows = self.prepare(with_raw).await?;
+        let decided = self.journal.write(|tx| {
+            let rows: Vec<(MessageRecord, Prepared)> =
+                rows.into_iter().map(|(m, _, p)| (m, p)).collect();
+            self.record_verdicts(tx, &rows)
+        })?;
+        self.count_decided(decided);
+        Ok(())
+    }
+
+    fn count_decided(&mut self, decided: Vec<(OutcomeKind, String)>) {
+        for (kind, code) in decided {
+            self.metrics.outcome(kind, &code);
+            self.report.decided.push((kind, code));
+        }
+    }
+
+    /// Authenticates and verifies messages (their bytes beside them; `None` when too
+    /// large to fetch) and composes the replies: CPU and chain reads, nothing written.
+    #[allow(clippy::type_complexity)]
+    async fn prepare(
+        &self,
+        batch: Vec<(MessageRecord, Option<Vec<u8>>)>,
+    ) -> Result<Vec<(MessageRecord, Option<Vec<u8>>, Prepared)>, WatcherError> {
+        let mut judged = Vec::with_capacity(batch.len());
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let head = self.client.chain().head().await;
+        if let Ok(h) = &head {
+            self.catch_up_index(h.number).await;
+        }
+        for (m, raw) in batch {
             let span = info_span!("message", uid = m.key.uid, msg = tracing::field::Empty);
             let j = self
-                .judge_one(&m, head.as_ref().ok().map(|h| h.timestamp))
+                .judge_one(&m, raw.as_deref(), head.as_ref().ok().map(|h| h.timestamp))
                 .instrument(span.clone())
                 .await;
-            judged.push((m, j, span));
+            judged.push((m, raw, j, span));
         }
         // Compose replies outside the transaction (CPU only).
-        let now = unix_now();
         let mut rows = Vec::with_capacity(judged.len());
-        for (m, j, span) in judged {
+        for (m, raw, j, span) in judged {
             let _g = span.enter();
             let prepared = match j {
                 Judgement::Dropped(r) => {
@@ -538,13 +625,12 @@ impl Watcher {
                 }
                 Judgement::Accepted(mail, plan) => {
                     info!(amount = %plan.format(plan.deposit.amount), "claim verified");
-                    let ctx = ReplyContext::of(&mail);
-                    let busy = self.compose_refusal(&ctx, &RefusalReason::ClaimInProgress)?;
+                    // The claim-in-progress reply is composed only if the deposit's
+                    // claim slot turns out to be taken (rare), in `record_verdicts`.
                     Prepared::Accept {
                         plan,
                         msgid: mail.msgid_hash.clone(),
-                        ctx,
-                        busy,
+                        ctx: ReplyContext::of(&mail),
                     }
                 }
                 Judgement::Deferred(error) => {
@@ -552,11 +638,21 @@ impl Watcher {
                     Prepared::Defer(error)
                 }
             };
-            rows.push((m, prepared));
+            rows.push((m, raw, prepared));
         }
-        let decided = self.journal.write(|tx| {
+        Ok(rows)
+    }
+
+    /// Writes prepared verdicts of recorded messages in `tx`: outcomes with their
+    /// replies, accepted claims with their plans (one claim per deposit), deferrals.
+    fn record_verdicts(
+        &self,
+        tx: &mut JournalTx<'_>,
+        rows: &[(MessageRecord, Prepared)],
+    ) -> Result<Vec<(OutcomeKind, String)>, JournalError> {
+        {
             let mut decided = Vec::new();
-            for (m, p) in &rows {
+            for (m, p) in rows {
                 match p {
                     Prepared::Defer(error) => {
                         tx.defer(m.id, self.backoff(m.attempts), error)?;
@@ -587,12 +683,7 @@ impl Watcher {
                         tx.decide(m.id, outcome, folder, ctx_json.as_deref(), q)?;
                         decided.push((outcome.kind, outcome.code.clone()));
                     }
-                    Prepared::Accept {
-                        plan,
-                        msgid,
-                        ctx,
-                        busy,
-                    } => {
+                    Prepared::Accept { plan, msgid, ctx } => {
                         if tx.mark_seen(m.id, msgid)?.is_some() {
                             let dup = duplicate_outcome();
                             tx.decide(m.id, &dup, Folder::Rejected, None, None)?;
@@ -609,39 +700,37 @@ impl Watcher {
                                 text: r.explain(),
                                 tx_hash: None,
                             };
-                            let q = QueuedReply {
-                                mail_from: &busy.mail_from,
-                                rcpt: &busy.rcpt,
-                                bytes: &busy.bytes,
-                            };
-                            tx.decide(m.id, &outcome, Folder::Rejected, Some(&ctx_json), Some(q))?;
+                            // CPU only, inside the transaction: this is the rare case.
+                            let busy = self.compose_refusal(ctx, &r).map_err(|e| {
+                                tracing::error!(error = %e, "cannot compose the claim-in-progress reply; refusing without one");
+                            });
+                            let q = busy.as_ref().ok().map(|b| QueuedReply {
+                                mail_from: &b.mail_from,
+                                rcpt: &b.rcpt,
+                                bytes: &b.bytes,
+                            });
+                            tx.decide(m.id, &outcome, Folder::Rejected, Some(&ctx_json), q)?;
                             decided.push((outcome.kind, outcome.code));
                         }
                     }
                 }
             }
             Ok(decided)
-        })?;
-        for (kind, code) in decided {
-            self.metrics.outcome(kind, &code);
-            self.report.decided.push((kind, code));
         }
-        let _ = now;
-        Ok(())
     }
 
-    async fn judge_one(&self, m: &MessageRecord, chain_now: Option<u64>) -> Judgement {
-        let raw = match self.journal.raw(m.id) {
-            Ok(Some(raw)) => raw,
-            Ok(None) => {
-                return Judgement::Dropped(DropReason::TooLarge {
-                    size: m.size,
-                    max: self.authenticator.max_message_bytes(),
-                })
-            }
-            Err(e) => return Judgement::Deferred(e.to_string()),
+    async fn judge_one(
+        &self,
+        m: &MessageRecord,
+        raw: Option<&[u8]>,
+        chain_now: Option<u64>,
+    ) -> Judgement {
+        let Some(raw) = raw else {
+            return Judgement::Dropped(DropReason::TooLarge {
+                size: m.size,
+                max: self.authenticator.max_message_bytes(),
+            });
         };
-        let raw = &raw;
         let give_up = m.attempts + 1 >= self.pipeline.max_attempts;
         let mail = match self.authenticator.authenticate(raw).await {
             Ok(AuthOutcome::Authenticated(mail)) => mail,
@@ -770,7 +859,7 @@ impl Watcher {
                         text: format!(
                             "paid {} to {} (fee {})",
                             plan.format(plan.payout()),
-                            plan.signed.auth.to,
+                            springmail_sdk::qtum::format_address(chain_id, plan.signed.auth.to),
                             plan.format(plan.fee)
                         ),
                         tx_hash: Some(tx_hash.to_string()),
@@ -900,7 +989,6 @@ enum Prepared {
         plan: Box<crate::verify::ClaimPlan>,
         msgid: String,
         ctx: ReplyContext,
-        busy: crate::reply::OutgoingMail,
     },
     Defer(String),
 }

@@ -1,8 +1,9 @@
 //! Stage 3: verify an authenticated claim against the chain.
 //!
 //! Everything protocol-shaped comes from the sdk: the CLAIM block parser
-//! ([`ClaimBlock`]), the deposit as rebuilt from its `Deposited` log and checked
-//! against the stored hash ([`SpringMail::status`]), the commitment
+//! ([`ClaimBlock`]), the deposit as rebuilt from its `Deposited` log — from the
+//! watcher's [`crate::deposits`] index when it holds the key, else from the chain,
+//! checked against the stored hash ([`SpringMail::status`]) — the commitment
 //! ([`springmail_sdk::email::commitment`]) and the EIP-712 claim digest
 //! ([`ClaimAuth::claim_signature_valid`]). This module only decides.
 //!
@@ -15,6 +16,8 @@
 //! [`ClaimPlan`], or [`Verdict::Refused`] with a [`RefusalReason`] whose
 //! [`RefusalReason::explain`] is the sentence the claimant reads.
 
+use std::sync::Arc;
+
 use alloy::primitives::{Address, B256};
 use springmail_sdk::amount::{format_units, Amount, Asset};
 use springmail_sdk::client::{ClientError, DepositStatus, SignedClaim, SpringMail};
@@ -24,6 +27,7 @@ use springmail_sdk::keys::Signature;
 use springmail_sdk::markup::{ClaimBlock, MarkupError};
 
 use crate::authenticate::Authenticated;
+use crate::deposits::{DepositIndex, Indexed};
 
 /// A token this watcher handles, and its fee.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -394,6 +398,7 @@ impl VerifyError {
 pub struct Verifier {
     client: SpringMail,
     policy: VerifyPolicy,
+    index: Option<Arc<DepositIndex>>,
 }
 
 /// Finds the one CLAIM block in the message's texts (the same block in several parts counts once).
@@ -426,7 +431,17 @@ pub fn find_claim_block(texts: &[String], tokens: &[Asset]) -> Result<ClaimBlock
 impl Verifier {
     /// A verifier for the client's escrow.
     pub fn new(client: SpringMail, policy: VerifyPolicy) -> Self {
-        Verifier { client, policy }
+        Verifier {
+            client,
+            policy,
+            index: None,
+        }
+    }
+
+    /// Looks deposits up in `index` first; keys it does not hold are read from the chain.
+    pub fn with_index(mut self, index: Arc<DepositIndex>) -> Self {
+        self.index = Some(index);
+        self
     }
 
     /// The policy.
@@ -462,6 +477,26 @@ impl Verifier {
                 expected: id.escrow,
                 got: block.escrow,
             });
+        }
+        let indexed = match &self.index {
+            Some(index) => index.get(block.claim_key).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "deposit index unreadable; reading the chain");
+                None
+            }),
+            None => None,
+        };
+        match indexed {
+            Some(Indexed::Open { deposit, .. }) => {
+                return Ok(self.judge(mail, &block, &deposit, now))
+            }
+            Some(Indexed::Claimed { tx_hash, .. }) => {
+                return refuse(RefusalReason::AlreadyClaimed {
+                    tx_hash: Some(tx_hash),
+                })
+            }
+            Some(Indexed::Refunded { .. }) => return refuse(RefusalReason::Refunded),
+            // Not a deposit of this watcher as far as the index knows: the chain says what it is.
+            None => {}
         }
         let deposit = match self.client.status(block.claim_key).await? {
             DepositStatus::Open { deposit, .. } | DepositStatus::Expired { deposit, .. } => deposit,

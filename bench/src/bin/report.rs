@@ -1,0 +1,200 @@
+//! Renders benchmark results (the JSON files the benchmarks write with `--json`) as
+//! Markdown, and with `--docs FILE` puts it between `<!-- bench:begin -->` and
+//! `<!-- bench:end -->` in that file, leaving everything else (the method text, the
+//! gas table of scripts/gas-report) as it is. `scripts/bench --write-docs` runs it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use serde::Deserialize;
+use springmail_bench::fmt_num;
+
+const BEGIN: &str = "<!-- bench:begin -->";
+const END: &str = "<!-- bench:end -->";
+
+#[derive(Parser, Debug)]
+#[command(about = "Render benchmark results into docs/BENCHMARKS.md")]
+struct Args {
+    /// Result files (`target/bench/results/*.json`).
+    results: Vec<PathBuf>,
+    /// `key=value` lines about the machine (scripts/bench writes them).
+    #[arg(long)]
+    machine: Option<PathBuf>,
+    /// Rewrite the generated part of this Markdown file.
+    #[arg(long)]
+    docs: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Figure {
+    key: String,
+    label: String,
+    value: f64,
+    unit: String,
+    runs: Vec<f64>,
+    target: Option<String>,
+    met: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Results {
+    bench: String,
+    command: String,
+    at: u64,
+    notes: Vec<(String, String)>,
+    figures: Vec<Figure>,
+}
+
+const ORDER: [(&str, &str); 5] = [
+    ("pipeline", "Verification throughput on one core"),
+    (
+        "memory",
+        "Memory and startup with 100,000 deposits and 10,000 journal messages",
+    ),
+    ("index", "Indexing `Deposited` events from anvil"),
+    ("latency", "Mail-to-transaction latency on the dev stack"),
+    ("load", "Sustained load: 2,000 claims at once"),
+];
+
+fn date(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn render(results: &[Results], machine: &[(String, String)]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "Written by `scripts/bench --write-docs` from the results in `target/bench/results/`.\n\n",
+    );
+    if !machine.is_empty() {
+        out.push_str("**Machine.** ");
+        out.push_str(
+            &machine
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+        out.push_str(".\n\n");
+    }
+    // The targets first.
+    let with_target: Vec<(&Results, &Figure)> = results
+        .iter()
+        .flat_map(|r| r.figures.iter().map(move |f| (r, f)))
+        .filter(|(_, f)| f.target.is_some())
+        .collect();
+    if !with_target.is_empty() {
+        out.push_str("| target | measured (median) | goal | |\n|---|---:|---:|---|\n");
+        for (_, f) in &with_target {
+            out.push_str(&format!(
+                "| {} | {} {} | {} | {} |\n",
+                f.label,
+                fmt_num(f.value),
+                f.unit,
+                f.target.as_deref().unwrap_or(""),
+                match f.met {
+                    Some(true) => "**met**",
+                    Some(false) => "**missed**",
+                    None => "",
+                }
+            ));
+        }
+        out.push('\n');
+    }
+    let by_name: BTreeMap<&str, &Results> = results.iter().map(|r| (r.bench.as_str(), r)).collect();
+    for (name, title) in ORDER {
+        let Some(r) = by_name.get(name) else {
+            continue;
+        };
+        out.push_str(&format!("### {title}\n\n"));
+        out.push_str(&format!(
+            "`target/release/{}` ({}).\n\n",
+            r.command,
+            date(r.at)
+        ));
+        out.push_str("| figure | median | unit | runs | target |\n|---|---:|---|---|---|\n");
+        for f in &r.figures {
+            let runs = if f.runs.len() > 1 {
+                f.runs
+                    .iter()
+                    .map(|v| fmt_num(*v))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            } else {
+                String::new()
+            };
+            let target = match (&f.target, f.met) {
+                (Some(t), Some(true)) => format!("{t} met"),
+                (Some(t), Some(false)) => format!("{t} **missed**"),
+                (Some(t), None) => t.clone(),
+                (None, _) => String::new(),
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                f.label,
+                fmt_num(f.value),
+                f.unit,
+                runs,
+                target
+            ));
+            let _ = &f.key;
+        }
+        if !r.notes.is_empty() {
+            out.push('\n');
+            for (k, v) in &r.notes {
+                out.push_str(&format!("- {k}: {v}\n"));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let mut results = Vec::new();
+    for p in &args.results {
+        let text = std::fs::read_to_string(p).with_context(|| p.display().to_string())?;
+        let r: Results = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not benchmark results", p.display()))?;
+        results.push(r);
+    }
+    let machine = match &args.machine {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| p.display().to_string())?
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .filter(|(_, v)| !v.is_empty())
+            .collect(),
+        None => Vec::new(),
+    };
+    let md = render(&results, &machine);
+    match &args.docs {
+        None => print!("{md}"),
+        Some(path) => {
+            let doc = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+            let (Some(b), Some(e)) = (doc.find(BEGIN), doc.find(END)) else {
+                bail!("{} has no {BEGIN} … {END} markers", path.display());
+            };
+            if e < b {
+                bail!("{}: {END} comes before {BEGIN}", path.display());
+            }
+            let new = format!("{}{BEGIN}\n{md}{END}{}", &doc[..b], &doc[e + END.len()..]);
+            std::fs::write(path, new)?;
+            eprintln!("updated {}", path.display());
+        }
+    }
+    Ok(())
+}

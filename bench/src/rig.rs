@@ -1,0 +1,87 @@
+//! Assembling a watcher the way `springmail watch` does, from parts a benchmark picks
+//! (chain, mail source, reply sink), with production policies: 1 MB mail limit,
+//! pinned DKIM keys (no DNS), an Ed25519-signed broker, batch size 256.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use springmail_sdk::client::SpringMail;
+use springmail_sdk::keys::ClaimSecret;
+use springmail_watcher::authenticate::{AuthPolicy, DkimKeys, MailAuthenticator, PinnedRecords};
+use springmail_watcher::ingest::MailSource;
+use springmail_watcher::journal::Journal;
+use springmail_watcher::metrics::Metrics;
+use springmail_watcher::reply::{
+    generate_ed25519_dkim_key, DkimSigningKey, ReplyComposer, ReplySink,
+};
+use springmail_watcher::service::{PipelineSettings, WatcherParts};
+use springmail_watcher::submit::SubmitPolicy;
+use springmail_watcher::verify::VerifyPolicy;
+
+use crate::corpus::{FEE, WATCHER_EMAIL};
+
+/// The authenticator a broker runs, with `pins` as its DNS.
+pub fn authenticator(pins: PinnedRecords) -> MailAuthenticator {
+    MailAuthenticator::new(
+        DkimKeys::pinned(pins),
+        AuthPolicy {
+            max_message_bytes: 1 << 20,
+            own_addresses: vec![WATCHER_EMAIL.into()],
+        },
+    )
+}
+
+/// The verification policy: native fee 0.001 QTUM, one minute of margin.
+pub fn verify_policy(watcher: &ClaimSecret) -> VerifyPolicy {
+    VerifyPolicy {
+        watcher: watcher.address(),
+        native_fee: FEE,
+        tokens: vec![],
+        min_time_left: 60,
+    }
+}
+
+/// A reply composer signing as broker.test with a fresh Ed25519 key.
+pub fn composer() -> ReplyComposer {
+    let (pem, _record) = generate_ed25519_dkim_key();
+    let key = DkimSigningKey::from_pem(&pem, "broker key").expect("generated key loads");
+    ReplyComposer::new(
+        WATCHER_EMAIL,
+        "Spring Mail watcher",
+        Some((key, "broker.test".into(), "sm".into())),
+    )
+}
+
+/// Everything but the chain, source and sink, with production settings.
+#[allow(clippy::too_many_arguments)]
+pub fn parts(
+    client: SpringMail,
+    watcher_key: Arc<ClaimSecret>,
+    journal: Arc<Journal>,
+    source: Box<dyn MailSource>,
+    sink: Arc<dyn ReplySink>,
+    pins: PinnedRecords,
+    poll_interval: Duration,
+) -> WatcherParts {
+    WatcherParts {
+        client,
+        verify: verify_policy(&watcher_key),
+        watcher_key,
+        journal,
+        source,
+        sink,
+        authenticator: authenticator(pins),
+        composer: composer(),
+        submit: SubmitPolicy {
+            receipt_timeout: Duration::from_secs(60),
+            gas_limit: Some(300_000),
+            resend_guard: Duration::from_secs(5),
+        },
+        pipeline: PipelineSettings {
+            poll_interval,
+            retry_base: Duration::from_secs(1),
+            ..Default::default()
+        },
+        metrics: Metrics::new(),
+    }
+}
