@@ -493,6 +493,16 @@ pub fn classes(w: &World, big: usize) -> Vec<Class> {
     });
 
     out.push(Class {
+        name: "regression-mail-parser-nested-rfc822",
+        reason: "found by the verify_pipeline fuzzer: a message/rfc822 part inside a broken \
+                 multipart trips a debug assertion in mail-parser 0.11 (a panic in debug \
+                 builds, which killed the watcher at every restart); now unparseable",
+        expect: Expect::Dropped(&["unparseable", "bad-from"]),
+        bytes: include_bytes!("regressions/mail-parser-nested-rfc822-in-broken-multipart.eml")
+            .to_vec(),
+    });
+
+    out.push(Class {
         name: "one-line-900-kib",
         reason: "a single 900 KiB line without a line break",
         expect: Expect::Dropped(&["bad-from"]),
