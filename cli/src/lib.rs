@@ -35,6 +35,9 @@ pub fn load_settings(global: &args::GlobalArgs) -> anyhow::Result<Settings> {
     Ok(Settings::resolve(&raw)?)
 }
 
+/// Log targets capped at `warn` because they log mail protocol traffic verbatim.
+pub const PROTOCOL_LOG_CAPS: [&str; 3] = ["async_imap=warn", "imap_proto=warn", "lettre=warn"];
+
 /// Sets up logging on stderr: warnings by default, `-v` debug, `-vv` trace; `RUST_LOG`
 /// wins when set. Secrets are never logged at any level.
 pub fn init_logging(verbose: u8) {
@@ -44,7 +47,14 @@ pub fn init_logging(verbose: u8) {
         1 => "springmail=debug,springmail_cli=debug,springmail_sdk=debug,springmail_watcher=debug,warn",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // The mail protocol crates log what they send and receive verbatim at debug and
+    // trace: async-imap the LOGIN command (the password) and every fetched message (the
+    // CLAIM block with its salt, addresses), lettre every SMTP line. Never above warn,
+    // whatever RUST_LOG says (cli/tests/secrets_in_logs.rs).
+    for quiet in PROTOCOL_LOG_CAPS {
+        filter = filter.add_directive(quiet.parse().expect("a valid directive"));
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

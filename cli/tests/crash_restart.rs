@@ -25,9 +25,9 @@
 //! and the test's own SMTP server. Run by scripts/test with 50 cycles;
 //! `scripts/crash-soak` runs 1,000 (`SPRINGMAIL_CRASH_CYCLES`, `SPRINGMAIL_CRASH_SEED`).
 
+mod stack;
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -36,25 +36,17 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 use rand::{Rng, SeedableRng};
-use springmail_sdk::chain::evm_rpc::EvmRpcChain;
-use springmail_sdk::chain::Chain;
 use springmail_sdk::client::{DepositStatus, SendRequest, SpringMail, Ticket};
 use springmail_sdk::keys::ClaimSecret;
 use springmail_sdk::mail::{claim_mail, ClaimMail};
 use springmail_watcher::crash::CrashPoint;
 use springmail_watcher::testkit::{claim_block, TestDomain};
+use stack::{funded, var, write_config, Imap, WatcherConfig, IMAP_PASSWORD_ENV, KEY_ENV, WATCHER};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-const WATCHER: &str = "watcher@broker.test";
 const BOB: &str = "bob@example.com";
 const AMOUNT: u128 = 100_000_000;
 const FEE: u128 = 100_000;
-const KEY_ENV: &str = "CRASH_TEST_WATCHER_KEY";
-
-fn var(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run through scripts/test (the dev stack)"))
-}
 
 // ------------------------------------------------------------------ SMTP server
 
@@ -133,90 +125,6 @@ async fn smtp_server() -> (u16, Received) {
         }
     });
     (port, received)
-}
-
-// ------------------------------------------------------------------ IMAP client
-
-/// Just enough IMAP to create a folder, APPEND to it and count what is left.
-struct Imap {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-    tag: u32,
-}
-
-impl Imap {
-    fn login(host: &str, port: u16, user: &str, password: &str) -> Imap {
-        let s = TcpStream::connect((host, port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut i = Imap {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-            tag: 0,
-        };
-        let mut greeting = String::new();
-        i.r.read_line(&mut greeting).unwrap();
-        i.cmd(&format!("LOGIN {user} {password}"));
-        i
-    }
-
-    fn tagged(&mut self) -> (String, Vec<String>) {
-        let tag = format!("a{}", self.tag);
-        let mut lines = Vec::new();
-        loop {
-            let mut l = String::new();
-            assert!(
-                self.r.read_line(&mut l).unwrap() > 0,
-                "IMAP connection closed"
-            );
-            if l.starts_with(&format!("{tag} ")) {
-                assert!(l[tag.len() + 1..].starts_with("OK"), "IMAP: {l}");
-                return (l, lines);
-            }
-            lines.push(l);
-        }
-    }
-
-    fn cmd(&mut self, c: &str) -> (String, Vec<String>) {
-        self.tag += 1;
-        write!(self.w, "a{} {c}\r\n", self.tag).unwrap();
-        self.tagged()
-    }
-
-    /// APPENDs and returns the UID (UIDPLUS).
-    fn append(&mut self, folder: &str, bytes: &[u8]) -> u32 {
-        self.tag += 1;
-        write!(
-            self.w,
-            "a{} APPEND {folder} {{{}}}\r\n",
-            self.tag,
-            bytes.len()
-        )
-        .unwrap();
-        let mut l = String::new();
-        self.r.read_line(&mut l).unwrap();
-        assert!(l.starts_with('+'), "IMAP APPEND: {l}");
-        self.w.write_all(bytes).unwrap();
-        self.w.write_all(b"\r\n").unwrap();
-        let (ok, _) = self.tagged();
-        let i = ok.find("APPENDUID ").expect("UIDPLUS");
-        ok[i + 10..]
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .trim_end_matches(']')
-            .parse()
-            .unwrap()
-    }
-
-    fn count(&mut self, folder: &str) -> u32 {
-        let (_, lines) = self.cmd(&format!("STATUS {folder} (MESSAGES)"));
-        let l = lines
-            .iter()
-            .find(|l| l.contains("MESSAGES"))
-            .expect("STATUS");
-        let i = l.find("MESSAGES ").unwrap();
-        l[i + 9..].trim_end().trim_end_matches(')').parse().unwrap()
-    }
 }
 
 // ------------------------------------------------------------------ the world
@@ -379,7 +287,7 @@ fn spawn(
         }
     }
     c.env("HOME", dir)
-        .env("CRASH_TEST_IMAP_PASSWORD", var("SPRINGMAIL_MAIL_PASSWORD"))
+        .env(IMAP_PASSWORD_ENV, var("SPRINGMAIL_MAIL_PASSWORD"))
         .env(KEY_ENV, key);
     if let Some(spec) = crash {
         c.env("SPRINGMAIL_CRASH_AT", spec);
@@ -402,90 +310,6 @@ fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-#[allow(clippy::too_many_arguments)]
-fn write_config(
-    path: &Path,
-    data: &Path,
-    folder: &str,
-    smtp_port: u16,
-    broker_pem: &Path,
-    example: &TestDomain,
-    escrow: Address,
-    start_block: u64,
-    key_env: &str,
-) {
-    let text = format!(
-        r#"data_dir = "{data}"
-[imap]
-host = "{imap_host}"
-port = {imap_port}
-security = "plain"
-user = "{WATCHER}"
-password_env = "CRASH_TEST_IMAP_PASSWORD"
-mailbox = "{folder}"
-idle = true
-poll_interval_secs = 1
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-security = "plain"
-from = "{WATCHER}"
-[dkim]
-domain = "broker.test"
-selector = "sm"
-key_file = "{pem}"
-[dns]
-resolver = "pinned"
-[dns.pinned]
-"{rec_name}" = "{record}"
-[chain]
-url = "{anvil}"
-chain_id = {chain_id}
-escrow = "{escrow}"
-start_block = {start_block}
-receipt_timeout_secs = 10
-resend_guard_secs = 1
-[watcher_key]
-env = "{key_env}"
-[fees]
-native = "0.001"
-min_time_left_secs = 60
-"#,
-        data = data.display(),
-        imap_host = var("SPRINGMAIL_IMAP_HOST"),
-        imap_port = var("SPRINGMAIL_IMAP_PORT"),
-        pem = broker_pem.display(),
-        rec_name = example.record_name(),
-        record = example.record,
-        anvil = var("SPRINGMAIL_ANVIL_URL"),
-        chain_id = chain_id(),
-    );
-    std::fs::write(path, text).unwrap();
-}
-
-fn chain_id() -> u64 {
-    std::env::var("SPRINGMAIL_CHAIN_ID")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(8890)
-}
-
-async fn funded(url: &str, wei: u128) -> (ClaimSecret, Arc<dyn Chain>) {
-    let key = ClaimSecret::random();
-    let provider = alloy::providers::ProviderBuilder::new().connect_http(url.parse().unwrap());
-    let _: serde_json::Value = provider
-        .raw_request(
-            "anvil_setBalance".into(),
-            (key.address(), format!("0x{:x}", U256::from(wei))),
-        )
-        .await
-        .expect("anvil_setBalance");
-    let chain = EvmRpcChain::connect(url, key.signer(), Some(chain_id()))
-        .await
-        .expect("anvil");
-    (key, Arc::new(chain))
 }
 
 /// Claim transactions from `from` to `escrow`, by claim key, in blocks `start..=head`.
@@ -575,14 +399,16 @@ async fn sigkill_anywhere_loses_nothing_and_pays_once() {
     let config = dir.join("watcher.toml");
     write_config(
         &config,
-        &data,
-        &folder,
-        smtp_port,
-        &broker_pem,
-        &example,
-        sender.escrow(),
-        sender.start_block(),
-        KEY_ENV,
+        &WatcherConfig {
+            data: &data,
+            folder: &folder,
+            smtp: ("127.0.0.1", smtp_port),
+            smtp_auth: None,
+            broker_pem: &broker_pem,
+            example: &example,
+            escrow: sender.escrow(),
+            start_block: sender.start_block(),
+        },
     );
     let key = format!("0x{}", hex::encode(watcher_key.expose_bytes()));
     let journal = data.join("journal.sqlite3");
