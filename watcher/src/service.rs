@@ -582,10 +582,18 @@ impl Watcher {
         }
         for (m, raw) in batch {
             let span = info_span!("message", uid = m.key.uid, msg = tracing::field::Empty);
-            let j = self
-                .judge_one(&m, raw.as_deref(), head.as_ref().ok().map(|h| h.timestamp))
-                .instrument(span.clone())
-                .await;
+            // One bad message is never fatal: a panic while judging it (a bug, here or
+            // in a parser) files it unanswered instead of killing the watcher, which
+            // would meet the same message again after every restart.
+            let j = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+                self.judge_one(&m, raw.as_deref(), head.as_ref().ok().map(|h| h.timestamp)),
+            ))
+            .instrument(span.clone())
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(parent: &span, "judging the message panicked; filed without an answer");
+                Judgement::Dropped(DropReason::Internal)
+            });
             judged.push((m, raw, j, span));
         }
         // Compose replies outside the transaction (CPU only).
