@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Fuzz smoke: every cargo-fuzz target runs for a short while (SPRINGMAIL_FUZZ_SECS,
+# default 20 s each) from its committed corpus, so a regression that the fuzzers would
+# find quickly fails scripts/test. Targets: sdk/fuzz (claim link, BiSMTP markup, the
+# small text parsers) and watcher/fuzz (verify_pipeline: raw mail through DKIM, MIME,
+# the CLAIM block and the chain checks). New inputs go to a temp dir; the repository's
+# corpus is not touched. A crash fails the step and leaves the input under
+# <crate>/fuzz/artifacts/<target>/.
+#
+# Needs a nightly toolchain and cargo-fuzz (`rustup toolchain install nightly`,
+# `cargo install cargo-fuzz`); without them the step prints SKIP and passes.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+ROOT=$(pwd -P)
+SECS="${SPRINGMAIL_FUZZ_SECS:-20}"
+
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "SKIP: fuzz smoke: no cargo-fuzz on a nightly toolchain here" \
+        "(rustup toolchain install nightly && cargo install cargo-fuzz)" >&2
+    exit 0
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/springmail-fuzz.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+failed=()
+for crate in sdk watcher; do
+    [ -f "$ROOT/$crate/fuzz/Cargo.toml" ] || continue
+    mapfile -t targets < <(cd "$ROOT/$crate" && cargo +nightly fuzz list)
+    for t in "${targets[@]}"; do
+        mkdir -p "$TMP/$crate-$t" "$ROOT/$crate/fuzz/corpus/$t"
+        log="$TMP/$crate-$t.log"
+        echo "fuzz smoke: $crate/$t for ${SECS}s" >&2
+        rc=0
+        (cd "$ROOT/$crate" && cargo +nightly fuzz run "$t" "$TMP/$crate-$t" "fuzz/corpus/$t" -- \
+            -max_total_time="$SECS" -timeout=20 -print_final_stats=1) >"$log" 2>&1 || rc=$?
+        runs=$(grep -Eo 'Done [0-9]+ runs' "$log" | tail -1 | grep -Eo '[0-9]+' || true)
+        if [ "$rc" -ne 0 ]; then
+            failed+=("$crate/$t")
+            echo "fuzz smoke: $crate/$t FAILED (exit $rc); last lines of its log:" >&2
+            tail -n 40 "$log" >&2
+        else
+            echo "fuzz smoke: $crate/$t: ${runs:-?} runs in ${SECS}s, no crash" >&2
+        fi
+    done
+done
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "fuzz smoke: failures in ${failed[*]}" >&2
+    exit 1
+fi
