@@ -146,6 +146,11 @@ impl Provider {
         })
     }
 
+    /// The DNS names and TXT records of its keys.
+    pub fn records(&self) -> &[(String, String)] {
+        &self.records
+    }
+
     /// Adds this provider's key records to `pins`.
     pub fn pin(&self, pins: &mut PinnedRecords) -> Result<()> {
         for (name, record) in &self.records {
@@ -415,8 +420,7 @@ pub fn shape(rng: &mut StdRng, i: usize, min: usize, max: usize) -> MailShape {
     }
 }
 
-/// Builds and signs one claim mail.
-#[allow(clippy::too_many_arguments)]
+/// Builds and signs one claim mail; its Message-ID starts with `id_prefix`.
 pub fn claim_mail(
     rng: &mut StdRng,
     provider: &Provider,
@@ -424,10 +428,11 @@ pub fn claim_mail(
     block: &ClaimBlock,
     shape: MailShape,
     date: i64,
+    id_prefix: &str,
 ) -> Result<(String, Vec<u8>)> {
     let id_bytes: [u8; 12] = rng.gen();
     let message_id = format!(
-        "CA+{}@{}",
+        "{id_prefix}{}@{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id_bytes),
         provider.domain
     );
@@ -630,6 +635,7 @@ pub fn mails_for(
                                 &block,
                                 sh,
                                 now as i64,
+                                "CA+",
                             )?;
                             if raw.len() > max_size {
                                 sh.size -= raw.len() - max_size + 256;

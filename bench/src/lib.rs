@@ -13,6 +13,7 @@
 //! Run them with `scripts/bench` (release build, one core where it matters).
 #![forbid(unsafe_code)]
 
+pub mod anvil;
 pub mod corpus;
 pub mod instant;
 pub mod rig;

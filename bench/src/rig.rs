@@ -85,3 +85,58 @@ pub fn parts(
         metrics: Metrics::new(),
     }
 }
+
+/// A reply sink that only counts (a benchmark's stand-in for the SMTP server: it keeps
+/// nothing, as an SMTP connection keeps nothing).
+#[derive(Debug, Clone, Default)]
+pub struct CountingSink {
+    sent: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CountingSink {
+    /// Replies handed over so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[async_trait::async_trait]
+impl ReplySink for CountingSink {
+    async fn send(
+        &self,
+        _mail: &springmail_watcher::reply::OutgoingMail,
+    ) -> Result<(), springmail_watcher::reply::SinkError> {
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "counting sink (benchmark)".into()
+    }
+}
+
+/// Writes the pinned DKIM records (`name<TAB>record` lines) for a child process.
+pub fn write_pins(
+    path: &std::path::Path,
+    providers: &[crate::corpus::Provider],
+) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for p in providers {
+        for (name, record) in p.records() {
+            text.push_str(&format!("{name}\t{record}\n"));
+        }
+    }
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
+/// Reads what [`write_pins`] wrote.
+pub fn read_pins(path: &std::path::Path) -> anyhow::Result<PinnedRecords> {
+    let mut pins = PinnedRecords::new();
+    for line in std::fs::read_to_string(path)?.lines() {
+        if let Some((name, record)) = line.split_once('\t') {
+            pins.pin(name, record)?;
+        }
+    }
+    Ok(pins)
+}

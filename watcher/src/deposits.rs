@@ -11,10 +11,10 @@
 //! checks the fields against the stored hash.
 //!
 //! * **Bounded ranges.** [`DepositIndex::catch_up`] reads logs from the cursor to the
-//!   head in block ranges of at most [`IndexSettings::max_range`] blocks, shrinking
-//!   the range when one answer carries more than [`IndexSettings::target_logs`] logs
-//!   and growing it again when answers are small, so no single request (or the memory
-//!   holding its answer) grows with the chain.
+//!   head in block ranges of at most [`IndexSettings::max_range`] blocks, starting
+//!   small, halving the range when one answer carries more than
+//!   [`IndexSettings::target_logs`] logs and doubling it while answers are small, so
+//!   no single request (or the memory holding its answer) grows with the chain.
 //! * **Persisted cursor.** Each range's rows and the next block to read are committed
 //!   in one transaction, so a restart resumes where the last range ended; nothing is
 //!   read twice and nothing skipped.
@@ -55,6 +55,9 @@ const REFUNDED: i64 = 2;
 /// Index tuning.
 #[derive(Debug, Clone)]
 pub struct IndexSettings {
+    /// The block range of the first log request; it grows from there while answers
+    /// are small (starting small keeps the first answer small on a dense chain).
+    pub initial_range: u64,
     /// The largest block range of one log request.
     pub max_range: u64,
     /// The range shrinks while answers carry more logs than this, and grows while they
@@ -68,6 +71,7 @@ pub struct IndexSettings {
 impl Default for IndexSettings {
     fn default() -> Self {
         IndexSettings {
+            initial_range: 16,
             max_range: springmail_sdk::client::LOG_RANGE,
             target_logs: 5_000,
             confirmations: 0,
@@ -203,7 +207,7 @@ impl DepositIndex {
         settings: IndexSettings,
     ) -> Result<Self, JournalError> {
         journal.with_conn(|c| c.execute_batch(SCHEMA))?;
-        let range = settings.max_range.clamp(1, 1_000);
+        let range = settings.initial_range.clamp(1, settings.max_range.max(1));
         Ok(DepositIndex {
             journal,
             client,
@@ -461,6 +465,7 @@ mod tests {
         let journal = Arc::new(Journal::open_in(dir.path()).unwrap());
         let head = chain.head().await.unwrap().number;
         let settings = IndexSettings {
+            initial_range: 1,
             max_range: 2,
             target_logs: 1,
             confirmations: 0,

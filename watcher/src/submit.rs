@@ -6,10 +6,11 @@
 //! blocks the next submission and no lock is held while waiting.
 //!
 //! At-most-once per deposit: before anything is broadcast — the first time, after a
-//! crash, after an RPC error — the submitter re-reads the deposit on chain
-//! ([`SpringMail::status`]). A deposit already paid by this watcher to this payee is
-//! finished from the chain's `Claimed` log instead of being resent; one paid
-//! otherwise is refused. The journal records `submitting` before the broadcast and
+//! crash, after an RPC error — the submitter re-reads the deposit on chain: the
+//! stored hash, which settles the common case (still this very deposit, open), else
+//! [`SpringMail::status`] from the logs. A deposit already paid by this watcher to
+//! this payee is finished from the chain's `Claimed` log instead of being resent;
+//! one paid otherwise is refused. The journal records `submitting` before the broadcast and
 //! `submitted` with the transaction hash after it, so a claim in flight is finished,
 //! not forgotten: a restart waits for the recorded transaction's receipt.
 //! (The escrow itself pays a deposit at most once; a duplicate transaction could
@@ -355,6 +356,21 @@ impl Submitter {
 
     /// The deposit's state on chain, as an outcome when it is settled.
     async fn reread(&self, plan: &ClaimPlan) -> Result<Reread, ClientError> {
+        // The common case costs two reads: the slot still holds the hash of exactly
+        // this deposit (so it is open with these fields), and the chain's clock says
+        // whether it has expired. Anything else asks the logs what happened, which on
+        // a long chain is many times dearer.
+        if self.client.stored_hash(plan.claim_key()).await? == plan.deposit.hash() {
+            let now = self.client.chain().head().await?.timestamp;
+            return Ok(if now < plan.deposit.expiry {
+                Reread::Open
+            } else {
+                Reread::Final(SubmitOutcome::Refused(RefusalReason::Expired {
+                    expiry: plan.deposit.expiry,
+                    too_soon: false,
+                }))
+            });
+        }
         let status = self.client.status(plan.claim_key()).await?;
         Ok(match status {
             DepositStatus::Open { deposit, .. } if deposit == plan.deposit => Reread::Open,
