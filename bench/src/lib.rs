@@ -17,10 +17,22 @@ pub mod anvil;
 pub mod corpus;
 pub mod instant;
 pub mod rig;
+pub mod stack;
+pub mod timed;
 
 use std::time::Duration;
 
 use serde::Serialize;
+
+/// Logs of the watcher on stderr when `RUST_LOG` is set (e.g. `RUST_LOG=info`).
+pub fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
 
 /// Median of a non-empty sample.
 pub fn median(mut v: Vec<f64>) -> f64 {

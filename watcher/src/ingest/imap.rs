@@ -11,6 +11,10 @@
 //!   expunge where MOVE is missing, into folders created on first use.
 //! * Waiting uses IDLE where the server offers it, else polling; any error drops the
 //!   connection and the next call reconnects (the pipeline backs off between tries).
+//!   A server announces new mail once, in the untagged `EXISTS` that may come with
+//!   the answer to any command (a `UID MOVE`, a `FETCH`); such an announcement made
+//!   after the last search ends the next wait at once instead of being dropped, or
+//!   the message would wait for the next poll.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -141,6 +145,8 @@ pub struct ImapSource {
     can_idle: bool,
     can_move: bool,
     folders: HashSet<String>,
+    /// The server announced new mail (`EXISTS`) after the last search began.
+    new_mail: bool,
 }
 
 impl std::fmt::Debug for ImapSource {
@@ -169,6 +175,7 @@ impl ImapSource {
             can_idle: false,
             can_move: false,
             folders: HashSet::new(),
+            new_mail: false,
         })
     }
 
@@ -258,8 +265,13 @@ impl ImapSource {
         Ok(self.session.as_mut().expect("connected above"))
     }
 
-    fn drain_unsolicited(session: &mut Session) {
-        while session.unsolicited_responses.try_recv().is_ok() {}
+    /// Drops the responses no command asked for; true when one announced new mail.
+    fn drain_unsolicited(session: &mut Session) -> bool {
+        let mut new_mail = false;
+        while let Ok(r) = session.unsolicited_responses.try_recv() {
+            new_mail |= matches!(r, async_imap::types::UnsolicitedResponse::Exists(_));
+        }
+        new_mail
     }
 
     async fn fetch_inner(
@@ -274,6 +286,8 @@ impl ImapSource {
         };
         let mailbox = self.settings.mailbox.clone();
         let timeout = self.settings.timeout;
+        // This search sees everything announced so far.
+        self.new_mail = false;
         let session = self.session().await?;
         // Re-select: picks up new mail and a changed UIDVALIDITY.
         let mbox = session
@@ -295,8 +309,9 @@ impl ImapSource {
                 .collect();
         uids.sort_unstable();
         uids.truncate(limits.max_messages);
-        Self::drain_unsolicited(session);
+        let announced = Self::drain_unsolicited(session);
         if uids.is_empty() {
+            self.new_mail |= announced;
             self.uid_validity = uid_validity;
             return Ok(FetchBatch {
                 uid_validity,
@@ -339,7 +354,8 @@ impl ImapSource {
                 }
             }
         }
-        Self::drain_unsolicited(session);
+        let announced = announced | Self::drain_unsolicited(session);
+        self.new_mail |= announced;
         let mut mails = Vec::with_capacity(sizes.len());
         for (uid, size) in sizes {
             let raw = bodies.remove(&uid);
@@ -407,7 +423,8 @@ impl ImapSource {
             let stream = session.expunge().await.map_err(|e| err("EXPUNGE", e))?;
             let _: Vec<_> = stream.try_collect().await.map_err(|e| err("EXPUNGE", e))?;
         }
-        Self::drain_unsolicited(session);
+        let announced = Self::drain_unsolicited(session);
+        self.new_mail |= announced;
         self.folders.insert(name);
         Ok(())
     }
@@ -436,7 +453,7 @@ impl ImapSource {
             .done()
             .await
             .map_err(|e| self.conn_err(format!("DONE: {e}")))?;
-        Self::drain_unsolicited(&mut session);
+        self.new_mail |= Self::drain_unsolicited(&mut session);
         self.session = Some(session);
         Ok(())
     }
@@ -508,6 +525,11 @@ impl MailSource for ImapSource {
     }
 
     async fn wait(&mut self, max: Duration, wake: &Notify) -> Result<(), IngestError> {
+        if std::mem::take(&mut self.new_mail) {
+            // Announced after the last search: fetch it now, not at the next poll.
+            debug!("new mail was announced since the last search");
+            return Ok(());
+        }
         if self.session.is_none() {
             self.connect().await?;
         }
