@@ -57,14 +57,12 @@ fn qtum_amount(units: u128) -> String {
 }
 
 /// `sm1.AAAAAAAA…k3Jx9QdA`: enough to recognize a link without printing it whole.
+/// The public start of a claim link: `sm1.` and the first 12 payload bytes (chain id
+/// and part of the escrow address). The rest holds the claim secret and the salt, so
+/// none of it is shown.
 fn abbrev(link: &str) -> String {
-    let n = link.chars().count();
-    if n <= 24 {
-        return link.to_string();
-    }
-    let head: String = link.chars().take(12).collect();
-    let tail: String = link.chars().skip(n - 8).collect();
-    format!("{head}…{tail}")
+    let head: String = link.chars().take(4 + 16).collect();
+    format!("{head}…")
 }
 
 fn short(text: &str, keep: usize) -> String {
