@@ -245,7 +245,9 @@ pub async fn fixture(stack: &Stack, n: usize, seed: u64) -> Result<Fixture> {
 }
 
 /// Sends every deposit as raw transactions in JSON-RPC batches of 100 and waits for
-/// the last one to be mined (automine stays on: the stack's anvil is shared).
+/// the last one to be mined. Automine stays on (the stack's anvil is shared), but it
+/// does not always mine everything a batch brings: what is left pending is mined with
+/// `evm_mine` (which a next transaction would have done anyway).
 async fn deposit_all(
     http: &reqwest::Client,
     url: &str,
@@ -309,6 +311,10 @@ async fn deposit_all(
                 bail!("the deposits were not mined within 120 s");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+            let pool = rpc(http, url, "txpool_status", json!([])).await?;
+            if pool["pending"] != json!("0x0") {
+                rpc(http, url, "evm_mine", json!([])).await?;
+            }
         }
     }
     Ok(())

@@ -1,0 +1,344 @@
+//! Sustained load on the dev stack: `--claims` claim mails delivered as fast as the
+//! SMTP server takes them; every deposit must be released exactly once.
+//!
+//! The watcher runs as in `latency` (IMAP IDLE, replies over SMTP, anvil automine).
+//! `--senders` concurrent senders each take the next claim and deliver it over a fresh
+//! SMTP connection until all are delivered. Each delivery (the relay's 250 after DATA,
+//! given only once dovecot stored the message) and each claim transaction anvil
+//! accepted is timed; every 100 ms the benchmark also samples the watcher's journal
+//! (messages not yet filed, replies not yet sent). Reported: the delivery time and
+//! rate, the time from the start of delivery to the last claim transaction and to the
+//! drain (every message decided, replied to and filed), the peak queue (delivered, claim
+//! not yet accepted: exact, from the timings) and the peak of unfinished messages in
+//! the journal. Checked, and the run fails otherwise: one claim transaction per deposit
+//! (at the node and in the escrow's `Claimed` logs), every outcome `claimed`, and with
+//! replies over SMTP one reply per claim in Bob's INBOX.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Result};
+use clap::Parser;
+use springmail_bench::corpus::WATCHER_EMAIL;
+use springmail_bench::stack::{self, RunningWatcher, Stack, BOB};
+use springmail_bench::{Results, Target};
+use springmail_watcher::journal::OutcomeKind;
+
+#[derive(Parser, Debug)]
+#[command(about = "2,000 claims at once on the dev stack: drain time, peak queue, exactly once")]
+struct Args {
+    /// Claims.
+    #[arg(long, default_value_t = 2_000)]
+    claims: usize,
+    /// Concurrent SMTP senders.
+    #[arg(long, default_value_t = 8)]
+    senders: usize,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout_secs: u64,
+    /// Seconds between the watcher's polls (IDLE has to do the work).
+    #[arg(long, default_value_t = 300)]
+    poll_secs: u64,
+    /// Corpus seed.
+    #[arg(long, default_value_t = 5)]
+    seed: u64,
+    /// Replies go to a sink that only counts them, not to the SMTP server (to see
+    /// what the replies cost).
+    #[arg(long)]
+    count_replies: bool,
+    /// Write results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    springmail_bench::init_logs();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Sample {
+    at: f64,
+    delivered: usize,
+    submitted: usize,
+    decided: u64,
+    unfinished: u64,
+    outbox: u64,
+}
+
+/// The largest number of claims delivered whose transaction was not yet accepted, at
+/// any instant: a sweep over both sets of timings.
+fn peak_queue(delivered: &[Instant], submitted: &[Instant]) -> usize {
+    let mut events: Vec<(Instant, i64)> = delivered
+        .iter()
+        .map(|t| (*t, 1))
+        .chain(submitted.iter().map(|t| (*t, -1)))
+        .collect();
+    // At equal instants the claim counts first: it cannot precede its own delivery.
+    events.sort_by_key(|&(t, d)| (t, d));
+    let (mut q, mut peak) = (0i64, 0i64);
+    for (_, d) in events {
+        q += d;
+        peak = peak.max(q);
+    }
+    peak as usize
+}
+
+async fn run(args: Args) -> Result<()> {
+    let mut res = Results::new("load");
+    let stack = Stack::from_env()?;
+    let n = args.claims;
+    let moved = stack.clear_inbox(WATCHER_EMAIL, "Leftovers").await?;
+    if moved > 0 {
+        eprintln!("moved {moved} old messages out of the watcher's INBOX");
+    }
+    eprintln!(
+        "deploying an escrow and making {n} deposits on {} ...",
+        stack.anvil_url
+    );
+    let t = Instant::now();
+    let fx = Arc::new(stack::fixture(&stack, n, args.seed).await?);
+    eprintln!("fixture ready in {:.1} s", t.elapsed().as_secs_f64());
+    let watcher = RunningWatcher::start(
+        &stack,
+        &fx,
+        Duration::from_secs(args.poll_secs),
+        args.count_replies,
+    )?;
+    // Let it connect, make its first pass and enter IDLE.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let retries = Arc::new(AtomicUsize::new(0));
+    let delivered = Arc::new(Mutex::new(Vec::<Instant>::with_capacity(n)));
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(args.timeout_secs);
+    let mut senders = Vec::new();
+    for _ in 0..args.senders.max(1) {
+        let (stack, fx, next, retries, delivered) = (
+            stack.clone(),
+            fx.clone(),
+            next.clone(),
+            retries.clone(),
+            delivered.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= fx.claims.len() || Instant::now() > deadline {
+                    return anyhow::Ok(());
+                }
+                let raw = &fx.claims[i].2;
+                let mut tries = 0;
+                loop {
+                    match stack.smtp_send(BOB, WATCHER_EMAIL, raw).await {
+                        Ok(()) => break,
+                        Err(e) if tries < 3 => {
+                            tries += 1;
+                            retries.fetch_add(1, Ordering::SeqCst);
+                            eprintln!("claim {i}: {e:#}; retrying");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        Err(e) => return Err(e.context(format!("delivering claim {i}"))),
+                    }
+                }
+                lock(&delivered).push(Instant::now());
+            }
+        }));
+    }
+
+    let mut samples: Vec<Sample> = Vec::new();
+    let drained_at;
+    let failure = loop {
+        let stats = watcher.journal.stats()?;
+        let s = Sample {
+            at: t0.elapsed().as_secs_f64(),
+            delivered: lock(&delivered).len(),
+            submitted: watcher.seen.count(),
+            decided: stats.outcomes.iter().map(|(_, c)| c).sum(),
+            unfinished: stats.unfinished,
+            outbox: stats.outbox_pending,
+        };
+        samples.push(s);
+        if s.delivered >= n && s.decided >= n as u64 && s.unfinished == 0 && s.outbox == 0 {
+            drained_at = s.at;
+            break None;
+        }
+        // A sender that gave up ends the run at once.
+        let mut gave_up = None;
+        while let Some(i) = senders.iter().position(|h| h.is_finished()) {
+            if let Err(e) = senders.swap_remove(i).await? {
+                gave_up = Some(e);
+                break;
+            }
+        }
+        if gave_up.is_some() {
+            drained_at = s.at;
+            break gave_up;
+        }
+        if Instant::now() > deadline {
+            drained_at = s.at;
+            break Some(anyhow!("not drained after {} s: {s:?}", args.timeout_secs));
+        }
+        if samples.len().is_multiple_of(50) {
+            eprintln!(
+                "{:>6.1} s  delivered {:>5}  submitted {:>5}  decided {:>5}  unfinished {:>5}  replies pending {:>5}",
+                s.at, s.delivered, s.submitted, s.decided, s.unfinished, s.outbox
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for h in senders {
+        if let Err(e) = h.await? {
+            eprintln!("{e:#}");
+        }
+    }
+    let submitted: Vec<Instant> = lock(&watcher.seen.at).values().flatten().copied().collect();
+    let repeated = watcher.seen.repeated();
+    let outcomes: Vec<(OutcomeKind, u64)> = OutcomeKind::ALL
+        .iter()
+        .map(|k| (*k, watcher.metrics.outcome_count(*k)))
+        .collect();
+    let metric_submits = watcher.metrics.claims_submitted();
+    let stopped = watcher.stop();
+    let replies = stack.move_replies(BOB, &fx.tag, "Bench").await;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    stopped?;
+    let replies = replies?;
+    let on_chain = stack::claimed_on_chain(&fx.client).await?;
+    let once = on_chain.len() == n
+        && on_chain.values().all(|(c, _)| *c == 1)
+        && fx.claims.iter().all(|(k, _, _)| on_chain.contains_key(k));
+    if submitted.len() != n || repeated != 0 || metric_submits != n as u64 || !once {
+        bail!(
+            "not exactly once: {} claim transactions accepted by the node ({repeated} deposits more than once, the watcher counted {metric_submits}), {} deposits claimed on chain of {n}",
+            submitted.len(),
+            on_chain.len()
+        );
+    }
+    let outcome_list = outcomes
+        .iter()
+        .map(|(k, c)| format!("{c} {}", k.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if outcomes.iter().any(|(k, c)| {
+        *c != if *k == OutcomeKind::Claimed {
+            n as u64
+        } else {
+            0
+        }
+    }) {
+        bail!("outcomes {outcome_list}: expected {n} claimed and nothing else");
+    }
+    if !args.count_replies && replies != n {
+        bail!("{replies} replies reached Bob for {n} claims");
+    }
+    let delivered = lock(&delivered).clone();
+    let since_t0 = |t: &Instant| t.saturating_duration_since(t0).as_secs_f64();
+    let delivered_at = delivered.iter().map(since_t0).fold(0.0, f64::max);
+    let claimed_at = submitted.iter().map(since_t0).fold(0.0, f64::max);
+    let peak_queue = peak_queue(&delivered, &submitted);
+    let peak_unfinished = samples.iter().map(|s| s.unfinished).max().unwrap_or(0);
+    let peak_outbox = samples.iter().map(|s| s.outbox).max().unwrap_or(0);
+    let retries = retries.load(Ordering::SeqCst);
+    res.note(
+        "checked",
+        format!(
+            "{n} deposits each claimed exactly once (claim transactions at the node and the escrow's Claimed logs); all {n} outcomes claimed; {}",
+            if args.count_replies {
+                "replies counted, not sent".to_string()
+            } else {
+                format!("{replies} replies reached Bob")
+            }
+        ),
+    );
+    res.note(
+        "senders",
+        format!(
+            "{} concurrent SMTP senders, a fresh connection per mail; {retries} retried deliveries",
+            args.senders
+        ),
+    );
+    res.note(
+        "watcher",
+        format!(
+            "IMAP IDLE, polling every {} s; {}; anvil automine; 2 runtime workers; journal sampled every 100 ms (peak {peak_outbox} replies waiting)",
+            args.poll_secs,
+            if args.count_replies {
+                "replies to a counting sink"
+            } else {
+                "replies over SMTP"
+            }
+        ),
+    );
+    res.figure(
+        "load.delivery",
+        &format!("deliver {n} claims over SMTP"),
+        "s",
+        vec![delivered_at],
+        Target::None,
+    );
+    res.figure(
+        "load.delivery_rate",
+        "SMTP delivery rate",
+        "mails/s",
+        vec![n as f64 / delivered_at],
+        Target::None,
+    );
+    res.figure(
+        "load.claimed",
+        "start of delivery → last claim tx accepted",
+        "s",
+        vec![claimed_at],
+        Target::None,
+    );
+    res.figure(
+        "load.claim_rate",
+        "claim rate (claims / the time above)",
+        "claims/s",
+        vec![n as f64 / claimed_at],
+        Target::None,
+    );
+    res.figure(
+        "load.drain",
+        "start of delivery → drained (all replied and filed)",
+        "s",
+        vec![drained_at],
+        Target::None,
+    );
+    res.figure(
+        "load.after_delivery",
+        "drained after the last delivery",
+        "s",
+        vec![drained_at - delivered_at],
+        Target::None,
+    );
+    res.figure(
+        "load.peak_queue",
+        "peak queue: delivered, claim tx not yet accepted",
+        "mails",
+        vec![peak_queue as f64],
+        Target::None,
+    );
+    res.figure(
+        "load.peak_unfinished",
+        "peak unfinished messages in the journal (not yet filed)",
+        "mails",
+        vec![peak_unfinished as f64],
+        Target::None,
+    );
+    res.write(args.json.as_deref())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
