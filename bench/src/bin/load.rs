@@ -23,7 +23,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::Parser;
 use springmail_bench::corpus::WATCHER_EMAIL;
 use springmail_bench::stack::{self, RunningWatcher, Stack, BOB};
-use springmail_bench::{Results, Target};
+use springmail_bench::{fmt_num, Results, Target};
 use springmail_watcher::journal::OutcomeKind;
 
 #[derive(Parser, Debug)]
@@ -282,7 +282,7 @@ async fn run(args: Args) -> Result<()> {
     );
     res.figure(
         "load.delivery",
-        &format!("deliver {n} claims over SMTP"),
+        &format!("deliver {} claims over SMTP", fmt_num(n as f64)),
         "s",
         vec![delivered_at],
         Target::None,
