@@ -55,7 +55,7 @@ const ORDER: [(&str, &str); 5] = [
     ),
     ("index", "Indexing `Deposited` events from anvil"),
     ("latency", "Mail-to-transaction latency on the dev stack"),
-    ("load", "Sustained load: 2,000 claims at once"),
+    ("load", "Sustained load on the dev stack"),
 ];
 
 fn date(unix: u64) -> String {
