@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Smoke run of the throughput benchmark (bench/src/bin/pipeline.rs) on 200 generated
-# claim mails, debug build, a few seconds: proves the benchmark still runs end to end
-# against the current watcher (every mail authenticated, verified, journaled, claimed
-# and answered). Its figures mean nothing in a debug build and are not checked; the
-# real measurement is `scripts/bench` (release build, 10,000 mails, one core).
+# Smoke runs of two benchmarks, debug build, proving they still run end to end against
+# the current watcher; their figures mean nothing in a debug build and are not checked.
+#
+#   pipeline (bench/src/bin/pipeline.rs): 200 generated claim mails, a few seconds;
+#            every mail authenticated, verified, journaled, claimed and answered.
+#   load     (bench/src/bin/load.rs): 100 claims delivered at once over the dev stack
+#            (scripts/test runs hooks with .dev-stack/env sourced), about 15 s; fails
+#            unless every deposit is claimed exactly once and every claim answered.
+#
+# The real measurements are `scripts/bench` (release build, full sizes).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 export SPRINGMAIL_BENCH_DIR="${SPRINGMAIL_BENCH_DIR:-$PWD/target/bench-smoke}"
 export SPRINGMAIL_BENCH_SMOKE=1
-exec cargo run -q -p springmail-bench --bin pipeline -- --mails 200 --runs 1 --providers 4
+cargo run -q -p springmail-bench --bin pipeline -- --mails 200 --runs 1 --providers 4
+cargo run -q -p springmail-bench --bin load -- --claims 100
