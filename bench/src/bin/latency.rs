@@ -4,8 +4,15 @@
 //! The watcher runs as `springmail watch` would (see `springmail_bench::stack`): IMAP
 //! IDLE on watcher@broker.test with polling only every 5 minutes, so IDLE alone
 //! carries the latency; replies over SMTP; anvil with automine. Bob's claims (5–50 KB,
-//! RSA-2048 DKIM) go out one at a time over a fresh SMTP connection, with a random
-//! pause of 50–500 ms between them. The clock starts when the relay answers 250 to
+//! RSA-2048 DKIM) go out over a fresh SMTP connection each, in one of two patterns:
+//!
+//! - back to back (default): one at a time, the next 50–500 ms after the previous
+//!   claim's transaction was accepted;
+//! - `--mean-gap-ms M`: open loop, at the times of a Poisson process with a mean
+//!   gap of M ms, whatever the watcher is doing (claims as independent users send
+//!   them; results are named `latency_poisson`).
+//!
+//! The clock starts when the relay answers 250 to
 //! DATA (it does so only after dovecot stored the message) and stops when anvil
 //! answered `eth_sendRawTransaction` for that claim (automine: mined by then), seen
 //! through a wrapper around the watcher's chain backend. The first `--warmup` claims
@@ -36,6 +43,18 @@ struct Args {
     /// Longest wait for one claim, seconds.
     #[arg(long, default_value_t = 20)]
     timeout_secs: u64,
+    /// Shortest pause after one claim is accepted before the next is sent, ms.
+    #[arg(long, default_value_t = 50)]
+    gap_min_ms: u64,
+    /// Longest such pause, ms (the pause is drawn uniformly in between).
+    #[arg(long, default_value_t = 500)]
+    gap_max_ms: u64,
+    /// Print each claim's gap to the previous one and its latency (stderr).
+    #[arg(long)]
+    samples: bool,
+    /// Open loop: send at Poisson arrival times with this mean gap, ms.
+    #[arg(long)]
+    mean_gap_ms: Option<u64>,
     /// Corpus seed.
     #[arg(long, default_value_t = 3)]
     seed: u64,
@@ -55,7 +74,11 @@ fn main() -> Result<()> {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let mut res = Results::new("latency");
+    let (name, tag) = match args.mean_gap_ms {
+        Some(_) => ("latency_poisson", "Poisson arrivals"),
+        None => ("latency", "back to back"),
+    };
+    let mut res = Results::new(name);
     let stack = Stack::from_env()?;
     let total = args.claims + args.warmup;
     let moved = stack.clear_inbox(WATCHER_EMAIL, "Leftovers").await?;
@@ -74,22 +97,33 @@ async fn run(args: Args) -> Result<()> {
     let mut to_fetch = Vec::with_capacity(args.claims);
     let mut in_watcher = Vec::with_capacity(args.claims);
     let mut rng = rand::thread_rng();
+    if args.gap_max_ms < args.gap_min_ms {
+        bail!("--gap-max-ms must be at least --gap-min-ms");
+    }
+    let gap = args.gap_min_ms..=args.gap_max_ms;
     let started = Instant::now();
     let mut failure = None;
+    // When each claim's SMTP DATA was accepted.
+    let mut sent_at: Vec<Instant> = Vec::with_capacity(total);
+    let mut next_send = Instant::now();
     for (i, (key, _mid, raw)) in fx.claims.iter().enumerate() {
+        if let Some(mean) = args.mean_gap_ms {
+            // Exponential gaps: 1 - U is in (0, 1], so its log is finite.
+            let u: f64 = rng.gen();
+            next_send += Duration::from_secs_f64(-(1.0 - u).ln() * mean as f64 / 1e3);
+            tokio::time::sleep_until(next_send.into()).await;
+        }
         stack.smtp_send(BOB, WATCHER_EMAIL, raw).await?;
         let t0 = Instant::now();
-        let deadline = t0 + Duration::from_secs(args.timeout_secs);
-        let accepted = loop {
-            let notified = watcher.seen.notify.notified();
-            if let Some(t) = watcher.seen.first(key) {
-                break Some(t);
+        sent_at.push(t0);
+        if args.mean_gap_ms.is_some() {
+            if (i + 1) % 50 == 0 {
+                eprintln!("{} claims sent", i + 1);
             }
-            if Instant::now() > deadline {
-                break None;
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(20), notified).await;
-        };
+            continue;
+        }
+        let accepted =
+            wait_claimed(&watcher, key, t0 + Duration::from_secs(args.timeout_secs)).await;
         let Some(t) = accepted else {
             failure = Some(format!(
                 "claim {i} was not submitted within {} s",
@@ -97,19 +131,6 @@ async fn run(args: Args) -> Result<()> {
             ));
             break;
         };
-        if i >= args.warmup {
-            lat.push(t.saturating_duration_since(t0).as_secs_f64() * 1e3);
-            let f = watcher
-                .fetched
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(key)
-                .copied();
-            if let Some(f) = f {
-                to_fetch.push(f.saturating_duration_since(t0).as_secs_f64() * 1e3);
-                in_watcher.push(t.saturating_duration_since(f).as_secs_f64() * 1e3);
-            }
-        }
         if (i + 1) % 50 == 0 {
             eprintln!(
                 "{} claims, last {:.0} ms",
@@ -117,7 +138,47 @@ async fn run(args: Args) -> Result<()> {
                 t.saturating_duration_since(t0).as_secs_f64() * 1e3
             );
         }
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(50..500))).await;
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(gap.clone()))).await;
+    }
+    // Collect every sent claim's times (in open loop, wait for the last ones).
+    for (i, ((key, _, _), t0)) in fx.claims.iter().zip(&sent_at).enumerate() {
+        if failure.is_some() {
+            break;
+        }
+        let Some(t) =
+            wait_claimed(&watcher, key, *t0 + Duration::from_secs(args.timeout_secs)).await
+        else {
+            failure = Some(format!(
+                "claim {i} was not submitted within {} s",
+                args.timeout_secs
+            ));
+            break;
+        };
+        if i < args.warmup {
+            continue;
+        }
+        lat.push(t.saturating_duration_since(*t0).as_secs_f64() * 1e3);
+        if args.samples {
+            let gap = if i > 0 {
+                t0.saturating_duration_since(sent_at[i - 1]).as_secs_f64() * 1e3
+            } else {
+                0.0
+            };
+            eprintln!(
+                "claim {i}: gap {gap:.0} ms, latency {:.1} ms",
+                lat[lat.len() - 1]
+            );
+        }
+        let f = watcher
+            .fetched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .copied();
+        if let Some(f) = f {
+            to_fetch.push(f.saturating_duration_since(*t0).as_secs_f64() * 1e3);
+            in_watcher.push(t.saturating_duration_since(f).as_secs_f64() * 1e3);
+        }
     }
     let took = started.elapsed();
     // Let the last replies go out, then stop.
@@ -140,10 +201,19 @@ async fn run(args: Args) -> Result<()> {
             on_chain.len()
         );
     }
+    let pattern = match args.mean_gap_ms {
+        Some(mean) => format!(
+            "sent at Poisson arrival times, mean gap {mean} ms, whatever the watcher was doing"
+        ),
+        None => format!(
+            "one at a time, each {}–{} ms after the previous claim's transaction",
+            args.gap_min_ms, args.gap_max_ms
+        ),
+    };
     res.note(
         "claims",
         format!(
-            "{} measured after {} warm-up claims, one at a time, 50–500 ms apart; {:.0} s in all",
+            "{} measured after {} warm-up claims, {pattern}; {:.0} s in all",
             args.claims,
             args.warmup,
             took.as_secs_f64()
@@ -161,67 +231,92 @@ async fn run(args: Args) -> Result<()> {
         ),
     );
     res.figure(
-        "latency.p50",
-        "SMTP accept → claim tx accepted, p50",
+        &format!("{name}.p50"),
+        &format!("{tag}: SMTP accept → claim tx accepted, p50"),
         "ms",
         vec![percentile(&lat, 50.0)],
         Target::AtMost(300.0),
     );
     res.figure(
-        "latency.p90",
-        "SMTP accept → claim tx accepted, p90",
+        &format!("{name}.p90"),
+        &format!("{tag}: SMTP accept → claim tx accepted, p90"),
         "ms",
         vec![percentile(&lat, 90.0)],
         Target::None,
     );
     res.figure(
-        "latency.p99",
-        "SMTP accept → claim tx accepted, p99",
+        &format!("{name}.p99"),
+        &format!("{tag}: SMTP accept → claim tx accepted, p99"),
         "ms",
         vec![percentile(&lat, 99.0)],
         Target::AtMost(1000.0),
     );
     res.figure(
-        "latency.max",
-        "SMTP accept → claim tx accepted, max",
+        &format!("{name}.max"),
+        &format!("{tag}: SMTP accept → claim tx accepted, max"),
         "ms",
         vec![percentile(&lat, 100.0)],
         Target::None,
     );
     for (key, label, sample, p) in [
         (
-            "latency.fetch_p50",
+            "fetch_p50",
             "of which SMTP accept → fetched over IMAP, p50",
             &to_fetch,
             50.0,
         ),
         (
-            "latency.fetch_p99",
+            "fetch_p99",
             "of which SMTP accept → fetched over IMAP, p99",
             &to_fetch,
             99.0,
         ),
         (
-            "latency.watcher_p50",
+            "watcher_p50",
             "of which fetched → claim tx accepted (the watcher), p50",
             &in_watcher,
             50.0,
         ),
         (
-            "latency.watcher_p99",
+            "watcher_p99",
             "of which fetched → claim tx accepted (the watcher), p99",
             &in_watcher,
             99.0,
         ),
     ] {
-        res.figure(key, label, "ms", vec![percentile(sample, p)], Target::None);
+        res.figure(
+            &format!("{name}.{key}"),
+            &format!("{tag}: {label}"),
+            "ms",
+            vec![percentile(sample, p)],
+            Target::None,
+        );
     }
     res.figure(
-        "latency.min",
-        "SMTP accept → claim tx accepted, min",
+        &format!("{name}.min"),
+        &format!("{tag}: SMTP accept → claim tx accepted, min"),
         "ms",
         vec![percentile(&lat, 0.0)],
         Target::None,
     );
     res.write(args.json.as_deref())
+}
+
+/// When the watcher's claim transaction for `key` was accepted, waiting until
+/// `deadline` at most.
+async fn wait_claimed(
+    watcher: &RunningWatcher,
+    key: &springmail_sdk::Address,
+    deadline: Instant,
+) -> Option<Instant> {
+    loop {
+        let notified = watcher.seen.notify.notified();
+        if let Some(t) = watcher.seen.first(key) {
+            return Some(t);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(20), notified).await;
+    }
 }
