@@ -12,7 +12,8 @@
 //! not yet accepted: exact, from the timings) and the peak of unfinished messages in
 //! the journal. Checked, and the run fails otherwise: one claim transaction per deposit
 //! (at the node and in the escrow's `Claimed` logs), every outcome `claimed`, and with
-//! replies over SMTP one reply per claim in Bob's INBOX.
+//! replies over SMTP one reply per claim in Bob's INBOX. A run where nothing moves for
+//! `--stall-secs` fails at once, saying whether anvil still answers.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use clap::Parser;
+use springmail_bench::anvil;
 use springmail_bench::corpus::WATCHER_EMAIL;
 use springmail_bench::stack::{self, RunningWatcher, Stack, BOB};
 use springmail_bench::{fmt_num, Results, Target};
@@ -38,6 +40,10 @@ struct Args {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout_secs: u64,
+    /// Fail when nothing moved (deliveries, claims, outcomes, replies, filing) for this
+    /// many seconds.
+    #[arg(long, default_value_t = 150)]
+    stall_secs: u64,
     /// Seconds between the watcher's polls (IDLE has to do the work).
     #[arg(long, default_value_t = 300)]
     poll_secs: u64,
@@ -155,6 +161,7 @@ async fn run(args: Args) -> Result<()> {
     }
 
     let mut samples: Vec<Sample> = Vec::new();
+    let mut last_move = Instant::now();
     let drained_at;
     let failure = loop {
         let stats = watcher.journal.stats()?;
@@ -166,6 +173,13 @@ async fn run(args: Args) -> Result<()> {
             unfinished: stats.unfinished,
             outbox: stats.outbox_pending,
         };
+        if let Some(p) = samples.last() {
+            if (p.delivered, p.submitted, p.decided, p.unfinished, p.outbox)
+                != (s.delivered, s.submitted, s.decided, s.unfinished, s.outbox)
+            {
+                last_move = Instant::now();
+            }
+        }
         samples.push(s);
         if s.delivered >= n && s.decided >= n as u64 && s.unfinished == 0 && s.outbox == 0 {
             drained_at = s.at;
@@ -182,6 +196,24 @@ async fn run(args: Args) -> Result<()> {
         if gave_up.is_some() {
             drained_at = s.at;
             break gave_up;
+        }
+        if last_move.elapsed() > Duration::from_secs(args.stall_secs) {
+            drained_at = s.at;
+            let http = reqwest::Client::new();
+            let chain = match tokio::time::timeout(
+                Duration::from_secs(5),
+                anvil::head(&http, &stack.anvil_url),
+            )
+            .await
+            {
+                Ok(Ok((number, _))) => format!("anvil answers, head {number}"),
+                Ok(Err(e)) => format!("anvil does not answer: {e:#}"),
+                Err(_) => "anvil does not answer within 5 s".into(),
+            };
+            break Some(anyhow!(
+                "stuck: nothing moved for {} s ({chain}): {s:?}",
+                args.stall_secs
+            ));
         }
         if Instant::now() > deadline {
             drained_at = s.at;
