@@ -13,7 +13,9 @@
 //! the journal. Checked, and the run fails otherwise: one claim transaction per deposit
 //! (at the node and in the escrow's `Claimed` logs), every outcome `claimed`, and with
 //! replies over SMTP one reply per claim in Bob's INBOX. A run where nothing moves for
-//! `--stall-secs` fails at once, saying whether anvil still answers.
+//! `--stall-secs` fails at once, saying whether anvil still answers. Transactions
+//! anvil's automine leaves pending for a second (foundry-rs/foundry#10122) are mined
+//! with `evm_mine`, and counted in the notes.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use clap::Parser;
+use serde_json::json;
 use springmail_bench::anvil;
 use springmail_bench::corpus::WATCHER_EMAIL;
 use springmail_bench::stack::{self, RunningWatcher, Stack, BOB};
@@ -162,6 +165,8 @@ async fn run(args: Args) -> Result<()> {
 
     let mut samples: Vec<Sample> = Vec::new();
     let mut last_move = Instant::now();
+    let http = reqwest::Client::new();
+    let (mut pending_before, mut nudges) = (false, 0usize);
     let drained_at;
     let failure = loop {
         let stats = watcher.journal.stats()?;
@@ -181,6 +186,18 @@ async fn run(args: Args) -> Result<()> {
             }
         }
         samples.push(s);
+        // anvil's automine now and then leaves accepted transactions in its pool
+        // (foundry-rs/foundry#10122); left alone they are never mined and anvil's memory
+        // grows until it is killed. Pending twice a second apart: mine them.
+        if samples.len().is_multiple_of(10) {
+            let pool = anvil::rpc(&http, &stack.anvil_url, "txpool_status", json!([])).await?;
+            let pending = pool["pending"] != json!("0x0");
+            if pending && pending_before {
+                anvil::rpc(&http, &stack.anvil_url, "evm_mine", json!([])).await?;
+                nudges += 1;
+            }
+            pending_before = pending;
+        }
         if s.delivered >= n && s.decided >= n as u64 && s.unfinished == 0 && s.outbox == 0 {
             drained_at = s.at;
             break None;
@@ -199,7 +216,6 @@ async fn run(args: Args) -> Result<()> {
         }
         if last_move.elapsed() > Duration::from_secs(args.stall_secs) {
             drained_at = s.at;
-            let http = reqwest::Client::new();
             let chain = match tokio::time::timeout(
                 Duration::from_secs(5),
                 anvil::head(&http, &stack.anvil_url),
@@ -303,7 +319,7 @@ async fn run(args: Args) -> Result<()> {
     res.note(
         "watcher",
         format!(
-            "IMAP IDLE, polling every {} s; {}; anvil automine; 2 runtime workers; journal sampled every 100 ms (peak {peak_outbox} replies waiting)",
+            "IMAP IDLE, polling every {} s; {}; anvil automine (evm_mine for transactions it left pending a second: {nudges} times); 2 runtime workers; journal sampled every 100 ms (peak {peak_outbox} replies waiting)",
             args.poll_secs,
             if args.count_replies {
                 "replies to a counting sink"
