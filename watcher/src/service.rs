@@ -927,34 +927,61 @@ impl Watcher {
         Ok(true)
     }
 
+    /// Sends the due replies, [`REPLY_CONCURRENCY`] at a time: a reply costs a round
+    /// trip to the mail server (tens of ms), and one by one they held up the next
+    /// fetch under load.
     async fn flush_outbox(&mut self) -> Result<bool, WatcherError> {
-        let due = self.journal.outbox_due(unix_now())?;
+        let mut due = self.journal.outbox_due(unix_now())?.into_iter().peekable();
         let mut any = false;
-        for item in due {
-            let mail = crate::reply::OutgoingMail {
-                mail_from: item.mail_from.clone(),
-                rcpt: item.rcpt.clone(),
-                bytes: item.bytes,
-            };
+        while due.peek().is_some() {
+            let group: Vec<_> = due.by_ref().take(REPLY_CONCURRENCY).collect();
             // At most once: the hand-over is recorded before the mail server sees the
-            // reply, so a crash during it never leads to a second copy.
-            self.journal.write(|tx| tx.outbox_sending(item.id))?;
-            match self.sink.send(&mail).await {
-                Ok(()) => {
-                    self.crash(CrashPoint::AfterReplySent)?;
-                    self.journal.write(|tx| tx.outbox_sent(item.id))?;
-                    self.metrics.reply(true);
-                    self.report.replies_sent += 1;
-                    any = true;
+            // replies, so a crash during it never leads to a second copy.
+            self.journal
+                .write(|tx| group.iter().try_for_each(|item| tx.outbox_sending(item.id)))?;
+            let sink = self.sink.clone();
+            let results = futures::future::join_all(group.iter().map(|item| {
+                let sink = sink.clone();
+                async move {
+                    let mail = crate::reply::OutgoingMail {
+                        mail_from: item.mail_from.clone(),
+                        rcpt: item.rcpt.clone(),
+                        bytes: item.bytes.clone(),
+                    };
+                    sink.send(&mail).await
                 }
-                Err(e) => {
-                    self.metrics.reply(false);
-                    let next = e.transient.then(|| self.backoff(item.attempts));
-                    warn!(error = %e, transient = e.transient, outbox = item.id, "sending a reply failed");
-                    self.journal
-                        .write(|tx| tx.outbox_failed(item.id, &e.message, next))?;
+            }))
+            .await;
+            if results.iter().any(Result::is_ok) {
+                self.crash(CrashPoint::AfterReplySent)?;
+            }
+            let mut failed = Vec::new();
+            for (item, result) in group.iter().zip(&results) {
+                match result {
+                    Ok(()) => {
+                        self.metrics.reply(true);
+                        self.report.replies_sent += 1;
+                        any = true;
+                    }
+                    Err(e) => {
+                        self.metrics.reply(false);
+                        let next = e.transient.then(|| self.backoff(item.attempts));
+                        warn!(error = %e, transient = e.transient, outbox = item.id, "sending a reply failed");
+                        failed.push((item.id, e.message.clone(), next));
+                    }
                 }
             }
+            self.journal.write(|tx| {
+                for (item, result) in group.iter().zip(&results) {
+                    if result.is_ok() {
+                        tx.outbox_sent(item.id)?;
+                    }
+                }
+                for (id, message, next) in &failed {
+                    tx.outbox_failed(*id, message, *next)?;
+                }
+                Ok(())
+            })?;
         }
         Ok(any)
     }
@@ -975,6 +1002,9 @@ impl Watcher {
         Ok(any)
     }
 }
+
+/// Replies handed to the mail server at once, each over its own connection.
+const REPLY_CONCURRENCY: usize = 8;
 
 fn duplicate_outcome() -> Outcome {
     Outcome {
