@@ -47,14 +47,21 @@ struct Results {
     figures: Vec<Figure>,
 }
 
-const ORDER: [(&str, &str); 5] = [
+const ORDER: [(&str, &str); 6] = [
     ("pipeline", "Verification throughput on one core"),
     (
         "memory",
         "Memory and startup with 100,000 deposits and 10,000 journal messages",
     ),
     ("index", "Indexing `Deposited` events from anvil"),
-    ("latency", "Mail-to-transaction latency on the dev stack"),
+    (
+        "latency",
+        "Mail-to-transaction latency on the dev stack, claims back to back",
+    ),
+    (
+        "latency_poisson",
+        "Mail-to-transaction latency on the dev stack, claims at Poisson arrival times",
+    ),
     ("load", "Sustained load on the dev stack"),
 ];
 
