@@ -14,7 +14,7 @@
 //! (at the node and in the escrow's `Claimed` logs), every outcome `claimed`, and with
 //! replies over SMTP one reply per claim in Bob's INBOX. A run where nothing moves for
 //! `--stall-secs` fails at once, saying whether anvil still answers. Transactions
-//! anvil's automine leaves pending for a second (foundry-rs/foundry#10122) are mined
+//! anvil's automine leaves pending for 200 ms (foundry-rs/foundry#10122) are mined
 //! with `evm_mine`, and counted in the notes.
 
 use std::path::PathBuf;
@@ -166,7 +166,7 @@ async fn run(args: Args) -> Result<()> {
     let mut samples: Vec<Sample> = Vec::new();
     let mut last_move = Instant::now();
     let http = reqwest::Client::new();
-    let (mut pending_before, mut nudges) = (false, 0usize);
+    let (mut pending_for, mut nudges) = (0u32, 0usize);
     let drained_at;
     let failure = loop {
         let stats = watcher.journal.stats()?;
@@ -188,15 +188,18 @@ async fn run(args: Args) -> Result<()> {
         samples.push(s);
         // anvil's automine now and then leaves accepted transactions in its pool
         // (foundry-rs/foundry#10122); left alone they are never mined and anvil's memory
-        // grows until it is killed. Pending twice a second apart: mine them.
-        if samples.len().is_multiple_of(10) {
-            let pool = anvil::rpc(&http, &stack.anvil_url, "txpool_status", json!([])).await?;
-            let pending = pool["pending"] != json!("0x0");
-            if pending && pending_before {
+        // grows until it is killed. Pending in three samples in a row (200 ms; mining
+        // one claim takes a few ms): mine them.
+        let pool = anvil::rpc(&http, &stack.anvil_url, "txpool_status", json!([])).await?;
+        if pool["pending"] != json!("0x0") {
+            pending_for += 1;
+            if pending_for >= 3 {
                 anvil::rpc(&http, &stack.anvil_url, "evm_mine", json!([])).await?;
                 nudges += 1;
+                pending_for = 0;
             }
-            pending_before = pending;
+        } else {
+            pending_for = 0;
         }
         if s.delivered >= n && s.decided >= n as u64 && s.unfinished == 0 && s.outbox == 0 {
             drained_at = s.at;
@@ -319,7 +322,7 @@ async fn run(args: Args) -> Result<()> {
     res.note(
         "watcher",
         format!(
-            "IMAP IDLE, polling every {} s; {}; anvil automine (evm_mine for transactions it left pending a second: {nudges} times); 2 runtime workers; journal sampled every 100 ms (peak {peak_outbox} replies waiting)",
+            "IMAP IDLE, polling every {} s; {}; anvil automine (evm_mine for transactions it left pending 200 ms: {nudges} times); 2 runtime workers; journal sampled every 100 ms (peak {peak_outbox} replies waiting)",
             args.poll_secs,
             if args.count_replies {
                 "replies to a counting sink"

@@ -2,6 +2,8 @@
 //! Markdown, and with `--docs FILE` puts it between `<!-- bench:begin -->` and
 //! `<!-- bench:end -->` in that file, leaving everything else (the method text, the
 //! gas table of scripts/gas-report) as it is. `scripts/bench --write-docs` runs it.
+//! Files of the same benchmark (repeated runs of one that measures once per process)
+//! are merged: each figure's runs are pooled and its value is their median.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -168,6 +170,51 @@ fn render(results: &[Results], machine: &[(String, String)]) -> String {
     out
 }
 
+/// Pools the runs of result files of the same benchmark, in file order.
+fn merge_runs(results: Vec<Results>) -> Vec<Results> {
+    let mut merged: Vec<Results> = Vec::new();
+    for r in results {
+        let Some(into) = merged.iter_mut().find(|m| m.bench == r.bench) else {
+            merged.push(r);
+            continue;
+        };
+        into.at = into.at.max(r.at);
+        for f in r.figures {
+            match into.figures.iter_mut().find(|g| g.key == f.key) {
+                Some(g) => g.runs.extend(f.runs),
+                None => into.figures.push(f),
+            }
+        }
+        for (k, v) in r.notes {
+            if !into.notes.iter().any(|(k2, v2)| *k2 == k && *v2 == v) {
+                into.notes.push((k, v));
+            }
+        }
+    }
+    for r in &mut merged {
+        for f in &mut r.figures {
+            if f.runs.len() > 1 {
+                f.value = springmail_bench::median(f.runs.clone());
+                f.met = f.target.as_deref().and_then(|t| meets(t, f.value));
+            }
+        }
+    }
+    merged
+}
+
+/// Whether `value` meets a target written as `≤ N` or `≥ N` (N may have commas).
+fn meets(target: &str, value: f64) -> Option<bool> {
+    let (at_most, rest) = if let Some(r) = target.strip_prefix('≤') {
+        (true, r)
+    } else if let Some(r) = target.strip_prefix('≥') {
+        (false, r)
+    } else {
+        return None;
+    };
+    let n: f64 = rest.trim().replace(',', "").parse().ok()?;
+    Some(if at_most { value <= n } else { value >= n })
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let mut results = Vec::new();
@@ -187,6 +234,7 @@ fn main() -> Result<()> {
             .collect(),
         None => Vec::new(),
     };
+    let results = merge_runs(results);
     let md = render(&results, &machine);
     match &args.docs {
         None => print!("{md}"),
@@ -204,4 +252,51 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn results(bench: &str, runs: &[f64]) -> Results {
+        Results {
+            bench: bench.into(),
+            command: bench.into(),
+            at: 1,
+            notes: vec![("checked".into(), "ok".into())],
+            figures: vec![Figure {
+                key: format!("{bench}.drain"),
+                label: "drain".into(),
+                value: runs[0],
+                unit: "s".into(),
+                runs: runs.to_vec(),
+                target: Some("≤ 40".into()),
+                met: Some(runs[0] <= 40.0),
+            }],
+        }
+    }
+
+    #[test]
+    fn runs_of_one_benchmark_are_pooled_and_judged_by_their_median() {
+        let merged = merge_runs(vec![
+            results("load", &[50.0]),
+            results("latency", &[1.0]),
+            results("load", &[30.0]),
+            results("load", &[35.0]),
+        ]);
+        assert_eq!(merged.len(), 2);
+        let load = &merged[0].figures[0];
+        assert_eq!(load.runs, vec![50.0, 30.0, 35.0]);
+        assert_eq!(load.value, 35.0);
+        assert_eq!(load.met, Some(true));
+        assert_eq!(merged[0].notes.len(), 1);
+        assert_eq!(merged[1].figures[0].runs, vec![1.0]);
+    }
+
+    #[test]
+    fn targets_are_read_with_thousands_separators() {
+        assert_eq!(meets("≤ 1,000", 999.0), Some(true));
+        assert_eq!(meets("≥ 2,000", 1_999.0), Some(false));
+        assert_eq!(meets("about 5", 1.0), None);
+    }
 }
