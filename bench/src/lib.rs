@@ -123,7 +123,16 @@ impl Results {
     pub fn new(bench: &str) -> Self {
         // The command line without the output file.
         let mut args = Vec::new();
-        let mut it = std::env::args().skip(1);
+        let mut it = std::env::args();
+        // The binary's name (one binary may write results of several benchmarks).
+        let program = it
+            .next()
+            .and_then(|p| {
+                std::path::Path::new(&p)
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| bench.to_string());
         while let Some(a) = it.next() {
             if a == "--json" {
                 it.next();
@@ -133,7 +142,7 @@ impl Results {
         }
         Results {
             bench: bench.into(),
-            command: format!("{bench} {}", args.join(" ")).trim().to_string(),
+            command: format!("{program} {}", args.join(" ")).trim().to_string(),
             at: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
