@@ -309,6 +309,9 @@ pub struct JournalStats {
     pub unfinished: u64,
     /// Replies not yet sent.
     pub outbox_pending: u64,
+    /// Replies a crash interrupted while they were handed over: maybe delivered, never
+    /// sent again.
+    pub outbox_unconfirmed: u64,
 }
 
 /// The journal. Cheap to share behind an `Arc`; writes are serialized.
@@ -657,6 +660,13 @@ impl Journal {
         stats.outbox_pending = conn
             .query_row(
                 "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(&e)? as u64;
+        stats.outbox_unconfirmed = conn
+            .query_row(
+                "SELECT COUNT(*) FROM outbox WHERE state = 'unconfirmed'",
                 [],
                 |r| r.get::<_, i64>(0),
             )
@@ -1212,6 +1222,47 @@ mod tests {
         assert!(j.unfinished().unwrap().is_empty());
         let stats = j.stats().unwrap();
         assert_eq!(stats.outcomes, vec![(OutcomeKind::Claimed, 1)]);
+        assert_eq!((stats.outbox_pending, stats.outbox_unconfirmed), (0, 0));
+    }
+
+    #[test]
+    fn a_reply_interrupted_while_sending_is_counted_unconfirmed_and_not_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open_in(dir.path()).unwrap();
+        for n in 1..=2u32 {
+            let id = j
+                .write(|tx| Ok(tx.insert_received(&key(n), n.into(), Some(b"x"))?.unwrap()))
+                .unwrap();
+            let out = Outcome {
+                kind: OutcomeKind::Refused,
+                code: "expired".into(),
+                text: "expired".into(),
+                tx_hash: None,
+            };
+            j.write(|tx| {
+                tx.decide(
+                    id,
+                    &out,
+                    Folder::Rejected,
+                    None,
+                    Some(QueuedReply {
+                        mail_from: "w@b",
+                        rcpt: "bob@e",
+                        bytes: b"mail",
+                    }),
+                )
+            })
+            .unwrap();
+        }
+        let due = j.outbox_due(u64::MAX).unwrap();
+        j.write(|tx| tx.outbox_sending(due[0].id)).unwrap();
+        // The process stops here; at the next start:
+        assert_eq!(j.write(|tx| tx.outbox_interrupted()).unwrap(), 1);
+        let stats = j.stats().unwrap();
+        assert_eq!((stats.outbox_pending, stats.outbox_unconfirmed), (1, 1));
+        let due_now = j.outbox_due(u64::MAX).unwrap();
+        assert_eq!(due_now.len(), 1);
+        assert_eq!(due_now[0].id, due[1].id);
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub struct Metrics {
     last_loop_at: AtomicU64,
     mail_connected: AtomicU64,
     unfinished: AtomicU64,
+    replies_unconfirmed: AtomicU64,
     errors: AtomicU64,
 }
 
@@ -96,6 +97,11 @@ impl Metrics {
     pub fn loop_pass(&self, unfinished: u64) {
         self.last_loop_at.store(now(), Ordering::Relaxed);
         self.unfinished.store(unfinished, Ordering::Relaxed);
+    }
+
+    /// Replies a crash interrupted mid-hand-over (the journal's count).
+    pub fn replies_unconfirmed(&self, n: u64) {
+        self.replies_unconfirmed.store(n, Ordering::Relaxed);
     }
 
     /// The mail source is (not) connected.
@@ -196,6 +202,13 @@ impl Metrics {
             "Messages not yet filed.",
             "gauge",
             self.unfinished.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut out,
+            "springmail_replies_unconfirmed",
+            "Replies a crash interrupted while they were handed over; maybe delivered, not sent again.",
+            "gauge",
+            self.replies_unconfirmed.load(Ordering::Relaxed).to_string(),
         );
         gauge(
             &mut out,
@@ -308,6 +321,7 @@ mod tests {
         };
         assert!(get("/healthz").await.starts_with("HTTP/1.1 503"));
         m.loop_pass(0);
+        m.replies_unconfirmed(2);
         assert!(get("/healthz").await.starts_with("HTTP/1.1 200"));
         let metrics = get("/metrics").await;
         assert!(
@@ -315,6 +329,10 @@ mod tests {
             "{metrics}"
         );
         assert!(metrics.contains("springmail_claims_submitted_total 1"));
+        assert!(
+            metrics.contains("\nspringmail_replies_unconfirmed 2\n"),
+            "{metrics}"
+        );
         assert!(metrics.contains("springmail_chain_head_lag_seconds"));
         task.abort();
     }

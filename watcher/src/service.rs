@@ -467,8 +467,9 @@ impl Watcher {
         progressed |= self.flush_outbox().await?;
         self.crash(CrashPoint::BeforeFiling)?;
         progressed |= self.file_decided().await?;
-        let unfinished = self.journal.stats().map(|s| s.unfinished).unwrap_or(0);
-        self.metrics.loop_pass(unfinished);
+        let stats = self.journal.stats().unwrap_or_default();
+        self.metrics.replies_unconfirmed(stats.outbox_unconfirmed);
+        self.metrics.loop_pass(stats.unfinished);
         if let Ok(head) = self.client.chain().head().await {
             self.metrics.chain_head(head.number, head.timestamp);
             self.catch_up_index(head.number).await;
