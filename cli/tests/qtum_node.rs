@@ -36,7 +36,14 @@ fn qcli(wallet: Option<&str>, args: &[&str]) -> String {
 }
 
 fn mine(n: u32) {
-    qcli(None, &["generatetoaddress", &n.to_string(), &var("SPRINGMAIL_QTUM_MINER")]);
+    qcli(
+        None,
+        &[
+            "generatetoaddress",
+            &n.to_string(),
+            &var("SPRINGMAIL_QTUM_MINER"),
+        ],
+    );
 }
 
 /// Mines a block every 250 ms until dropped.

@@ -15,6 +15,8 @@ use springmail_sdk::chain::evm_rpc::EvmRpcChain;
 use springmail_sdk::chain::Chain;
 use springmail_sdk::keys::ClaimSecret;
 
+pub mod qtum;
+
 /// The reason ignored tests give.
 pub const NEEDS_STACK: &str = "needs the dev stack (dovecot, SMTP, anvil): run scripts/test";
 

@@ -1,0 +1,173 @@
+//! The watcher end to end on a live qtumd (regtest) instead of anvil: a deposit in email
+//! mode naming the watcher's key, Bob's DKIM-signed claim mail over the
+//! dev stack's SMTP, the watcher reading it over IMAP, paying Bob's fresh P2PKH address
+//! through qtumd and answering in thread.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use springmail_e2e::qtum::QtumNode;
+use springmail_e2e::Stack;
+use springmail_sdk::chain::Chain;
+use springmail_sdk::client::{DepositStatus, SendRequest, SpringMail};
+use springmail_sdk::keys::ClaimSecret;
+use springmail_sdk::mail::{claim_mail, ClaimMail};
+use springmail_sdk::qtum::parse_address;
+use springmail_watcher::authenticate::{AuthPolicy, DkimKeys, MailAuthenticator, PinnedRecords};
+use springmail_watcher::ingest::imap::{ImapSecurity, ImapSettings, ImapSource};
+use springmail_watcher::journal::{Journal, OutcomeKind};
+use springmail_watcher::metrics::Metrics;
+use springmail_watcher::reply::{
+    DkimSigningKey, ReplyComposer, SmtpSecurity, SmtpSettings, SmtpSink,
+};
+use springmail_watcher::service::{PipelineSettings, Watcher, WatcherParts};
+use springmail_watcher::submit::SubmitPolicy;
+use springmail_watcher::testkit::{claim_block, TestDomain};
+use springmail_watcher::verify::VerifyPolicy;
+
+const WATCHER: &str = "watcher@broker.test";
+const BOB: &str = "bob@example.com";
+const AMOUNT: u128 = 150_000_000;
+const FEE: u128 = 100_000;
+
+#[tokio::test]
+#[ignore = "needs the dev stack with qtumd: run scripts/test"]
+async fn email_mode_claim_through_the_watcher_pays_a_fresh_address_on_qtumd() {
+    let stack = Stack::from_env().unwrap();
+    let node = QtumNode::from_env().unwrap();
+    stack.clear_inbox(WATCHER).await.unwrap();
+
+    let (_, sender_chain) = node.funded_sender(100).await.unwrap();
+    let (_, relayer) = node.funded_sender(20).await.unwrap();
+    let sender_chain: Arc<dyn Chain> = sender_chain;
+    let relayer: Arc<dyn Chain> = relayer;
+    let sender = {
+        let _m = node.miner();
+        SpringMail::deploy(sender_chain.clone()).await.unwrap()
+    };
+    // The watcher attests with an EIP-712 signature, so the deposit names the watcher
+    // key's EVM (keccak) address even on Qtum; the node wallet's address only pays gas.
+    let watcher_key = Arc::new(ClaimSecret::random());
+    let watcher_address = watcher_key.address();
+    let ticket = {
+        let _m = node.miner();
+        let mut req = SendRequest::native(BOB, AMOUNT, 7 * 86_400);
+        req.watcher = Some(watcher_address);
+        sender.send(req).await.unwrap()
+    };
+
+    let example = TestDomain::new("example.com");
+    let broker = TestDomain::new("broker.test");
+    let mut pins = PinnedRecords::new();
+    example.pin(&mut pins);
+    broker.pin(&mut pins);
+
+    let bob_address = node.outside_address().await.unwrap();
+    let payee = parse_address(8890, &bob_address).unwrap();
+    let head = sender_chain.head().await.unwrap();
+    let block = claim_block(&sender, &ticket, payee, 200_000, head.timestamp + 86_400);
+    let built = claim_mail(&ClaimMail {
+        from: BOB,
+        watcher_email: WATCHER,
+        block: &block,
+        in_reply_to: Some("sm.notification@sender.example.org"),
+        subject: None,
+        date: None,
+    })
+    .unwrap();
+    stack
+        .smtp_send(BOB, WATCHER, &example.sign(&built.bytes))
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut watcher = Watcher::new(WatcherParts {
+        client: SpringMail::new(relayer.clone(), sender.escrow())
+            .with_start_block(sender.start_block()),
+        watcher_key: watcher_key.clone(),
+        journal: Arc::new(Journal::open_in(dir.path()).unwrap()),
+        source: Box::new(
+            ImapSource::new(ImapSettings {
+                host: stack.imap_host.clone(),
+                port: stack.imap_port,
+                security: ImapSecurity::Plain,
+                user: WATCHER.into(),
+                password: stack.password.clone(),
+                mailbox: "INBOX".into(),
+                idle: true,
+                timeout: Duration::from_secs(30),
+            })
+            .unwrap(),
+        ),
+        sink: Arc::new(
+            SmtpSink::new(&SmtpSettings {
+                host: stack.smtp_host.clone(),
+                port: stack.smtp_port,
+                security: SmtpSecurity::Plain,
+                credentials: None,
+            })
+            .unwrap(),
+        ),
+        authenticator: MailAuthenticator::new(
+            DkimKeys::pinned(pins),
+            AuthPolicy {
+                max_message_bytes: 1 << 20,
+                own_addresses: vec![WATCHER.into()],
+            },
+        ),
+        composer: ReplyComposer::new(
+            WATCHER,
+            "Spring Mail watcher",
+            Some((
+                DkimSigningKey::from_pem(&broker.key_pem, "broker").unwrap(),
+                "broker.test".into(),
+                "sm".into(),
+            )),
+        ),
+        verify: VerifyPolicy {
+            watcher: watcher_address,
+            native_fee: FEE,
+            tokens: vec![],
+            min_time_left: 60,
+        },
+        submit: SubmitPolicy {
+            receipt_timeout: Duration::from_secs(60),
+            gas_limit: Some(300_000),
+            resend_guard: Duration::from_secs(2),
+        },
+        pipeline: PipelineSettings {
+            poll_interval: Duration::from_secs(2),
+            retry_base: Duration::from_secs(1),
+            ..Default::default()
+        },
+        metrics: Metrics::new(),
+    })
+    .unwrap();
+    let report = {
+        let _m = node.miner();
+        watcher.run_once().await.unwrap()
+    };
+    assert_eq!(
+        report.decided,
+        vec![(OutcomeKind::Claimed, "claimed".to_string())],
+        "{report:?}"
+    );
+    node.mine(1).await.unwrap();
+    assert_eq!(
+        node.address_balance(&bob_address).await.unwrap() as u128,
+        AMOUNT - FEE,
+        "Bob's fresh address holds the deposit less the watcher's fee"
+    );
+    let DepositStatus::Claimed { tx_hash, .. } =
+        sender.status(ticket.link.claim_key()).await.unwrap()
+    else {
+        panic!("not claimed on chain")
+    };
+    let reply = stack
+        .reply_to(BOB, &built.message_id)
+        .await
+        .unwrap()
+        .expect("Bob got a reply in thread");
+    let text = String::from_utf8_lossy(&reply).replace("=\r\n", "");
+    assert!(text.contains(&tx_hash.to_string()), "{text}");
+}
