@@ -14,7 +14,7 @@
 //!   the reply again, so a few mails are answered twice: those are counted
 //!   (`duplicate-replies`), and every copy must carry the same Message-ID (so mail
 //!   clients fold them); differing copies fail the test. `resent-replies` is the
-//!   journal's count of replies sent again after an interrupted hand-over (an upper
+//!   journal's count of times a reply was sent again after an interrupted hand-over (an upper
 //!   bound on the duplicates).
 //! * **duplicate submissions**: claim transactions the watcher's account sent per
 //!   deposit (a second one could only revert and waste gas; the design says at most one).
@@ -257,11 +257,11 @@ fn journal_rows(path: &Path, folder: &str) -> Option<Snapshot> {
     Some((rows, outbox))
 }
 
-/// Replies the watcher sent again after a crash interrupted their hand-over.
+/// Times the watcher sent a reply again after a crash interrupted its hand-over.
 fn resent_replies(path: &Path) -> usize {
     let c = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .expect("the journal");
-    c.query_row("SELECT COUNT(*) FROM outbox WHERE resends > 0", [], |r| {
+    c.query_row("SELECT COALESCE(SUM(resends), 0) FROM outbox", [], |r| {
         r.get::<_, i64>(0)
     })
     .expect("the outbox has resends") as usize

@@ -260,7 +260,7 @@ impl Metrics {
         gauge(
             &mut out,
             "springmail_replies_resent",
-            "Replies sent again after a crash interrupted their hand-over (the claimant may hold two copies with one Message-ID).",
+            "Times a reply was sent again after a crash interrupted its hand-over (the claimant may hold two copies with one Message-ID).",
             "gauge",
             self.replies_resent.load(Ordering::Relaxed).to_string(),
         );
