@@ -259,6 +259,10 @@ pub struct WatchArgs {
     /// Handle the mail that is there now, then exit (instead of waiting for more)
     #[arg(long)]
     pub once: bool,
+    /// Queue again the replies that were given up (refused for good, expired) or left
+    /// unconfirmed, then run as usual
+    #[arg(long)]
+    pub resend_replies: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,8 @@
 //! * IMAP: dovecot restarted while the watcher sits in IDLE, then down for a while
 //!   (several failed reconnects with backoff).
 //! * SMTP: the relay is down while replies are queued; claims are still paid, replies
-//!   wait in the outbox and go out once it is back.
+//!   wait in the outbox and go out once it is back. With a long poll interval, the
+//!   reply's own backoff wakes the watcher (issue 12 item 10), and /metrics shows it.
 //! * Chain RPC: a proxy in front of anvil refuses connections, then answers HTTP 500,
 //!   for a minute in all (`SPRINGMAIL_OUTAGE_SECS`); a claim already verified waits to
 //!   be submitted, a new one waits to be verified; both are paid once afterwards.
@@ -269,6 +270,18 @@ impl World {
     }
 
     fn watcher(&self, relayer: Arc<dyn Chain>, crash_at: Option<CrashPoint>) -> Watcher {
+        self.watcher_with(
+            relayer,
+            PipelineSettings {
+                poll_interval: Duration::from_secs(2),
+                retry_base: Duration::from_secs(1),
+                crash_at,
+                ..Default::default()
+            },
+        )
+    }
+
+    fn watcher_with(&self, relayer: Arc<dyn Chain>, pipeline: PipelineSettings) -> Watcher {
         let source = ImapSource::new(ImapSettings {
             host: self.stack.imap_host.clone(),
             port: self.stack.imap_port,
@@ -318,12 +331,7 @@ impl World {
                 gas_limit: Some(300_000),
                 resend_guard: Duration::from_secs(2),
             },
-            pipeline: PipelineSettings {
-                poll_interval: Duration::from_secs(2),
-                retry_base: Duration::from_secs(1),
-                crash_at,
-                ..Default::default()
-            },
+            pipeline,
             metrics: Metrics::new(),
         })
         .unwrap()
@@ -608,6 +616,83 @@ async fn smtp_down_while_replies_are_queued() {
         .await;
     w.settled(&c2, Duration::from_secs(60), "second queued reply")
         .await;
+    stop(running).await;
+    w.cleanup().await;
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {text}"))
+}
+
+/// Issue 12 item 10: with SMTP down a reply was tried about once in 40 s, when new mail
+/// or the poll interval happened to wake the loop. Here nothing else wakes it (IDLE,
+/// a 10-minute poll interval): the reply's backoff (1, 2, 4, 8 s) does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the dev stack (dovecot, SMTP, anvil): run scripts/test"]
+async fn smtp_down_then_up_a_reply_is_retried_on_its_backoff_and_shown_in_metrics() {
+    let _serial = SERIAL.lock().await;
+    let w = World::new().await;
+    let watcher = w.watcher_with(
+        w.relayer(&w.stack.anvil_url).await,
+        PipelineSettings {
+            poll_interval: Duration::from_secs(600),
+            retry_base: Duration::from_secs(1),
+            ..Default::default()
+        },
+    );
+    let metrics = watcher.metrics().clone();
+    let running = run(watcher);
+    let c;
+    {
+        let _restore = Restore {
+            stack: &w.stack,
+            svc: "smtp",
+        };
+        w.stack.dev_stack(&["stop-service", "smtp"]).unwrap();
+        c = w.claim().await;
+        let t0 = Instant::now();
+        while metric(&metrics.render(), "springmail_replies_failed_total") == 0 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "the claim is paid and its reply tried"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(w.paid(&c).await, "paid while SMTP is down");
+        let first_failure = Instant::now();
+        // Attempts at about 0, 1, 3 and 7 s after the first.
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        let text = metrics.render();
+        eprintln!(
+            "after {:.1}s without SMTP: failed={} attempts={} pending={} oldest={}s",
+            first_failure.elapsed().as_secs_f64(),
+            metric(&text, "springmail_replies_failed_total"),
+            metric(&text, "springmail_reply_attempts_total"),
+            metric(&text, "springmail_replies_pending"),
+            metric(&text, "springmail_replies_oldest_pending_age_seconds")
+        );
+        let failed = metric(&text, "springmail_replies_failed_total");
+        assert!(
+            (3..=6).contains(&failed),
+            "retried with backoff (about 4 tries in 9 s, not one, not a busy loop): {failed}\n{text}"
+        );
+        assert_eq!(metric(&text, "springmail_replies_pending"), 1, "{text}");
+        assert!(
+            metric(&text, "springmail_replies_oldest_pending_age_seconds") >= 8,
+            "{text}"
+        );
+        assert_eq!(w.replies(&c).await, 0);
+    }
+    // SMTP is back (the guard started it): the next retry (at most 8 s away) delivers it.
+    w.settled(&c, Duration::from_secs(30), "the reply after SMTP returned")
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let text = metrics.render();
+    assert_eq!(metric(&text, "springmail_replies_pending"), 0, "{text}");
+    assert_eq!(metric(&text, "springmail_replies_sent_total"), 1, "{text}");
     stop(running).await;
     w.cleanup().await;
 }

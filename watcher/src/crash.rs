@@ -33,6 +33,8 @@ pub enum CrashPoint {
     AfterSubmit,
     /// After outcomes were committed, before replies were sent.
     BeforeReplies,
+    /// A group of replies is marked `sending`; none was handed to the mail server yet.
+    AfterReplyMarked,
     /// A reply was accepted by the mail server; that it was sent is not recorded yet.
     AfterReplySent,
     /// After replies were sent, before messages were filed.
@@ -46,13 +48,14 @@ pub enum CrashPoint {
 
 impl CrashPoint {
     /// Every point, in pipeline order.
-    pub const ALL: [CrashPoint; 10] = [
+    pub const ALL: [CrashPoint; 11] = [
         CrashPoint::AfterReceive,
         CrashPoint::AfterJudge,
         CrashPoint::AfterAttest,
         CrashPoint::AfterBroadcast,
         CrashPoint::AfterSubmit,
         CrashPoint::BeforeReplies,
+        CrashPoint::AfterReplyMarked,
         CrashPoint::AfterReplySent,
         CrashPoint::BeforeFiling,
         CrashPoint::AfterFiling,
@@ -68,6 +71,7 @@ impl CrashPoint {
             CrashPoint::AfterBroadcast => "after-broadcast",
             CrashPoint::AfterSubmit => "after-submit",
             CrashPoint::BeforeReplies => "before-replies",
+            CrashPoint::AfterReplyMarked => "after-reply-marked",
             CrashPoint::AfterReplySent => "after-reply-sent",
             CrashPoint::BeforeFiling => "before-filing",
             CrashPoint::AfterFiling => "after-filing",

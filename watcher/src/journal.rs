@@ -31,9 +31,12 @@
 //!   the submitter re-reads the deposit on chain before it sends anything again.
 //! * `decided`: the outcome (claimed / refused / dropped / duplicate) and the reply,
 //!   if any, are committed together; the reply sits in the `outbox` until sent.
-//!   Replies go out at most once: a reply is `sending` before it is handed to the
-//!   mail server and `sent` after; one a crash left `sending` may have been delivered,
-//!   so at the next start it becomes `unconfirmed` and is not sent again.
+//!   Replies go out at least once: a reply is `sending` while it is handed to the
+//!   mail server and `sent` after; one a crash left `sending` is sent again at the
+//!   next start (its `resends` count goes up). The stored bytes, and so the
+//!   Message-ID, are the same every time, so a second copy folds into the first in
+//!   the claimant's mail client. A reply that keeps failing is retried with backoff
+//!   until it is `sent`, refused for good (`failed`) or too old (`expired`).
 //! * `done`: the message has been filed in its folder.
 //!
 //! A restart resumes every message that is not `done` and every unsent reply.
@@ -298,6 +301,8 @@ pub struct OutboxItem {
     pub bytes: Vec<u8>,
     /// Failed attempts so far.
     pub attempts: u32,
+    /// Unix seconds when it was queued (its age decides when it expires).
+    pub created_at: u64,
 }
 
 /// Counts for the metrics endpoint, read from the journal at start.
@@ -307,10 +312,18 @@ pub struct JournalStats {
     pub outcomes: Vec<(OutcomeKind, u64)>,
     /// Messages not yet done.
     pub unfinished: u64,
-    /// Replies not yet sent.
+    /// Replies not yet sent (waiting, or being retried).
     pub outbox_pending: u64,
-    /// Replies a crash interrupted while they were handed over: maybe delivered, never
-    /// sent again.
+    /// Unix seconds when the oldest reply not yet sent was queued (`None`: none waits).
+    pub outbox_oldest_pending_at: Option<u64>,
+    /// Times a reply was sent again because a crash interrupted its hand-over (a reply
+    /// two crashes interrupted counts twice): an upper bound on the second copies
+    /// claimants hold (same Message-ID).
+    pub outbox_resent: u64,
+    /// Replies given up: refused for good by the mail server, or expired.
+    pub outbox_given_up: u64,
+    /// Replies an older watcher left `unconfirmed` (it did not resend interrupted
+    /// replies); `springmail watch --resend-replies` sends them.
     pub outbox_unconfirmed: u64,
 }
 
@@ -384,7 +397,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_attempt_at INTEGER NOT NULL DEFAULT 0,
     last_error      TEXT,
     created_at      INTEGER NOT NULL,
-    sent_at         INTEGER
+    sent_at         INTEGER,
+    resends         INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state) WHERE state = 'pending';
 "#;
@@ -419,6 +433,19 @@ impl Journal {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        // Journals written before replies were resent lack the outbox's `resends`.
+        let has_resends: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('outbox') WHERE name = 'resends'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(err)?
+            > 0;
+        if !has_resends {
+            conn.execute_batch("ALTER TABLE outbox ADD COLUMN resends INTEGER NOT NULL DEFAULT 0")
+                .map_err(err)?;
+        }
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
             params![SCHEMA_VERSION.to_string()],
@@ -600,7 +627,7 @@ impl Journal {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id, message_id, mail_from, rcpt, bytes, attempts FROM outbox
+                "SELECT id, message_id, mail_from, rcpt, bytes, attempts, created_at FROM outbox
                  WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY id",
             )
             .map_err(self.err())?;
@@ -613,10 +640,35 @@ impl Journal {
                     rcpt: r.get(3)?,
                     bytes: r.get(4)?,
                     attempts: r.get(5)?,
+                    created_at: r.get::<_, i64>(6)?.max(0) as u64,
                 })
             })
             .map_err(self.err())?;
         rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
+    /// The message first recorded with this Message-ID hash, if any.
+    pub fn seen_owner(&self, msgid_hash: &str) -> Result<Option<i64>, JournalError> {
+        self.lock()
+            .query_row(
+                "SELECT message_id FROM seen WHERE msgid_hash = ?1",
+                params![msgid_hash],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
+    /// When the next reply waiting for a retry is due (unix seconds), if one waits.
+    pub fn outbox_next_attempt(&self) -> Result<Option<u64>, JournalError> {
+        self.lock()
+            .query_row(
+                "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'",
+                [],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .map(|t| t.map(|t| t.max(0) as u64))
+            .map_err(self.err())
     }
 
     /// Every reply ever queued for a message (tests).
@@ -664,13 +716,24 @@ impl Journal {
                 |r| r.get::<_, i64>(0),
             )
             .map_err(&e)? as u64;
-        stats.outbox_unconfirmed = conn
+        stats.outbox_oldest_pending_at = conn
             .query_row(
-                "SELECT COUNT(*) FROM outbox WHERE state = 'unconfirmed'",
+                "SELECT MIN(created_at) FROM outbox WHERE state IN ('pending', 'sending')",
                 [],
-                |r| r.get::<_, i64>(0),
+                |r| r.get::<_, Option<i64>>(0),
             )
-            .map_err(&e)? as u64;
+            .map_err(&e)?
+            .map(|t| t.max(0) as u64);
+        let count = |sql: &str| {
+            conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+                .map(|n| n.max(0) as u64)
+                .map_err(&e)
+        };
+        stats.outbox_resent = count("SELECT COALESCE(SUM(resends), 0) FROM outbox")?;
+        stats.outbox_given_up =
+            count("SELECT COUNT(*) FROM outbox WHERE state IN ('failed', 'expired')")?;
+        stats.outbox_unconfirmed =
+            count("SELECT COUNT(*) FROM outbox WHERE state = 'unconfirmed'")?;
         Ok(stats)
     }
 
@@ -748,6 +811,17 @@ pub struct QueuedReply<'a> {
     pub rcpt: &'a str,
     /// The signed message.
     pub bytes: &'a [u8],
+}
+
+/// What becomes of a reply whose send failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyRetry {
+    /// Try again at this unix second.
+    At(u64),
+    /// The mail server refused it for good.
+    Failed,
+    /// It kept failing until it was too old to send.
+    Expired,
 }
 
 /// One open journal transaction; see [`Journal::write`].
@@ -968,8 +1042,8 @@ impl JournalTx<'_> {
         Ok(())
     }
 
-    /// Records that a reply is about to be handed to the mail server. A reply left in
-    /// this state by a crash is never sent again ([`JournalTx::outbox_interrupted`]).
+    /// Records that a reply is being handed to the mail server. A crash in this state
+    /// sends it again at the next start ([`JournalTx::outbox_resume_interrupted`]).
     pub fn outbox_sending(&mut self, outbox_id: i64) -> Result<(), JournalError> {
         self.tx
             .prepare_cached("UPDATE outbox SET state = 'sending' WHERE id = ?1")
@@ -978,15 +1052,30 @@ impl JournalTx<'_> {
         Ok(())
     }
 
-    /// At start: replies whose hand-over a crash interrupted become `unconfirmed` (they
-    /// may have been delivered; at most once means they are not sent again). Returns
-    /// how many.
-    pub fn outbox_interrupted(&mut self) -> Result<usize, JournalError> {
+    /// At start: replies whose hand-over a crash interrupted are due again at once
+    /// (at least once: the same bytes and Message-ID, so a second copy folds into the
+    /// first). Returns how many.
+    pub fn outbox_resume_interrupted(&mut self) -> Result<usize, JournalError> {
         self.tx
             .prepare_cached(
-                "UPDATE outbox SET state = 'unconfirmed', last_error = 'interrupted while being sent' WHERE state = 'sending'",
+                "UPDATE outbox SET state = 'pending', next_attempt_at = 0, resends = resends + 1,
+                   last_error = 'interrupted while being sent' WHERE state = 'sending'",
             )
             .and_then(|mut s| s.execute([]))
+            .map_err(self.err())
+    }
+
+    /// The operator's resend: replies that were given up (`failed`, `expired`) or left
+    /// `unconfirmed` by an older watcher are due again, with a fresh retry budget.
+    /// Returns how many.
+    pub fn outbox_resend_given_up(&mut self) -> Result<usize, JournalError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = 0, created_at = ?1,
+                   last_error = 'resent by the operator'
+                 WHERE state IN ('failed', 'expired', 'unconfirmed')",
+            )
+            .and_then(|mut s| s.execute(params![self.now as i64]))
             .map_err(self.err())
     }
 
@@ -1001,16 +1090,17 @@ impl JournalTx<'_> {
         Ok(())
     }
 
-    /// Records a failed send; `next_attempt_at = None` gives up (a permanent refusal).
+    /// Records a failed send: retried at `Retry(t)`, or given up.
     pub fn outbox_failed(
         &mut self,
         outbox_id: i64,
         error: &str,
-        next_attempt_at: Option<u64>,
+        next: ReplyRetry,
     ) -> Result<(), JournalError> {
-        let (state, next) = match next_attempt_at {
-            Some(t) => ("pending", t),
-            None => ("failed", 0),
+        let (state, next) = match next {
+            ReplyRetry::At(t) => ("pending", t),
+            ReplyRetry::Failed => ("failed", 0),
+            ReplyRetry::Expired => ("expired", 0),
         };
         self.tx
             .prepare_cached(
@@ -1212,7 +1302,7 @@ mod tests {
         assert!(j.raw(id).unwrap().is_none());
         let due = j.outbox_due(u64::MAX).unwrap();
         assert_eq!(due.len(), 1);
-        j.write(|tx| tx.outbox_failed(due[0].id, "busy", Some(100)))
+        j.write(|tx| tx.outbox_failed(due[0].id, "busy", ReplyRetry::At(100)))
             .unwrap();
         assert!(j.outbox_due(99).unwrap().is_empty());
         assert_eq!(j.outbox_due(100).unwrap()[0].attempts, 1);
@@ -1222,14 +1312,12 @@ mod tests {
         assert!(j.unfinished().unwrap().is_empty());
         let stats = j.stats().unwrap();
         assert_eq!(stats.outcomes, vec![(OutcomeKind::Claimed, 1)]);
-        assert_eq!((stats.outbox_pending, stats.outbox_unconfirmed), (0, 0));
+        assert_eq!((stats.outbox_pending, stats.outbox_resent), (0, 0));
+        assert_eq!(stats.outbox_oldest_pending_at, None);
     }
 
-    #[test]
-    fn a_reply_interrupted_while_sending_is_counted_unconfirmed_and_not_due() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = Journal::open_in(dir.path()).unwrap();
-        for n in 1..=2u32 {
+    fn queue_refusals(j: &Journal, n: u32) {
+        for n in 1..=n {
             let id = j
                 .write(|tx| Ok(tx.insert_received(&key(n), n.into(), Some(b"x"))?.unwrap()))
                 .unwrap();
@@ -1248,21 +1336,92 @@ mod tests {
                     Some(QueuedReply {
                         mail_from: "w@b",
                         rcpt: "bob@e",
-                        bytes: b"mail",
+                        bytes: format!("mail {n}").as_bytes(),
                     }),
                 )
             })
             .unwrap();
         }
+    }
+
+    #[test]
+    fn a_reply_interrupted_while_sending_is_due_again_with_the_same_bytes_and_counted_resent() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open_in(dir.path()).unwrap();
+        queue_refusals(&j, 3);
         let due = j.outbox_due(u64::MAX).unwrap();
-        j.write(|tx| tx.outbox_sending(due[0].id)).unwrap();
-        // The process stops here; at the next start:
-        assert_eq!(j.write(|tx| tx.outbox_interrupted()).unwrap(), 1);
-        let stats = j.stats().unwrap();
-        assert_eq!((stats.outbox_pending, stats.outbox_unconfirmed), (1, 1));
+        // A group is marked sending, the first reply is handed over, then the crash.
+        j.write(|tx| {
+            tx.outbox_sending(due[0].id)?;
+            tx.outbox_sending(due[1].id)
+        })
+        .unwrap();
+        j.write(|tx| tx.outbox_sent(due[0].id)).unwrap();
+        assert_eq!(
+            j.outbox_due(u64::MAX).unwrap().len(),
+            1,
+            "sending is not due"
+        );
+        // At the next start:
+        assert_eq!(j.write(|tx| tx.outbox_resume_interrupted()).unwrap(), 1);
         let due_now = j.outbox_due(u64::MAX).unwrap();
-        assert_eq!(due_now.len(), 1);
-        assert_eq!(due_now[0].id, due[1].id);
+        assert_eq!(
+            due_now
+                .iter()
+                .map(|d| (d.id, d.bytes.clone()))
+                .collect::<Vec<_>>(),
+            vec![
+                (due[1].id, due[1].bytes.clone()),
+                (due[2].id, due[2].bytes.clone())
+            ]
+        );
+        let stats = j.stats().unwrap();
+        assert_eq!((stats.outbox_pending, stats.outbox_resent), (2, 1));
+        assert_eq!(stats.outbox_unconfirmed, 0);
+    }
+
+    #[test]
+    fn replies_given_up_are_counted_and_the_operator_can_resend_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open_in(dir.path()).unwrap();
+        queue_refusals(&j, 3);
+        let due = j.outbox_due(u64::MAX).unwrap();
+        j.write(|tx| {
+            tx.outbox_failed(due[0].id, "550 no such user", ReplyRetry::Failed)?;
+            tx.outbox_failed(due[1].id, "connection refused", ReplyRetry::Expired)
+        })
+        .unwrap();
+        let stats = j.stats().unwrap();
+        assert_eq!((stats.outbox_pending, stats.outbox_given_up), (1, 2));
+        assert!(stats.outbox_oldest_pending_at.is_some());
+        assert_eq!(j.write(|tx| tx.outbox_resend_given_up()).unwrap(), 2);
+        let due_now = j.outbox_due(u64::MAX).unwrap();
+        assert_eq!(due_now.len(), 3);
+        assert!(due_now.iter().all(|d| d.attempts == 0));
+        assert_eq!(j.stats().unwrap().outbox_given_up, 0);
+    }
+
+    #[test]
+    fn a_journal_without_the_resends_column_is_upgraded_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE outbox (id INTEGER PRIMARY KEY, message_id INTEGER NOT NULL,
+                   mail_from TEXT NOT NULL, rcpt TEXT NOT NULL, bytes BLOB NOT NULL, state TEXT NOT NULL,
+                   attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL DEFAULT 0,
+                   last_error TEXT, created_at INTEGER NOT NULL, sent_at INTEGER);
+                 INSERT INTO outbox (message_id, mail_from, rcpt, bytes, state, created_at)
+                   VALUES (1, 'w@b', 'bob@e', x'00', 'unconfirmed', 5);",
+            )
+            .unwrap();
+        }
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.stats().unwrap().outbox_unconfirmed, 1);
+        assert_eq!(j.write(|tx| tx.outbox_resend_given_up()).unwrap(), 1);
+        let stats = j.stats().unwrap();
+        assert_eq!((stats.outbox_unconfirmed, stats.outbox_pending), (0, 1));
     }
 
     #[test]

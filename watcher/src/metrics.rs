@@ -27,6 +27,11 @@ pub struct Metrics {
     last_loop_at: AtomicU64,
     mail_connected: AtomicU64,
     unfinished: AtomicU64,
+    reply_attempts: AtomicU64,
+    replies_pending: AtomicU64,
+    replies_oldest_pending_at: AtomicU64,
+    replies_resent: AtomicU64,
+    replies_given_up: AtomicU64,
     replies_unconfirmed: AtomicU64,
     errors: AtomicU64,
 }
@@ -69,14 +74,25 @@ impl Metrics {
         self.claims_submitted.load(Ordering::Relaxed)
     }
 
-    /// A reply was delivered (or failed).
+    /// A reply was handed to the mail server (or the attempt failed).
     pub fn reply(&self, ok: bool) {
+        self.reply_attempts.fetch_add(1, Ordering::Relaxed);
         if ok {
             &self.replies_sent
         } else {
             &self.replies_failed
         }
         .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Attempts to hand a reply over so far (delivered or failed).
+    pub fn reply_attempts(&self) -> u64 {
+        self.reply_attempts.load(Ordering::Relaxed)
+    }
+
+    /// Failed attempts to hand a reply over so far.
+    pub fn replies_failed(&self) -> u64 {
+        self.replies_failed.load(Ordering::Relaxed)
     }
 
     /// The checkpoint moved.
@@ -99,9 +115,20 @@ impl Metrics {
         self.unfinished.store(unfinished, Ordering::Relaxed);
     }
 
-    /// Replies a crash interrupted mid-hand-over (the journal's count).
-    pub fn replies_unconfirmed(&self, n: u64) {
-        self.replies_unconfirmed.store(n, Ordering::Relaxed);
+    /// The outbox as the journal counts it.
+    pub fn outbox(&self, stats: &crate::journal::JournalStats) {
+        self.replies_pending
+            .store(stats.outbox_pending, Ordering::Relaxed);
+        self.replies_oldest_pending_at.store(
+            stats.outbox_oldest_pending_at.unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        self.replies_resent
+            .store(stats.outbox_resent, Ordering::Relaxed);
+        self.replies_given_up
+            .store(stats.outbox_given_up, Ordering::Relaxed);
+        self.replies_unconfirmed
+            .store(stats.outbox_unconfirmed, Ordering::Relaxed);
     }
 
     /// The mail source is (not) connected.
@@ -205,8 +232,49 @@ impl Metrics {
         );
         gauge(
             &mut out,
+            "springmail_reply_attempts_total",
+            "Attempts to hand a reply to the mail server (delivered or failed).",
+            "counter",
+            self.reply_attempts().to_string(),
+        );
+        gauge(
+            &mut out,
+            "springmail_replies_pending",
+            "Replies waiting to be sent or retried.",
+            "gauge",
+            self.replies_pending.load(Ordering::Relaxed).to_string(),
+        );
+        let oldest = self.replies_oldest_pending_at.load(Ordering::Relaxed);
+        gauge(
+            &mut out,
+            "springmail_replies_oldest_pending_age_seconds",
+            "Age of the oldest reply not yet sent (0 when none waits).",
+            "gauge",
+            if oldest == 0 {
+                0
+            } else {
+                now().saturating_sub(oldest)
+            }
+            .to_string(),
+        );
+        gauge(
+            &mut out,
+            "springmail_replies_resent",
+            "Times a reply was sent again after a crash interrupted its hand-over (the claimant may hold two copies with one Message-ID).",
+            "gauge",
+            self.replies_resent.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut out,
+            "springmail_replies_given_up",
+            "Replies refused for good by the mail server or expired unsent (springmail watch --resend-replies sends them again).",
+            "gauge",
+            self.replies_given_up.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut out,
             "springmail_replies_unconfirmed",
-            "Replies a crash interrupted while they were handed over; maybe delivered, not sent again.",
+            "Replies an older watcher left unconfirmed after a crash (springmail watch --resend-replies sends them).",
             "gauge",
             self.replies_unconfirmed.load(Ordering::Relaxed).to_string(),
         );
@@ -321,7 +389,13 @@ mod tests {
         };
         assert!(get("/healthz").await.starts_with("HTTP/1.1 503"));
         m.loop_pass(0);
-        m.replies_unconfirmed(2);
+        m.reply(false);
+        m.outbox(&crate::journal::JournalStats {
+            outbox_pending: 3,
+            outbox_oldest_pending_at: Some(now() - 40),
+            outbox_resent: 2,
+            ..Default::default()
+        });
         assert!(get("/healthz").await.starts_with("HTTP/1.1 200"));
         let metrics = get("/metrics").await;
         assert!(
@@ -329,10 +403,20 @@ mod tests {
             "{metrics}"
         );
         assert!(metrics.contains("springmail_claims_submitted_total 1"));
-        assert!(
-            metrics.contains("\nspringmail_replies_unconfirmed 2\n"),
-            "{metrics}"
-        );
+        for line in [
+            "\nspringmail_replies_pending 3\n",
+            "\nspringmail_replies_resent 2\n",
+            "\nspringmail_reply_attempts_total 1\n",
+            "\nspringmail_replies_failed_total 1\n",
+        ] {
+            assert!(metrics.contains(line), "{line} in {metrics}");
+        }
+        let age: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("springmail_replies_oldest_pending_age_seconds "))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        assert!((40..50).contains(&age), "{age}");
         assert!(metrics.contains("springmail_chain_head_lag_seconds"));
         task.abort();
     }

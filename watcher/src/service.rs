@@ -32,7 +32,7 @@ use crate::deposits::{DepositIndex, IndexSettings};
 use crate::ingest::{FetchLimits, IngestError, MailSource};
 use crate::journal::{
     Checkpoint, Folder, Journal, JournalError, JournalTx, MessageRecord, MessageState, Outcome,
-    OutcomeKind, QueuedReply,
+    OutcomeKind, QueuedReply, ReplyRetry,
 };
 use crate::metrics::Metrics;
 use crate::reply::{ReplyBody, ReplyComposer, ReplyContext, ReplySink};
@@ -91,6 +91,10 @@ pub struct PipelineSettings {
     pub crash_nth: u32,
     /// Kill the process there (as SIGKILL) instead of failing the pass.
     pub crash_abort: bool,
+    /// A reply the mail server keeps refusing for a transient reason is retried with
+    /// backoff (from `retry_base`, doubling, capped at five minutes) for this long
+    /// after it was queued, then given up (`expired`).
+    pub reply_expiry: Duration,
 }
 
 impl Default for PipelineSettings {
@@ -103,6 +107,8 @@ impl Default for PipelineSettings {
             crash_at: None,
             crash_nth: 1,
             crash_abort: false,
+            // As long as a mail server keeps a message it cannot deliver yet.
+            reply_expiry: Duration::from_secs(5 * 86_400),
         }
     }
 }
@@ -196,6 +202,8 @@ enum Judgement {
     Dropped(DropReason),
     Refused(Box<Authenticated>, RefusalReason),
     Accepted(Box<Authenticated>, Box<crate::verify::ClaimPlan>),
+    /// Same Message-ID (hash) as a message already handled.
+    Duplicate(String),
     Deferred(String),
 }
 
@@ -244,12 +252,13 @@ impl Watcher {
             journal.abort_before_commit(pipeline.crash_nth.max(1));
         }
         // A reply whose hand-over to the mail server a crash interrupted may or may not
-        // have gone out: it is never sent again (at most once per message).
-        let unconfirmed = journal.write(|tx| tx.outbox_interrupted())?;
-        if unconfirmed > 0 {
+        // have gone out: it is sent again (at least once), with the same bytes and so
+        // the same Message-ID, which lets mail clients fold a second copy into the first.
+        let resumed = journal.write(|tx| tx.outbox_resume_interrupted())?;
+        if resumed > 0 {
             warn!(
-                count = unconfirmed,
-                "replies were being sent when the watcher stopped; they are not sent again"
+                count = resumed,
+                "replies were being sent when the watcher stopped; sending them again (same Message-ID)"
             );
         }
         let wake = Arc::new(Notify::new());
@@ -289,6 +298,17 @@ impl Watcher {
             crash,
             index,
         })
+    }
+
+    /// The operator's resend: replies given up (refused for good, expired) or left
+    /// `unconfirmed` by an older watcher are queued again with a fresh retry budget.
+    /// Returns how many.
+    pub fn resend_given_up_replies(&self) -> Result<usize, WatcherError> {
+        let n = self.journal.write(|tx| tx.outbox_resend_given_up())?;
+        if n > 0 {
+            info!(count = n, "replies given up earlier are queued again");
+        }
+        Ok(n)
     }
 
     /// The deposit index (deposits naming this watcher, from the escrow's logs).
@@ -384,19 +404,27 @@ impl Watcher {
     }
 
     fn next_wait(&self) -> Duration {
-        // Come back in time for the earliest deferred retry.
+        // Come back in time for the earliest deferred retry, of a message or a reply.
         let now = unix_now();
-        let earliest = self.journal.unfinished().ok().and_then(|v| {
+        let message = self.journal.unfinished().ok().and_then(|v| {
             v.iter()
                 .filter(|m| m.next_attempt_at > now)
                 .map(|m| m.next_attempt_at)
                 .min()
         });
+        let reply = self.journal.outbox_next_attempt().ok().flatten();
+        let earliest = match (message, reply) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+        .map(|t| t.max(now));
         match earliest {
             Some(t) => self
                 .pipeline
                 .poll_interval
-                .min(Duration::from_secs(t - now)),
+                .min(Duration::from_secs(t - now))
+                // Due already (the pass just failed to send it): not a busy loop.
+                .max(Duration::from_millis(500)),
             None => self.pipeline.poll_interval,
         }
     }
@@ -468,7 +496,7 @@ impl Watcher {
         self.crash(CrashPoint::BeforeFiling)?;
         progressed |= self.file_decided().await?;
         let stats = self.journal.stats().unwrap_or_default();
-        self.metrics.replies_unconfirmed(stats.outbox_unconfirmed);
+        self.metrics.outbox(&stats);
         self.metrics.loop_pass(stats.unfinished);
         if let Ok(head) = self.client.chain().head().await {
             self.metrics.chain_head(head.number, head.timestamp);
@@ -599,9 +627,30 @@ impl Watcher {
         }
         // Compose replies outside the transaction (CPU only).
         let mut rows = Vec::with_capacity(judged.len());
+        // Message-ID hashes met in this batch: a second copy in one batch is a duplicate too.
+        let mut batch_seen = HashSet::new();
         for (m, raw, j, span) in judged {
             let _g = span.enter();
+            // A copy of a message already handled is a duplicate whatever its verdict
+            // would be now (a paid claim's copy would read `already-claimed`): say so.
+            let j = match j {
+                Judgement::Refused(mail, _) | Judgement::Accepted(mail, _)
+                    if !batch_seen.insert(mail.msgid_hash.clone())
+                        || self
+                            .journal
+                            .seen_owner(&mail.msgid_hash)?
+                            .is_some_and(|owner| owner != m.id) =>
+                {
+                    Judgement::Duplicate(mail.msgid_hash.clone())
+                }
+                j => j,
+            };
             let prepared = match j {
+                Judgement::Duplicate(msgid) => {
+                    let dup = duplicate_outcome();
+                    info!(reason = %dup.code, "duplicate of a message already handled (same Message-ID); not answered");
+                    Prepared::Duplicate { msgid }
+                }
                 Judgement::Dropped(r) => {
                     info!(reason = r.code(), "dropped (no reply)");
                     Prepared::Decide {
@@ -665,6 +714,12 @@ impl Watcher {
                 match p {
                     Prepared::Defer(error) => {
                         tx.defer(m.id, self.backoff(m.attempts), error)?;
+                    }
+                    Prepared::Duplicate { msgid } => {
+                        tx.mark_seen(m.id, msgid)?;
+                        let dup = duplicate_outcome();
+                        tx.decide(m.id, &dup, Folder::Rejected, None, None)?;
+                        decided.push((dup.kind, dup.code));
                     }
                     Prepared::Decide {
                         outcome,
@@ -936,10 +991,11 @@ impl Watcher {
         let mut any = false;
         while due.peek().is_some() {
             let group: Vec<_> = due.by_ref().take(REPLY_CONCURRENCY).collect();
-            // At most once: the hand-over is recorded before the mail server sees the
-            // replies, so a crash during it never leads to a second copy.
+            // `sending` marks the hand-over: a crash during it sends these again at the
+            // next start (at least once; the same Message-ID, so a copy folds).
             self.journal
                 .write(|tx| group.iter().try_for_each(|item| tx.outbox_sending(item.id)))?;
+            self.crash(CrashPoint::AfterReplyMarked)?;
             let sink = self.sink.clone();
             let results = futures::future::join_all(group.iter().map(|item| {
                 let sink = sink.clone();
@@ -966,8 +1022,19 @@ impl Watcher {
                     }
                     Err(e) => {
                         self.metrics.reply(false);
-                        let next = e.transient.then(|| self.backoff(item.attempts));
-                        warn!(error = %e, transient = e.transient, outbox = item.id, "sending a reply failed");
+                        let now = unix_now();
+                        let age = now.saturating_sub(item.created_at);
+                        let next = if !e.transient {
+                            warn!(error = %e, outbox = item.id, attempts = item.attempts + 1, "the mail server refused a reply for good; given up");
+                            ReplyRetry::Failed
+                        } else if age >= self.pipeline.reply_expiry.as_secs() {
+                            warn!(error = %e, outbox = item.id, attempts = item.attempts + 1, age_secs = age, "a reply could not be sent before it expired; given up");
+                            ReplyRetry::Expired
+                        } else {
+                            let at = self.backoff(item.attempts);
+                            warn!(error = %e, outbox = item.id, attempts = item.attempts + 1, retry_in_secs = at.saturating_sub(now), "sending a reply failed; will retry");
+                            ReplyRetry::At(at)
+                        };
                         failed.push((item.id, e.message.clone(), next));
                     }
                 }
@@ -1028,6 +1095,10 @@ enum Prepared {
         plan: Box<crate::verify::ClaimPlan>,
         msgid: String,
         ctx: ReplyContext,
+    },
+    /// A copy of a message already handled (its Message-ID hash).
+    Duplicate {
+        msgid: String,
     },
     Defer(String),
 }

@@ -12,7 +12,9 @@ use springmail_sdk::keys::ClaimSecret;
 use springmail_watcher::authenticate::{AuthPolicy, DkimKeys, MailAuthenticator, PinnedRecords};
 use springmail_watcher::journal::{Folder, Journal, MessageState, OutcomeKind};
 use springmail_watcher::metrics::Metrics;
-use springmail_watcher::reply::{DkimSigningKey, MemorySink, ReplyComposer};
+use springmail_watcher::reply::{
+    DkimSigningKey, MemorySink, OutgoingMail, ReplyComposer, ReplySink, SinkError,
+};
 use springmail_watcher::service::{
     CrashPoint, PipelineSettings, Watcher, WatcherError, WatcherParts,
 };
@@ -104,6 +106,17 @@ impl World {
     }
 
     fn watcher(&self, crash_at: Option<CrashPoint>) -> Watcher {
+        self.watcher_with(
+            Arc::new(self.sink.clone()),
+            PipelineSettings {
+                retry_base: Duration::from_secs(1),
+                crash_at,
+                ..Default::default()
+            },
+        )
+    }
+
+    fn watcher_with(&self, sink: Arc<dyn ReplySink>, pipeline: PipelineSettings) -> Watcher {
         let journal = Arc::new(Journal::open_in(self.dir.path()).unwrap());
         let relayer = Arc::new(self.chain.as_account(self.watcher_key.address()));
         let client = SpringMail::new(relayer, self.sender.escrow())
@@ -114,7 +127,7 @@ impl World {
             watcher_key: self.watcher_key.clone(),
             journal,
             source: Box::new(self.source.clone()),
-            sink: Arc::new(self.sink.clone()),
+            sink,
             authenticator: MailAuthenticator::new(
                 DkimKeys::pinned(self.pins.clone()),
                 AuthPolicy {
@@ -138,11 +151,7 @@ impl World {
                 gas_limit: None,
                 resend_guard: Duration::ZERO,
             },
-            pipeline: PipelineSettings {
-                retry_base: Duration::from_secs(1),
-                crash_at,
-                ..Default::default()
-            },
+            pipeline,
             metrics: Metrics::new(),
         })
         .unwrap()
@@ -570,4 +579,231 @@ async fn a_failing_mail_server_delays_replies_but_loses_none() {
     let mut watcher = w.watcher(None);
     watcher.run_once().await.unwrap();
     assert_eq!(w.sink.sent().len(), 1);
+}
+
+/// A sink that notes when each attempt was made and refuses while `down` is set.
+#[derive(Clone)]
+struct OutageSink {
+    inner: MemorySink,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    attempts: Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
+}
+
+#[async_trait::async_trait]
+impl ReplySink for OutageSink {
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), SinkError> {
+        self.attempts
+            .lock()
+            .unwrap()
+            .push(std::time::Instant::now());
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(SinkError {
+                message: "connection refused".into(),
+                transient: true,
+            });
+        }
+        self.inner.send(mail).await
+    }
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {text}"))
+}
+
+/// Issue 12 item 10: with the mail server down, a reply was tried once per poll
+/// interval (or new mail), whatever its backoff said. The running watcher now wakes for
+/// the reply's retry: several attempts, further and further apart, shown in /metrics,
+/// and the reply goes out soon after the server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_is_retried_with_backoff_while_the_mail_server_is_down_and_sent_when_it_returns() {
+    let w = World::new().await;
+    let t = w.deposit().await;
+    let sink = OutageSink {
+        inner: w.sink.clone(),
+        down: Arc::new(true.into()),
+        attempts: Default::default(),
+    };
+    let watcher = w.watcher_with(
+        Arc::new(sink.clone()),
+        PipelineSettings {
+            // Far longer than the test: only the reply's own backoff can wake the loop.
+            poll_interval: Duration::from_secs(600),
+            retry_base: Duration::from_secs(1),
+            ..Default::default()
+        },
+    );
+    let metrics = watcher.metrics().clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(watcher.run(async move {
+        let _ = stop_rx.await;
+    }));
+    w.source
+        .deliver(w.bob_mail("claim-1@example.com", &w.claim_text(&t, 200_000)));
+    // The delivery itself does not wake a memory mailbox: the first pass finds it.
+    let t0 = std::time::Instant::now();
+    while sink.attempts.lock().unwrap().len() < 4 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "retries while the server is down: {:?}",
+            sink.attempts.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(w.balance(w.bob_wallet).await, U256::from(AMOUNT - FEE));
+    let text = metrics.render();
+    assert_eq!(metric(&text, "springmail_replies_pending"), 1, "{text}");
+    assert!(
+        metric(&text, "springmail_replies_failed_total") >= 3,
+        "{text}"
+    );
+    assert!(
+        metric(&text, "springmail_reply_attempts_total") >= 3,
+        "{text}"
+    );
+    assert!(
+        metric(&text, "springmail_replies_oldest_pending_age_seconds") >= 2,
+        "{text}"
+    );
+    let gaps: Vec<Duration> = sink
+        .attempts
+        .lock()
+        .unwrap()
+        .windows(2)
+        .map(|p| p[1] - p[0])
+        .collect();
+    // 1 s, 2 s, 4 s (whole seconds: each may come up to a second early or late).
+    assert!(
+        gaps[0] < Duration::from_millis(2500) && gaps[2] > gaps[0] + Duration::from_millis(500),
+        "backoff grows: {gaps:?}"
+    );
+    assert!(w.sink.sent().is_empty());
+
+    sink.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let back = std::time::Instant::now();
+    while w.sink.sent().is_empty() {
+        assert!(
+            back.elapsed() < Duration::from_secs(20),
+            "the reply goes out once the server is back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(w.replies_text()[0].contains("your claim was paid"));
+    // The gauges follow on the next pass.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let _ = stop_tx.send(());
+    task.await.unwrap().unwrap();
+    let text = metrics.render();
+    assert_eq!(metric(&text, "springmail_replies_pending"), 0, "{text}");
+    assert_eq!(
+        metric(&text, "springmail_replies_oldest_pending_age_seconds"),
+        0,
+        "{text}"
+    );
+    assert_eq!(w.sink.sent().len(), 1, "sent once");
+}
+
+/// A reply the mail server keeps refusing is given up once it is older than
+/// `reply_expiry`, counted, and `resend_given_up_replies` queues it again.
+#[tokio::test]
+async fn a_reply_that_cannot_be_sent_expires_and_the_operator_can_resend_it() {
+    let w = World::new().await;
+    let t = w.deposit().await;
+    w.source
+        .deliver(w.bob_mail("claim-1@example.com", &w.claim_text(&t, 200_000)));
+    w.sink.fail_with(Some(SinkError {
+        message: "421 try later".into(),
+        transient: true,
+    }));
+    let mut watcher = w.watcher_with(
+        Arc::new(w.sink.clone()),
+        PipelineSettings {
+            retry_base: Duration::from_secs(1),
+            reply_expiry: Duration::ZERO,
+            ..Default::default()
+        },
+    );
+    watcher.run_once().await.unwrap();
+    let stats = watcher.journal().stats().unwrap();
+    assert_eq!((stats.outbox_pending, stats.outbox_given_up), (0, 1));
+    w.sink.fail_with(None);
+    assert_eq!(watcher.resend_given_up_replies().unwrap(), 1);
+    drop(watcher);
+    let mut watcher = w.watcher(None);
+    watcher.run_once().await.unwrap();
+    assert_eq!(w.sink.sent().len(), 1);
+    assert_eq!(watcher.journal().stats().unwrap().outbox_given_up, 0);
+}
+
+/// What the log subscriber writes on one thread.
+#[derive(Clone, Default)]
+struct LogBuf(Arc<std::sync::Mutex<Vec<u8>>>);
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<LogBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes into the current thread's capture buffer, if any.
+struct ThreadWriter;
+
+impl std::io::Write for ThreadWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        CAPTURE.with(|c| {
+            if let Some(buf) = &*c.borrow() {
+                buf.0.lock().unwrap().extend_from_slice(b);
+            }
+        });
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures this thread's INFO logs from now on. One global subscriber for the test
+/// binary: a scoped one (`set_default`) missed events when other tests ran beside it.
+fn capture_logs() -> LogBuf {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        tracing_subscriber::fmt()
+            .with_writer(|| ThreadWriter)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .try_init()
+            .expect("no other global subscriber");
+    });
+    let buf = LogBuf::default();
+    CAPTURE.with(|c| *c.borrow_mut() = Some(buf.clone()));
+    buf
+}
+
+/// Issue 12 item 11: a paid claim's mail appended again (same Message-ID) was counted
+/// `duplicate` but logged `refused reason="already-claimed"`. It is logged a duplicate.
+#[tokio::test]
+async fn a_copy_of_a_handled_claim_is_logged_as_a_duplicate_not_as_refused() {
+    let w = World::new().await;
+    let t = w.deposit().await;
+    let first = w.bob_mail("claim-1@example.com", &w.claim_text(&t, 200_000));
+    w.source.deliver(first.clone());
+    w.watcher(None).run_once().await.unwrap();
+    assert_eq!(w.sink.sent().len(), 1);
+
+    // `#[tokio::test]` runs the watcher on this thread.
+    let buf = capture_logs();
+    w.source.deliver(first);
+    let report = w.watcher(None).run_once().await.unwrap();
+    CAPTURE.with(|c| c.borrow_mut().take());
+    let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        report.decided.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        vec![OutcomeKind::Duplicate]
+    );
+    assert!(log.contains("duplicate"), "{log}");
+    assert!(
+        !log.contains("already-claimed") && !log.contains("refused"),
+        "a duplicate is not logged as a refusal:\n{log}"
+    );
+    assert_eq!(w.sink.sent().len(), 1, "not answered again");
 }

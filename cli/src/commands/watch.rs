@@ -57,6 +57,12 @@ pub async fn run(a: &WatchArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     }
     let metrics = parts.metrics.clone();
     let mut watcher = Watcher::new(parts).context("cannot start the watcher")?;
+    if a.resend_replies {
+        let n = watcher
+            .resend_given_up_replies()
+            .context("cannot queue the replies again")?;
+        eprintln!("springmail watch: {n} replies given up earlier are queued again");
+    }
     if a.once {
         let report = watcher
             .run_once()
