@@ -113,9 +113,10 @@ Email mode (the default when [watcher] is configured, or with --watcher): claimi
 the watcher's attestation, so only a mail from the recipient's address can claim.
 Link mode (--link-only): the link alone can claim.
 
-With --csv, results go to FILE.results.csv next to it (claim links and transaction ids;
-keep it private). Running the same command again skips the rows already paid and
-finishes interrupted ones without paying twice.";
+With --csv, results go to NAME.results.csv next to it (payroll.csv gives
+payroll.results.csv: claim links and transaction ids; keep it private). Running the
+same command again skips the rows already paid and finishes interrupted ones without
+paying twice.";
 
 const CLAIM_AFTER: &str = "\
 Examples:
@@ -134,7 +135,7 @@ pub enum WalletCommand {
     #[command(after_help = "Example:\n  springmail wallet new\n  \
         SPRINGMAIL_PASSWORD=… springmail wallet new --keystore ./alice.json --show-wif")]
     New {
-        /// Also print the private key as WIF (to import into a Qtum node: qtum-cli importprivkey WIF)
+        /// Also print the private key as WIF (to import into a Qtum node's wallet with importdescriptors)
         #[arg(long)]
         show_wif: bool,
     },

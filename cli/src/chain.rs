@@ -55,7 +55,7 @@ pub async fn connect(
             let sender = settings.qtum.sender.clone().ok_or_else(|| {
                 input_error(
                     "the qtum backend needs your sender address ([chain] sender or SPRINGMAIL_QTUM_SENDER)",
-                    "use an address whose key is in the node's wallet (qtum-cli getnewaddress, or importprivkey the WIF from `springmail wallet show --show-wif`)",
+                    "use an address whose key is in the node's wallet (qtum-cli getnewaddress, or import the WIF from `springmail wallet show --show-wif` with importdescriptors: see `springmail wallet show`)",
                 )
             })?;
             let user = settings.qtum.rpc_user.clone().unwrap_or_default();

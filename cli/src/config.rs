@@ -29,7 +29,7 @@
 //! name = "Alice"                   # shown to recipients
 //! smtp_url = "smtp://127.0.0.1:2525"   # smtp:// (STARTTLS when offered), smtps://; user in the URL or smtp_user
 //! smtp_user = "alice@example.org"  # password: SPRINGMAIL_SMTP_PASSWORD
-//! claim_host = "claim.springmail.example"   # host of the https claim links
+//! claim_host = "claim.example.org"   # your claim page, if you run one (none by default)
 //!
 //! [watcher]                        # the watcher (mail server broker) you use
 //! address = "q…"                   # its attestation key's address: email-mode deposits name it
@@ -55,8 +55,6 @@ use crate::args::GlobalArgs;
 pub const LOCAL_CONFIG: &str = "springmail.toml";
 /// Default claim window.
 pub const DEFAULT_EXPIRES: &str = "30d";
-/// Default claim-page host of https links.
-pub const DEFAULT_CLAIM_HOST: &str = "claim.springmail.example";
 /// Default node URL (anvil's default port).
 pub const DEFAULT_RPC_URL: &str = "http://127.0.0.1:8545";
 
@@ -461,8 +459,9 @@ pub struct Settings {
     pub smtp_url: Option<String>,
     /// SMTP user (when not in the URL).
     pub smtp_user: Option<String>,
-    /// Claim-page host.
-    pub claim_host: String,
+    /// Host of a claim page serving the https links; `None` (the default): there is
+    /// none, so mails and output give the `sm1.…` link and the command only.
+    pub claim_host: Option<String>,
     /// Your watcher's address.
     pub watcher: Option<Address>,
     /// Your watcher's mailbox.
@@ -648,7 +647,7 @@ impl Settings {
                     .trim_end_matches('/')
                     .to_string()
             })
-            .unwrap_or_else(|| DEFAULT_CLAIM_HOST.to_string());
+            .filter(|h| !h.is_empty());
         let expires = match raw.text("send.expires", i) {
             None => parse_duration(DEFAULT_EXPIRES).expect("valid default"),
             Some(s) => parse_duration(&s.value).unwrap_or_else(|e| {

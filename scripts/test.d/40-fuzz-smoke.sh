@@ -8,7 +8,8 @@
 # <crate>/fuzz/artifacts/<target>/.
 #
 # Needs a nightly toolchain and cargo-fuzz (`rustup toolchain install nightly`,
-# `cargo install cargo-fuzz`); without them the step prints SKIP and passes.
+# `cargo install cargo-fuzz`); without them it says so and exits 77, which scripts/test
+# lists as skipped (not passed).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$(pwd -P)
@@ -17,7 +18,7 @@ SECS="${SPRINGMAIL_FUZZ_SECS:-20}"
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     echo "SKIP: fuzz smoke: no cargo-fuzz on a nightly toolchain here" \
         "(rustup toolchain install nightly && cargo install cargo-fuzz)" >&2
-    exit 0
+    exit 77
 fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/springmail-fuzz.XXXXXX")

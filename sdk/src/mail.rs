@@ -2,9 +2,11 @@
 //! and the recipient's **claim mail** to the watcher (BiSMTP).
 //!
 //! * [`notification`]: `text/plain` and `text/html` alternatives saying who sent how
-//!   much and until when, the `https://…/claim#sm1.…` link and the bare `sm1.…` form,
-//!   and how to claim (the `springmail claim` command, the claim page, or a reply with a
-//!   CLAIM block). In email mode `Reply-To` is the watcher's mailbox.
+//!   much and until when, the `sm1.…` claim link, and the exact `springmail claim`
+//!   command that claims it (in email mode with `--email` and `--watcher-email`, and how
+//!   to reply with the CLAIM block it prints). The `https://…/claim#sm1.…` form is shown
+//!   only when the sender names a claim page ([`Notification::claim_host`]). In email
+//!   mode `Reply-To` is the watcher's mailbox.
 //! * [`claim_mail`]: from the recipient to the watcher, `In-Reply-To`/`References` the
 //!   notification, a `text/plain` body holding the rendered CLAIM block, and the same
 //!   bytes again as an `application/bismtp` attachment (base64, so no mail system can
@@ -23,6 +25,16 @@
 //! `payload` is the link's 76-byte payload (so the id is unguessable without the link
 //! and cannot be matched with on-chain data) and `domain` is the recipient's normalized
 //! domain (see [`crate::email::normalize`]).
+//!
+//! # Addresses in headers
+//!
+//! `From`, `To` and `Reply-To` are written here, not by `mail-builder` (which puts
+//! RFC 2047 words inside quotes): an internationalized domain goes out as IDNA ASCII
+//! (`bob@xn--bcher-kva.example`, also in the envelope), a display name that is not
+//! plain ASCII as RFC 2047 encoded-words. A local part that is not ASCII is kept as
+//! UTF-8 (RFC 6531/6532, SMTPUTF8): there is no ASCII form of it, and the SMTP client
+//! asks the server for SMTPUTF8 (and fails clearly when it has none).
+//! `docs/PROTOCOL-TEXT.md` records these rules.
 //!
 //! ```
 //! use springmail_sdk::amount::{Amount, Asset};
@@ -46,7 +58,7 @@
 //!     recipient: "bob@example.com",
 //!     amount: &amount,
 //!     expiry: 1_900_000_000,
-//!     claim_host: "claim.springmail.example",
+//!     claim_host: None,
 //!     watcher_email: None,
 //!     note: None,
 //!     date: None,
@@ -156,8 +168,10 @@ pub struct Notification<'a> {
     pub amount: &'a Amount,
     /// The deposit's expiry, unix seconds.
     pub expiry: u64,
-    /// Host (and optional path prefix) of the claim page, for the https link.
-    pub claim_host: &'a str,
+    /// Host (and optional path prefix) of a claim page serving `https://HOST/claim#sm1.…`.
+    /// `None` while there is none: the mail then offers the `springmail claim` command
+    /// only, never a link to a page that does not exist.
+    pub claim_host: Option<&'a str>,
     /// Email mode: the watcher's mailbox, set as `Reply-To`. `None` in link mode.
     pub watcher_email: Option<&'a str>,
     /// A personal note from the sender, shown as plain text.
@@ -190,10 +204,87 @@ fn one_line(field: &'static str, value: &str) -> Result<(), MailError> {
     Ok(())
 }
 
+/// A checked mailbox in the form it takes in headers and the SMTP envelope: the local
+/// part as given, the domain in IDNA ASCII when it is not ASCII already.
 fn mailbox(role: &'static str, text: &str) -> Result<String, MailError> {
     let trimmed = text.trim();
-    email::normalize(trimmed).map_err(|source| MailError::Address { role, source })?;
-    Ok(trimmed.to_string())
+    let normalized =
+        email::normalize(trimmed).map_err(|source| MailError::Address { role, source })?;
+    let (local, domain) = trimmed
+        .rsplit_once('@')
+        .expect("normalize refuses an address without '@'");
+    if domain.is_ascii() {
+        return Ok(trimmed.to_string());
+    }
+    let ascii_domain = normalized
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .expect("a normalized address has an '@'");
+    Ok(format!("{local}@{ascii_domain}"))
+}
+
+/// The longest header line we write (RFC 5322 2.1.1 asks for at most 78 characters).
+const HEADER_LINE: usize = 78;
+
+/// A display name as an RFC 5322 `phrase`: bare atoms when it is plain ASCII words, a
+/// quoted string for other ASCII, RFC 2047 `B` encoded-words (each at most 75
+/// characters, split between characters) for anything else. Returned as words; the
+/// caller folds between them.
+fn phrase_words(name: &str) -> Vec<String> {
+    const SPECIALS: &str = "()<>[]:;@\\,.\"";
+    let plain = |w: &str| {
+        !w.is_empty()
+            && w.chars()
+                .all(|c| c.is_ascii_graphic() && !SPECIALS.contains(c))
+    };
+    if name.is_ascii() {
+        if name.split(' ').all(plain) {
+            return name.split(' ').map(str::to_string).collect();
+        }
+        let escaped = name.replace('\\', "\\\\").replace('"', "\\\"");
+        return vec![format!("\"{escaped}\"")];
+    }
+    use base64::Engine;
+    // 75 - len("=?utf-8?B?" "?=") = 63 base64 characters: 45 bytes of UTF-8 at most.
+    const CHUNK: usize = 45;
+    let mut words = Vec::new();
+    let mut start = 0;
+    while start < name.len() {
+        let mut end = (start + CHUNK).min(name.len());
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&name.as_bytes()[start..end]);
+        words.push(format!("=?utf-8?B?{b64}?="));
+        start = end;
+    }
+    words
+}
+
+/// One address header, `Name: [phrase] <addr>`, folded at word boundaries, CRLF ended.
+fn address_header(header: &str, name: Option<&str>, addr: &str) -> String {
+    let mut words = name.map(phrase_words).unwrap_or_default();
+    words.push(format!("<{addr}>"));
+    let mut out = format!("{header}:");
+    let mut line = out.len();
+    for word in words {
+        if line + 1 + word.len() > HEADER_LINE && line > header.len() + 1 {
+            out.push_str("\r\n");
+            line = 0;
+        }
+        out.push(' ');
+        out.push_str(&word);
+        line += 1 + word.len();
+    }
+    out.push_str("\r\n");
+    out
+}
+
+/// The message with the address headers in front (mail-builder writes the rest).
+fn with_address_headers(headers: &[String], rest: Vec<u8>) -> Vec<u8> {
+    let mut bytes: Vec<u8> = headers.concat().into_bytes();
+    bytes.extend(rest);
+    bytes
 }
 
 /// The Message-ID of the notification for `link` sent to `recipient` (no brackets).
@@ -263,65 +354,52 @@ pub fn notification(n: &Notification<'_>) -> Result<BuiltMail, MailError> {
             });
         }
     }
-    let who = match n.sender_name {
-        Some(name) if !name.trim().is_empty() => format!("{} <{from}>", name.trim()),
-        _ => from.clone(),
+    if let Some(host) = n.claim_host {
+        one_line("claim host", host)?;
+    }
+    let sender_name = n.sender_name.map(str::trim).filter(|s| !s.is_empty());
+    // People read the address as it was typed (a Unicode domain stays readable).
+    let typed_from = n.from.trim();
+    let who = match sender_name {
+        Some(name) => format!("{name} <{typed_from}>"),
+        None => typed_from.to_string(),
     };
-    let short_who = n
-        .sender_name
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .unwrap_or(&from)
-        .to_string();
-    let subject = notification_subject(&short_who, n.amount);
+    let subject = notification_subject(sender_name.unwrap_or(typed_from), n.amount);
     one_line("subject", &subject)?;
     let message_id = notification_message_id(n.link, &to)?;
-    let url = n.link.to_url(n.claim_host);
-    let bare = n.link.to_bare();
-    let until = human_date(n.expiry);
-    let network = chain_name(n.link.chain_id);
-    let text = notification_text(
-        &who,
-        &to,
-        n,
-        &url,
-        &bare,
-        &until,
-        &network,
-        watcher.as_deref(),
-    );
-    let html = notification_html(
-        &who,
-        &to,
-        n,
-        &url,
-        &bare,
-        &until,
-        &network,
-        watcher.as_deref(),
-    );
+    let page = Page {
+        who: &who,
+        recipient: n.recipient.trim(),
+        watcher: watcher.as_deref(),
+        url: n.claim_host.map(|h| n.link.to_url(h)),
+        command: claim_command(n.link, n.recipient.trim(), watcher.as_deref()),
+        until: human_date(n.expiry),
+        network: chain_name(n.link.chain_id),
+        address_hint: address_hint(n.link.chain_id),
+    };
+    let text = notification_text(n, &page);
+    let html = notification_html(n, &page);
 
-    let mut builder = MessageBuilder::new()
+    let rest = MessageBuilder::new()
         .message_id(message_id.clone())
-        .to(to.clone())
         .subject(subject.clone())
         .date(Date::new(n.date.unwrap_or_else(now)))
         .text_body(text)
-        .html_body(html);
-    builder = match n.sender_name.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(name) => builder.from((name.to_string(), from.clone())),
-        None => builder.from(from.clone()),
-    };
+        .html_body(html)
+        .write_to_vec()?;
+    let mut headers = vec![
+        address_header("From", sender_name, &from),
+        address_header("To", None, &to),
+    ];
     if let Some(w) = &watcher {
-        builder = builder.reply_to(w.clone());
+        headers.push(address_header("Reply-To", None, w));
     }
-    let bytes = builder.write_to_vec()?;
     Ok(BuiltMail {
         message_id,
         subject,
         envelope_from: from,
         envelope_to: vec![to],
-        bytes,
+        bytes: with_address_headers(&headers, rest),
     })
 }
 
@@ -332,20 +410,69 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn notification_text(
-    who: &str,
-    to: &str,
-    n: &Notification<'_>,
-    url: &str,
-    bare: &str,
-    until: &str,
-    network: &str,
-    watcher: Option<&str>,
-) -> String {
+/// What both alternatives of a notification say.
+struct Page<'a> {
+    who: &'a str,
+    recipient: &'a str,
+    watcher: Option<&'a str>,
+    /// The claim page's link, when there is a claim page.
+    url: Option<String>,
+    command: String,
+    until: String,
+    network: String,
+    address_hint: String,
+}
+
+/// Placeholder for the recipient's payout address in the claim command.
+pub const ADDRESS_PLACEHOLDER: &str = "YOUR_ADDRESS";
+/// Placeholder for the node URL in the claim command.
+pub const NODE_URL_PLACEHOLDER: &str = "NODE_URL";
+
+/// The `springmail claim` command line a notification tells its recipient to run: the
+/// bare link, `--to` [`ADDRESS_PLACEHOLDER`], `--rpc` [`NODE_URL_PLACEHOLDER`], and in
+/// email mode `--email RECIPIENT --watcher-email WATCHER` (the claim goes by mail, from
+/// the address the money was sent to).
+pub fn claim_command(link: &ClaimLink, recipient: &str, watcher_email: Option<&str>) -> String {
+    let mut c = format!(
+        "springmail claim {} --to {ADDRESS_PLACEHOLDER} --rpc {NODE_URL_PLACEHOLDER}",
+        link.to_bare()
+    );
+    if let Some(w) = watcher_email {
+        c.push_str(&format!(
+            " --email {} --watcher-email {}",
+            shell_word(recipient.trim()),
+            shell_word(w)
+        ));
+    }
+    c
+}
+
+/// `text` as one shell word: as it is when that is safe, else in single quotes (a local
+/// part may hold `'`, `$`, `&` and the like).
+fn shell_word(text: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "@._+-=/:,".contains(c);
+    if text.chars().all(safe) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+fn address_hint(chain_id: u64) -> String {
+    match qtum::QtumNetwork::from_chain_id(chain_id) {
+        Some(qtum::QtumNetwork::Mainnet) => "a Qtum address of yours (Q…)".to_string(),
+        Some(n) => format!("a Qtum {n} address of yours (q…)"),
+        None => "an address of yours (0x…)".to_string(),
+    }
+}
+
+fn notification_text(n: &Notification<'_>, p: &Page<'_>) -> String {
     let mut t = String::new();
     t.push_str("Hello,\n\n");
-    t.push_str(&format!("{who} sent you {} with Spring Mail.\n", n.amount));
+    t.push_str(&format!(
+        "{} sent you {} with Spring Mail.\n",
+        p.who, n.amount
+    ));
     if let Some(note) = n.note.map(str::trim).filter(|s| !s.is_empty()) {
         t.push_str("\nTheir note:\n");
         for line in note.lines() {
@@ -353,46 +480,61 @@ fn notification_text(
         }
     }
     t.push_str(&format!(
-        "\nThe money waits for you in an escrow contract on {network} until\n{until}. \
-         After that the sender can take it back.\n"
+        "\nThe money waits for you in an escrow contract on {} until\n{}. \
+         After that the sender can take it back.\n",
+        p.network, p.until
     ));
-    t.push_str(&format!(
-        "\nYour claim link:\n\n  {url}\n\nThe same link for the springmail command:\n\n  {bare}\n"
-    ));
+    t.push_str(&format!("\nYour claim link:\n\n  {}\n", n.link.to_bare()));
     t.push_str("\nHow to claim\n\n");
+    t.push_str(
+        "Run the springmail command (Spring Mail's command-line program) on your computer:\n\n",
+    );
+    t.push_str(&format!("  {}\n\n", p.command));
     t.push_str(&format!(
-        "1. With the springmail command, on any computer:\n\n     springmail claim {bare} --to YOUR_QTUM_ADDRESS\n\n"
+        "  {ADDRESS_PLACEHOLDER}  where the money goes: {}\n  \
+         {NODE_URL_PLACEHOLDER}      the JSON-RPC URL of a node of {}, where springmail\n                \
+         reads the deposit (for a qtumd node also give --backend qtum)\n\n",
+        p.address_hint, p.network
     ));
-    match watcher {
+    match p.watcher {
         Some(w) => {
             t.push_str(&format!(
-                "   It signs your claim on your computer and writes the reply to {w} for you.\n\n"
+                "It signs your claim on your computer (the link never leaves it) and prints a\n\
+                 CLAIM block. Reply to this email from {r} with that block in the body: the\n\
+                 reply goes to {w}, the watcher. (With [mail] smtp_url in springmail.toml,\n\
+                 springmail sends that mail itself.) The watcher checks that the reply really\n\
+                 comes from {r} (DKIM), checks the block against the chain, pays the address\n\
+                 in it and answers in this thread with the transaction id.\n",
+                r = p.recipient
             ));
+            if let Some(url) = &p.url {
+                t.push_str(&format!(
+                    "\nOr open {url} in a browser: the page signs the claim where you read it\n\
+                     (the part after '#' never leaves your browser) and gives you the CLAIM block.\n"
+                ));
+            }
             t.push_str(
-                "2. Open the claim link in a browser. The page signs the claim where you read it\n   \
-                 (the part after '#' never leaves your browser) and gives you a CLAIM block.\n\n",
+                "\nAbout BiSMTP: a CLAIM block is plain text between -----BEGIN BISMTP CLAIM-----\n\
+                 and -----END BISMTP CLAIM----- lines. It names the chain, the escrow, the claim\n\
+                 key, the address to pay (To), the most the watcher may keep for the gas\n\
+                 (Max-Fee), a deadline, and a signature made with your link. Your link's secret\n\
+                 is never in it.\n",
             );
-            t.push_str(&format!(
-                "3. Reply to this email (it goes to {w}) from {to}, with the CLAIM block\n   \
-                 in the body. The watcher checks that the reply really comes from {to}\n   \
-                 (DKIM), checks the block against the chain, pays the address in the block\n   \
-                 and answers in this thread with the transaction id.\n"
-            ));
         }
         None => {
-            t.push_str("   It signs your claim on your computer and sends it to the chain.\n\n");
             t.push_str(
-                "2. Open the claim link in a browser. The page signs the claim where you read it\n   \
-                 (the part after '#' never leaves your browser).\n",
+                "It signs the claim with the link and sends it to the chain from your own key,\n\
+                 which pays the gas: make one with `springmail wallet new` and put a little coin\n\
+                 on it (or set SPRINGMAIL_PRIVATE_KEY).\n",
             );
+            if let Some(url) = &p.url {
+                t.push_str(&format!(
+                    "\nOr open {url} in a browser: the page signs the claim where you read it\n\
+                     (the part after '#' never leaves your browser).\n"
+                ));
+            }
         }
     }
-    t.push_str(
-        "\nAbout BiSMTP: a CLAIM block is plain text between -----BEGIN BISMTP CLAIM-----\n\
-         and -----END BISMTP CLAIM----- lines. It names the chain, the escrow, the claim\n\
-         key, the address to pay (To), the most a relayer may keep as a fee (Max-Fee), a\n\
-         deadline, and a signature made with your link. Your link's secret is never in it.\n",
-    );
     t.push_str(
         "\nKeep this email to yourself: the link is the key to the money. Opening the link\n\
          changes nothing; only a signed claim moves funds, and only to the address you choose.\n",
@@ -400,17 +542,7 @@ fn notification_text(
     t
 }
 
-#[allow(clippy::too_many_arguments)]
-fn notification_html(
-    who: &str,
-    to: &str,
-    n: &Notification<'_>,
-    url: &str,
-    bare: &str,
-    until: &str,
-    network: &str,
-    watcher: Option<&str>,
-) -> String {
+fn notification_html(n: &Notification<'_>, p: &Page<'_>) -> String {
     let e = html_escape;
     let mut h = String::new();
     h.push_str(
@@ -418,7 +550,7 @@ fn notification_html(
     );
     h.push_str(&format!(
         "<p>{} sent you <strong>{}</strong> with Spring Mail.</p>\n",
-        e(who),
+        e(p.who),
         e(&n.amount.to_string())
     ));
     if let Some(note) = n.note.map(str::trim).filter(|s| !s.is_empty()) {
@@ -429,34 +561,62 @@ fn notification_html(
     }
     h.push_str(&format!(
         "<p>The money waits for you in an escrow contract on {} until {}. After that the sender can take it back.</p>\n",
-        e(network),
-        e(until)
+        e(&p.network),
+        e(&p.until)
     ));
     h.push_str(&format!(
-        "<p><a href=\"{}\"><strong>Claim {}</strong></a></p>\n",
-        e(url),
-        e(&n.amount.to_string())
+        "<p>Your claim link: <code>{}</code></p>\n",
+        e(&n.link.to_bare())
     ));
-    h.push_str("<h3>How to claim</h3>\n<ol>\n");
+    h.push_str("<h3>How to claim</h3>\n");
     h.push_str(&format!(
-        "<li>With the springmail command:<br><code>springmail claim {} --to YOUR_QTUM_ADDRESS</code></li>\n",
-        e(bare)
+        "<p>Run the springmail command (Spring Mail's command-line program) on your computer:</p>\n\
+         <pre>{}</pre>\n<p><code>{ADDRESS_PLACEHOLDER}</code>: where the money goes, {}.<br>\
+         <code>{NODE_URL_PLACEHOLDER}</code>: the JSON-RPC URL of a node of {}, where springmail reads the \
+         deposit (for a qtumd node also give <code>--backend qtum</code>).</p>\n",
+        e(&p.command),
+        e(&p.address_hint),
+        e(&p.network)
     ));
-    h.push_str("<li>Open the claim link above; the page signs the claim in your browser.</li>\n");
-    if let Some(w) = watcher {
-        h.push_str(&format!(
-            "<li>Reply to this email (it goes to {}) from {}, with the CLAIM block in the body. The watcher checks \
-             the reply's DKIM signature and the block, pays the address in it, and answers in this thread.</li>\n",
-            e(w),
-            e(to)
-        ));
+    match p.watcher {
+        Some(w) => {
+            h.push_str(&format!(
+                "<p>It signs your claim on your computer (the link never leaves it) and prints a CLAIM block. \
+                 Reply to this email from {r} with that block in the body: the reply goes to {w}, the watcher. \
+                 (With <code>[mail] smtp_url</code> in springmail.toml, springmail sends that mail itself.) \
+                 The watcher checks that the reply really comes from {r} (DKIM), checks the block against the \
+                 chain, pays the address in it and answers in this thread with the transaction id.</p>\n",
+                r = e(p.recipient),
+                w = e(w)
+            ));
+            if let Some(url) = &p.url {
+                h.push_str(&format!(
+                    "<p>Or <a href=\"{u}\">open the claim page</a>: it signs the claim in your browser and gives \
+                     you the CLAIM block.</p>\n",
+                    u = e(url)
+                ));
+            }
+            h.push_str(
+                "<p><small>A BiSMTP CLAIM block is plain text between <code>-----BEGIN BISMTP CLAIM-----</code> and \
+                 <code>-----END BISMTP CLAIM-----</code>: chain, escrow, claim key, the address to pay, the most the \
+                 watcher may keep for the gas, a deadline and a signature made with your link. The link's secret is \
+                 never in it.</small></p>\n",
+            );
+        }
+        None => {
+            h.push_str(
+                "<p>It signs the claim with the link and sends it to the chain from your own key, which pays the \
+                 gas: make one with <code>springmail wallet new</code> and put a little coin on it (or set \
+                 <code>SPRINGMAIL_PRIVATE_KEY</code>).</p>\n",
+            );
+            if let Some(url) = &p.url {
+                h.push_str(&format!(
+                    "<p>Or <a href=\"{u}\">open the claim page</a>: it signs the claim in your browser.</p>\n",
+                    u = e(url)
+                ));
+            }
+        }
     }
-    h.push_str("</ol>\n");
-    h.push_str(
-        "<p><small>A BiSMTP CLAIM block is plain text between <code>-----BEGIN BISMTP CLAIM-----</code> and \
-         <code>-----END BISMTP CLAIM-----</code>: chain, escrow, claim key, the address to pay, the most a relayer \
-         may keep, a deadline and a signature made with your link. The link's secret is never in it.</small></p>\n",
-    );
     h.push_str(
         "<p><small>Keep this email to yourself: the link is the key to the money. Opening it changes nothing; \
          only a signed claim moves funds, and only to the address you choose.</small></p>\n</body></html>\n",
@@ -482,9 +642,9 @@ pub fn claim_mail(c: &ClaimMail<'_>) -> Result<BuiltMail, MailError> {
          This CLAIM block was signed with the claim link's key on the recipient's computer;\n\
          the link itself is not in this mail.\n"
     );
-    let from_domain = from
-        .rsplit_once('@')
-        .map(|(_, d)| d.to_ascii_lowercase())
+    let from_domain = email::normalize(&from)
+        .ok()
+        .and_then(|n| n.rsplit_once('@').map(|(_, d)| d.to_string()))
         .unwrap_or_default();
     // Unique per mail: sending the same claim twice makes two messages (the watcher
     // pays at most once either way).
@@ -494,8 +654,6 @@ pub fn claim_mail(c: &ClaimMail<'_>) -> Result<BuiltMail, MailError> {
     );
     let mut builder = MessageBuilder::new()
         .message_id(message_id.clone())
-        .from(from.clone())
-        .to(to.clone())
         .subject(subject.clone())
         .date(Date::new(c.date.unwrap_or_else(now)))
         .text_body(body)
@@ -509,7 +667,11 @@ pub fn claim_mail(c: &ClaimMail<'_>) -> Result<BuiltMail, MailError> {
         one_line("In-Reply-To", &parent)?;
         builder = builder.in_reply_to(parent.clone()).references(parent);
     }
-    let bytes = builder.write_to_vec()?;
+    let headers = [
+        address_header("From", None, &from),
+        address_header("To", None, &to),
+    ];
+    let bytes = with_address_headers(&headers, builder.write_to_vec()?);
     Ok(BuiltMail {
         message_id,
         subject,
@@ -577,7 +739,7 @@ mod tests {
             recipient: "Bob@Example.com",
             amount: &amount,
             expiry: 1_900_000_000,
-            claim_host: "claim.springmail.example",
+            claim_host: Some("claim.example.org"),
             watcher_email: watcher,
             note: Some("for the <pizza> & drinks"),
             date: Some(1_800_000_000),
@@ -617,7 +779,7 @@ mod tests {
         let unwrapped = raw.replace("=\r\n", "");
         let bare = link().to_bare();
         assert!(unwrapped.contains(&bare));
-        assert!(unwrapped.contains("https://claim.springmail.example/claim#sm1."));
+        assert!(unwrapped.contains("https://claim.example.org/claim#sm1."));
         assert!(unwrapped.contains("springmail claim"));
         assert!(unwrapped.contains("BEGIN BISMTP CLAIM"));
         assert!(
@@ -650,7 +812,7 @@ mod tests {
             recipient: "bob@example.com",
             amount: &amount,
             expiry: 1,
-            claim_host: "h",
+            claim_host: None,
             watcher_email: None,
             note: None,
             date: None,
@@ -730,6 +892,247 @@ mod tests {
             check_block_matches_link(&other, &link()),
             Err(MailError::Mismatch { what: "chain", .. })
         ));
+    }
+
+    fn parsed(mail: &BuiltMail) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default()
+            .parse(&mail.bytes)
+            .expect("the mail parses")
+    }
+
+    fn text_body(mail: &BuiltMail) -> String {
+        parsed(mail).body_text(0).unwrap().into_owned()
+    }
+
+    fn head(mail: &BuiltMail) -> &[u8] {
+        let end = mail
+            .bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a header block");
+        &mail.bytes[..end]
+    }
+
+    fn notify_to(
+        recipient: &str,
+        sender_name: Option<&str>,
+        watcher: Option<&str>,
+        claim_host: Option<&str>,
+    ) -> BuiltMail {
+        let link = link();
+        let amount = amount();
+        notification(&Notification {
+            link: &link,
+            from: "alice@example.org",
+            sender_name,
+            recipient,
+            amount: &amount,
+            expiry: 1_900_000_000,
+            claim_host,
+            watcher_email: watcher,
+            note: None,
+            date: Some(1_800_000_000),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn email_mode_notification_gives_the_full_claim_command() {
+        let mail = notify_to("Bob@Example.com", None, Some("claims@broker.test"), None);
+        let text = text_body(&mail);
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("springmail claim "))
+            .unwrap_or_else(|| panic!("no command in:\n{text}"));
+        assert_eq!(
+            line,
+            format!(
+                "springmail claim {} --to YOUR_ADDRESS --rpc NODE_URL --email Bob@Example.com --watcher-email claims@broker.test",
+                link().to_bare()
+            )
+        );
+        assert!(
+            text.contains("Reply to this email from Bob@Example.com"),
+            "{text}"
+        );
+        assert!(
+            text.contains("NODE_URL      the JSON-RPC URL of a node of Qtum regtest (chain 8890)"),
+            "{text}"
+        );
+        assert!(text.contains("BEGIN BISMTP CLAIM"), "{text}");
+        let html = parsed(&mail).body_html(0).unwrap().into_owned();
+        assert!(
+            html.contains("--email Bob@Example.com --watcher-email claims@broker.test"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn claim_command_quotes_addresses_for_the_shell() {
+        let c = claim_command(
+            &link(),
+            "o'brien&co@example.com",
+            Some("claims@broker.test"),
+        );
+        assert!(
+            c.ends_with(r"--email 'o'\''brien&co@example.com' --watcher-email claims@broker.test"),
+            "{c}"
+        );
+    }
+
+    #[test]
+    fn link_mode_notification_never_mentions_claim_blocks() {
+        let mail = notify_to("bob@example.com", None, None, Some("claim.example.org"));
+        let message = parsed(&mail);
+        for body in [
+            message.body_text(0).unwrap().into_owned(),
+            message.body_html(0).unwrap().into_owned(),
+        ] {
+            for word in [
+                "CLAIM block",
+                "BISMTP",
+                "BiSMTP",
+                "Reply to this email",
+                "--email",
+            ] {
+                assert!(
+                    !body.contains(word),
+                    "{word:?} in a link-mode mail:\n{body}"
+                );
+            }
+            assert!(body.contains(&format!(
+                "springmail claim {} --to YOUR_ADDRESS --rpc NODE_URL",
+                link().to_bare()
+            )));
+        }
+    }
+
+    #[test]
+    fn without_a_claim_page_no_web_link_is_offered() {
+        for watcher in [None, Some("claims@broker.test")] {
+            let mail = notify_to("bob@example.com", Some("Alice"), watcher, None);
+            let message = parsed(&mail);
+            for body in [
+                message.body_text(0).unwrap().into_owned(),
+                message.body_html(0).unwrap().into_owned(),
+            ] {
+                assert!(!body.contains("https://"), "{body}");
+                assert!(!body.contains("browser"), "{body}");
+                assert!(body.contains(&link().to_bare()));
+            }
+        }
+    }
+
+    #[test]
+    fn international_recipient_and_sender_name_are_ascii_in_headers() {
+        let mail = notify_to(
+            "Bob@Bücher.Example",
+            Some("Ålice Ünïcode, the \"first\" one with a name long enough to need two words"),
+            Some("claims@bröker.test"),
+            None,
+        );
+        let head = head(&mail);
+        assert!(head.is_ascii(), "{}", String::from_utf8_lossy(head));
+        for line in head.split(|&b| b == b'\n') {
+            assert!(
+                line.len() <= HEADER_LINE + 1,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let message = parsed(&mail);
+        let to = message.to().unwrap().first().unwrap();
+        assert_eq!(to.address(), Some("Bob@xn--bcher-kva.example"));
+        let from = message.from().unwrap().first().unwrap();
+        assert_eq!(
+            from.name(),
+            Some("Ålice Ünïcode, the \"first\" one with a name long enough to need two words")
+        );
+        assert_eq!(from.address(), Some("alice@example.org"));
+        assert_eq!(
+            message.reply_to().unwrap().first().unwrap().address(),
+            Some("claims@xn--brker-kua.test")
+        );
+        assert_eq!(
+            message.subject(),
+            Some("Ålice Ünïcode, the \"first\" one with a name long enough to need two words sent you 1.5 QTUM")
+        );
+        assert_eq!(
+            mail.envelope_to,
+            vec!["Bob@xn--bcher-kva.example".to_string()]
+        );
+        // People still read the address as typed.
+        assert!(text_body(&mail).contains("Reply to this email from Bob@Bücher.Example"));
+        // The same deposit: the commitment does not depend on the form.
+        assert_eq!(
+            email::normalize(to.address().unwrap()).unwrap(),
+            email::normalize("Bob@Bücher.Example").unwrap()
+        );
+    }
+
+    #[test]
+    fn ascii_display_names_are_atoms_or_quoted() {
+        assert_eq!(
+            address_header("From", Some("Alice Smith"), "a@example.org"),
+            "From: Alice Smith <a@example.org>\r\n"
+        );
+        assert_eq!(
+            address_header("From", Some("Smith, \"Al\""), "a@example.org"),
+            "From: \"Smith, \\\"Al\\\"\" <a@example.org>\r\n"
+        );
+        let mail = notify_to("bob@example.com", Some("Smith, \"Al\" \\ Co."), None, None);
+        assert_eq!(
+            parsed(&mail).from().unwrap().first().unwrap().name(),
+            Some("Smith, \"Al\" \\ Co.")
+        );
+    }
+
+    #[test]
+    fn non_ascii_local_part_is_kept_as_utf8_for_smtputf8() {
+        let mail = notify_to("Jörg@Bücher.Example", None, None, None);
+        let message = parsed(&mail);
+        let to = message.to().unwrap().first().unwrap().address().unwrap();
+        assert_eq!(to, "Jörg@xn--bcher-kva.example");
+        assert_eq!(mail.envelope_to, vec![to.to_string()]);
+        assert_eq!(
+            email::normalize(to).unwrap(),
+            email::normalize("jörg@bücher.example").unwrap()
+        );
+        // Only the local part is not ASCII: every other header byte is.
+        let head = String::from_utf8(head(&mail).to_vec()).unwrap();
+        let non_ascii: String = head.chars().filter(|c| !c.is_ascii()).collect();
+        assert_eq!(non_ascii, "ö");
+    }
+
+    #[test]
+    fn claim_mail_from_an_international_domain_is_ascii() {
+        let block = block();
+        let mail = claim_mail(&ClaimMail {
+            from: "bob@Bücher.example",
+            watcher_email: "claims@broker.test",
+            block: &block,
+            in_reply_to: None,
+            subject: None,
+            date: Some(1_800_000_000),
+        })
+        .unwrap();
+        assert!(
+            head(&mail).is_ascii(),
+            "{}",
+            String::from_utf8_lossy(head(&mail))
+        );
+        assert!(
+            mail.message_id.ends_with("@xn--bcher-kva.example"),
+            "{}",
+            mail.message_id
+        );
+        let message = parsed(&mail);
+        assert_eq!(
+            message.from().unwrap().first().unwrap().address(),
+            Some("bob@xn--bcher-kva.example")
+        );
+        assert_eq!(mail.envelope_from, "bob@xn--bcher-kva.example");
     }
 
     #[test]

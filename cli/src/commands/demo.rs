@@ -34,7 +34,6 @@ use crate::args::DemoArgs;
 use crate::notify;
 
 const CHAIN_ID: u64 = 8890;
-const CLAIM_HOST: &str = "claim.springmail.example";
 const WATCHER_EMAIL: &str = "watcher@broker.test";
 const ALICE_EMAIL: &str = "alice@example.org";
 const BOB_EMAIL: &str = "bob@example.com";
@@ -535,7 +534,7 @@ async fn send(
         recipient: email,
         amount: &amount,
         expiry: ticket.deposit.expiry,
-        claim_host: CLAIM_HOST,
+        claim_host: None,
         watcher_email: watcher.map(|_| WATCHER_EMAIL),
         note: Some("Lunch is on me. Claim it whenever you like."),
         date: None,
@@ -544,13 +543,7 @@ async fn send(
     notify::write_eml(&file, &built)?;
     d.line("transaction", ticket.tx_hash.to_string());
     d.line("claim key", ticket.link.claim_key().to_checksum(None));
-    d.line(
-        "claim link",
-        format!(
-            "https://{CLAIM_HOST}/claim#{}",
-            abbrev(&ticket.link.to_bare())
-        ),
-    );
+    d.line("claim link", abbrev(&ticket.link.to_bare()));
     d.line(
         "notification",
         format!(

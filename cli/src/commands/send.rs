@@ -141,7 +141,7 @@ pub fn notification_for(
         recipient,
         amount,
         expiry,
-        claim_host: &settings.claim_host,
+        claim_host: settings.claim_host.as_deref(),
         watcher_email,
         note: plan.note.as_deref(),
         date: None,
@@ -314,7 +314,10 @@ pub fn ticket_summary(
     s.row(
         "link",
         "claim link",
-        ticket.link.to_url(&settings.claim_host),
+        match &settings.claim_host {
+            Some(host) => ticket.link.to_url(host),
+            None => ticket.link.to_bare(),
+        },
     );
     s.data("bare_link", ticket.link.to_bare());
     s.data("units", amount.units().to_string());

@@ -106,9 +106,19 @@ fn print(
         );
     }
     s.data("network", network.name());
+    let cli = match network {
+        QtumNetwork::Mainnet => "qtum-cli",
+        QtumNetwork::Testnet => "qtum-cli -testnet",
+        QtumNetwork::Regtest => "qtum-cli -regtest",
+    };
+    // qtumd v27 wallets are descriptor wallets: importprivkey fails there ("Only legacy
+    // wallets are supported"); importdescriptors takes the WIF inside pkh(…).
     s.note(format!(
-        "\nOn a Qtum node ({network}), receive and send with the Qtum address; import the key with\n\
-         `qtum-cli importprivkey WIF` (see `springmail wallet show --show-wif`).\n\
+        "\nOn a Qtum node ({network}), receive and send with the Qtum address. To let the node's wallet\n\
+         sign for it, import the key (WIF: `springmail wallet show --show-wif`; a node without a wallet\n\
+         needs `{cli} createwallet NAME` first):\n\
+         \x20 {cli} getdescriptorinfo \"pkh(WIF)\"      # prints its \"checksum\"\n\
+         \x20 {cli} importdescriptors '[{{\"desc\":\"pkh(WIF)#CHECKSUM\",\"timestamp\":\"now\"}}]'\n\
          On anvil or another EVM chain, your account is the EVM account (shown in base58 on Qtum chain ids).\n\
          The keystore is encrypted with your password; keep a backup of the file and the password."
     ));
