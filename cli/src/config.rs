@@ -690,18 +690,18 @@ impl Settings {
             .boolean("send.cancellable", i)
             .map(|s| s.value)
             .unwrap_or(false);
-        let max_fee = raw.text("claim.max_fee", i).and_then(|s| {
-            match check_max_fee(&s.value, chain_id) {
-                Ok(()) => Some(s.value.trim().to_string()),
-                Err(e) => {
-                    i.push(ConfigIssue {
-                        path: s.origin,
-                        message: e.to_string(),
-                    });
-                    None
-                }
-            }
-        });
+        let max_fee =
+            raw.text("claim.max_fee", i)
+                .and_then(|s| match check_max_fee(&s.value, chain_id) {
+                    Ok(()) => Some(s.value.trim().to_string()),
+                    Err(e) => {
+                        i.push(ConfigIssue {
+                            path: s.origin,
+                            message: e.to_string(),
+                        });
+                        None
+                    }
+                });
         if let (Some(id), Backend::Qtum) = (chain_id, backend) {
             if QtumNetwork::from_chain_id(id).is_none() {
                 i.push(ConfigIssue {
@@ -828,14 +828,18 @@ mod tests {
 
     #[test]
     fn a_bad_max_fee_is_reported_at_load_by_its_key() {
-        let err = resolve("[chain]\nchain_id = 8890\n[claim]\nmax_fee = \"lots\"\n[send]\nexpires = \"soon\"").unwrap_err();
+        let err = resolve(
+            "[chain]\nchain_id = 8890\n[claim]\nmax_fee = \"lots\"\n[send]\nexpires = \"soon\"",
+        )
+        .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("[claim] max_fee"), "{text}");
         assert!(text.contains("[send] expires"), "{text}");
         assert!(!text.contains("--max-fee"), "{text}");
         assert_eq!(err.issues.len(), 2, "{text}");
         // Too many decimals for the chain's coin.
-        let err = resolve("[chain]\nchain_id = 8890\n[claim]\nmax_fee = \"0.000000001 QTUM\"").unwrap_err();
+        let err = resolve("[chain]\nchain_id = 8890\n[claim]\nmax_fee = \"0.000000001 QTUM\"")
+            .unwrap_err();
         assert!(err.to_string().contains("[claim] max_fee"), "{err}");
         // A token's fee cannot be checked against the coin: only its shape.
         assert!(resolve("[chain]\nchain_id = 8890\n[claim]\nmax_fee = \"0.5 USDT\"").is_ok());

@@ -39,10 +39,7 @@ pub fn load_settings(global: &args::GlobalArgs) -> anyhow::Result<Settings> {
 /// plus the one JSON object on stdout when `--json` was among the arguments.
 pub fn usage_error(e: clap::Error) -> std::process::ExitCode {
     use clap::error::ErrorKind;
-    let informational = matches!(
-        e.kind(),
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-    );
+    let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
     let wants_json = std::env::args_os().skip(1).any(|a| a == "--json");
     if informational || !wants_json {
         e.exit();

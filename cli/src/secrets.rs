@@ -35,14 +35,14 @@ pub fn parse_private_key(text: &str) -> anyhow::Result<ClaimSecret> {
     // All hex digits (or a 0x prefix) is a hex key of the wrong length, not a WIF:
     // say so rather than report base58 trouble. Only the count is shown, never the key.
     let prefixed = hex_digits.len() != t.len();
-    if !hex_digits.is_empty()
-        && (prefixed || hex_digits.bytes().all(|b| b.is_ascii_hexdigit()))
-    {
+    if !hex_digits.is_empty() && (prefixed || hex_digits.bytes().all(|b| b.is_ascii_hexdigit())) {
         let n = hex_digits.chars().count();
         let what = if hex_digits.bytes().all(|b| b.is_ascii_hexdigit()) {
             format!("the private key looks like a hex key of {n} digits, but 64 are needed")
         } else {
-            format!("the private key starts with 0x but is not 64 hex digits ({n} characters follow)")
+            format!(
+                "the private key starts with 0x but is not 64 hex digits ({n} characters follow)"
+            )
         };
         return Err(input_error(
             what,

@@ -445,7 +445,9 @@ fn a_wrong_rpc_path_says_the_url_answered_404() {
     let out = sb.run(&["--rpc", &url, "status", SOME_LINK]);
     let line = out.fails(2);
     assert!(
-        line.contains(&format!("the RPC endpoint {url} answered HTTP 404: is the URL right?")),
+        line.contains(&format!(
+            "the RPC endpoint {url} answered HTTP 404: is the URL right?"
+        )),
         "{line}"
     );
     assert!(!line.contains("(code 404)"), "{line}");
@@ -494,17 +496,29 @@ fn json_failures_print_one_json_object_on_stdout() {
     let check = |args: &[&str], code: i32, kind: &str| {
         let out = sb.run(args);
         assert_eq!(out.code, code, "{args:?}\n{}", out.stderr);
-        let v: serde_json::Value = serde_json::from_str(out.stdout.trim())
-            .unwrap_or_else(|e| panic!("{args:?}: stdout is not one JSON object ({e}):\n{}", out.stdout));
+        let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: stdout is not one JSON object ({e}):\n{}",
+                out.stdout
+            )
+        });
         assert_eq!(v["ok"], false, "{v}");
         assert_eq!(v["error"]["kind"], kind, "{v}");
         assert_eq!(v["error"]["exit_code"], code, "{v}");
         assert!(!v["error"]["message"].as_str().unwrap().is_empty(), "{v}");
         assert_eq!(out.stdout.trim().lines().count(), 1, "{}", out.stdout);
     };
-    check(&["--json", "--rpc", "http://127.0.0.1:9", "status", SOME_LINK], 3, "unavailable");
+    check(
+        &["--json", "--rpc", "http://127.0.0.1:9", "status", SOME_LINK],
+        3,
+        "unavailable",
+    );
     check(&["--json", "status", "sm1.nope"], 2, "input");
-    check(&["--json", "--chain-id", "abc", "status", SOME_LINK], 2, "input");
+    check(
+        &["--json", "--chain-id", "abc", "status", SOME_LINK],
+        2,
+        "input",
+    );
     sb.write("springmail.toml", "[claim]\nmax_fee = \"lots\"\n");
     check(&["--json", "status", SOME_LINK], 2, "input");
 }
@@ -514,8 +528,16 @@ fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
     let sb = Sandbox::new();
     let out = sb.run(&["-vv", "--rpc", "http://127.0.0.1:9", "status", SOME_LINK]);
     assert_eq!(out.code, 3, "{}", out.stderr);
-    assert!(out.stderr.lines().count() > 2, "no logs were written:\n{}", out.stderr);
-    assert!(!out.stderr.contains('\u{1b}'), "ANSI codes in a log file:\n{}", out.stderr);
+    assert!(
+        out.stderr.lines().count() > 2,
+        "no logs were written:\n{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains('\u{1b}'),
+        "ANSI codes in a log file:\n{}",
+        out.stderr
+    );
 }
 
 #[test]

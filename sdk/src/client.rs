@@ -970,7 +970,10 @@ mod tests {
         .abi_encode();
         assert_eq!(hex::encode(&data[..4]), "bf182be8");
         let text = describe_revert(&data);
-        assert!(text.contains("150000000") && text.contains("failed"), "{text}");
+        assert!(
+            text.contains("150000000") && text.contains("failed"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -1009,9 +1012,15 @@ mod tests {
         let err = rt
             .block_on(client.status(Address::repeat_byte(0x01)))
             .unwrap_err();
-        assert!(matches!(err, ClientError::NoContract { escrow, chain_id: 8890 } if escrow == nowhere), "{err:?}");
+        assert!(
+            matches!(err, ClientError::NoContract { escrow, chain_id: 8890 } if escrow == nowhere),
+            "{err:?}"
+        );
         let text = err.to_string();
-        assert!(text.contains("no escrow contract at 0x4242") && text.contains("no code"), "{text}");
+        assert!(
+            text.contains("no escrow contract at 0x4242") && text.contains("no code"),
+            "{text}"
+        );
         assert!(!text.contains("buffer overrun"), "{text}");
     }
 }

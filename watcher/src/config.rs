@@ -449,14 +449,15 @@ pub struct Settings {
 /// list of strings to join) or a zone file. Errors name the file and the line.
 fn pin_file(path: &Path, pinned: &mut PinnedRecords) -> Result<(), String> {
     let shown = path.display();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let records: Vec<(usize, String, String)> =
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
-            parse_json_records(&text).map_err(|(line, e)| format!("{shown} line {line}: {e}"))?
-        } else {
-            parse_zone_txt(&text).map_err(|(line, e)| format!("{shown} line {line}: {e}"))?
-        };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let records: Vec<(usize, String, String)> = if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        parse_json_records(&text).map_err(|(line, e)| format!("{shown} line {line}: {e}"))?
+    } else {
+        parse_zone_txt(&text).map_err(|(line, e)| format!("{shown} line {line}: {e}"))?
+    };
     if records.is_empty() {
         return Err(format!("{shown} has no TXT records"));
     }
@@ -565,16 +566,19 @@ fn parse_zone_txt(text: &str) -> Result<Vec<(usize, String, String)>, (usize, St
                             }
                         }
                         if !closed {
-                            return Err((line_no, "a quoted string is not closed on its line".into()));
+                            return Err((
+                                line_no,
+                                "a quoted string is not closed on its line".into(),
+                            ));
                         }
                         toks.push(Tok::Quoted(s));
                     }
                     c if c.is_whitespace() => {}
                     c => {
                         let mut w = String::from(c);
-                        while let Some(n) = chars.next_if(|n| {
-                            !n.is_whitespace() && !matches!(n, ';' | '(' | ')' | '"')
-                        }) {
+                        while let Some(n) = chars
+                            .next_if(|n| !n.is_whitespace() && !matches!(n, ';' | '(' | ')' | '"'))
+                        {
                             w.push(n);
                         }
                         toks.push(Tok::Word(w));
@@ -644,7 +648,9 @@ fn parse_zone_txt(text: &str) -> Result<Vec<(usize, String, String)>, (usize, St
         for t in rest.by_ref() {
             let w = word(t).ok_or_else(|| err("a quoted string before the record type".into()))?;
             if w.bytes().all(|b| b.is_ascii_digit())
-                || ["IN", "CH", "HS", "CS"].iter().any(|c| w.eq_ignore_ascii_case(c))
+                || ["IN", "CH", "HS", "CS"]
+                    .iter()
+                    .any(|c| w.eq_ignore_ascii_case(c))
             {
                 continue;
             }
@@ -1210,16 +1216,13 @@ impl Settings {
         let key = Arc::new(self.load_key()?);
         let chain = self.connect_chain(&key).await?;
         let client = SpringMail::new(chain, self.escrow).with_start_block(self.start_block);
-        client
-            .stored_hash(Address::ZERO)
-            .await
-            .map_err(|e| {
-                ResolveError::chain(
-                    "chain.escrow",
-                    format!("cannot read the escrow contract: {e}"),
-                    e.is_transient(),
-                )
-            })?;
+        client.stored_hash(Address::ZERO).await.map_err(|e| {
+            ResolveError::chain(
+                "chain.escrow",
+                format!("cannot read the escrow contract: {e}"),
+                e.is_transient(),
+            )
+        })?;
         let dkim = match &self.dkim {
             None => None,
             Some((domain, selector, file)) => {
@@ -1463,7 +1466,10 @@ native = "0.001"
         let zone = format!("; keys\nsm._domainkey.example.com. IN TXT \"v=DKIM1; k=ed25519; {KEY_P}\"\nbroken.example.com. IN TXT \"v=DKIM1; p=unclosed\n");
         let err = with_pinned_file(dir.path(), "keys.zone", &zone).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("dns.pinned_file") && text.contains("keys.zone line 3"), "{text}");
+        assert!(
+            text.contains("dns.pinned_file") && text.contains("keys.zone line 3"),
+            "{text}"
+        );
         let json = "{\n  \"a.example.com\": \"v=DKIM1; k=ed25519; p=x\",\n  oops\n}\n";
         let err = with_pinned_file(dir.path(), "keys.json", json).unwrap_err();
         let text = err.to_string();

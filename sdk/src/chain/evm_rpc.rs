@@ -640,11 +640,18 @@ mod tests {
         let e = map_err(
             "http://n",
             "eth_estimateGas",
-            rpc_error(3, "execution reverted: custom error 0xed8f49f1", Some(&hex_data)),
+            rpc_error(
+                3,
+                "execution reverted: custom error 0xed8f49f1",
+                Some(&hex_data),
+            ),
         );
         let text = e.to_string();
         assert!(!text.contains("ed8f49f1"), "{text}");
-        assert!(text.contains("may not refund") && text.contains("2027-01-15"), "{text}");
+        assert!(
+            text.contains("may not refund") && text.contains("2027-01-15"),
+            "{text}"
+        );
         // The watcher tells a refusal from a transient failure by "revert".
         assert!(text.contains("revert"), "{text}");
     }
