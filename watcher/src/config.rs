@@ -445,12 +445,15 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
 }
 
+/// A pinned record read from a file: its line, name and TXT text.
+type PinnedLine = (usize, String, String);
+
 /// Pins the TXT records of a file: JSON (`.json`: `{"name": "TXT"}`, a value may be a
 /// list of strings to join) or a zone file. Errors name the file and the line.
 fn pin_file(path: &Path, pinned: &mut PinnedRecords) -> Result<(), String> {
     let shown = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let records: Vec<(usize, String, String)> = if path
+    let records: Vec<PinnedLine> = if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
     {
@@ -470,7 +473,7 @@ fn pin_file(path: &Path, pinned: &mut PinnedRecords) -> Result<(), String> {
 }
 
 /// `{"name": "TXT" | ["part", "part"]}` with the line of each name.
-fn parse_json_records(text: &str) -> Result<Vec<(usize, String, String)>, (usize, String)> {
+fn parse_json_records(text: &str) -> Result<Vec<PinnedLine>, (usize, String)> {
     let map: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(text).map_err(|e| (e.line(), e.to_string()))?;
     let line_of = |name: &str| {
@@ -505,7 +508,7 @@ fn parse_json_records(text: &str) -> Result<Vec<(usize, String, String)>, (usize
 /// The TXT records of a DNS zone file (RFC 1035 §5): `$ORIGIN`, `$TTL`, `;` comments,
 /// `( … )` across lines, `@` and names relative to the origin, a blank owner for the
 /// previous one, and quoted strings (joined). Records of other types are skipped.
-fn parse_zone_txt(text: &str) -> Result<Vec<(usize, String, String)>, (usize, String)> {
+fn parse_zone_txt(text: &str) -> Result<Vec<PinnedLine>, (usize, String)> {
     #[derive(Debug)]
     enum Tok {
         Word(String),
