@@ -46,6 +46,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use springmail_sdk::amount::{check_amount_text, Amount, AmountError, Asset};
 use springmail_sdk::qtum::{self, QtumNetwork};
 use springmail_sdk::Address;
 
@@ -106,7 +107,7 @@ pub struct ConfigError {
 fn describe(issues: &[ConfigIssue], file: Option<&Path>) -> String {
     let list = issues
         .iter()
-        .map(|i| format!("{}: {}", i.path, i.message))
+        .map(|i| format!("{}: {}", shown_path(&i.path), i.message))
         .collect::<Vec<_>>()
         .join("; ");
     match file {
@@ -116,6 +117,14 @@ fn describe(issues: &[ConfigIssue], file: Option<&Path>) -> String {
             issues.len()
         ),
         None => format!("bad configuration ({} problem(s)): {list}", issues.len()),
+    }
+}
+
+/// A key as written in the file (`[claim] max_fee`); flags and variables as they are.
+fn shown_path(path: &str) -> String {
+    match path.split_once('.') {
+        Some((section, key)) if !path.starts_with('-') => format!("[{section}] {key}"),
+        _ => path.to_string(),
     }
 }
 
@@ -189,8 +198,13 @@ impl RawConfig {
         let Some(path) = path else {
             return Ok(RawConfig::default());
         };
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| anyhow::anyhow!("cannot read the config file {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            crate::report::hinted(
+                anyhow::anyhow!("cannot read the config file {}: {e}", path.display()),
+                "check the file's name and permissions (see docs/CLI.md for the config file)",
+                crate::report::ExitKind::Input,
+            )
+        })?;
         Self::from_toml(&text, Some(path))
     }
 
@@ -522,6 +536,19 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     Ok(secs)
 }
 
+/// Checks `[claim] max_fee` as far as it can before the deposit's asset is known: a
+/// decimal with an optional symbol; in the chain's coin, no more decimals than it has.
+fn check_max_fee(text: &str, chain_id: Option<u64>) -> Result<(), AmountError> {
+    let symbol = check_amount_text(text)?;
+    if let Some(id) = chain_id {
+        let coin = Asset::for_chain(id);
+        if symbol.as_deref().is_none_or(|s| coin.matches_symbol(s)) {
+            Amount::parse(text, &coin)?;
+        }
+    }
+    Ok(())
+}
+
 impl Settings {
     /// Checks every value, reporting all problems at once.
     pub fn resolve(raw: &RawConfig) -> Result<Settings, ConfigError> {
@@ -662,7 +689,18 @@ impl Settings {
             .boolean("send.cancellable", i)
             .map(|s| s.value)
             .unwrap_or(false);
-        let max_fee = raw.text("claim.max_fee", i).map(|s| s.value);
+        let max_fee =
+            raw.text("claim.max_fee", i)
+                .and_then(|s| match check_max_fee(&s.value, chain_id) {
+                    Ok(()) => Some(s.value.trim().to_string()),
+                    Err(e) => {
+                        i.push(ConfigIssue {
+                            path: s.origin,
+                            message: e.to_string(),
+                        });
+                        None
+                    }
+                });
         if let (Some(id), Backend::Qtum) = (chain_id, backend) {
             if QtumNetwork::from_chain_id(id).is_none() {
                 i.push(ConfigIssue {
@@ -785,6 +823,26 @@ mod tests {
             assert!(paths.contains(&want), "{want} missing from {paths:?}");
         }
         assert!(!err.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn a_bad_max_fee_is_reported_at_load_by_its_key() {
+        let err = resolve(
+            "[chain]\nchain_id = 8890\n[claim]\nmax_fee = \"lots\"\n[send]\nexpires = \"soon\"",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("[claim] max_fee"), "{text}");
+        assert!(text.contains("[send] expires"), "{text}");
+        assert!(!text.contains("--max-fee"), "{text}");
+        assert_eq!(err.issues.len(), 2, "{text}");
+        // Too many decimals for the chain's coin.
+        let err = resolve("[chain]\nchain_id = 8890\n[claim]\nmax_fee = \"0.000000001 QTUM\"")
+            .unwrap_err();
+        assert!(err.to_string().contains("[claim] max_fee"), "{err}");
+        // A token's fee cannot be checked against the coin: only its shape.
+        assert!(resolve("[chain]\nchain_id = 8890\n[claim]\nmax_fee = \"0.5 USDT\"").is_ok());
+        assert!(resolve("[claim]\nmax_fee = \"0.01 QTUM\"").is_ok());
     }
 
     #[test]

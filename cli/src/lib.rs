@@ -35,6 +35,40 @@ pub fn load_settings(global: &args::GlobalArgs) -> anyhow::Result<Settings> {
     Ok(Settings::resolve(&raw)?)
 }
 
+/// A command line clap refused (or `--help`/`--version`): clap's own text and exit code,
+/// plus the one JSON object on stdout when `--json` was among the arguments.
+pub fn usage_error(e: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    let wants_json = std::env::args_os().skip(1).any(|a| a == "--json");
+    if informational || !wants_json {
+        e.exit();
+    }
+    let _ = e.print();
+    let message = e
+        .render()
+        .to_string()
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("bad command line")
+        .trim_start_matches("error: ")
+        .to_string();
+    let report = report::Report {
+        line: message,
+        hint: Some("see springmail --help".into()),
+        code: report::ExitKind::Input.code(),
+        kind: report::ExitKind::Input,
+    };
+    println!("{}", report.to_json());
+    std::process::ExitCode::from(report.code)
+}
+
+/// Whether log lines get ANSI colours: only on a terminal, and never when `NO_COLOR` is
+/// set to anything non-empty (<https://no-color.org>).
+pub fn log_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Log targets capped at `warn` because they log mail protocol traffic verbatim.
 pub const PROTOCOL_LOG_CAPS: [&str; 3] = ["async_imap=warn", "imap_proto=warn", "lettre=warn"];
 
@@ -55,8 +89,14 @@ pub fn init_logging(verbose: u8) {
     for quiet in PROTOCOL_LOG_CAPS {
         filter = filter.add_directive(quiet.parse().expect("a valid directive"));
     }
+    use std::io::IsTerminal;
+    let colour = log_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
@@ -92,5 +132,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Refund(a) => commands::refund::run(&ctx, &a).await,
         Command::Status(a) => commands::status::run(&ctx, &a).await,
         Command::Demo(_) | Command::Watch(_) => unreachable!("handled above"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(log_colour(true, None));
+        assert!(!log_colour(false, None));
+        assert!(!log_colour(true, Some(OsStr::new("1"))));
+        // NO_COLOR set but empty does not count (no-color.org).
+        assert!(log_colour(true, Some(OsStr::new(""))));
     }
 }

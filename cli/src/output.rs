@@ -46,6 +46,8 @@ impl Summary {
         if json {
             let mut obj = self.json.clone();
             obj.insert("result".into(), Value::String(self.title.clone()));
+            // Failures print {"ok":false,"error":{…}} (report::Report::to_json).
+            obj.insert("ok".into(), Value::Bool(true));
             println!("{}", Value::Object(obj));
             return;
         }

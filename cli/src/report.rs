@@ -30,6 +30,15 @@ pub enum ExitKind {
 }
 
 impl ExitKind {
+    /// The name in `--json` output: `failed`, `input` or `unavailable`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitKind::Failed => "failed",
+            ExitKind::Input => "input",
+            ExitKind::Unavailable => "unavailable",
+        }
+    }
+
     /// The process exit code.
     pub fn code(self) -> u8 {
         match self {
@@ -95,6 +104,24 @@ pub struct Report {
     pub hint: Option<String>,
     /// The exit code.
     pub code: u8,
+    /// What kind of failure (decides the code).
+    pub kind: ExitKind,
+}
+
+impl Report {
+    /// The one JSON object `--json` prints on stdout for a failure:
+    /// `{"ok":false,"error":{"kind":…,"message":…,"hint":…,"exit_code":…}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "ok": false,
+            "error": {
+                "kind": self.kind.name(),
+                "message": self.line,
+                "hint": self.hint,
+                "exit_code": self.code,
+            }
+        })
+    }
 }
 
 /// The one-line message, hint and exit code for an error chain.
@@ -105,6 +132,7 @@ pub fn report(err: &anyhow::Error) -> Report {
         line,
         hint,
         code: kind.code(),
+        kind,
     }
 }
 
@@ -118,6 +146,24 @@ fn one_line(text: &str) -> String {
 
 const AMOUNT_HINT: &str =
     "write the amount as a decimal with its unit, e.g. \"1.5 QTUM\" (QTUM has 8 decimals)";
+
+/// The amount hint in the asset the amount was checked against (a token's own symbol
+/// and decimals), when the error knows it.
+fn amount_hint(e: &AmountError) -> String {
+    match e {
+        AmountError::WrongSymbol { expected, .. } | AmountError::MissingSymbol { expected }
+            if !expected.starts_with("one of") =>
+        {
+            format!("write the amount as a decimal with its unit, e.g. \"1.5 {expected}\"")
+        }
+        AmountError::TooManyDecimals {
+            symbol, allowed, ..
+        } => format!(
+            "{symbol} has {allowed} decimals: write at most {allowed} digits after the point, e.g. \"1.5 {symbol}\""
+        ),
+        _ => AMOUNT_HINT.to_string(),
+    }
+}
 const LINK_HINT: &str =
     "copy the whole claim link from the email: it starts with sm1. or https://…/claim#sm1. (quote it in the shell)";
 const ADDRESS_HINT: &str = "on Qtum chains give a base58 address (q… on testnet/regtest, Q… on mainnet) or 0x followed by 40 hex digits";
@@ -137,8 +183,8 @@ fn hint_for(err: &anyhow::Error) -> (Option<String>, ExitKind) {
 fn known(cause: &(dyn std::error::Error + 'static)) -> Option<(String, ExitKind)> {
     use ExitKind::*;
     let s = |t: &str, k| Some((t.to_string(), k));
-    if cause.is::<AmountError>() {
-        return s(AMOUNT_HINT, Input);
+    if let Some(e) = cause.downcast_ref::<AmountError>() {
+        return Some((amount_hint(e), Input));
     }
     if cause.is::<LinkError>() {
         return s(LINK_HINT, Input);
@@ -195,7 +241,15 @@ fn known(cause: &(dyn std::error::Error + 'static)) -> Option<(String, ExitKind)
     if let Some(e) = cause.downcast_ref::<ClientError>() {
         return match e {
             ClientError::Chain(c) => chain_hint(c),
-            ClientError::Expired { .. } => s("the sender can take it back with `springmail refund`; ask them to send again", Failed),
+            ClientError::Expired { .. } => s(
+                "anyone can return it to its sender with `springmail refund LINK`; ask the sender to send again",
+                Failed,
+            ),
+            ClientError::NoContract { .. } => s(
+                "point --rpc ([chain] url) at the chain the link or [chain] escrow was made on; \
+                 `springmail deploy` prints the escrow's address",
+                Input,
+            ),
             ClientError::NeedsWatcher { .. } => s(
                 "claim by mail: springmail claim LINK --to ADDR --email YOUR_EMAIL (it writes the claim mail to the watcher)",
                 Input,
@@ -247,6 +301,24 @@ fn chain_hint(e: &ChainError) -> Option<(String, ExitKind)> {
             "your account cannot pay the amount and the gas: fund it (springmail wallet show prints its address)".to_string(),
             Failed,
         ),
+        ChainError::Rpc { code: 401, .. } => (
+            "set SPRINGMAIL_QTUM_RPC_PASSWORD to qtumd's -rpcpassword and [chain] rpc_user \
+             (or SPRINGMAIL_QTUM_RPC_USER) to its -rpcuser"
+                .to_string(),
+            Input,
+        ),
+        ChainError::Rpc { code: -19, .. } => (
+            "the node has several wallets loaded: set [chain] node_wallet to the one that holds \
+             [chain] sender (qtum-cli listwallets shows them)"
+                .to_string(),
+            Input,
+        ),
+        ChainError::Http { .. } => (
+            "check [chain] url, --rpc or SPRINGMAIL_RPC_URL: a node's JSON-RPC is usually at http://HOST:PORT with no path \
+             (anvil: http://127.0.0.1:8545)"
+                .to_string(),
+            Input,
+        ),
         ChainError::Rpc { .. } if e.is_transient() => ("the node is busy; try again in a moment".to_string(), Unavailable),
         ChainError::Rpc { .. } => ("the node refused the request; see its reason above".to_string(), Failed),
         ChainError::BadResponse { .. } => ("is the URL really a node of the configured backend?".to_string(), Failed),
@@ -282,6 +354,78 @@ mod tests {
             reason: "refused".into(),
         });
         assert_eq!(report(&err).code, 3);
+    }
+
+    #[test]
+    fn a_wrong_asset_hint_uses_the_tokens_symbol() {
+        let asset = springmail_sdk::amount::Asset::new("USDT", 6).unwrap();
+        let e = springmail_sdk::amount::Amount::parse("1.5 QTUM", &asset).unwrap_err();
+        let r = report(&anyhow::Error::new(e).context("--amount \"1.5 QTUM\""));
+        let hint = r.hint.unwrap();
+        assert!(hint.contains("1.5 USDT"), "{hint}");
+        assert!(!hint.contains("QTUM"), "{hint}");
+        let e = springmail_sdk::amount::Amount::parse("1.1234567 USDT", &asset).unwrap_err();
+        let hint = report(&anyhow::Error::new(e)).hint.unwrap();
+        assert!(hint.contains("USDT has 6 decimals"), "{hint}");
+    }
+
+    fn rpc(code: i64, message: &str) -> anyhow::Error {
+        anyhow::Error::new(ChainError::Rpc {
+            method: "getblockchaininfo".into(),
+            code,
+            message: message.into(),
+        })
+    }
+
+    #[test]
+    fn a_refused_rpc_password_names_the_variable() {
+        let r = report(&rpc(401, "HTTP 401: the node refused the RPC credentials"));
+        assert!(r.hint.unwrap().contains("SPRINGMAIL_QTUM_RPC_PASSWORD"));
+        assert_eq!(r.code, 2);
+    }
+
+    #[test]
+    fn several_wallets_hint_names_node_wallet() {
+        let r = report(&rpc(-19, "Wallet file not specified (must request wallet RPC through /wallet/<filename> uri-path)."));
+        assert!(r.hint.unwrap().contains("node_wallet"));
+        assert_eq!(r.code, 2);
+    }
+
+    #[test]
+    fn configuration_errors_exit_2() {
+        let config = anyhow::Error::new(ConfigError {
+            source_file: None,
+            issues: vec![crate::config::ConfigIssue {
+                path: "claim.max_fee".into(),
+                message: "bad".into(),
+            }],
+        });
+        let http = anyhow::Error::new(ChainError::Http {
+            endpoint: "http://host/nope".into(),
+            status: 404,
+            body: String::new(),
+        })
+        .context("cannot connect to the chain");
+        let no_escrow = anyhow::Error::new(ClientError::NoContract {
+            escrow: springmail_sdk::Address::ZERO,
+            chain_id: 8890,
+        });
+        for err in [config, http, no_escrow, rpc(401, "x"), rpc(-19, "x")] {
+            let r = report(&err);
+            assert_eq!(r.code, 2, "{}", r.line);
+            assert!(r.hint.is_some(), "{}", r.line);
+        }
+    }
+
+    #[test]
+    fn failures_as_json_are_one_object() {
+        let r = report(&input_error("bad thing", "do this"));
+        let v = r.to_json();
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["error"]["kind"], "input");
+        assert_eq!(v["error"]["message"], "bad thing");
+        assert_eq!(v["error"]["hint"], "do this");
+        assert_eq!(v["error"]["exit_code"], 2);
     }
 
     #[test]

@@ -32,6 +32,23 @@ pub fn parse_private_key(text: &str) -> anyhow::Result<ClaimSecret> {
             )
         });
     }
+    // All hex digits (or a 0x prefix) is a hex key of the wrong length, not a WIF:
+    // say so rather than report base58 trouble. Only the count is shown, never the key.
+    let prefixed = hex_digits.len() != t.len();
+    if !hex_digits.is_empty() && (prefixed || hex_digits.bytes().all(|b| b.is_ascii_hexdigit())) {
+        let n = hex_digits.chars().count();
+        let what = if hex_digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            format!("the private key looks like a hex key of {n} digits, but 64 are needed")
+        } else {
+            format!(
+                "the private key starts with 0x but is not 64 hex digits ({n} characters follow)"
+            )
+        };
+        return Err(input_error(
+            what,
+            "copy the whole key: 0x followed by 64 hex digits (or a WIF key c…/K…/L…)",
+        ));
+    }
     Ok(qtum::decode_wif(t)?.secret)
 }
 
@@ -144,6 +161,25 @@ pub fn save_new(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_hex_key_is_called_a_hex_key_not_a_bad_wif() {
+        let key = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f36231"; // 63
+        for text in [key.to_string(), format!("0x{key}")] {
+            let err = parse_private_key(&text).unwrap_err();
+            let r = crate::report::report(&err);
+            assert!(
+                r.line.contains("hex key of 63 digits") && r.line.contains("64"),
+                "{}",
+                r.line
+            );
+            assert!(!r.line.to_lowercase().contains("base58"), "{}", r.line);
+            assert!(!r.line.contains(key), "the key leaked: {}", r.line);
+            assert_eq!(r.code, 2);
+        }
+        // A whole hex key still parses.
+        assert!(parse_private_key(&format!("{key}7")).is_ok());
+    }
 
     #[test]
     fn private_keys_in_every_form() {

@@ -308,11 +308,12 @@ fn every_bad_config_key_is_named_at_once() {
     );
     let out = sb.run(&["status", "0x5FbDB2315678afecb367f032d93F642f64180aa3"]);
     let line = out.fails(2);
+    // Keys are named as written in the file: `[section] key`.
     for key in [
-        "chain.backend",
-        "chain.escrow",
-        "chain.colour",
-        "send.expires",
+        "[chain] backend",
+        "[chain] escrow",
+        "[chain] colour",
+        "[send] expires",
     ] {
         assert!(line.contains(key), "{key} missing: {line}");
     }
@@ -414,4 +415,146 @@ fn csv_with_bad_rows_pays_nothing_and_names_the_rows() {
         !sb.file("pay.results.csv").exists(),
         "nothing may be recorded for a refused file"
     );
+}
+
+/// Serves `status` to every HTTP request on a loopback port, for at most `n` requests.
+fn http_stub(status: &str, n: usize) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let status = status.to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(n) {
+            let Ok(mut stream) = stream else { break };
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn a_wrong_rpc_path_says_the_url_answered_404() {
+    let sb = Sandbox::new();
+    let url = format!("{}/nope", http_stub("404 Not Found", 4));
+    let out = sb.run(&["--rpc", &url, "status", SOME_LINK]);
+    let line = out.fails(2);
+    assert!(
+        line.contains(&format!(
+            "the RPC endpoint {url} answered HTTP 404: is the URL right?"
+        )),
+        "{line}"
+    );
+    assert!(!line.contains("(code 404)"), "{line}");
+}
+
+#[test]
+fn a_bad_claim_max_fee_is_named_when_the_config_loads() {
+    let sb = Sandbox::new();
+    sb.write("springmail.toml", "[claim]\nmax_fee = \"lots\"\n");
+    // Any command loads the config; status needs no key.
+    let out = sb.run(&["status", SOME_LINK]);
+    let line = out.fails(2);
+    assert!(line.contains("[claim] max_fee"), "{line}");
+    assert!(!line.contains("--max-fee"), "{line}");
+}
+
+#[test]
+fn configuration_errors_exit_2() {
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.file("conf.d")).unwrap();
+    let cases: &[&[&str]] = &[
+        // The config file is a directory.
+        &["--config", "conf.d", "status", SOME_LINK],
+        // A node URL that is not http(s).
+        &["--rpc", "ftp://127.0.0.1", "status", SOME_LINK],
+        // An unknown backend.
+        &["--backend", "solana", "status", SOME_LINK],
+        // An escrow that is no address.
+        &["--escrow", "0x12", "status", SOME_LINK],
+        // A flag clap refuses.
+        &["--chain-id", "abc", "status", SOME_LINK],
+    ];
+    for args in cases {
+        let out = sb.run(args);
+        assert_eq!(out.code, 2, "{args:?}\n{}", out.stderr);
+    }
+    // The watcher's own config file.
+    sb.write("w.toml", "data_dir = \"d\"\n[dns]\nresolver = \"maybe\"\n");
+    let out = sb.run(&["watch", "--config", "w.toml"]);
+    assert!(out.fails(2).contains("dns.resolver"));
+}
+
+#[test]
+fn json_failures_print_one_json_object_on_stdout() {
+    let sb = Sandbox::new();
+    let check = |args: &[&str], code: i32, kind: &str| {
+        let out = sb.run(args);
+        assert_eq!(out.code, code, "{args:?}\n{}", out.stderr);
+        let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: stdout is not one JSON object ({e}):\n{}",
+                out.stdout
+            )
+        });
+        assert_eq!(v["ok"], false, "{v}");
+        assert_eq!(v["error"]["kind"], kind, "{v}");
+        assert_eq!(v["error"]["exit_code"], code, "{v}");
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty(), "{v}");
+        assert_eq!(out.stdout.trim().lines().count(), 1, "{}", out.stdout);
+    };
+    check(
+        &["--json", "--rpc", "http://127.0.0.1:9", "status", SOME_LINK],
+        3,
+        "unavailable",
+    );
+    check(&["--json", "status", "sm1.nope"], 2, "input");
+    check(
+        &["--json", "--chain-id", "abc", "status", SOME_LINK],
+        2,
+        "input",
+    );
+    sb.write("springmail.toml", "[claim]\nmax_fee = \"lots\"\n");
+    check(&["--json", "status", SOME_LINK], 2, "input");
+}
+
+#[test]
+fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["-vv", "--rpc", "http://127.0.0.1:9", "status", SOME_LINK]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.lines().count() > 2,
+        "no logs were written:\n{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains('\u{1b}'),
+        "ANSI codes in a log file:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_hex_key_one_digit_short_is_called_a_short_hex_key() {
+    let sb = Sandbox::new();
+    let out = sb.run_env(
+        &["wallet", "import", "--keystore", "k.json"],
+        &[
+            (
+                "SPRINGMAIL_PRIVATE_KEY",
+                "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff8",
+            ),
+            ("SPRINGMAIL_PASSWORD", "pw"),
+        ],
+    );
+    let line = out.fails(2);
+    assert!(line.contains("hex key of 63 digits"), "{line}");
+    assert!(!line.to_lowercase().contains("base58"), "{line}");
+    assert!(!sb.file("k.json").exists());
 }

@@ -289,6 +289,21 @@ impl std::fmt::Display for Amount {
     }
 }
 
+/// Checks an amount's text without knowing its asset yet (a config value): the number
+/// must be a plain decimal and the symbol, if any, well formed. Returns the symbol.
+pub fn check_amount_text(text: &str) -> Result<Option<String>, AmountError> {
+    let (number, symbol) = split(text)?;
+    let symbol = match symbol {
+        Some(sym) => Some(Asset::new(sym, 0)?.symbol),
+        None => None,
+    };
+    // As many decimals as written (so only the number's shape and size are judged).
+    let written = number.split_once('.').map_or(0, |(_, f)| f.len());
+    let decimals = u8::try_from(written).unwrap_or(u8::MAX).min(MAX_DECIMALS);
+    parse_units(number, &Asset::new("ANY", decimals)?)?;
+    Ok(symbol)
+}
+
 /// Splits `text` into the number and the optional symbol.
 fn split(text: &str) -> Result<(&str, Option<&str>), AmountError> {
     if text.len() > MAX_AMOUNT_TEXT {
@@ -585,6 +600,15 @@ mod tests {
                 got: "DAI".into()
             })
         );
+    }
+
+    #[test]
+    fn amount_text_is_checked_without_an_asset() {
+        assert_eq!(check_amount_text("0.01 QTUM"), Ok(Some("QTUM".into())));
+        assert_eq!(check_amount_text("0.5"), Ok(None));
+        for bad in ["lots", "", "-1", "1e3", "0x10", "1.2.3"] {
+            assert!(check_amount_text(bad).is_err(), "{bad:?} passed");
+        }
     }
 
     #[test]

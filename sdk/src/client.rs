@@ -87,11 +87,14 @@ pub enum ClientError {
     #[error("this deposit must be claimed through its watcher {watcher} (reply to the notification email)")]
     NeedsWatcher { watcher: Address },
     /// The deposit has expired.
-    #[error("the deposit expired at {expiry} (chain time is {now}); only the sender can take it back now")]
+    #[error("the deposit expired on {} (the chain's time is {}); it can no longer be claimed, but anyone can now return it to its sender", utc_date(*.expiry), utc_date(*.now))]
     Expired { expiry: u64, now: u64 },
     /// The chain answered something that does not decode.
     #[error("unexpected answer from the escrow contract: {0}")]
     Decode(String),
+    /// The escrow address holds no contract: a call to it returned nothing.
+    #[error("no escrow contract at {escrow} on chain {chain_id} (the address has no code)")]
+    NoContract { escrow: Address, chain_id: u64 },
 }
 
 impl ClientError {
@@ -280,55 +283,103 @@ impl std::fmt::Debug for SpringMail {
     }
 }
 
-/// Human words for the escrow's custom errors.
+/// A Unix time as a UTC date for messages: `2026-12-06 02:13:09 UTC`.
+pub fn utc_date(unix: u64) -> String {
+    match i64::try_from(unix)
+        .ok()
+        .and_then(|t| jiff::Timestamp::from_second(t).ok())
+    {
+        Some(ts) => ts.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        None => format!("Unix time {unix}"),
+    }
+}
+
+/// What a `Panic(uint256)` code means (Solidity's list).
+fn panic_meaning(code: U256) -> &'static str {
+    match code.saturating_to::<u64>() {
+        0x01 => "an assertion failed",
+        0x11 => "an arithmetic overflow or underflow",
+        0x12 => "a division by zero",
+        0x21 => "an invalid enum value",
+        0x22 => "a badly encoded storage byte array",
+        0x31 => "pop() on an empty array",
+        0x32 => "an array index out of bounds",
+        0x41 => "too much memory allocated",
+        0x51 => "a call to an uninitialized function",
+        _ => "an unknown panic code",
+    }
+}
+
+/// Human words for revert data: every custom error of the escrow (decoded from the
+/// `sol!` binding of the committed artifact, with its arguments), `Error(string)` and
+/// `Panic(uint256)`. Unknown data is shown as hex.
 pub fn describe_revert(data: &[u8]) -> String {
     use EmailEscrow::EmailEscrowErrors as E;
     let Ok(err) = E::abi_decode(data) else {
-        if data.len() >= 4 && data[..4] == alloy::sol_types::Revert::SELECTOR {
-            if let Ok(r) = alloy::sol_types::Revert::abi_decode(data) {
-                return r.reason;
-            }
+        if let Ok(r) = alloy::sol_types::Revert::abi_decode(data) {
+            return format!("the contract reverted with the message {:?}", r.reason);
+        }
+        if let Ok(p) = alloy::sol_types::Panic::abi_decode(data) {
+            return format!(
+                "the contract panicked with code 0x{:x} ({})",
+                p.code,
+                panic_meaning(p.code)
+            );
         }
         return if data.is_empty() {
             "reverted without a reason".into()
+        } else if data.len() >= 4 {
+            format!(
+                "reverted with an error this escrow does not define (selector 0x{}, data 0x{}): is the address an EmailEscrow?",
+                hex::encode(&data[..4]),
+                hex::encode(data)
+            )
         } else {
             format!("reverted (0x{})", hex::encode(data))
         };
     };
+    let date = |t: u64| utc_date(t);
+    let big = |v: U256| v.saturating_to::<u64>();
     match err {
-        E::ClaimKeyInUse(e) => format!("a deposit already uses claim key {}", e.claimKey),
+        E::ClaimKeyInUse(e) => format!(
+            "a deposit already uses claim key {} (each link can be used for one deposit)",
+            e.claimKey
+        ),
         E::ZeroClaimKey(_) => "the claim key is the zero address".into(),
         E::ZeroAmount(_) => "the amount is zero".into(),
         E::SenderMismatch(e) => format!(
-            "the deposit's sender {} is not the caller {}",
+            "the deposit names sender {}, but it was sent by {}",
             e.sender, e.caller
         ),
         E::ValueMismatch(e) => format!(
-            "the value sent ({}) is not the amount ({})",
+            "the coin sent with the transaction ({} base units) is not the deposit's amount ({} base units)",
             e.got, e.expected
         ),
         E::ExpiryInPast(e) => format!(
-            "the expiry {} is not after the chain time {}",
-            e.expiry, e.nowTs
+            "the expiry {} is not after the chain's time {}",
+            date(e.expiry.to::<u64>()),
+            date(big(e.nowTs))
         ),
         E::TokenShortfall(e) => format!(
-            "the token delivered {} instead of {} (fee-on-transfer tokens are not supported)",
+            "the token delivered {} base units instead of {} (fee-on-transfer tokens are not supported)",
             e.received, e.expected
         ),
         E::UnknownDeposit(e) => format!(
-            "no open deposit with claim key {} matches these fields",
+            "no open deposit with claim key {} matches these fields (it was claimed or refunded already, or never made)",
             e.claimKey
         ),
         E::Expired(e) => format!(
-            "the deposit expired at {} (chain time {})",
-            e.expiry, e.nowTs
+            "the deposit expired on {} (the chain's time is {}); it can no longer be claimed, only refunded to its sender",
+            date(e.expiry.to::<u64>()),
+            date(big(e.nowTs))
         ),
         E::DeadlinePassed(e) => format!(
-            "the signed claim's deadline {} has passed (chain time {})",
-            e.deadline, e.nowTs
+            "the signed claim's deadline {} has passed (the chain's time is {}); sign the claim again",
+            date(e.deadline.to::<u64>()),
+            date(big(e.nowTs))
         ),
         E::FeeTooHigh(e) => format!(
-            "the fee {} is above the allowed maximum {} or the amount",
+            "the fee of {} base units is above the signed maximum of {} base units (or above the amount)",
             e.fee, e.maxFee
         ),
         E::BadClaimSignature(e) => {
@@ -336,10 +387,19 @@ pub fn describe_revert(data: &[u8]) -> String {
         }
         E::BadAttestation(e) => format!("the watcher {} did not attest this claim", e.watcher),
         E::RefundNotAllowed(e) => format!(
-            "{} may not refund before expiry {} (chain time {})",
-            e.caller, e.expiry, e.nowTs
+            "{} may not refund this deposit yet: until it expires on {} (the chain's time is {}) only its sender can, and only if it was sent cancellable; after that anyone can",
+            e.caller,
+            date(e.expiry.to::<u64>()),
+            date(big(e.nowTs))
         ),
-        E::TransferFailed(e) => format!("paying {} {} failed", e.amount, e.to),
+        E::TransferFailed(e) if e.token == Address::ZERO => format!(
+            "paying {} base units of the coin to {} failed (the recipient is a contract that refuses payments?)",
+            e.amount, e.to
+        ),
+        E::TransferFailed(e) => format!(
+            "the token {} refused to transfer {} base units to {}",
+            e.token, e.amount, e.to
+        ),
     }
 }
 
@@ -520,8 +580,19 @@ impl SpringMail {
         }
         .abi_encode();
         match self.chain.call(self.escrow, data.into()).await? {
+            // A call to an address without code succeeds with no output.
+            CallResult::Success(out) if out.is_empty() => Err(ClientError::NoContract {
+                escrow: self.escrow,
+                chain_id: self.chain.chain_id(),
+            }),
             CallResult::Success(out) => EmailEscrow::depositsCall::abi_decode_returns(&out)
-                .map_err(|e| ClientError::Decode(format!("deposits: {e}"))),
+                .map_err(|_| {
+                    ClientError::Decode(format!(
+                        "deposits() at {} answered {} bytes, not one 32-byte hash: is it an EmailEscrow contract?",
+                        self.escrow,
+                        out.len()
+                    ))
+                }),
             CallResult::Reverted(d) => Err(ClientError::Decode(format!(
                 "deposits() reverted: {}",
                 describe_revert(&d)
@@ -851,4 +922,105 @@ fn check(receipt: &Receipt, action: &'static str) -> Result<(), ClientError> {
 /// The reason a receipt reverted, in words (empty for success).
 pub fn receipt_revert_reason(receipt: &Receipt) -> Option<String> {
     (!receipt.succeeded()).then(|| revert_reason(receipt))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::sol_types::SolInterface;
+    use EmailEscrow::EmailEscrowErrors as E;
+
+    #[test]
+    fn every_escrow_error_decodes_to_words_not_a_selector() {
+        let mut seen = 0;
+        for selector in E::SELECTORS {
+            // The shortest all-zero argument list that decodes (0 to 4 words).
+            let text = (0..=4)
+                .map(|words| [selector.as_slice(), &vec![0u8; 32 * words]].concat())
+                .find(|d| E::abi_decode(d).is_ok())
+                .map(|d| describe_revert(&d))
+                .unwrap_or_else(|| panic!("no argument list decodes 0x{}", hex::encode(selector)));
+            let raw = hex::encode(selector);
+            assert!(!text.contains(&raw), "0x{raw} shown raw: {text}");
+            assert!(!text.contains("does not define"), "{text}");
+            seen += 1;
+        }
+        assert_eq!(seen, E::SELECTORS.len());
+        assert!(seen >= 15, "only {seen} errors in the binding");
+    }
+
+    #[test]
+    fn refund_not_allowed_and_transfer_failed_read_as_sentences() {
+        let data = EmailEscrow::RefundNotAllowed {
+            caller: Address::repeat_byte(0xca),
+            expiry: alloy::primitives::Uint::from(1_800_000_000u64),
+            nowTs: U256::from(1_700_000_000u64),
+        }
+        .abi_encode();
+        assert_eq!(hex::encode(&data[..4]), "ed8f49f1");
+        let text = describe_revert(&data);
+        assert!(text.contains("2027-01-15 08:00:00 UTC"), "{text}");
+        assert!(text.contains("2023-11-14 22:13:20 UTC"), "{text}");
+        assert!(text.contains("anyone can"), "{text}");
+        let data = EmailEscrow::TransferFailed {
+            token: Address::ZERO,
+            to: Address::repeat_byte(0xbb),
+            amount: U256::from(150_000_000u64),
+        }
+        .abi_encode();
+        assert_eq!(hex::encode(&data[..4]), "bf182be8");
+        let text = describe_revert(&data);
+        assert!(
+            text.contains("150000000") && text.contains("failed"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn error_string_and_panic_are_decoded() {
+        let data = alloy::sol_types::Revert::from("no way").abi_encode();
+        assert!(describe_revert(&data).contains("\"no way\""));
+        let data = alloy::sol_types::Panic {
+            code: U256::from(0x11),
+        }
+        .abi_encode();
+        let text = describe_revert(&data);
+        assert!(text.contains("0x11") && text.contains("overflow"), "{text}");
+        let text = describe_revert(&[0xde, 0xad, 0xbe, 0xef]);
+        assert!(text.contains("does not define"), "{text}");
+    }
+
+    #[test]
+    fn expired_names_dates_and_that_anyone_may_refund() {
+        let text = ClientError::Expired {
+            expiry: 1_700_000_000,
+            now: 1_800_000_000,
+        }
+        .to_string();
+        assert!(text.contains("2023-11-14 22:13:20 UTC"), "{text}");
+        assert!(!text.contains("1700000000"), "{text}");
+        assert!(!text.contains("only the sender"), "{text}");
+        assert!(text.contains("anyone"), "{text}");
+    }
+
+    #[test]
+    fn an_address_without_code_is_named_as_no_escrow() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let chain = crate::chain::embedded::EmbeddedChain::new(8890);
+        let nowhere = Address::repeat_byte(0x42);
+        let client = SpringMail::new(Arc::new(chain), nowhere);
+        let err = rt
+            .block_on(client.status(Address::repeat_byte(0x01)))
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::NoContract { escrow, chain_id: 8890 } if escrow == nowhere),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("no escrow contract at 0x4242") && text.contains("no code"),
+            "{text}"
+        );
+        assert!(!text.contains("buffer overrun"), "{text}");
+    }
 }

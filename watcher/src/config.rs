@@ -41,6 +41,7 @@
 //!
 //! [dns]
 //! resolver = "system"              # or "pinned": only the records below, no DNS at all
+//! pinned_file = "keys.zone"        # more pins: a zone file, or .json {"name": "TXT"}
 //! [dns.pinned]
 //! "sm._domainkey.example.com" = "v=DKIM1; k=ed25519; p=…"
 //!
@@ -122,6 +123,9 @@ pub struct RawConfig {
     /// Health and metrics endpoint.
     #[serde(default)]
     pub metrics: RawMetrics,
+    /// The directory of the file read, for relative paths in it (`dns.pinned_file`).
+    #[serde(skip)]
+    pub base_dir: Option<PathBuf>,
 }
 
 /// `[imap]`.
@@ -187,6 +191,9 @@ pub struct RawDns {
     /// Records answered without DNS: name → TXT.
     #[serde(default)]
     pub pinned: BTreeMap<String, String>,
+    /// More pinned records from a file: a zone file of TXT records, or (`.json`) a JSON
+    /// object of name → TXT. Relative to the config file's directory.
+    pub pinned_file: Option<PathBuf>,
 }
 
 /// `[chain]`.
@@ -306,6 +313,30 @@ pub enum ResolveError {
         /// What failed.
         problem: String,
     },
+    /// A service a key points at could not be reached now; starting again later may work.
+    #[error("{key}: {problem}")]
+    Unreachable {
+        /// The key path.
+        key: &'static str,
+        /// What failed.
+        problem: String,
+    },
+}
+
+impl ResolveError {
+    /// True when the failure is a service that could not be reached (retry later), not
+    /// a bad value.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ResolveError::Unreachable { .. })
+    }
+
+    fn chain(key: &'static str, problem: String, transient: bool) -> Self {
+        if transient {
+            ResolveError::Unreachable { key, problem }
+        } else {
+            ResolveError::Key { key, problem }
+        }
+    }
 }
 
 /// The chain backend.
@@ -414,6 +445,240 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
 }
 
+/// A pinned record read from a file: its line, name and TXT text.
+type PinnedLine = (usize, String, String);
+
+/// Pins the TXT records of a file: JSON (`.json`: `{"name": "TXT"}`, a value may be a
+/// list of strings to join) or a zone file. Errors name the file and the line.
+fn pin_file(path: &Path, pinned: &mut PinnedRecords) -> Result<(), String> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let records: Vec<PinnedLine> = if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        parse_json_records(&text).map_err(|(line, e)| format!("{shown} line {line}: {e}"))?
+    } else {
+        parse_zone_txt(&text).map_err(|(line, e)| format!("{shown} line {line}: {e}"))?
+    };
+    if records.is_empty() {
+        return Err(format!("{shown} has no TXT records"));
+    }
+    for (line, name, txt) in records {
+        pinned
+            .pin(&name, &txt)
+            .map_err(|e| format!("{shown} line {line}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `{"name": "TXT" | ["part", "part"]}` with the line of each name.
+fn parse_json_records(text: &str) -> Result<Vec<PinnedLine>, (usize, String)> {
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| (e.line(), e.to_string()))?;
+    let line_of = |name: &str| {
+        let quoted = serde_json::to_string(name).unwrap_or_default();
+        text.find(&quoted)
+            .map(|at| text[..at].lines().count().max(1))
+            .unwrap_or(1)
+    };
+    let mut out = Vec::new();
+    for (name, v) in map {
+        let line = line_of(&name);
+        let txt = match v {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Array(parts) => parts
+                .iter()
+                .map(|p| p.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or((line, format!("{name:?}: a list must hold only strings")))?
+                .concat(),
+            _ => {
+                return Err((
+                    line,
+                    format!("{name:?}: the TXT record must be a string or a list of strings"),
+                ))
+            }
+        };
+        out.push((line, name, txt));
+    }
+    Ok(out)
+}
+
+/// The TXT records of a DNS zone file (RFC 1035 §5): `$ORIGIN`, `$TTL`, `;` comments,
+/// `( … )` across lines, `@` and names relative to the origin, a blank owner for the
+/// previous one, and quoted strings (joined). Records of other types are skipped.
+fn parse_zone_txt(text: &str) -> Result<Vec<PinnedLine>, (usize, String)> {
+    #[derive(Debug)]
+    enum Tok {
+        Word(String),
+        Quoted(String),
+    }
+    // Tokenize one logical record (which may span lines inside parentheses).
+    let mut out = Vec::new();
+    let mut origin: Option<String> = None;
+    let mut last_owner: Option<String> = None;
+    let mut lines = text.lines().enumerate().peekable();
+    while let Some((idx, first)) = lines.next() {
+        let start_line = idx + 1;
+        let mut toks: Vec<Tok> = Vec::new();
+        let mut depth = 0usize;
+        let blank_owner = first.starts_with([' ', '\t']);
+        let mut line = first.to_string();
+        let mut line_no = start_line;
+        loop {
+            let mut chars = line.chars().peekable();
+            while let Some(c) = chars.next() {
+                match c {
+                    ';' => break,
+                    '(' => depth += 1,
+                    ')' => {
+                        depth = depth
+                            .checked_sub(1)
+                            .ok_or((line_no, "a ')' without its '('".to_string()))?
+                    }
+                    '"' => {
+                        let mut s = String::new();
+                        let mut closed = false;
+                        while let Some(c) = chars.next() {
+                            match c {
+                                '"' => {
+                                    closed = true;
+                                    break;
+                                }
+                                '\\' => {
+                                    let digits: String = std::iter::from_fn(|| {
+                                        chars.next_if(|d| d.is_ascii_digit())
+                                    })
+                                    .take(3)
+                                    .collect();
+                                    if digits.is_empty() {
+                                        match chars.next() {
+                                            Some(e) => s.push(e),
+                                            None => break,
+                                        }
+                                    } else {
+                                        let code: u32 = digits.parse().unwrap_or(256);
+                                        let ch = u8::try_from(code).map_err(|_| {
+                                            (line_no, format!("bad escape \\{digits}"))
+                                        })?;
+                                        s.push(char::from(ch));
+                                    }
+                                }
+                                other => s.push(other),
+                            }
+                        }
+                        if !closed {
+                            return Err((
+                                line_no,
+                                "a quoted string is not closed on its line".into(),
+                            ));
+                        }
+                        toks.push(Tok::Quoted(s));
+                    }
+                    c if c.is_whitespace() => {}
+                    c => {
+                        let mut w = String::from(c);
+                        while let Some(n) = chars
+                            .next_if(|n| !n.is_whitespace() && !matches!(n, ';' | '(' | ')' | '"'))
+                        {
+                            w.push(n);
+                        }
+                        toks.push(Tok::Word(w));
+                    }
+                }
+            }
+            if depth == 0 {
+                break;
+            }
+            match lines.next() {
+                Some((i, next)) => {
+                    line = next.to_string();
+                    line_no = i + 1;
+                }
+                None => return Err((start_line, "a '(' is never closed".into())),
+            }
+        }
+        if toks.is_empty() {
+            continue;
+        }
+        let err = |m: String| (start_line, m);
+        let word = |t: &Tok| match t {
+            Tok::Word(w) => Some(w.clone()),
+            Tok::Quoted(_) => None,
+        };
+        let first_word = word(&toks[0]);
+        match first_word.as_deref() {
+            Some(d) if d.eq_ignore_ascii_case("$ORIGIN") => {
+                let o = toks
+                    .get(1)
+                    .and_then(word)
+                    .ok_or_else(|| err("$ORIGIN needs a domain name".into()))?;
+                origin = Some(o.trim_end_matches('.').to_string());
+                continue;
+            }
+            Some(d) if d.eq_ignore_ascii_case("$TTL") => continue,
+            Some(d) if d.starts_with('$') => {
+                return Err(err(format!("the directive {d} is not supported")))
+            }
+            _ => {}
+        }
+        let mut rest = toks.iter();
+        let owner_raw = if blank_owner {
+            last_owner
+                .clone()
+                .ok_or_else(|| err("the record has no owner name".into()))?
+        } else {
+            rest.next()
+                .and_then(word)
+                .ok_or_else(|| err("the record must start with a name".into()))?
+        };
+        let owner = if owner_raw == "@" {
+            origin
+                .clone()
+                .ok_or_else(|| err("@ needs a $ORIGIN before it".into()))?
+        } else if owner_raw.ends_with('.') || blank_owner {
+            owner_raw.trim_end_matches('.').to_string()
+        } else {
+            match &origin {
+                Some(o) => format!("{owner_raw}.{o}"),
+                None => owner_raw.clone(),
+            }
+        };
+        last_owner = Some(format!("{owner}."));
+        // [TTL] [class] TYPE, in either order of TTL and class.
+        let mut rtype = None;
+        for t in rest.by_ref() {
+            let w = word(t).ok_or_else(|| err("a quoted string before the record type".into()))?;
+            if w.bytes().all(|b| b.is_ascii_digit())
+                || ["IN", "CH", "HS", "CS"]
+                    .iter()
+                    .any(|c| w.eq_ignore_ascii_case(c))
+            {
+                continue;
+            }
+            rtype = Some(w);
+            break;
+        }
+        let rtype = rtype.ok_or_else(|| err(format!("the record for {owner} has no type")))?;
+        if !rtype.eq_ignore_ascii_case("TXT") {
+            continue;
+        }
+        let mut txt = String::new();
+        for t in rest {
+            match t {
+                Tok::Quoted(s) => txt.push_str(s),
+                Tok::Word(w) => txt.push_str(w),
+            }
+        }
+        if txt.is_empty() {
+            return Err(err(format!("the TXT record for {owner} is empty")));
+        }
+        out.push((start_line, owner, txt));
+    }
+    Ok(out)
+}
+
 struct Check<'a> {
     issues: Vec<ConfigIssue>,
     env: &'a dyn Fn(&str) -> Option<String>,
@@ -482,10 +747,12 @@ impl RawConfig {
                 problem: e.to_string(),
             }],
         })?;
-        Self::parse(&text).map_err(|mut e| {
+        let mut raw = Self::parse(&text).map_err(|mut e| {
             e.file = Some(path.to_path_buf());
             e
-        })
+        })?;
+        raw.base_dir = path.parent().map(Path::to_path_buf);
+        Ok(raw)
     }
 
     /// Checks every key; secrets' variables are read through `env`.
@@ -609,6 +876,15 @@ impl RawConfig {
         for (name, record) in &self.dns.pinned {
             if let Err(e) = pinned.pin(name, record) {
                 c.bad(&format!("dns.pinned.{name:?}"), e.to_string());
+            }
+        }
+        if let Some(file) = &self.dns.pinned_file {
+            let path = match &self.base_dir {
+                Some(dir) if file.is_relative() => dir.join(file),
+                _ => file.clone(),
+            };
+            if let Err(problem) = pin_file(&path, &mut pinned) {
+                c.bad("dns.pinned_file", problem);
             }
         }
 
@@ -890,9 +1166,8 @@ impl Settings {
 
     /// Connects the chain backend, sending as the watcher key (evm-rpc) or the node wallet's sender (qtum).
     pub async fn connect_chain(&self, key: &ClaimSecret) -> Result<Arc<dyn Chain>, ResolveError> {
-        let err = |e: springmail_sdk::chain::ChainError| ResolveError::Key {
-            key: "chain.url",
-            problem: e.to_string(),
+        let err = |e: springmail_sdk::chain::ChainError| {
+            ResolveError::chain("chain.url", e.to_string(), e.is_transient())
         };
         Ok(match &self.chain {
             ChainSettings::EvmRpc { url } => Arc::new(
@@ -944,13 +1219,13 @@ impl Settings {
         let key = Arc::new(self.load_key()?);
         let chain = self.connect_chain(&key).await?;
         let client = SpringMail::new(chain, self.escrow).with_start_block(self.start_block);
-        client
-            .stored_hash(Address::ZERO)
-            .await
-            .map_err(|e| ResolveError::Key {
-                key: "chain.escrow",
-                problem: format!("cannot read the escrow contract: {e}"),
-            })?;
+        client.stored_hash(Address::ZERO).await.map_err(|e| {
+            ResolveError::chain(
+                "chain.escrow",
+                format!("cannot read the escrow contract: {e}"),
+                e.is_transient(),
+            )
+        })?;
         let dkim = match &self.dkim {
             None => None,
             Some((domain, selector, file)) => {
@@ -1141,5 +1416,77 @@ native = "0.001"
         ] {
             assert!(keys.contains(&k), "{k} missing from {keys:?}");
         }
+    }
+
+    const KEY_P: &str = "p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+
+    /// GOOD without its inline pins, reading `pinned_file = FILE` instead.
+    fn with_pinned_file(dir: &Path, file: &str, body: &str) -> Result<Settings, ConfigErrors> {
+        std::fs::write(dir.join(file), body).unwrap();
+        let inline = GOOD
+            .lines()
+            .filter(|l| !l.starts_with("[dns.pinned]") && !l.starts_with("\"sm._domainkey"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace(
+                "resolver = \"pinned\"",
+                &format!("resolver = \"pinned\"\npinned_file = \"{file}\""),
+            );
+        let config = dir.join("watcher.toml");
+        std::fs::write(&config, inline).unwrap();
+        // Run from elsewhere: the path is relative to the config file, not the cwd.
+        RawConfig::load(&config)?.validate(&env)
+    }
+
+    #[test]
+    fn pinned_records_come_from_a_zone_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = format!(
+            "$ORIGIN example.com.\n$TTL 3600\n; the claimants' DKIM keys\n\
+             sm._domainkey  IN TXT ( \"v=DKIM1; k=ed25519; \"\n      \"{KEY_P}\" )\n\
+             other.example.org. 300 IN TXT \"v=DKIM1; k=ed25519; {KEY_P}\"\n\
+             example.com. IN MX 10 mail.example.com.\n"
+        );
+        let s = with_pinned_file(dir.path(), "keys.zone", &zone).unwrap();
+        assert!(s.pinned_only);
+        assert_eq!(s.pinned.len(), 2);
+    }
+
+    #[test]
+    fn pinned_records_come_from_a_json_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = format!(
+            "{{\n  \"sm._domainkey.example.com\": \"v=DKIM1; k=ed25519; {KEY_P}\",\n  \
+             \"sm._domainkey.example.net\": [\"v=DKIM1; k=ed25519; \", \"{KEY_P}\"]\n}}\n"
+        );
+        let s = with_pinned_file(dir.path(), "keys.json", &json).unwrap();
+        assert_eq!(s.pinned.len(), 2);
+    }
+
+    #[test]
+    fn a_malformed_pinned_file_is_named_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = format!("; keys\nsm._domainkey.example.com. IN TXT \"v=DKIM1; k=ed25519; {KEY_P}\"\nbroken.example.com. IN TXT \"v=DKIM1; p=unclosed\n");
+        let err = with_pinned_file(dir.path(), "keys.zone", &zone).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("dns.pinned_file") && text.contains("keys.zone line 3"),
+            "{text}"
+        );
+        let json = "{\n  \"a.example.com\": \"v=DKIM1; k=ed25519; p=x\",\n  oops\n}\n";
+        let err = with_pinned_file(dir.path(), "keys.json", json).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("keys.json line 3"), "{text}");
+        // A record that is not a DKIM key names its line too.
+        let zone = "\n\nbad._domainkey.example.com. IN TXT \"hello\"\n";
+        let err = with_pinned_file(dir.path(), "bad.zone", zone).unwrap_err();
+        assert!(err.to_string().contains("bad.zone line 3"), "{err}");
+        // A missing file is named.
+        std::fs::remove_file(dir.path().join("bad.zone")).unwrap();
+        let err = RawConfig::load(&dir.path().join("watcher.toml"))
+            .unwrap()
+            .validate(&env)
+            .unwrap_err();
+        assert!(err.to_string().contains("bad.zone"), "{err}");
     }
 }

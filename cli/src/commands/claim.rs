@@ -126,8 +126,16 @@ async fn claim_by_mail(
             "use the address the notification email was sent to (--email)",
         ));
     }
-    let max_fee = match a.max_fee.as_deref().or(settings.max_fee.as_deref()) {
-        Some(text) => Amount::parse(text, asset).with_context(|| format!("--max-fee {text:?}"))?,
+    // Name where the value came from: the flag, or the config key.
+    let fee_text = match (a.max_fee.as_deref(), settings.max_fee.as_deref()) {
+        (Some(t), _) => Some((t, "--max-fee")),
+        (None, Some(t)) => Some((t, "[claim] max_fee")),
+        (None, None) => None,
+    };
+    let max_fee = match fee_text {
+        Some((text, origin)) => {
+            Amount::parse(text, asset).with_context(|| format!("{origin} {text:?}"))?
+        }
         None => Amount::from_units(default_max_fee(asset, deposit.amount), asset.clone())?,
     };
     if max_fee.units() > deposit.amount {

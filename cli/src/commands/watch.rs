@@ -43,10 +43,16 @@ pub async fn run(a: &WatchArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         .validate(&|name| std::env::var(name).ok())
         .map_err(|e| hinted(with_file(e, path), config_hint, ExitKind::Input))?;
     let mut parts = settings.resolve().await.map_err(|e: ResolveError| {
+        // A bad value is a configuration error (exit 2); a service down is exit 3.
+        let kind = if e.is_transient() {
+            ExitKind::Unavailable
+        } else {
+            ExitKind::Input
+        };
         hinted(
             anyhow::Error::new(e).context("cannot start the watcher"),
             "check the key named above: its file, its environment variable, or the service it points at",
-            ExitKind::Failed,
+            kind,
         )
     })?;
     if let Some((point, nth)) = crash {

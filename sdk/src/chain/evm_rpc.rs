@@ -252,8 +252,8 @@ impl EvmRpcChain {
             Err(RpcError::ErrorResp(p)) => {
                 let data = p.as_revert_data();
                 let message = match &data {
-                    Some(d) => revert_reason(d),
-                    None => Some(p.message.to_string()),
+                    Some(d) if !d.is_empty() => Some(crate::client::describe_revert(d)),
+                    _ => Some(p.message.to_string()),
                 };
                 Ok(TxStatus::Reverted { data, message })
             }
@@ -515,10 +515,15 @@ impl Chain for EvmRpcChain {
 fn map_err(endpoint: &str, method: &str, e: RpcError<TransportErrorKind>) -> ChainError {
     match e {
         RpcError::ErrorResp(p) => {
-            let mut message = p.message.to_string();
-            if let Some(data) = p.as_revert_data() {
-                message.push_str(&format!(" (revert data {data})"));
-            }
+            // Nodes word a revert as "execution reverted: custom error 0x…"; say instead
+            // what the escrow's error means, from its ABI.
+            let message = match p.as_revert_data() {
+                Some(data) if !data.is_empty() => format!(
+                    "execution reverted: {}",
+                    crate::client::describe_revert(&data)
+                ),
+                _ => p.message.to_string(),
+            };
             ChainError::Rpc {
                 method: method.into(),
                 code: p.code,
@@ -529,11 +534,10 @@ fn map_err(endpoint: &str, method: &str, e: RpcError<TransportErrorKind>) -> Cha
             TransportErrorKind::HttpError(h)
                 if (400..500).contains(&h.status) && h.status != 408 && h.status != 429 =>
             {
-                let body: String = h.body.chars().take(200).collect();
-                ChainError::Rpc {
-                    method: method.into(),
-                    code: i64::from(h.status),
-                    message: format!("HTTP {}: {body}", h.status),
+                ChainError::Http {
+                    endpoint: endpoint.into(),
+                    status: h.status,
+                    body: h.body.chars().take(200).collect(),
                 }
             }
             _ => ChainError::Unreachable {
@@ -616,6 +620,60 @@ mod tests {
         .abi_encode();
         assert_eq!(revert_reason(&data).as_deref(), Some("panic 0x11"));
         assert_eq!(revert_reason(&[0x6d, 0xc3, 0xba, 0x9d]), None);
+    }
+
+    fn rpc_error(code: i64, message: &str, data: Option<&str>) -> RpcError<TransportErrorKind> {
+        let payload = serde_json::json!({"code": code, "message": message, "data": data});
+        RpcError::ErrorResp(serde_json::from_str(&payload.to_string()).unwrap())
+    }
+
+    #[test]
+    fn custom_errors_in_rpc_answers_are_decoded() {
+        use crate::contract::EmailEscrow;
+        let data = EmailEscrow::RefundNotAllowed {
+            caller: Address::repeat_byte(0xca),
+            expiry: alloy::primitives::Uint::from(1_800_000_000u64),
+            nowTs: U256::from(1_700_000_000u64),
+        }
+        .abi_encode();
+        let hex_data = format!("0x{}", hex::encode(&data));
+        let e = map_err(
+            "http://n",
+            "eth_estimateGas",
+            rpc_error(
+                3,
+                "execution reverted: custom error 0xed8f49f1",
+                Some(&hex_data),
+            ),
+        );
+        let text = e.to_string();
+        assert!(!text.contains("ed8f49f1"), "{text}");
+        assert!(
+            text.contains("may not refund") && text.contains("2027-01-15"),
+            "{text}"
+        );
+        // The watcher tells a refusal from a transient failure by "revert".
+        assert!(text.contains("revert"), "{text}");
+    }
+
+    #[test]
+    fn an_http_error_names_the_endpoint_and_asks_about_the_url() {
+        let e = map_err(
+            "http://host/nope",
+            "eth_chainId",
+            RpcError::Transport(TransportErrorKind::HttpError(
+                alloy::transports::HttpError {
+                    status: 404,
+                    body: String::new(),
+                },
+            )),
+        );
+        let text = e.to_string();
+        assert_eq!(
+            text,
+            "the RPC endpoint http://host/nope answered HTTP 404: is the URL right?"
+        );
+        assert!(!e.is_transient());
     }
 
     #[test]

@@ -138,6 +138,23 @@ pub enum ChainError {
     /// The request is invalid for this backend (e.g. a value it cannot carry).
     #[error("{0}")]
     Invalid(String),
+    /// The URL answered an HTTP error that is not JSON-RPC (a wrong path or port, a proxy).
+    #[error("the RPC endpoint {endpoint} answered HTTP {status}{}: is the URL right?", http_body(.body))]
+    Http {
+        endpoint: String,
+        status: u16,
+        body: String,
+    },
+}
+
+/// ` (body text)` for an HTTP error message, or nothing for an empty body.
+fn http_body(body: &str) -> String {
+    let t: String = body.trim().chars().take(200).collect();
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!(" ({t})")
+    }
 }
 
 impl ChainError {

@@ -357,6 +357,11 @@ impl QtumChain {
         parse_response(method, status.as_u16(), text.trim(), &id).map_err(|e| match e {
             Parsed::Chain(e) => e,
             Parsed::Transient(reason) => unreachable(reason),
+            Parsed::Http { status, body } => ChainError::Http {
+                endpoint: self.shown_url.clone(),
+                status,
+                body,
+            },
         })
     }
 
@@ -698,6 +703,7 @@ fn topics_match(filter: &[Option<B256>], topics: &[B256]) -> bool {
 enum Parsed {
     Chain(ChainError),
     Transient(String),
+    Http { status: u16, body: String },
 }
 
 /// Reads one HTTP answer of qtumd. Errors come with a JSON body under HTTP 404
@@ -746,6 +752,12 @@ fn parse_response(method: &str, status: u16, body: &str, id: &str) -> Result<Str
             return Err(if status >= 500 || status == 429 {
                 // e.g. 503 "Work queue depth exceeded": the node is busy.
                 Parsed::Transient(format!("{method}: HTTP {status}: {snippet}"))
+            } else if status >= 400 {
+                // qtumd answers its own errors in JSON: this is another server, or a wrong path.
+                Parsed::Http {
+                    status,
+                    body: snippet,
+                }
             } else {
                 Parsed::Chain(ChainError::BadResponse {
                     method: method.into(),
@@ -956,6 +968,7 @@ mod tests {
             Err(Parsed::Chain(ChainError::Rpc { code, message, .. })) => (code, message),
             Err(Parsed::Chain(e)) => panic!("{e}"),
             Err(Parsed::Transient(r)) => panic!("transient {r}"),
+            Err(Parsed::Http { status, .. }) => panic!("http {status}"),
             Ok(r) => panic!("ok {r}"),
         };
         assert_eq!(rpc(401, "").0, 401);
@@ -966,6 +979,11 @@ mod tests {
             ),
             (-32601, "Method not found".to_string())
         );
+        // A wrong path on a web server: not JSON-RPC, so the URL is what to check.
+        assert!(matches!(
+            parse_response("m", 404, "", "sm-1"),
+            Err(Parsed::Http { status: 404, .. })
+        ));
         assert!(matches!(
             parse_response("m", 503, "Work queue depth exceeded", "sm-1"),
             Err(Parsed::Transient(_))
