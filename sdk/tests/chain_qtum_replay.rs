@@ -122,14 +122,20 @@ fn parse_fixture(name: &str, text: &str) -> Fixture {
     }
 }
 
+/// `shared/qtum/rpc`, or `$SPRINGMAIL_QTUM_FIXTURES` when the checkout is not beside shared/.
+fn fixture_dir() -> std::path::PathBuf {
+    std::env::var("SPRINGMAIL_QTUM_FIXTURES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| Path::new(FIXTURES).to_path_buf())
+}
+
 /// Every `NNN-*.json` fixture in order, or `None` (after a visible skip message) when
 /// the folder is missing. Panics if the folder exists but holds no fixture.
 fn fixtures() -> Option<Arc<Vec<Fixture>>> {
     static ALL: OnceLock<Option<Arc<Vec<Fixture>>>> = OnceLock::new();
     ALL.get_or_init(|| {
-        // SPRINGMAIL_QTUM_FIXTURES points elsewhere when the checkout is not beside shared/.
-        let from_env = std::env::var("SPRINGMAIL_QTUM_FIXTURES").ok();
-        let dir = Path::new(from_env.as_deref().unwrap_or(FIXTURES));
+        let dir = fixture_dir();
+        let dir = dir.as_path();
         if !dir.is_dir() {
             eprintln!(
                 "SKIPPED: qtumd fixtures not found at {} (CI has them)",
@@ -536,7 +542,7 @@ fn hexdata(s: &str) -> Bytes {
 fn fixtures_load_and_agree_with_the_session_log() {
     let Some(all) = fixtures() else { return };
     let session =
-        std::fs::read_to_string(Path::new(FIXTURES).join("session.jsonl")).expect("session.jsonl");
+        std::fs::read_to_string(fixture_dir().join("session.jsonl")).expect("session.jsonl");
     let lines: Vec<&str> = session.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(
         all.len(),
@@ -631,7 +637,11 @@ async fn createcontract_then_receipt_gives_the_contract_address() {
     };
     let chain = node.connect().await;
     let code = hexdata(
-        std::fs::read_to_string(REF_ESCROW_BIN)
+        std::fs::read_to_string(
+            std::env::var("SPRINGMAIL_QTUM_FIXTURES")
+                .map(|d| format!("{d}/../contracts/RefEscrow.bin"))
+                .unwrap_or_else(|_| REF_ESCROW_BIN.to_string()),
+        )
             .expect("RefEscrow.bin")
             .trim(),
     );

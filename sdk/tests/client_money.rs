@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::sol_types::SolCall;
+use alloy::sol_types::SolConstructor;
 use springmail_sdk::amount::{Amount, Asset};
 use springmail_sdk::chain::embedded::EmbeddedChain;
 use springmail_sdk::chain::Chain;
