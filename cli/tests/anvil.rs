@@ -538,10 +538,7 @@ fn a_refund_that_would_revert_is_refused_unsent_and_expiry_counts_from_now() {
     // 45 s from now, not from the last block's time (which may be long past).
     let expiry = sent["expiry"].as_u64().unwrap();
     assert!(expiry >= before_send + 45, "{expiry} vs {before_send}");
-    assert!(
-        sent["expires"].as_str().unwrap().contains("in 4"),
-        "{sent}"
-    );
+    assert!(sent["expires"].as_str().unwrap().contains("in 4"), "{sent}");
     let alice = account_of(&sb);
     let nonce = tx_count(&alice);
     // The sender, before expiry, of a deposit that is not cancellable: refused by the
@@ -581,7 +578,10 @@ fn a_send_whose_node_dies_after_broadcast_keeps_and_prints_the_link() {
     let printed: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
     let link = printed["bare_link"].as_str().unwrap().to_string();
     let key = printed["claim_key"].as_str().unwrap().to_string();
-    assert!(printed["tx"].as_str().unwrap().starts_with("0x"), "{printed}");
+    assert!(
+        printed["tx"].as_str().unwrap().starts_with("0x"),
+        "{printed}"
+    );
     assert!(out.stderr.contains("springmail status"), "{}", out.stderr);
     // The record is on disk, owner-only, with the link.
     let record = std::fs::read_dir(sb.file(".local/share/springmail/sent"))
@@ -624,7 +624,10 @@ fn a_send_whose_node_dies_after_broadcast_keeps_and_prints_the_link() {
     let rows = read_rows(&sb.file("pay.results.csv"));
     // The error column may hold quoted commas; pending_tx is the last column.
     let pending = rows[1].last().unwrap().clone();
-    assert!(pending.starts_with("0x"), "the transaction id is recorded: {rows:?}");
+    assert!(
+        pending.starts_with("0x"),
+        "the transaction id is recorded: {rows:?}"
+    );
     // ... and while the node still holds it unmined, a re-run waits and sends nothing.
     let proxy = Proxy::start(Mode::PendingTx(pending.clone()));
     let second = sb.run_env(
@@ -640,7 +643,14 @@ fn a_send_whose_node_dies_after_broadcast_keeps_and_prints_the_link() {
     assert_eq!(proxy.broadcasts(), 0, "nothing was sent again");
     // Once it is seen mined, the row is recorded with that transaction.
     let third = sb
-        .run(&["--json", "send", "--csv", "pay.csv", "--link-only", "--no-mail"])
+        .run(&[
+            "--json",
+            "send",
+            "--csv",
+            "pay.csv",
+            "--link-only",
+            "--no-mail",
+        ])
         .json();
     assert_eq!(third["recovered"], "1", "{third}");
     assert_eq!(read_rows(&sb.file("pay.results.csv"))[1][6], pending);
@@ -670,7 +680,8 @@ fn rpc(method: &str, params: serde_json::Value) -> serde_json::Value {
     use std::io::{Read, Write};
     let url = anvil_url();
     let host = url.trim_start_matches("http://").trim_end_matches('/');
-    let body = serde_json::json!({"jsonrpc":"2.0","id":1,"method":method,"params":params}).to_string();
+    let body =
+        serde_json::json!({"jsonrpc":"2.0","id":1,"method":method,"params":params}).to_string();
     let mut s = std::net::TcpStream::connect(host).expect("anvil");
     write!(
         s,
@@ -685,7 +696,10 @@ fn rpc(method: &str, params: serde_json::Value) -> serde_json::Value {
 }
 
 fn tx_count(address: &str) -> u64 {
-    let n = rpc("eth_getTransactionCount", serde_json::json!([address, "latest"]));
+    let n = rpc(
+        "eth_getTransactionCount",
+        serde_json::json!([address, "latest"]),
+    );
     u64::from_str_radix(n.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
 }
 
@@ -764,10 +778,14 @@ fn serve_proxy(
             continue;
         }
         let answer = match (mode, method.as_str()) {
-            (Mode::PendingTx(tx), "eth_getTransactionReceipt") if req["params"][0] == tx.as_str() => {
+            (Mode::PendingTx(tx), "eth_getTransactionReceipt")
+                if req["params"][0] == tx.as_str() =>
+            {
                 serde_json::json!({"jsonrpc":"2.0","id":req["id"],"result":null})
             }
-            (Mode::PendingTx(tx), "eth_getTransactionByHash") if req["params"][0] == tx.as_str() => {
+            (Mode::PendingTx(tx), "eth_getTransactionByHash")
+                if req["params"][0] == tx.as_str() =>
+            {
                 let mut t = rpc("eth_getTransactionByHash", req["params"].clone());
                 t["blockHash"] = serde_json::Value::Null;
                 t["blockNumber"] = serde_json::Value::Null;

@@ -539,15 +539,11 @@ fn claim_on_an_evm_backend_refuses_a_qtum_address_and_names_the_key_account() {
         .json();
     let qtum = made["qtum_address"].as_str().unwrap().to_string();
     let evm = made["evm_account"].as_str().unwrap().to_string();
-    assert!(evm.starts_with("0x") && !evm.contains(' '), "one form: {evm}");
-    let out = sb.run(&[
-        "--keystore",
-        "me.json",
-        "claim",
-        SOME_LINK,
-        "--to",
-        &qtum,
-    ]);
+    assert!(
+        evm.starts_with("0x") && !evm.contains(' '),
+        "one form: {evm}"
+    );
+    let out = sb.run(&["--keystore", "me.json", "claim", SOME_LINK, "--to", &qtum]);
     let line = out.fails(2);
     assert!(line.contains("Qtum address of your key"), "{line}");
     assert!(out.stderr.contains(&evm), "{}", out.stderr);

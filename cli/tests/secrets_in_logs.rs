@@ -165,7 +165,11 @@ async fn the_watcher_at_trace_level_logs_no_password_key_salt_body_or_recipient(
     let (watcher_key, _) = funded(&anvil, 10u128.pow(20)).await;
     let mut req = SendRequest::native(
         BOB,
-        springmail_sdk::amount::Amount::from_units(50_000_000, springmail_sdk::amount::Asset::qtum()).unwrap(),
+        springmail_sdk::amount::Amount::from_units(
+            50_000_000,
+            springmail_sdk::amount::Asset::qtum(),
+        )
+        .unwrap(),
         std::time::Duration::from_secs(86_400),
     );
     req.watcher = Some(watcher_key.address());

@@ -108,14 +108,18 @@ pub enum ClientError {
         reason: String,
     },
     /// A transaction was broadcast but waiting for it failed: it may still be mined.
-    #[error("{action} was broadcast as transaction {tx_hash}, but waiting for it failed: {source}")]
+    #[error(
+        "{action} was broadcast as transaction {tx_hash}, but waiting for it failed: {source}"
+    )]
     Unconfirmed {
         action: &'static str,
         tx_hash: B256,
         source: ChainError,
     },
     /// The sender holds less of the token than the deposit needs.
-    #[error("the sender {sender} holds {have} base units of token {token}; the deposit needs {need}")]
+    #[error(
+        "the sender {sender} holds {have} base units of token {token}; the deposit needs {need}"
+    )]
     InsufficientTokenBalance {
         token: Address,
         sender: Address,

@@ -199,10 +199,16 @@ fn check_local_part(local: &str) -> Result<(), EmailError> {
             match c {
                 '\\' => {
                     if chars.next().is_none() {
-                        return invalid("a '\\' at the end of the quoted local part escapes nothing".into());
+                        return invalid(
+                            "a '\\' at the end of the quoted local part escapes nothing".into(),
+                        );
                     }
                 }
-                '"' => return invalid("a '\"' inside the quoted local part must be escaped as '\\\"'".into()),
+                '"' => {
+                    return invalid(
+                        "a '\"' inside the quoted local part must be escaped as '\\\"'".into(),
+                    )
+                }
                 _ => {}
             }
         }
@@ -480,8 +486,16 @@ mod tests {
         assert_eq!(normalize("o'neil+x@x.com").unwrap(), "o'neil+x@x.com");
         assert_eq!(normalize("\"bo..b\"@x.com").unwrap(), "\"bo..b\"@x.com");
         assert_eq!(normalize("\"a\\\"b\"@x.com").unwrap(), "\"a\\\"b\"@x.com");
-        assert_eq!(normalize("Jörg@Bücher.Example.").unwrap(), "jörg@xn--bcher-kva.example");
-        assert_eq!(normalize(&format!("{}@x.com", "a".repeat(64))).unwrap().len(), 70);
+        assert_eq!(
+            normalize("Jörg@Bücher.Example.").unwrap(),
+            "jörg@xn--bcher-kva.example"
+        );
+        assert_eq!(
+            normalize(&format!("{}@x.com", "a".repeat(64)))
+                .unwrap()
+                .len(),
+            70
+        );
         assert!(matches!(
             normalize("bob@x.com.."),
             Err(EmailError::InvalidDomain { .. })

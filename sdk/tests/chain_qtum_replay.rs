@@ -642,8 +642,8 @@ async fn createcontract_then_receipt_gives_the_contract_address() {
                 .map(|d| format!("{d}/../contracts/RefEscrow.bin"))
                 .unwrap_or_else(|_| REF_ESCROW_BIN.to_string()),
         )
-            .expect("RefEscrow.bin")
-            .trim(),
+        .expect("RefEscrow.bin")
+        .trim(),
     );
     let txid = chain
         .submit(TxRequest {

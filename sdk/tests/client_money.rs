@@ -76,8 +76,15 @@ async fn a_refund_that_would_revert_is_refused_before_anything_is_sent() {
 async fn a_second_deposit_under_a_used_claim_key_is_refused_unsent() {
     let (chain, alice) = world().await;
     let link = alice.new_link();
-    let req = SendRequest::native("bob@example.com", qtum(1_000_000), Duration::from_secs(86_400));
-    alice.send_with_link(req.clone(), link.clone()).await.unwrap();
+    let req = SendRequest::native(
+        "bob@example.com",
+        qtum(1_000_000),
+        Duration::from_secs(86_400),
+    );
+    alice
+        .send_with_link(req.clone(), link.clone())
+        .await
+        .unwrap();
     let before = height(&chain).await;
     let err = alice.send_with_link(req, link).await.unwrap_err();
     assert!(
@@ -119,7 +126,10 @@ async fn a_token_send_without_the_balance_approves_nothing() {
     req.token = Some(token);
     let err = alice.send(req).await.unwrap_err();
     assert!(
-        matches!(err, ClientError::InsufficientTokenBalance { need: 5_000, .. }),
+        matches!(
+            err,
+            ClientError::InsufficientTokenBalance { need: 5_000, .. }
+        ),
         "{err}"
     );
     assert_eq!(height(&chain).await, before, "no approve was sent");
@@ -133,7 +143,10 @@ fn clock_ahead() -> u64 {
 async fn expiry_counts_from_the_clock_when_the_last_block_is_old() {
     let (_chain, alice) = world().await;
     let head = alice.chain().head().await.unwrap().timestamp;
-    assert!(head < clock_ahead(), "the chain's last block is behind the clock");
+    assert!(
+        head < clock_ahead(),
+        "the chain's last block is behind the clock"
+    );
     let alice = alice.with_clock(clock_ahead);
     let req = SendRequest::native("bob@example.com", qtum(1_000_000), Duration::from_secs(45));
     let ticket = alice.send(req).await.unwrap();

@@ -333,7 +333,11 @@ impl World {
     async fn claim(&self) -> Claim {
         let mut req = SendRequest::native(
             ALICE,
-            springmail_sdk::amount::Amount::from_units(AMOUNT, springmail_sdk::amount::Asset::qtum()).unwrap(),
+            springmail_sdk::amount::Amount::from_units(
+                AMOUNT,
+                springmail_sdk::amount::Asset::qtum(),
+            )
+            .unwrap(),
             std::time::Duration::from_secs(7 * 86_400),
         );
         req.watcher = Some(self.watcher_key.address());

@@ -434,7 +434,11 @@ mod tests {
         for i in 0..5 {
             let mut req = SendRequest::native(
                 "bob@example.com",
-                springmail_sdk::amount::Amount::from_units(1_000_000, springmail_sdk::amount::Asset::qtum()).unwrap(),
+                springmail_sdk::amount::Amount::from_units(
+                    1_000_000,
+                    springmail_sdk::amount::Asset::qtum(),
+                )
+                .unwrap(),
                 std::time::Duration::from_secs(86_400),
             );
             // One deposit in link mode and one for another watcher: not indexed.

@@ -73,7 +73,11 @@ impl World {
     async fn deposit_to(&self, email: &str, watcher: Option<Address>, expires_in: u64) -> Ticket {
         let mut req = SendRequest::native(
             email,
-            springmail_sdk::amount::Amount::from_units(AMOUNT, springmail_sdk::amount::Asset::qtum()).unwrap(),
+            springmail_sdk::amount::Amount::from_units(
+                AMOUNT,
+                springmail_sdk::amount::Asset::qtum(),
+            )
+            .unwrap(),
             std::time::Duration::from_secs(expires_in),
         );
         req.watcher = watcher;

@@ -212,11 +212,7 @@ struct Checked {
     watcher: Option<Address>,
 }
 
-fn check_rows(
-    rows: &[InRow],
-    plan: &Plan,
-    asset: &Asset,
-) -> anyhow::Result<Vec<Checked>> {
+fn check_rows(rows: &[InRow], plan: &Plan, asset: &Asset) -> anyhow::Result<Vec<Checked>> {
     let mut bad = Vec::new();
     let mut out = Vec::new();
     for r in rows {
@@ -601,7 +597,10 @@ async fn deposit_with_link(
     };
     row.pending_tx = tx_hash.to_string();
     save_one(results_file, row)?;
-    match client.confirm_deposit(prepared, tx_hash, DEFAULT_WAIT).await {
+    match client
+        .confirm_deposit(prepared, tx_hash, DEFAULT_WAIT)
+        .await
+    {
         Ok(ticket) => Ok((ticket.tx_hash, ticket.deposit.expiry)),
         Err(e @ ClientError::Reverted { .. }) => Err(failure(
             e.to_string(),

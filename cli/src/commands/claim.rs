@@ -130,7 +130,10 @@ async fn claim_directly(
         .claim_with_link(link, to)
         .await
         .context("the claim failed")?;
-    let mut s = Summary::new(format!("Claimed {amount} to {}", show(&ctx.settings, link.chain_id, to)));
+    let mut s = Summary::new(format!(
+        "Claimed {amount} to {}",
+        show(&ctx.settings, link.chain_id, to)
+    ));
     s.row("amount", "amount", amount.to_string());
     s.row("to", "to", show(&ctx.settings, link.chain_id, to));
     s.row("tx", "transaction", receipt.tx_hash.to_string());

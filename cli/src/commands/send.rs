@@ -46,7 +46,10 @@ impl Plan {
         let watcher = if a.link_only {
             None
         } else if let Some(w) = &a.watcher {
-            Some(parse_watcher(w).map_err(|e| input_error(format!("--watcher: {e}"), WATCHER_HINT))?)
+            Some(
+                parse_watcher(w)
+                    .map_err(|e| input_error(format!("--watcher: {e}"), WATCHER_HINT))?,
+            )
         } else {
             settings.watcher
         };
@@ -243,21 +246,26 @@ pub async fn run(ctx: &Ctx, a: &SendArgs) -> anyhow::Result<()> {
             // A simulated revert: the deposit was not sent (a token approval may have been).
             if matches!(e, ClientError::WouldRevert { .. }) {
                 let _ = std::fs::remove_file(&record_path);
-                return Err(anyhow::Error::from(e)
-                    .context(format!("cannot send {amount} to {normalized}")));
+                return Err(
+                    anyhow::Error::from(e).context(format!("cannot send {amount} to {normalized}"))
+                );
             }
             return Err(unconfirmed(ctx, &record, &record_path, e.into()));
         }
     };
     record.tx = tx_hash.to_string();
     let _ = sent::save(settings, &record);
-    let ticket = match client.confirm_deposit(prepared, tx_hash, DEFAULT_WAIT).await {
+    let ticket = match client
+        .confirm_deposit(prepared, tx_hash, DEFAULT_WAIT)
+        .await
+    {
         Ok(t) => t,
         // Mined and reverted: no deposit exists, so the link is worth nothing.
         Err(e @ ClientError::Reverted { .. }) => {
             let _ = std::fs::remove_file(&record_path);
-            return Err(anyhow::Error::from(e)
-                .context(format!("cannot send {amount} to {normalized}")));
+            return Err(
+                anyhow::Error::from(e).context(format!("cannot send {amount} to {normalized}"))
+            );
         }
         Err(e) => return Err(unconfirmed(ctx, &record, &record_path, e.into())),
     };

@@ -223,7 +223,9 @@ impl Chain for EmbeddedChain {
             Ok(r) => match r.result {
                 ExecutionResult::Success { output, .. } => CallResult::Success(output.into_data()),
                 ExecutionResult::Revert { output, .. } => CallResult::Reverted(output),
-                ExecutionResult::Halt { reason, .. } => CallResult::Reverted(super::revert_data(format!("halt: {reason:?}"))),
+                ExecutionResult::Halt { reason, .. } => {
+                    CallResult::Reverted(super::revert_data(format!("halt: {reason:?}")))
+                }
             },
         })
     }
