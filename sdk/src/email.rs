@@ -197,12 +197,10 @@ fn check_local_part(local: &str) -> Result<(), EmailError> {
         let mut chars = inner.chars();
         while let Some(c) = chars.next() {
             match c {
-                '\\' => {
-                    if chars.next().is_none() {
-                        return invalid(
-                            "a '\\' at the end of the quoted local part escapes nothing".into(),
-                        );
-                    }
+                '\\' if chars.next().is_none() => {
+                    return invalid(
+                        "a '\\' at the end of the quoted local part escapes nothing".into(),
+                    );
                 }
                 '"' => {
                     return invalid(
