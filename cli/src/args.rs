@@ -87,7 +87,8 @@ pub enum Command {
     /// Show where a deposit stands: open, expired, claimed or refunded
     #[command(after_help = "Example:\n  springmail status sm1.AAAA…\n  \
         springmail status 0x3f5CE5FBFe3E9af3971dD833D26bA9b5C936f0bE\n  \
-        springmail status --csv payroll.results.csv")]
+        springmail status --csv payroll.results.csv\n  \
+        springmail status                          (every deposit you sent, with its link)")]
     Status(StatusArgs),
     /// Run a watcher: read claim mail, verify it, release the funds, reply in thread
     #[command(
@@ -243,12 +244,9 @@ pub struct RefundArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The deposit: its claim key (0x…) or its link
-    #[arg(
-        value_name = "CLAIM_KEY|LINK",
-        required_unless_present = "csv",
-        conflicts_with = "csv"
-    )]
+    /// The deposit: its claim key (0x…) or its link. Without it (and without --csv):
+    /// every deposit you sent from this account, with the links this machine recorded
+    #[arg(value_name = "CLAIM_KEY|LINK", conflicts_with = "csv")]
     pub deposit: Option<String>,
     /// Every deposit of a `send --csv` result file
     #[arg(long, value_name = "FILE")]
@@ -264,6 +262,9 @@ pub struct WatchArgs {
     /// unconfirmed, then run as usual
     #[arg(long)]
     pub resend_replies: bool,
+    /// Print the watcher's address (the value senders pass as --watcher) and exit
+    #[arg(long, conflicts_with = "once")]
+    pub print_address: bool,
 }
 
 #[derive(Debug, Args)]

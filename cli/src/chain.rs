@@ -100,9 +100,37 @@ pub fn escrow(settings: &Settings) -> anyhow::Result<Address> {
     })
 }
 
+/// Refuses a claim link whose escrow is not the configured one (`--escrow` or
+/// `[chain] escrow`), as a chain-id mismatch is refused: the link must not silently win.
+pub fn check_link_escrow(settings: &Settings, link_escrow: Address) -> anyhow::Result<()> {
+    match settings.escrow {
+        Some(configured) if configured != link_escrow => Err(input_error(
+            format!(
+                "the claim link is for escrow {}, but the configuration says escrow {}",
+                link_escrow.to_checksum(None),
+                configured.to_checksum(None)
+            ),
+            "point --escrow and [chain] escrow at the escrow the link was made on, or leave them unset",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A client on the configured escrow.
+/// Expiries count from the wall clock when the newest block is older (`--expires 45s`
+/// means 45 s from now even when the chain's last block is minutes old).
 pub fn client(settings: &Settings, chain: Arc<dyn Chain>, escrow: Address) -> SpringMail {
-    SpringMail::new(chain, escrow).with_start_block(settings.start_block)
+    SpringMail::new(chain, escrow)
+        .with_start_block(settings.start_block)
+        .with_clock(wall_clock)
+}
+
+/// Unix seconds now.
+pub fn wall_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The asset of a deposit: the chain's coin, or a token's symbol and decimals read from it.
@@ -138,7 +166,12 @@ pub async fn asset_for(chain: &dyn Chain, token: Option<Address>) -> anyhow::Res
     Asset::new(symbol.trim(), decimals).with_context(|| format!("token {token}"))
 }
 
-/// Prints an address the way users of the chain expect (base58 on Qtum chains).
-pub fn show(chain_id: u64, address: Address) -> String {
-    springmail_sdk::qtum::format_address(chain_id, address)
+/// Prints an address in the one form that is spendable where it is used: base58 on a
+/// qtumd node, `0x` on an EVM backend (anvil keeps Qtum's chain id, but a base58 form
+/// there invites paying a key's Qtum address, which no key controls on that chain).
+pub fn show(settings: &Settings, chain_id: u64, address: Address) -> String {
+    match settings.backend {
+        Backend::Qtum => springmail_sdk::qtum::format_address(chain_id, address),
+        Backend::EvmRpc | Backend::Embedded => address.to_checksum(None),
+    }
 }

@@ -262,7 +262,16 @@ fn known(cause: &(dyn std::error::Error + 'static)) -> Option<(String, ExitKind)
             ClientError::WrongEscrow { .. } => s("point --rpc / [chain] at the chain named in the link", Input),
             ClientError::Email(_) => s("give a full email address like bob@example.com", Input),
             ClientError::Deposit(_) => s(AMOUNT_HINT, Input),
-            ClientError::Reverted { .. } => s("nothing was paid; see the reason above", Failed),
+            ClientError::Reverted { .. } => s(
+                "the transaction was mined but reverted: its gas was spent, the money did not move",
+                Failed,
+            ),
+            ClientError::WouldRevert { .. } => s("nothing was sent (no gas spent); see the reason above", Failed),
+            ClientError::Unconfirmed { .. } => s(
+                "the transaction was broadcast and may still be mined: check with `springmail status` before trying again",
+                Unavailable,
+            ),
+            ClientError::InsufficientTokenBalance { .. } => s("nothing was sent; get more of the token first", Input),
             ClientError::Decode(_) => s("is [chain] escrow really an EmailEscrow contract on this chain?", Failed),
         };
     }

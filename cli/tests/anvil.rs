@@ -20,7 +20,9 @@ const ACCOUNT_3: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e
 const ACCOUNT_4: &str = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
 const ACCOUNT_5: &str = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba";
 const ACCOUNT_6: &str = "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e";
+const ACCOUNT_7: &str = "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356";
 const ACCOUNT_8: &str = "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97";
+const ACCOUNT_9: &str = "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6";
 
 fn anvil_url() -> String {
     std::env::var("SPRINGMAIL_ANVIL_URL")
@@ -55,14 +57,8 @@ fn bob_address(sb: &Sandbox, bob_key: &str) -> String {
             ],
         )
         .json();
-    // On an EVM chain the account is the keccak address, shown in base58 on chain 8890.
-    w["evm_account"]
-        .as_str()
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_string()
+    // On an EVM chain the account is the keccak address, shown and accepted as 0x only.
+    w["evm_account"].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -70,7 +66,7 @@ fn bob_address(sb: &Sandbox, bob_key: &str) -> String {
 fn send_status_claim_status_on_anvil() {
     let sb = deployed(ACCOUNT_0);
     let bob = bob_address(&sb, ACCOUNT_1);
-    assert!(bob.starts_with('q'), "{bob}");
+    assert!(bob.starts_with("0x"), "{bob}");
     let sent = sb
         .run(&[
             "--json",
@@ -159,7 +155,8 @@ fn email_mode_claim_writes_a_threaded_claim_mail_and_checks_the_address() {
         notification.contains("Reply-To: <watcher@broker.test>"),
         "{notification}"
     );
-    let to = "qfmYqV4YKpsBcBZVfyH48Zr1nSdUT4GcW5";
+    // On an EVM backend --to is a 0x account (a q… is refused there).
+    let to = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
     // Not her address: refused before anything is written.
     let wrong = sb.run(&[
         "claim",
@@ -518,4 +515,325 @@ fn undelivered_notification_keeps_the_deposit_and_saves_the_mail() {
         })
         .collect();
     assert_eq!(saved.len(), 1, "the notification is saved to send later");
+}
+
+#[test]
+#[ignore = "needs anvil from the dev stack: run scripts/test"]
+fn a_refund_that_would_revert_is_refused_unsent_and_expiry_counts_from_now() {
+    let sb = deployed(ACCOUNT_7);
+    let before_send = wall_clock();
+    let sent = sb
+        .run(&[
+            "--json",
+            "send",
+            "--to",
+            "bob@example.com",
+            "--amount",
+            "0.1 QTUM",
+            "--link-only",
+            "--no-mail",
+            "--expires",
+            "45s",
+        ])
+        .json();
+    // 45 s from now, not from the last block's time (which may be long past).
+    let expiry = sent["expiry"].as_u64().unwrap();
+    assert!(expiry >= before_send + 45, "{expiry} vs {before_send}");
+    assert!(sent["expires"].as_str().unwrap().contains("in 4"), "{sent}");
+    let alice = account_of(&sb);
+    let nonce = tx_count(&alice);
+    // The sender, before expiry, of a deposit that is not cancellable: refused by the
+    // simulation, no gas spent.
+    let key = sent["claim_key"].as_str().unwrap();
+    let out = sb.run(&["refund", key]);
+    let line = out.fails(1);
+    assert!(line.contains("may not refund"), "{line}");
+    assert!(line.contains("nothing was sent"), "{line}");
+    assert!(!out.stderr.contains("nothing was paid"), "{}", out.stderr);
+    assert_eq!(tx_count(&alice), nonce, "no transaction was sent");
+    // A third party: the same.
+    let other = sb.run_env(&["refund", key], &[("SPRINGMAIL_PRIVATE_KEY", ACCOUNT_1)]);
+    assert!(other.fails(1).contains("nothing was sent"));
+}
+
+#[test]
+#[ignore = "needs anvil from the dev stack: run scripts/test"]
+fn a_send_whose_node_dies_after_broadcast_keeps_and_prints_the_link() {
+    let mut sb = deployed(ACCOUNT_9);
+    let escrow = escrow_of(&sb);
+    let held = balance(&escrow);
+    // The node answers until the deposit is broadcast, then only HTTP 503.
+    let proxy = Proxy::start(Mode::DieAfterBroadcast);
+    sb.env("SPRINGMAIL_RPC_URL", &proxy.url);
+    let out = sb.run(&[
+        "--json",
+        "send",
+        "--to",
+        "bob@example.com",
+        "--amount",
+        "0.2 QTUM",
+        "--link-only",
+        "--no-mail",
+    ]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let printed: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let link = printed["bare_link"].as_str().unwrap().to_string();
+    let key = printed["claim_key"].as_str().unwrap().to_string();
+    assert!(
+        printed["tx"].as_str().unwrap().starts_with("0x"),
+        "{printed}"
+    );
+    assert!(out.stderr.contains("springmail status"), "{}", out.stderr);
+    // The record is on disk, owner-only, with the link.
+    let record = std::fs::read_dir(sb.file(".local/share/springmail/sent"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(std::fs::read_to_string(&record).unwrap().contains(&link));
+    // The deposit was mined meanwhile; `status` lists it with its link.
+    sb.env("SPRINGMAIL_RPC_URL", &anvil_url());
+    assert_eq!(balance(&escrow), held + 20_000_000);
+    let mine = sb.run(&["--json", "status"]).json();
+    let row = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["claim_key"] == key.as_str())
+        .unwrap_or_else(|| panic!("{mine}"))
+        .clone();
+    assert_eq!(row["state"], "open");
+    assert!(row["link"].as_str().unwrap().contains(&link), "{row}");
+    // And the link claims it.
+    let bob = bob_address(&sb, ACCOUNT_5);
+    sb.run_env(
+        &["claim", &link, "--to", &bob],
+        &[("SPRINGMAIL_PRIVATE_KEY", ACCOUNT_5)],
+    )
+    .ok();
+    assert_eq!(balance(&escrow), held);
+
+    // `send --csv`: the run dies after the deposit was broadcast ...
+    sb.write("pay.csv", "carol@example.net,0.3 QTUM\n");
+    let proxy = Proxy::start(Mode::DieAfterBroadcast);
+    let first = sb.run_env(
+        &["send", "--csv", "pay.csv", "--link-only", "--no-mail"],
+        &[("SPRINGMAIL_RPC_URL", proxy.url.as_str())],
+    );
+    assert_ne!(first.code, 0);
+    let rows = read_rows(&sb.file("pay.results.csv"));
+    // The error column may hold quoted commas; pending_tx is the last column.
+    let pending = rows[1].last().unwrap().clone();
+    assert!(
+        pending.starts_with("0x"),
+        "the transaction id is recorded: {rows:?}"
+    );
+    // ... and while the node still holds it unmined, a re-run waits and sends nothing.
+    let proxy = Proxy::start(Mode::PendingTx(pending.clone()));
+    let second = sb.run_env(
+        &["send", "--csv", "pay.csv", "--link-only", "--no-mail"],
+        &[("SPRINGMAIL_RPC_URL", proxy.url.as_str())],
+    );
+    assert!(second.stderr.contains("failed"), "{}", second.stderr);
+    let rows = read_rows(&sb.file("pay.results.csv"));
+    assert!(
+        rows[1].join(",").contains("still waiting to be mined"),
+        "{rows:?}"
+    );
+    assert_eq!(proxy.broadcasts(), 0, "nothing was sent again");
+    // Once it is seen mined, the row is recorded with that transaction.
+    let third = sb
+        .run(&[
+            "--json",
+            "send",
+            "--csv",
+            "pay.csv",
+            "--link-only",
+            "--no-mail",
+        ])
+        .json();
+    assert_eq!(third["recovered"], "1", "{third}");
+    assert_eq!(read_rows(&sb.file("pay.results.csv"))[1][6], pending);
+    assert_eq!(balance(&escrow), held + 30_000_000, "paid once");
+}
+
+fn wall_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The sandbox's sending account (its SPRINGMAIL_PRIVATE_KEY's), from `wallet import`.
+fn account_of(sb: &Sandbox) -> String {
+    let key = sb
+        .run_env(
+            &["--json", "wallet", "import", "--keystore", "me.json"],
+            &[("SPRINGMAIL_PASSWORD", "me")],
+        )
+        .json();
+    let _ = std::fs::remove_file(sb.file("me.json"));
+    key["evm_account"].as_str().unwrap().to_string()
+}
+
+fn rpc(method: &str, params: serde_json::Value) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let url = anvil_url();
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let body =
+        serde_json::json!({"jsonrpc":"2.0","id":1,"method":method,"params":params}).to_string();
+    let mut s = std::net::TcpStream::connect(host).expect("anvil");
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let json = resp.split("\r\n\r\n").nth(1).unwrap();
+    serde_json::from_str::<serde_json::Value>(json.trim()).unwrap()["result"].clone()
+}
+
+fn tx_count(address: &str) -> u64 {
+    let n = rpc(
+        "eth_getTransactionCount",
+        serde_json::json!([address, "latest"]),
+    );
+    u64::from_str_radix(n.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+#[derive(Clone)]
+enum Mode {
+    /// Forward everything until an `eth_sendRawTransaction`, then answer HTTP 503.
+    DieAfterBroadcast,
+    /// Forward, but show this transaction as unmined (in the mempool) and count broadcasts.
+    PendingTx(String),
+}
+
+/// A JSON-RPC proxy in front of anvil that plays a failing or lagging node.
+struct Proxy {
+    url: String,
+    broadcasts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Proxy {
+    fn start(mode: Mode) -> Proxy {
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let broadcasts = Arc::new(AtomicUsize::new(0));
+        let dead = Arc::new(AtomicBool::new(false));
+        let counter = broadcasts.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (mode, dead, counter) = (mode.clone(), dead.clone(), counter.clone());
+                std::thread::spawn(move || {
+                    let _ = serve_proxy(stream, &mode, &dead, &counter);
+                });
+            }
+        });
+        Proxy { url, broadcasts }
+    }
+
+    fn broadcasts(&self) -> usize {
+        self.broadcasts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn serve_proxy(
+    stream: std::net::TcpStream,
+    mode: &Mode,
+    dead: &std::sync::atomic::AtomicBool,
+    broadcasts: &std::sync::atomic::AtomicUsize,
+) -> std::io::Result<()> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::Ordering;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut out = stream;
+    loop {
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0u8; len];
+        reader.read_exact(&mut body)?;
+        let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let method = req["method"].as_str().unwrap_or_default().to_string();
+        if dead.load(Ordering::SeqCst) {
+            out.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")?;
+            continue;
+        }
+        let answer = match (mode, method.as_str()) {
+            (Mode::PendingTx(tx), "eth_getTransactionReceipt")
+                if req["params"][0] == tx.as_str() =>
+            {
+                serde_json::json!({"jsonrpc":"2.0","id":req["id"],"result":null})
+            }
+            (Mode::PendingTx(tx), "eth_getTransactionByHash")
+                if req["params"][0] == tx.as_str() =>
+            {
+                let mut t = rpc("eth_getTransactionByHash", req["params"].clone());
+                t["blockHash"] = serde_json::Value::Null;
+                t["blockNumber"] = serde_json::Value::Null;
+                t["transactionIndex"] = serde_json::Value::Null;
+                serde_json::json!({"jsonrpc":"2.0","id":req["id"],"result":t})
+            }
+            _ => {
+                if method == "eth_sendRawTransaction" {
+                    broadcasts.fetch_add(1, Ordering::SeqCst);
+                }
+                let mut a = serde_json::json!({"jsonrpc":"2.0","id":req["id"]});
+                let full = forward(&body);
+                a["result"] = full["result"].clone();
+                if !full["error"].is_null() {
+                    a["error"] = full["error"].clone();
+                    a.as_object_mut().unwrap().remove("result");
+                }
+                if method == "eth_sendRawTransaction" && matches!(mode, Mode::DieAfterBroadcast) {
+                    dead.store(true, Ordering::SeqCst);
+                }
+                a
+            }
+        };
+        let text = answer.to_string();
+        write!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        )?;
+    }
+}
+
+/// One request to anvil, its whole JSON answer.
+fn forward(body: &[u8]) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let url = anvil_url();
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(host).expect("anvil");
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let json = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(json.trim()).unwrap_or_default()
 }

@@ -558,3 +558,144 @@ fn a_hex_key_one_digit_short_is_called_a_short_hex_key() {
     assert!(!line.to_lowercase().contains("base58"), "{line}");
     assert!(!sb.file("k.json").exists());
 }
+
+#[test]
+fn a_link_for_another_escrow_than_configured_is_refused() {
+    let sb = Sandbox::new();
+    let escrow = "0x00000000000000000000000000000000000000e5";
+    for args in [
+        vec!["--escrow", escrow, "status", SOME_LINK],
+        vec!["--escrow", escrow, "refund", SOME_LINK],
+        vec![
+            "--escrow",
+            escrow,
+            "claim",
+            SOME_LINK,
+            "--to",
+            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        ],
+    ] {
+        let out = sb.run(&args);
+        let line = out.fails(2);
+        assert!(
+            line.contains("escrow") && line.to_lowercase().contains(escrow),
+            "{args:?}: {line}"
+        );
+    }
+}
+
+#[test]
+fn a_double_at_and_other_bad_local_parts_are_refused() {
+    let sb = Sandbox::new();
+    for bad in [
+        "bob@@x.com",
+        ".bob@example.com",
+        "bob.@example.com",
+        "bo..b@example.com",
+    ] {
+        let out = sb.run(&["send", "--to", bad, "--amount", "0.01 QTUM"]);
+        let line = out.fails(2);
+        assert!(line.contains("local part"), "{bad}: {line}");
+    }
+}
+
+#[test]
+fn a_base58_watcher_is_refused_with_the_form_to_use() {
+    let sb = Sandbox::new();
+    let out = sb.run(&[
+        "--chain-id",
+        "8890",
+        "send",
+        "--to",
+        "bob@example.com",
+        "--amount",
+        "1 QTUM",
+        "--watcher",
+        "qfmYqV4YKpsBcBZVfyH48Zr1nSdUT4GcW5",
+        "--watcher-email",
+        "claims@broker.test",
+    ]);
+    let line = out.fails(2);
+    assert!(line.contains("--watcher") && line.contains("0x"), "{line}");
+    assert!(out.stderr.contains("--print-address"), "{}", out.stderr);
+}
+
+#[test]
+fn watch_print_address_gives_the_key_evm_address() {
+    let sb = Sandbox::new();
+    sb.write(
+        "watcher.toml",
+        r#"
+data_dir = "wdata"
+[imap]
+host = "127.0.0.1"
+port = 1143
+security = "plain"
+user = "watcher@broker.test"
+password_env = "IMAP_PW"
+[smtp]
+host = "127.0.0.1"
+port = 2525
+security = "plain"
+[dkim]
+domain = "broker.test"
+selector = "sm"
+key_file = "dkim.pem"
+[chain]
+url = "http://127.0.0.1:9"
+chain_id = 8890
+escrow = "0x00000000000000000000000000000000000000e5"
+[watcher_key]
+env = "WKEY"
+[fees]
+native = "0.001"
+"#,
+    );
+    let key = format!("0x{}", "11".repeat(32));
+    let out = sb
+        .run_env(
+            &[
+                "--json",
+                "--config",
+                "watcher.toml",
+                "watch",
+                "--print-address",
+            ],
+            &[("IMAP_PW", "x"), ("WKEY", key.as_str())],
+        )
+        .json();
+    let want = springmail_sdk::keys::ClaimSecret::from_bytes([0x11; 32])
+        .unwrap()
+        .address()
+        .to_checksum(None);
+    assert_eq!(out["address"], want.as_str());
+}
+
+#[test]
+fn claim_on_an_evm_backend_refuses_a_qtum_address_and_names_the_key_account() {
+    let sb = Sandbox::new();
+    let made = sb
+        .run_env(
+            &["--json", "wallet", "new", "--keystore", "me.json"],
+            &[("SPRINGMAIL_PASSWORD", "pw")],
+        )
+        .json();
+    let qtum = made["qtum_address"].as_str().unwrap().to_string();
+    let evm = made["evm_account"].as_str().unwrap().to_string();
+    assert!(
+        evm.starts_with("0x") && !evm.contains(' '),
+        "one form: {evm}"
+    );
+    let out = sb.run(&["--keystore", "me.json", "claim", SOME_LINK, "--to", &qtum]);
+    let line = out.fails(2);
+    assert!(line.contains("Qtum address of your key"), "{line}");
+    assert!(out.stderr.contains(&evm), "{}", out.stderr);
+    // Any other base58 address is refused too on an EVM backend.
+    let out = sb.run(&[
+        "claim",
+        SOME_LINK,
+        "--to",
+        "qfmYqV4YKpsBcBZVfyH48Zr1nSdUT4GcW5",
+    ]);
+    assert!(out.fails(2).contains("0x account"));
+}

@@ -164,7 +164,15 @@ struct World {
 
 impl World {
     async fn deliver_cycle(&mut self, i: usize) {
-        let mut req = SendRequest::native(BOB, AMOUNT + i as u128, 7 * 86_400);
+        let mut req = SendRequest::native(
+            BOB,
+            springmail_sdk::amount::Amount::from_units(
+                AMOUNT + i as u128,
+                springmail_sdk::amount::Asset::qtum(),
+            )
+            .unwrap(),
+            std::time::Duration::from_secs(7 * 86_400),
+        );
         req.watcher = Some(self.watcher_key.address());
         let ticket = self.sender.send(req).await.expect("deposit");
         let payee = ClaimSecret::random().address();

@@ -163,7 +163,15 @@ async fn the_watcher_at_trace_level_logs_no_password_key_salt_body_or_recipient(
     let (_, sender_chain) = funded(&anvil, 10u128.pow(21)).await;
     let sender = SpringMail::deploy(sender_chain).await.unwrap();
     let (watcher_key, _) = funded(&anvil, 10u128.pow(20)).await;
-    let mut req = SendRequest::native(BOB, 50_000_000, 86_400);
+    let mut req = SendRequest::native(
+        BOB,
+        springmail_sdk::amount::Amount::from_units(
+            50_000_000,
+            springmail_sdk::amount::Asset::qtum(),
+        )
+        .unwrap(),
+        std::time::Duration::from_secs(86_400),
+    );
     req.watcher = Some(watcher_key.address());
     let ticket = sender.send(req).await.unwrap();
     let example = TestDomain::new("example.com");

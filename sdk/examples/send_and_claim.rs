@@ -4,7 +4,9 @@
 //     cargo run -p springmail-sdk --example send_and_claim
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use springmail_sdk::amount::{Amount, Asset};
 use springmail_sdk::chain::embedded::EmbeddedChain;
 use springmail_sdk::chain::Chain;
 use springmail_sdk::client::{DepositStatus, SendRequest, SpringMail};
@@ -23,8 +25,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ticket = alice_client
         .send(SendRequest::native(
             "bob@example.com",
-            150_000_000,
-            30 * 24 * 3600,
+            Amount::parse("1.5 QTUM", &Asset::qtum())?,
+            Duration::from_secs(30 * 24 * 3600),
         ))
         .await?;
     let link_text = ticket.link.to_bare(); // what Bob receives by mail

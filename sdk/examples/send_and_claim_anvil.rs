@@ -8,13 +8,14 @@
 // transaction at once; on a node that does not, each step waits for its block.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use alloy::signers::local::PrivateKeySigner;
+use springmail_sdk::amount::{Amount, Asset};
 use springmail_sdk::chain::evm_rpc::EvmRpcChain;
 use springmail_sdk::chain::Chain;
 use springmail_sdk::client::{DepositStatus, SendRequest, SpringMail};
 use springmail_sdk::link::ClaimLink;
-use springmail_sdk::U256;
+use springmail_sdk::{PrivateKeySigner, U256};
 
 /// anvil's well-known development keys: accounts 0 and 1. Never use them elsewhere.
 const ALICE_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -33,8 +34,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ticket = alice_client
         .send(SendRequest::native(
             "bob@example.com",
-            150_000_000,
-            30 * 24 * 3600,
+            Amount::parse("1.5 QTUM", &Asset::qtum())?,
+            Duration::from_secs(30 * 24 * 3600),
         ))
         .await?;
     let link_text = ticket.link.to_bare(); // what Bob receives by mail

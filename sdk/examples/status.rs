@@ -9,11 +9,10 @@
 
 use std::sync::Arc;
 
-use alloy::signers::local::PrivateKeySigner;
 use springmail_sdk::chain::evm_rpc::EvmRpcChain;
 use springmail_sdk::client::{DepositStatus, SpringMail};
 use springmail_sdk::link::ClaimLink;
-use springmail_sdk::Address;
+use springmail_sdk::{Address, PrivateKeySigner};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

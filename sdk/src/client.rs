@@ -4,6 +4,8 @@
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use std::sync::Arc;
+//! use std::time::Duration;
+//! use springmail_sdk::amount::{Amount, Asset};
 //! use springmail_sdk::chain::embedded::EmbeddedChain;
 //! use springmail_sdk::client::{DepositStatus, SendRequest, SpringMail};
 //! use springmail_sdk::{Address, U256};
@@ -15,8 +17,10 @@
 //! let client = SpringMail::deploy(Arc::new(chain.as_account(alice))).await.unwrap();
 //!
 //! // 1.5 QTUM to bob@example.com, claimable with the link alone (no watcher).
+//! let amount = Amount::parse("1.5 QTUM", &Asset::qtum()).unwrap();
+//! let month = Duration::from_secs(30 * 24 * 3600);
 //! let ticket = client
-//!     .send(SendRequest::native("bob@example.com", 150_000_000, 30 * 24 * 3600))
+//!     .send(SendRequest::native("bob@example.com", amount, month))
 //!     .await
 //!     .unwrap();
 //!
@@ -30,10 +34,12 @@
 //! ```
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::sol_types::{SolCall, SolError, SolEvent, SolInterface};
 
+use crate::amount::Amount;
 use crate::chain::{
     CallResult, Chain, ChainError, ChainLog, LogFilter, Receipt, TxRequest, TxStatus,
 };
@@ -46,6 +52,9 @@ use crate::link::ClaimLink;
 
 /// Largest block range one log query covers; larger scans are split.
 pub const LOG_RANGE: u64 = 10_000;
+
+/// How long the client waits for a transaction it sent to be mined.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(120);
 
 /// What can go wrong in a client operation.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +104,31 @@ pub enum ClientError {
     /// The escrow address holds no contract: a call to it returned nothing.
     #[error("no escrow contract at {escrow} on chain {chain_id} (the address has no code)")]
     NoContract { escrow: Address, chain_id: u64 },
+    /// The simulation of a transaction reverted, so it was not sent (no gas was spent).
+    #[error("{action} would be refused: {reason} (simulated, nothing was sent)")]
+    WouldRevert {
+        action: &'static str,
+        reason: String,
+    },
+    /// A transaction was broadcast but waiting for it failed: it may still be mined.
+    #[error(
+        "{action} was broadcast as transaction {tx_hash}, but waiting for it failed: {source}"
+    )]
+    Unconfirmed {
+        action: &'static str,
+        tx_hash: B256,
+        source: ChainError,
+    },
+    /// The sender holds less of the token than the deposit needs.
+    #[error(
+        "the sender {sender} holds {have} base units of token {token}; the deposit needs {need}"
+    )]
+    InsufficientTokenBalance {
+        token: Address,
+        sender: Address,
+        have: U256,
+        need: u128,
+    },
 }
 
 impl ClientError {
@@ -109,12 +143,13 @@ impl ClientError {
 pub struct SendRequest {
     /// The recipient's email address (normalized before committing).
     pub email: String,
-    /// Base units of the asset.
-    pub amount: u128,
+    /// How much, in the asset's base units (the coin's, or the token's).
+    pub amount: Amount,
     /// `None` for the native coin.
     pub token: Option<Address>,
-    /// Seconds from the chain's current time until the deposit expires.
-    pub expires_in: u64,
+    /// Time from now until the deposit expires ("now" is the later of the chain's time
+    /// and the client's clock, see [`SpringMail::with_clock`]); whole seconds count.
+    pub expires_in: Duration,
     /// `None` for link mode; else the watcher that must attest claims.
     pub watcher: Option<Address>,
     /// Whether the sender may refund before expiry.
@@ -123,7 +158,7 @@ pub struct SendRequest {
 
 impl SendRequest {
     /// A native-coin deposit in link mode, not cancellable.
-    pub fn native(email: impl Into<String>, amount: u128, expires_in: u64) -> Self {
+    pub fn native(email: impl Into<String>, amount: Amount, expires_in: Duration) -> Self {
         SendRequest {
             email: email.into(),
             amount,
@@ -133,6 +168,19 @@ impl SendRequest {
             cancellable: false,
         }
     }
+}
+
+/// A deposit checked and encoded but not yet broadcast: its link and fields are final,
+/// so the caller can record them before any money moves (see [`SpringMail::prepare_deposit`]).
+#[derive(Debug, Clone)]
+pub struct PreparedDeposit {
+    /// The claim link (holds the secret).
+    pub link: ClaimLink,
+    /// The deposit as it will be stored.
+    pub deposit: Deposit,
+    /// The normalized recipient address.
+    pub email: String,
+    tx: TxRequest,
 }
 
 /// A made deposit: the link for the recipient and the fields for anyone.
@@ -272,6 +320,7 @@ pub struct SpringMail {
     chain: Arc<dyn Chain>,
     escrow: Address,
     start_block: u64,
+    clock: Option<fn() -> u64>,
 }
 
 impl std::fmt::Debug for SpringMail {
@@ -410,7 +459,22 @@ impl SpringMail {
             chain,
             escrow,
             start_block: 0,
+            clock: None,
         }
+    }
+
+    /// A clock (unix seconds) that "now" never falls behind when an expiry is computed.
+    /// Without one, expiries count from the newest block's time, which on a slow chain
+    /// can be minutes old: `expires_in` would then end that much early.
+    pub fn with_clock(mut self, clock: fn() -> u64) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The time expiries count from: the newest block's, or the clock's when later.
+    pub async fn now(&self) -> Result<u64, ClientError> {
+        let chain = self.chain.head().await?.timestamp;
+        Ok(self.clock.map_or(chain, |c| c().max(chain)))
     }
 
     /// Sets the first block to search for events (the escrow's deployment block).
@@ -442,6 +506,7 @@ impl SpringMail {
             chain,
             escrow,
             start_block: receipt.block_number,
+            clock: None,
         })
     }
 
@@ -471,31 +536,87 @@ impl SpringMail {
     /// Deposits to an email address: a fresh claim key and salt, the commitment, and for a
     /// token an approval first when the allowance is short.
     pub async fn send(&self, req: SendRequest) -> Result<Ticket, ClientError> {
-        let link = ClaimLink {
+        self.send_with_link(req, self.new_link()).await
+    }
+
+    /// A fresh claim key and salt for this escrow, to record before depositing under it.
+    pub fn new_link(&self) -> ClaimLink {
+        ClaimLink {
             chain_id: self.chain.chain_id(),
             escrow: self.escrow,
             secret: ClaimSecret::random(),
             salt: Salt::random(),
-        };
-        self.send_with_link(req, link).await
+        }
+    }
+
+    /// The deposits `sender` made at this escrow (from their `Deposited` events, oldest
+    /// first): claim key, deposit, block and transaction.
+    pub async fn deposits_by(
+        &self,
+        sender: Address,
+    ) -> Result<Vec<(Address, Deposit, u64, B256)>, ClientError> {
+        let head = self.chain.head().await?.number;
+        let mut out = Vec::new();
+        let mut from = self.start_block;
+        while from <= head {
+            let to = (from + LOG_RANGE - 1).min(head);
+            let filter = LogFilter {
+                address: self.escrow,
+                topics: vec![
+                    Some(EmailEscrow::Deposited::SIGNATURE_HASH),
+                    None,
+                    Some(sender.into_word()),
+                ],
+                from_block: from,
+                to_block: Some(to),
+            };
+            for log in self.chain.logs(&filter).await? {
+                if let Some(EscrowEvent::Deposited { claim_key, deposit }) =
+                    EscrowEvent::decode(&log.log)
+                {
+                    if deposit.sender == sender {
+                        out.push((claim_key, deposit, log.block_number, log.tx_hash));
+                    }
+                }
+            }
+            from = to + 1;
+        }
+        Ok(out)
     }
 
     /// Deposits under a claim key and salt the caller chose (and recorded) beforehand, so
     /// that an interrupted batch can tell from the chain whether a row was already paid.
     /// The key must be fresh: the contract refuses a key with an open deposit.
+    /// [`Self::prepare_deposit`], [`Self::submit_deposit`] and [`Self::confirm_deposit`] in turn.
     pub async fn send_with_link(
         &self,
         req: SendRequest,
         link: ClaimLink,
     ) -> Result<Ticket, ClientError> {
+        let prepared = self.prepare_deposit(req, link).await?;
+        let tx_hash = self.submit_deposit(&prepared).await?;
+        self.confirm_deposit(prepared, tx_hash, DEFAULT_WAIT).await
+    }
+
+    /// Checks a deposit and encodes it without sending anything (reads only): the link,
+    /// the commitment, the expiry, the sender's token balance.
+    pub async fn prepare_deposit(
+        &self,
+        req: SendRequest,
+        link: ClaimLink,
+    ) -> Result<PreparedDeposit, ClientError> {
         self.check_link(&link)?;
         let normalized = email::normalize(&req.email)?;
-        let now = self.chain.head().await?.timestamp;
-        let expiry = now.saturating_add(req.expires_in).min(MAX_TIMESTAMP);
+        let amount = req.amount.units();
+        let expiry = self
+            .now()
+            .await?
+            .saturating_add(req.expires_in.as_secs())
+            .min(MAX_TIMESTAMP);
         let deposit = Deposit {
             sender: self.chain.account(),
             token: req.token.unwrap_or(Address::ZERO),
-            amount: req.amount,
+            amount,
             expiry,
             flags: if req.cancellable {
                 Deposit::CANCELLABLE
@@ -507,7 +628,16 @@ impl SpringMail {
         };
         deposit.validate()?;
         if let Some(token) = req.token {
-            self.ensure_allowance(token, req.amount).await?;
+            // Before any approval: an approval for money that is not there wastes gas.
+            let have = self.chain.token_balance(token, deposit.sender).await?;
+            if have < U256::from(amount) {
+                return Err(ClientError::InsufficientTokenBalance {
+                    token,
+                    sender: deposit.sender,
+                    have,
+                    need: amount,
+                });
+            }
         }
         let data = EmailEscrow::depositCall {
             claimKey: link.claim_key(),
@@ -515,28 +645,87 @@ impl SpringMail {
         }
         .abi_encode();
         let value = if req.token.is_none() {
-            U256::from(req.amount)
+            U256::from(amount)
         } else {
             U256::ZERO
         };
-        let receipt = self
-            .chain
-            .send(TxRequest {
+        Ok(PreparedDeposit {
+            link,
+            deposit,
+            email: normalized,
+            tx: TxRequest {
                 to: Some(self.escrow),
                 data: data.into(),
                 value,
                 gas_limit: None,
-            })
-            .await?;
+            },
+        })
+    }
+
+    /// Broadcasts a prepared deposit (a token's approval first when the allowance is
+    /// short), each transaction simulated before it is sent. Returns the deposit's
+    /// transaction id without waiting for it to be mined.
+    pub async fn submit_deposit(&self, prepared: &PreparedDeposit) -> Result<B256, ClientError> {
+        if prepared.deposit.token != Address::ZERO {
+            self.ensure_allowance(prepared.deposit.token, prepared.deposit.amount)
+                .await?;
+        }
+        self.simulate("the deposit", &prepared.tx).await?;
+        Ok(self.chain.submit(prepared.tx.clone()).await?)
+    }
+
+    /// Waits up to `timeout` for a submitted deposit and checks that it succeeded.
+    pub async fn confirm_deposit(
+        &self,
+        prepared: PreparedDeposit,
+        tx_hash: B256,
+        timeout: Duration,
+    ) -> Result<Ticket, ClientError> {
+        let receipt = self.wait("the deposit", tx_hash, timeout).await?;
         check(&receipt, "the deposit")?;
         Ok(Ticket {
-            link,
-            deposit,
-            email: normalized,
+            link: prepared.link,
+            deposit: prepared.deposit,
+            email: prepared.email,
             tx_hash: receipt.tx_hash,
             block_number: receipt.block_number,
             gas_used: receipt.gas_used,
         })
+    }
+
+    /// Runs `tx` without sending it; a revert becomes [`ClientError::WouldRevert`].
+    pub async fn simulate(&self, action: &'static str, tx: &TxRequest) -> Result<(), ClientError> {
+        match self.chain.simulate(tx).await? {
+            CallResult::Success(_) => Ok(()),
+            CallResult::Reverted(data) => Err(ClientError::WouldRevert {
+                action,
+                reason: describe_revert(&data),
+            }),
+        }
+    }
+
+    /// Waits for a broadcast transaction; a failure to wait says that it was broadcast.
+    async fn wait(
+        &self,
+        action: &'static str,
+        tx_hash: B256,
+        timeout: Duration,
+    ) -> Result<Receipt, ClientError> {
+        self.chain
+            .wait(tx_hash, timeout)
+            .await
+            .map_err(|source| ClientError::Unconfirmed {
+                action,
+                tx_hash,
+                source,
+            })
+    }
+
+    /// Every state-changing call goes through here: simulate, then send and wait.
+    async fn execute(&self, action: &'static str, tx: TxRequest) -> Result<Receipt, ClientError> {
+        self.simulate(action, &tx).await?;
+        let tx_hash = self.chain.submit(tx).await?;
+        self.wait(action, tx_hash, DEFAULT_WAIT).await
     }
 
     async fn ensure_allowance(&self, token: Address, amount: u128) -> Result<(), ClientError> {
@@ -563,12 +752,14 @@ impl SpringMail {
         }
         .abi_encode();
         let receipt = self
-            .chain
-            .send(TxRequest {
-                to: Some(token),
-                data: data.into(),
-                ..Default::default()
-            })
+            .execute(
+                "the token approval",
+                TxRequest {
+                    to: Some(token),
+                    data: data.into(),
+                    ..Default::default()
+                },
+            )
             .await?;
         check(&receipt, "the token approval")
     }
@@ -839,8 +1030,9 @@ impl SpringMail {
         .into()
     }
 
-    /// Sends a claim transaction and waits for its receipt. A revert comes back as a
-    /// receipt with [`TxStatus::Reverted`]; use [`describe_revert`] for its reason.
+    /// Simulates a claim, then sends it and waits for its receipt. A simulated revert is
+    /// [`ClientError::WouldRevert`] (nothing sent); one at mining time (the state changed
+    /// in between) comes back as a receipt with [`TxStatus::Reverted`].
     pub async fn submit_claim(
         &self,
         deposit: &Deposit,
@@ -849,14 +1041,15 @@ impl SpringMail {
         attestation: Bytes,
     ) -> Result<Receipt, ClientError> {
         let data = self.claim_calldata(deposit, signed, fee, attestation);
-        Ok(self
-            .chain
-            .send(TxRequest {
+        self.execute(
+            "the claim",
+            TxRequest {
                 to: Some(self.escrow),
                 data,
                 ..Default::default()
-            })
-            .await?)
+            },
+        )
+        .await
     }
 
     /// Returns the deposit under `claim_key` to its sender (after expiry anyone may; before,
@@ -884,12 +1077,14 @@ impl SpringMail {
         }
         .abi_encode();
         let receipt = self
-            .chain
-            .send(TxRequest {
-                to: Some(self.escrow),
-                data: data.into(),
-                ..Default::default()
-            })
+            .execute(
+                "the refund",
+                TxRequest {
+                    to: Some(self.escrow),
+                    data: data.into(),
+                    ..Default::default()
+                },
+            )
             .await?;
         check(&receipt, "the refund")?;
         Ok(receipt)

@@ -13,7 +13,9 @@
 //! 1. trim surrounding whitespace;
 //! 2. refuse control characters and whitespace anywhere inside;
 //! 3. split at the **last** `@` (a quoted local part may itself contain `@`);
-//! 4. local part: Unicode lowercase, then NFC;
+//! 4. local part: a dot-atom (RFC 5322 `atext`, plus any non-ASCII character as RFC 6531
+//!    allows, in runs joined by single dots: no dot at either end, none doubled) or a
+//!    quoted string (`"…"`, with `\` escaping `"` and `\`); then Unicode lowercase, then NFC;
 //! 5. domain: IDNA to ASCII (UTS #46, [`idna::domain_to_ascii`]), ASCII lowercase,
 //!    one trailing dot removed; every label must then be 1..=63 bytes of
 //!    letters, digits and inner hyphens (RFC 5321 `sub-domain`);
@@ -62,6 +64,12 @@ pub enum EmailError {
     /// Nothing before the last `@`.
     #[error("the email address has an empty local part (nothing before the '@')")]
     EmptyLocalPart,
+    /// The local part is neither a dot-atom nor a quoted string (RFC 5322 §3.4.1).
+    #[error("the local part of the email address is invalid: {reason}")]
+    InvalidLocalPart {
+        /// What is wrong, e.g. `'@' must be quoted` or `two dots in a row`.
+        reason: String,
+    },
     /// Nothing after the last `@` (or only a dot).
     #[error("the email address has an empty domain (nothing after the '@')")]
     EmptyDomain,
@@ -153,6 +161,7 @@ pub fn normalize(input: &str) -> Result<String, EmailError> {
     if local.is_empty() {
         return Err(EmailError::EmptyLocalPart);
     }
+    check_local_part(local)?;
     let local: String = local.to_lowercase().nfc().collect();
     if local.len() > MAX_LOCAL_PART_BYTES {
         return Err(EmailError::LocalPartTooLong {
@@ -169,6 +178,55 @@ pub fn normalize(input: &str) -> Result<String, EmailError> {
         });
     }
     Ok(format!("{local}@{domain}"))
+}
+
+/// RFC 5322 `atext`, widened by RFC 6531 to every non-ASCII character.
+fn is_atext(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii()
+}
+
+fn check_local_part(local: &str) -> Result<(), EmailError> {
+    let invalid = |reason: String| Err(EmailError::InvalidLocalPart { reason });
+    if let Some(inner) = local.strip_prefix('"') {
+        let Some(inner) = inner.strip_suffix('"') else {
+            return invalid("a quoted local part must end with '\"' just before the '@'".into());
+        };
+        if inner.is_empty() {
+            return invalid("the quoted local part is empty".into());
+        }
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if chars.next().is_none() => {
+                    return invalid(
+                        "a '\\' at the end of the quoted local part escapes nothing".into(),
+                    );
+                }
+                '"' => {
+                    return invalid(
+                        "a '\"' inside the quoted local part must be escaped as '\\\"'".into(),
+                    )
+                }
+                _ => {}
+            }
+        }
+        return Ok(());
+    }
+    if local.starts_with('.') || local.ends_with('.') {
+        return invalid("it starts or ends with a dot".into());
+    }
+    if local.contains("..") {
+        return invalid("it has two dots in a row".into());
+    }
+    if let Some(c) = local.chars().find(|&c| c != '.' && !is_atext(c)) {
+        let what = if c == '@' {
+            "there is more than one '@'".to_string()
+        } else {
+            format!("{c:?} is not allowed outside quotes")
+        };
+        return invalid(what);
+    }
+    Ok(())
 }
 
 fn normalize_domain(domain: &str) -> Result<String, EmailError> {
@@ -397,6 +455,49 @@ mod tests {
         ));
         let huge = "a".repeat(MAX_RAW_INPUT_BYTES + 1);
         assert!(matches!(normalize(&huge), Err(EmailError::TooLong { .. })));
+    }
+
+    #[test]
+    fn local_parts_must_be_dot_atoms_or_quoted_strings() {
+        let bad = |s: &str| {
+            assert!(
+                matches!(normalize(s), Err(EmailError::InvalidLocalPart { .. })),
+                "{s:?} was {:?}",
+                normalize(s)
+            )
+        };
+        bad("bob@@x.com");
+        bad("b@ob@x.com");
+        bad(".bob@x.com");
+        bad("bob.@x.com");
+        bad("bo..b@x.com");
+        bad("bo(b@x.com");
+        bad("bo,b@x.com");
+        bad("\"bob@x.com");
+        bad("bob\"@x.com");
+        bad("\"\"@x.com");
+        bad("\"a\"b\"@x.com");
+        bad("\"ab\\\"@x.com");
+        assert_eq!(normalize("@x.com"), Err(EmailError::EmptyLocalPart));
+        // Accepted: atext specials, quoted strings (quotes kept, escapes as written),
+        // non-ASCII local parts, IDN domains with one trailing dot.
+        assert_eq!(normalize("o'neil+x@x.com").unwrap(), "o'neil+x@x.com");
+        assert_eq!(normalize("\"bo..b\"@x.com").unwrap(), "\"bo..b\"@x.com");
+        assert_eq!(normalize("\"a\\\"b\"@x.com").unwrap(), "\"a\\\"b\"@x.com");
+        assert_eq!(
+            normalize("Jörg@Bücher.Example.").unwrap(),
+            "jörg@xn--bcher-kva.example"
+        );
+        assert_eq!(
+            normalize(&format!("{}@x.com", "a".repeat(64)))
+                .unwrap()
+                .len(),
+            70
+        );
+        assert!(matches!(
+            normalize("bob@x.com.."),
+            Err(EmailError::InvalidDomain { .. })
+        ));
     }
 
     #[test]

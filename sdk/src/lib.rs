@@ -16,3 +16,6 @@ pub mod markup;
 pub mod qtum;
 
 pub use alloy::primitives::{Address, B256, U256};
+/// The local signer [`keys::ClaimSecret::signer`] returns, for
+/// [`chain::evm_rpc::EvmRpcChain::connect`].
+pub use alloy::signers::local::PrivateKeySigner;

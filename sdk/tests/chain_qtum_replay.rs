@@ -122,12 +122,20 @@ fn parse_fixture(name: &str, text: &str) -> Fixture {
     }
 }
 
+/// `shared/qtum/rpc`, or `$SPRINGMAIL_QTUM_FIXTURES` when the checkout is not beside shared/.
+fn fixture_dir() -> std::path::PathBuf {
+    std::env::var("SPRINGMAIL_QTUM_FIXTURES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| Path::new(FIXTURES).to_path_buf())
+}
+
 /// Every `NNN-*.json` fixture in order, or `None` (after a visible skip message) when
 /// the folder is missing. Panics if the folder exists but holds no fixture.
 fn fixtures() -> Option<Arc<Vec<Fixture>>> {
     static ALL: OnceLock<Option<Arc<Vec<Fixture>>>> = OnceLock::new();
     ALL.get_or_init(|| {
-        let dir = Path::new(FIXTURES);
+        let dir = fixture_dir();
+        let dir = dir.as_path();
         if !dir.is_dir() {
             eprintln!(
                 "SKIPPED: qtumd fixtures not found at {} (CI has them)",
@@ -534,7 +542,7 @@ fn hexdata(s: &str) -> Bytes {
 fn fixtures_load_and_agree_with_the_session_log() {
     let Some(all) = fixtures() else { return };
     let session =
-        std::fs::read_to_string(Path::new(FIXTURES).join("session.jsonl")).expect("session.jsonl");
+        std::fs::read_to_string(fixture_dir().join("session.jsonl")).expect("session.jsonl");
     let lines: Vec<&str> = session.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(
         all.len(),
@@ -629,9 +637,13 @@ async fn createcontract_then_receipt_gives_the_contract_address() {
     };
     let chain = node.connect().await;
     let code = hexdata(
-        std::fs::read_to_string(REF_ESCROW_BIN)
-            .expect("RefEscrow.bin")
-            .trim(),
+        std::fs::read_to_string(
+            std::env::var("SPRINGMAIL_QTUM_FIXTURES")
+                .map(|d| format!("{d}/../contracts/RefEscrow.bin"))
+                .unwrap_or_else(|_| REF_ESCROW_BIN.to_string()),
+        )
+        .expect("RefEscrow.bin")
+        .trim(),
     );
     let txid = chain
         .submit(TxRequest {
@@ -852,6 +864,59 @@ async fn the_trait_call_simulates_as_the_sender() {
     );
     assert!(node.sent("callcontract")[0].contains(SENDER));
     node.assert_clean();
+}
+
+#[tokio::test]
+async fn simulate_runs_callcontract_with_the_sender_gas_and_value_and_sends_nothing() {
+    let Some(node) = Replay::start().await else {
+        return;
+    };
+    let chain = node.connect().await;
+    // Not recorded with gas and amount: 045's answer (claim of an unknown key) stands in
+    // for what qtumd says to this five-parameter callcontract.
+    node.answer_with("callcontract", "045-");
+    let data = hexdata(
+        "96c144f0e788ea2014693dcdb86767aceb3860a432fc626c6477a6c53016aff40726842b\
+         00000000000000000000000010e1251a038494c6494e349cb4bee0e6080d34a2",
+    );
+    let tx = TxRequest {
+        to: Some(ESCROW),
+        data: data.clone(),
+        value: U256::from(150_000_000u64),
+        gas_limit: None,
+    };
+    let CallResult::Reverted(out) = chain.simulate(&tx).await.unwrap() else {
+        panic!("the recorded answer reverts")
+    };
+    assert!(UnknownKey::abi_decode(&out).is_ok());
+    let sent = node.sent("callcontract");
+    assert_eq!(sent.len(), 1);
+    let params = &serde_json::from_str::<Value>(&sent[0]).unwrap()["params"];
+    assert_eq!(params[0], hex::encode(ESCROW));
+    assert_eq!(params[1], hex::encode(&data));
+    assert_eq!(params[2], SENDER, "msg.sender is the sending address");
+    assert_eq!(params[3], 250_000, "the gas limit sendtocontract would use");
+    assert_eq!(params[4], 1.5, "the value in QTUM");
+    assert!(node.sent("sendtocontract").is_empty());
+}
+
+#[tokio::test]
+async fn a_transaction_outside_the_mempool_is_not_pending() {
+    let Some(node) = Replay::start().await else {
+        return;
+    };
+    let chain = node.connect().await;
+    let txid = b256!("7e4e000000000000000000000000000000000000000000000000000000000001");
+    // Not recorded: qtumd's answer to getmempoolentry of a txid it does not hold
+    // (RPC_INVALID_ADDRESS_OR_KEY, as for getrawtransaction of an unknown txid, 100).
+    node.add_synthetic(
+        "/",
+        "getmempoolentry",
+        json!([hex::encode(txid)]),
+        500,
+        r#"{"result":null,"error":{"code":-5,"message":"Transaction not in mempool"},"id":"sm-1"}"#,
+    );
+    assert!(!chain.is_pending(txid).await.unwrap());
 }
 
 /// All logs of a recorded searchlogs answer, as (block, topics) for comparison.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use springmail_e2e::qtum::QtumNode;
 use springmail_e2e::Stack;
+use springmail_sdk::amount::{Amount, Asset};
 use springmail_sdk::chain::Chain;
 use springmail_sdk::client::{DepositStatus, SendRequest, SpringMail};
 use springmail_sdk::keys::ClaimSecret;
@@ -51,7 +52,11 @@ async fn email_mode_claim_through_the_watcher_pays_a_fresh_address_on_qtumd() {
     let watcher_address = watcher_key.address();
     let ticket = {
         let _m = node.miner();
-        let mut req = SendRequest::native(BOB, AMOUNT, 7 * 86_400);
+        let mut req = SendRequest::native(
+            BOB,
+            Amount::from_units(AMOUNT, Asset::qtum()).unwrap(),
+            Duration::from_secs(7 * 86_400),
+        );
         req.watcher = Some(watcher_address);
         sender.send(req).await.unwrap()
     };

@@ -339,7 +339,15 @@ impl World {
 
     /// A deposit to Alice naming the watcher, and her signed claim APPENDed to the folder.
     async fn claim(&self) -> Claim {
-        let mut req = SendRequest::native(ALICE, AMOUNT, 7 * 86_400);
+        let mut req = SendRequest::native(
+            ALICE,
+            springmail_sdk::amount::Amount::from_units(
+                AMOUNT,
+                springmail_sdk::amount::Asset::qtum(),
+            )
+            .unwrap(),
+            std::time::Duration::from_secs(7 * 86_400),
+        );
         req.watcher = Some(self.watcher_key.address());
         let ticket = self.sender.send(req).await.unwrap();
         let payee = fresh_address();

@@ -75,7 +75,15 @@ impl World {
     }
 
     async fn deposit(&self, watcher: Address, expires_in: u64) -> Ticket {
-        let mut req = SendRequest::native(BOB, AMOUNT, expires_in);
+        let mut req = SendRequest::native(
+            BOB,
+            springmail_sdk::amount::Amount::from_units(
+                AMOUNT,
+                springmail_sdk::amount::Asset::qtum(),
+            )
+            .unwrap(),
+            std::time::Duration::from_secs(expires_in),
+        );
         req.watcher = Some(watcher);
         self.sender.send(req).await.unwrap()
     }

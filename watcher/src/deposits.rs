@@ -432,7 +432,15 @@ mod tests {
         let watcher = watcher_key.address();
         let mut tickets = Vec::new();
         for i in 0..5 {
-            let mut req = SendRequest::native("bob@example.com", 1_000_000, 86_400);
+            let mut req = SendRequest::native(
+                "bob@example.com",
+                springmail_sdk::amount::Amount::from_units(
+                    1_000_000,
+                    springmail_sdk::amount::Asset::qtum(),
+                )
+                .unwrap(),
+                std::time::Duration::from_secs(86_400),
+            );
             // One deposit in link mode and one for another watcher: not indexed.
             req.watcher = Some(match i {
                 0 => Address::ZERO,

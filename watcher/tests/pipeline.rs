@@ -73,7 +73,15 @@ impl World {
     }
 
     async fn deposit_to(&self, email: &str, watcher: Option<Address>, expires_in: u64) -> Ticket {
-        let mut req = SendRequest::native(email, AMOUNT, expires_in);
+        let mut req = SendRequest::native(
+            email,
+            springmail_sdk::amount::Amount::from_units(
+                AMOUNT,
+                springmail_sdk::amount::Asset::qtum(),
+            )
+            .unwrap(),
+            std::time::Duration::from_secs(expires_in),
+        );
         req.watcher = watcher;
         self.sender.send(req).await.unwrap()
     }

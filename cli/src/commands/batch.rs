@@ -2,7 +2,7 @@
 //!
 //! Input columns: `email,amount[,watcher]` (a first line starting with `email` is a
 //! header). Results go to `<FILE stem>.results.csv` beside it, one line per row:
-//! `row,email,amount,watcher,claim_key,link,tx,expiry,notified,error`. The file holds
+//! `row,email,amount,watcher,claim_key,link,tx,expiry,notified,error,pending_tx`. The file holds
 //! claim links, so it is written owner-only, atomically, after every change.
 //!
 //! No row is paid twice:
@@ -11,18 +11,24 @@
 //!   claim key but no transaction (the run stopped while it was in flight) is looked up on
 //!   chain: a deposit under that key is recorded as done; no deposit means it never landed,
 //!   and it is submitted again **with the same claim key**, which the contract accepts at
-//!   most once (a second deposit under one key reverts with `ClaimKeyInUse`).
+//!   most once (a second deposit under one key reverts with `ClaimKeyInUse`);
+//! * the deposit's transaction id is written down (`pending_tx`) as soon as the node took
+//!   it, before waiting for it to be mined. A re-run looks for it first: mined, it is
+//!   recorded; still in the node's mempool, the row waits (nothing is sent again).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use alloy::primitives::B256;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use springmail_sdk::amount::{Amount, Asset};
 use springmail_sdk::chain::Chain;
-use springmail_sdk::client::{ClientError, DepositStatus, EscrowEvent, SendRequest, SpringMail};
+use springmail_sdk::client::{
+    ClientError, DepositStatus, EscrowEvent, SendRequest, SpringMail, DEFAULT_WAIT,
+};
 use springmail_sdk::email::{self, Salt};
 use springmail_sdk::keys::ClaimSecret;
 use springmail_sdk::link::ClaimLink;
@@ -31,7 +37,6 @@ use springmail_sdk::Address;
 use super::send::{check_delivery, connect_sender, notification_for, Plan};
 use crate::args::SendArgs;
 use crate::chain::{client, escrow};
-use crate::config::parse_address;
 use crate::csv;
 use crate::notify::{self, Delivery};
 use crate::output::Summary;
@@ -39,7 +44,7 @@ use crate::report::{failure, input_error};
 use crate::Ctx;
 
 /// Result file columns.
-pub const RESULT_COLUMNS: [&str; 10] = [
+pub const RESULT_COLUMNS: [&str; 11] = [
     "row",
     "email",
     "amount",
@@ -50,6 +55,7 @@ pub const RESULT_COLUMNS: [&str; 10] = [
     "expiry",
     "notified",
     "error",
+    "pending_tx",
 ];
 
 /// One input row.
@@ -85,10 +91,12 @@ pub struct ResultRow {
     pub notified: String,
     /// The last error for this row.
     pub error: String,
+    /// The deposit transaction as broadcast, before it was seen mined.
+    pub pending_tx: String,
 }
 
 impl ResultRow {
-    fn fields(&self) -> [String; 10] {
+    fn fields(&self) -> [String; 11] {
         [
             self.row.to_string(),
             self.email.clone(),
@@ -100,6 +108,7 @@ impl ResultRow {
             self.expiry.clone(),
             self.notified.clone(),
             self.error.clone(),
+            self.pending_tx.clone(),
         ]
     }
 }
@@ -148,6 +157,7 @@ pub fn load_results(path: &Path) -> anyhow::Result<BTreeMap<usize, ResultRow>> {
                 expiry: f(7),
                 notified: f(8),
                 error: f(9),
+                pending_tx: f(10),
             },
         );
     }
@@ -202,12 +212,7 @@ struct Checked {
     watcher: Option<Address>,
 }
 
-fn check_rows(
-    rows: &[InRow],
-    plan: &Plan,
-    asset: &Asset,
-    chain_id: u64,
-) -> anyhow::Result<Vec<Checked>> {
+fn check_rows(rows: &[InRow], plan: &Plan, asset: &Asset) -> anyhow::Result<Vec<Checked>> {
     let mut bad = Vec::new();
     let mut out = Vec::new();
     for r in rows {
@@ -224,7 +229,7 @@ fn check_rows(
         let watcher = if plan.link_only || r.watcher.is_empty() {
             Ok(plan.watcher.filter(|_| r.watcher.is_empty()))
         } else {
-            parse_address(Some(chain_id), &r.watcher)
+            super::send::parse_watcher(&r.watcher)
                 .map(Some)
                 .map_err(|e| format!("watcher: {e}"))
         };
@@ -288,13 +293,13 @@ pub async fn run(ctx: &Ctx, a: &SendArgs) -> anyhow::Result<()> {
     // With the chain known from the configuration, bad rows are refused before any key
     // is unlocked or node contacted.
     if let (None, Some(id)) = (plan.token, settings.chain_id) {
-        check_rows(&rows, &plan, &Asset::for_chain(id), id)?;
+        check_rows(&rows, &plan, &Asset::for_chain(id))?;
     }
     let results_file = results_path(input);
     let mut results = load_results(&results_file)?;
     let escrow = escrow(settings)?;
     let (chain, asset) = connect_sender(ctx, &plan).await?;
-    let checked = check_rows(&rows, &plan, &asset, chain.chain_id())?;
+    let checked = check_rows(&rows, &plan, &asset)?;
     // A recorded row must still describe the same payment.
     for c in &checked {
         if let Some(r) = results.get(&c.input.row) {
@@ -454,6 +459,25 @@ async fn pay_row(
             }
         }
     };
+    // A broadcast transaction the last run did not see mined: still in the mempool, the
+    // row waits; sending again would pay twice (the second would revert and cost gas).
+    if !row.pending_tx.is_empty() {
+        if let Ok(tx) = row.pending_tx.parse::<B256>() {
+            match pending_state(chain, tx).await {
+                Ok(true) => {
+                    return Err((
+                        row,
+                        failure(
+                            format!("its deposit {tx} is still waiting to be mined"),
+                            "run the same command again once it is mined; nothing was sent again",
+                        ),
+                    ))
+                }
+                Ok(false) => {}
+                Err(e) => return Err((row, e)),
+            }
+        }
+    }
     // A recorded key: is its deposit already on chain?
     match find_deposit_tx(client, link.claim_key()).await {
         Ok(Some((tx, expiry))) => {
@@ -467,7 +491,7 @@ async fn pay_row(
         Ok(None) => {}
         Err(e) => return Err((row, e)),
     }
-    match deposit_with_link(client, plan, c, &link).await {
+    match deposit_with_link(client, plan, c, &link, &mut row, results_file).await {
         Ok((tx, expiry)) => {
             row.tx = tx.to_string();
             row.expiry = expiry.to_string();
@@ -489,6 +513,14 @@ async fn pay_row(
             Err((row, e))
         }
     }
+}
+
+/// True while the node holds `tx` unmined.
+async fn pending_state(chain: &dyn Chain, tx: B256) -> anyhow::Result<bool> {
+    if chain.receipt(tx).await?.is_some() {
+        return Ok(false);
+    }
+    Ok(chain.is_pending(tx).await?)
 }
 
 /// Rewrites one row of the result file on disk (the others as they are there).
@@ -534,26 +566,46 @@ async fn find_deposit_tx(
     ))
 }
 
-/// Deposits under the link's (already recorded) key and salt.
+/// Deposits under the link's (already recorded) key and salt, writing the transaction
+/// id down as soon as the node took it.
 async fn deposit_with_link(
     client: &SpringMail,
     plan: &Plan,
     c: &Checked,
     link: &ClaimLink,
+    row: &mut ResultRow,
+    results_file: &Path,
 ) -> anyhow::Result<(B256, u64)> {
     let req = SendRequest {
         email: c.email.clone(),
-        amount: c.amount.units(),
+        amount: c.amount.clone(),
         token: plan.token,
-        expires_in: plan.expires_in,
+        expires_in: Duration::from_secs(plan.expires_in),
         watcher: c.watcher,
         cancellable: plan.cancellable,
     };
-    match client.send_with_link(req, link.clone()).await {
+    let prepared = client.prepare_deposit(req, link.clone()).await?;
+    let tx_hash = match client.submit_deposit(&prepared).await {
+        Ok(h) => h,
+        Err(e @ ClientError::WouldRevert { .. }) => {
+            return Err(failure(
+                e.to_string(),
+                "nothing was sent for this row; fix the cause and run the same command again",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    row.pending_tx = tx_hash.to_string();
+    save_one(results_file, row)?;
+    match client
+        .confirm_deposit(prepared, tx_hash, DEFAULT_WAIT)
+        .await
+    {
         Ok(ticket) => Ok((ticket.tx_hash, ticket.deposit.expiry)),
         Err(e @ ClientError::Reverted { .. }) => Err(failure(
             e.to_string(),
-            "nothing was paid for this row; fix the cause and run the same command again",
+            "the transaction was mined but reverted: its gas was spent, no deposit was made; \
+             fix the cause and run the same command again",
         )),
         Err(e) => Err(e.into()),
     }

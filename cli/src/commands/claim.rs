@@ -45,8 +45,8 @@ fn client_for(
 /// Runs `claim`.
 pub async fn run(ctx: &Ctx, a: &ClaimArgs) -> anyhow::Result<()> {
     let link = ClaimLink::parse(&a.link).context("the claim link")?;
-    let to = qtum::parse_address(link.chain_id, &a.to)
-        .with_context(|| format!("--to {:?}", a.to.trim()))?;
+    crate::chain::check_link_escrow(&ctx.settings, link.escrow)?;
+    let to = parse_payee(&ctx.settings, link.chain_id, &a.to)?;
     if to == Address::ZERO {
         return Err(input_error(
             "--to is the zero address",
@@ -65,6 +65,49 @@ pub async fn run(ctx: &Ctx, a: &ClaimArgs) -> anyhow::Result<()> {
         return claim_directly(ctx, &link, to, &amount).await;
     }
     claim_by_mail(ctx, a, &ro, &link, &deposit, to, &asset, &amount).await
+}
+
+/// `--to`. On an EVM backend only a `0x` account is accepted: a base58 `q…` there is
+/// ambiguous (for a key, its Qtum address is the hash160 of the public key, which that
+/// key does not control on an EVM chain), and paying it would lose the money.
+fn parse_payee(
+    settings: &crate::config::Settings,
+    chain_id: u64,
+    text: &str,
+) -> anyhow::Result<Address> {
+    let t = text.trim();
+    let is_hex = t.starts_with("0x") || t.starts_with("0X");
+    if settings.backend == crate::config::Backend::EvmRpc && !is_hex {
+        // Known keys: the keystore's (readable without its password) and the env key's.
+        let mut known: Vec<(String, Address, Address)> = Vec::new();
+        if let Ok(f) = springmail_sdk::keystore::KeystoreFile::load(&settings.keystore) {
+            let name = format!("your key {}", settings.keystore.display());
+            known.push((name, f.qtum_hash160(), f.address()));
+        }
+        if let Some(k) = std::env::var(secrets::PRIVATE_KEY_ENV)
+            .ok()
+            .and_then(|v| secrets::parse_private_key(&v).ok())
+        {
+            let name = format!("your key {}", secrets::PRIVATE_KEY_ENV);
+            known.push((name, qtum::qtum_sender_of_secret(&k), k.address()));
+        }
+        let given = qtum::decode_address(t).ok().map(|(_, a)| a);
+        let hit = known.into_iter().find(|(_, h160, _)| Some(*h160) == given);
+        return Err(match hit {
+            Some((name, _, account)) => input_error(
+                format!(
+                    "--to {t} is the Qtum address of {name}; on this EVM chain that key controls {} instead",
+                    account.to_checksum(None)
+                ),
+                format!("pass --to {}", account.to_checksum(None)),
+            ),
+            None => input_error(
+                format!("--to {t:?}: on an EVM chain (backend evm-rpc) give the 0x account"),
+                "`springmail wallet show` prints your EVM account (0x…); a q… Qtum address is not spendable here",
+            ),
+        });
+    }
+    qtum::parse_address(chain_id, t).with_context(|| format!("--to {t:?}"))
 }
 
 async fn claim_directly(
@@ -87,9 +130,12 @@ async fn claim_directly(
         .claim_with_link(link, to)
         .await
         .context("the claim failed")?;
-    let mut s = Summary::new(format!("Claimed {amount} to {}", show(link.chain_id, to)));
+    let mut s = Summary::new(format!(
+        "Claimed {amount} to {}",
+        show(&ctx.settings, link.chain_id, to)
+    ));
     s.row("amount", "amount", amount.to_string());
-    s.row("to", "to", show(link.chain_id, to));
+    s.row("to", "to", show(&ctx.settings, link.chain_id, to));
     s.row("tx", "transaction", receipt.tx_hash.to_string());
     s.row("block", "block", receipt.block_number.to_string());
     s.print(ctx.json);
@@ -157,10 +203,10 @@ async fn claim_by_mail(
     };
     let mut s = Summary::new(format!(
         "Signed a claim for {amount} to {}",
-        show(link.chain_id, to)
+        show(&ctx.settings, link.chain_id, to)
     ));
     s.row("amount", "amount", amount.to_string());
-    s.row("to", "to", show(link.chain_id, to));
+    s.row("to", "to", show(&ctx.settings, link.chain_id, to));
     s.row("max_fee", "watcher fee at most", max_fee.to_string());
     s.row("deadline", "valid until", mail::human_date(deadline));
     if delivery == Delivery::None {

@@ -518,9 +518,9 @@ async fn send(
     let ticket = client
         .send(SendRequest {
             email: email.into(),
-            amount,
+            amount: Amount::from_units(amount, Asset::qtum())?,
             token: None,
-            expires_in,
+            expires_in: std::time::Duration::from_secs(expires_in),
             watcher,
             cancellable: false,
         })

@@ -15,7 +15,11 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<()> {
     s.row("escrow", "escrow", client.escrow().to_checksum(None));
     s.row("block", "block", client.start_block().to_string());
     s.row("chain_id", "chain", chain_id.to_string());
-    s.row("deployer", "from", show(chain_id, chain.account()));
+    s.row(
+        "deployer",
+        "from",
+        show(&ctx.settings, chain_id, chain.account()),
+    );
     s.note(format!(
         "\nAdd to springmail.toml:\n\n[chain]\nchain_id = {chain_id}\nescrow = \"{}\"\nstart_block = {}",
         client.escrow().to_checksum(None),

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod deploy;
 pub mod refund;
 pub mod send;
+pub mod sent;
 pub mod status;
 pub mod wallet;
 pub mod watch;

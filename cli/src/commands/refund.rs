@@ -28,7 +28,7 @@ pub async fn run(ctx: &Ctx, a: &crate::args::RefundArgs) -> anyhow::Result<()> {
             "amount",
             Amount::from_units(d.amount, asset)?.to_string(),
         );
-        s.row("to", "paid back to", show(id, d.sender));
+        s.row("to", "paid back to", show(&ctx.settings, id, d.sender));
     }
     s.row("claim_key", "claim key", claim_key.to_checksum(None));
     s.row("tx", "transaction", receipt.tx_hash.to_string());

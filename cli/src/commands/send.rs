@@ -1,11 +1,12 @@
 //! `springmail send`: deposit to an email address, then notify the recipient.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use springmail_sdk::amount::{Amount, AmountError, Asset};
 use springmail_sdk::chain::Chain;
-use springmail_sdk::client::{SendRequest, Ticket};
+use springmail_sdk::client::{ClientError, SendRequest, Ticket, DEFAULT_WAIT};
 use springmail_sdk::link::ClaimLink;
 use springmail_sdk::mail::{self, BuiltMail, Notification};
 use springmail_sdk::Address;
@@ -17,6 +18,8 @@ use crate::notify::{self, Delivery};
 use crate::output::{relative, Summary};
 use crate::report::{hinted, input_error, ExitKind};
 use crate::Ctx;
+
+use super::sent::{self, SentRecord};
 
 /// What every deposit of one `send` invocation shares.
 #[derive(Debug, Clone)]
@@ -44,8 +47,8 @@ impl Plan {
             None
         } else if let Some(w) = &a.watcher {
             Some(
-                parse_address(settings.chain_id, w)
-                    .map_err(|e| input_error(format!("--watcher: {e}"), ADDRESS_HINT))?,
+                parse_watcher(w)
+                    .map_err(|e| input_error(format!("--watcher: {e}"), WATCHER_HINT))?,
             )
         } else {
             settings.watcher
@@ -103,6 +106,23 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+const WATCHER_HINT: &str =
+    "give the watcher's 0x address, as `springmail watch --print-address` prints it on the watcher's machine";
+
+/// A watcher as the escrow compares it: the attestation key's EVM address, `0x`-hex only.
+/// A base58 `q…` is refused: for a key it names the hash160 (Qtum address), which is not
+/// the address the contract recovers from the watcher's signature, so no claim could pass.
+pub fn parse_watcher(text: &str) -> Result<Address, String> {
+    let t = text.trim();
+    if !(t.starts_with("0x") || t.starts_with("0X")) {
+        return Err(format!(
+            "{t:?} is not a 0x address; the escrow checks the watcher key's EVM address, \
+             not its base58 Qtum address"
+        ));
+    }
+    springmail_sdk::qtum::parse_hex_address(t).map_err(|e| e.to_string())
 }
 
 const ADDRESS_HINT: &str =
@@ -193,22 +213,66 @@ pub async fn run(ctx: &Ctx, a: &SendArgs) -> anyhow::Result<()> {
         return Err(input_error("the amount is zero", "send more than nothing"));
     }
     let client = client(settings, chain.clone(), escrow);
-    let ticket = client
-        .send(SendRequest {
-            email: normalized.clone(),
-            amount: amount.units(),
-            token: plan.token,
-            expires_in: plan.expires_in,
-            watcher: plan.watcher,
-            cancellable: plan.cancellable,
-        })
+    let prepared = client
+        .prepare_deposit(
+            SendRequest {
+                email: normalized.clone(),
+                amount: amount.clone(),
+                token: plan.token,
+                expires_in: Duration::from_secs(plan.expires_in),
+                watcher: plan.watcher,
+                cancellable: plan.cancellable,
+            },
+            client.new_link(),
+        )
         .await
         .with_context(|| format!("cannot send {amount} to {normalized}"))?;
-    let now = chain
-        .head()
+    // From here on money may move: the link is on disk before anything is broadcast.
+    let mut record = SentRecord {
+        claim_key: prepared.link.claim_key().to_checksum(None),
+        link: prepared.link.to_bare(),
+        url: match &settings.claim_host {
+            Some(host) => prepared.link.to_url(host),
+            None => prepared.link.to_bare(),
+        },
+        email: normalized.clone(),
+        amount: amount.to_string(),
+        chain_id: chain.chain_id(),
+        escrow: escrow.to_checksum(None),
+        expiry: prepared.deposit.expiry,
+        tx: String::new(),
+    };
+    let record_path = sent::save(settings, &record)?;
+    let tx_hash = match client.submit_deposit(&prepared).await {
+        Ok(h) => h,
+        Err(e) => {
+            // A simulated revert: the deposit was not sent (a token approval may have been).
+            if matches!(e, ClientError::WouldRevert { .. }) {
+                let _ = std::fs::remove_file(&record_path);
+                return Err(
+                    anyhow::Error::from(e).context(format!("cannot send {amount} to {normalized}"))
+                );
+            }
+            return Err(unconfirmed(ctx, &record, &record_path, e.into()));
+        }
+    };
+    record.tx = tx_hash.to_string();
+    let _ = sent::save(settings, &record);
+    let ticket = match client
+        .confirm_deposit(prepared, tx_hash, DEFAULT_WAIT)
         .await
-        .map(|h| h.timestamp)
-        .unwrap_or(ticket.deposit.expiry);
+    {
+        Ok(t) => t,
+        // Mined and reverted: no deposit exists, so the link is worth nothing.
+        Err(e @ ClientError::Reverted { .. }) => {
+            let _ = std::fs::remove_file(&record_path);
+            return Err(
+                anyhow::Error::from(e).context(format!("cannot send {amount} to {normalized}"))
+            );
+        }
+        Err(e) => return Err(unconfirmed(ctx, &record, &record_path, e.into())),
+    };
+    let now = client.now().await.unwrap_or(ticket.deposit.expiry);
     let mut summary = ticket_summary(settings, chain.chain_id(), &ticket, &amount, to, now);
     let built = notification_for(
         settings,
@@ -263,6 +327,39 @@ pub async fn run(ctx: &Ctx, a: &SendArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A failure after the deposit may have been broadcast: prints the link and claim key
+/// (stdout, like a made deposit's) and says where the record is and how to follow it.
+fn unconfirmed(
+    ctx: &Ctx,
+    record: &SentRecord,
+    record_path: &std::path::Path,
+    err: anyhow::Error,
+) -> anyhow::Error {
+    let mut s = Summary::new(format!(
+        "The deposit of {} to {} is NOT confirmed",
+        record.amount, record.email
+    ));
+    s.row("claim_key", "claim key", record.claim_key.clone());
+    if !record.tx.is_empty() {
+        s.row("tx", "transaction", record.tx.clone());
+    }
+    s.row("link", "claim link", record.url.clone());
+    s.row("record", "saved in", record_path.display().to_string());
+    s.data("bare_link", record.link.clone());
+    s.data("confirmed", false);
+    s.print(ctx.json);
+    hinted(
+        err,
+        format!(
+            "the deposit may still be mined: keep the claim link above (also in {}); \
+             check with `springmail status {}` before sending again",
+            record_path.display(),
+            record.claim_key
+        ),
+        ExitKind::Unavailable,
+    )
+}
+
 fn short_key(ticket: &Ticket) -> String {
     hex::encode(&ticket.link.claim_key().as_slice()[..6])
 }
@@ -282,7 +379,7 @@ pub fn ticket_summary(
     } else {
         format!(
             "email (watcher {} must attest)",
-            show(chain_id, ticket.deposit.watcher)
+            show(settings, chain_id, ticket.deposit.watcher)
         )
     };
     let mut s = Summary::new(format!("Sent {amount} to {}", ticket.email));

@@ -8,6 +8,7 @@ use springmail_sdk::mail::human_date;
 use springmail_sdk::Address;
 
 use super::batch::load_results;
+use super::sent;
 use crate::args::StatusArgs;
 use crate::chain::{asset_for, connect, escrow, show};
 use crate::config::{parse_address, Settings};
@@ -31,6 +32,16 @@ pub fn resolve_ref(settings: &Settings, text: &str) -> anyhow::Result<DepositRef
     let t = text.trim();
     if t.starts_with("sm") || t.contains("://") || t.starts_with('<') {
         let link = ClaimLink::parse(t).context("the claim link")?;
+        crate::chain::check_link_escrow(settings, link.escrow)?;
+        if let Some(configured) = settings.chain_id.filter(|c| *c != link.chain_id) {
+            return Err(input_error(
+                format!(
+                    "the claim link is for chain {}, but the configuration says chain {configured}",
+                    link.chain_id
+                ),
+                "point --rpc and --chain-id at the chain the link was made on",
+            ));
+        }
         return Ok(DepositRef {
             claim_key: link.claim_key(),
             escrow: link.escrow,
@@ -55,7 +66,10 @@ pub async fn run(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<()> {
     if let Some(path) = &a.csv {
         return run_csv(ctx, path).await;
     }
-    let r = resolve_ref(&ctx.settings, a.deposit.as_deref().unwrap_or_default())?;
+    let Some(deposit) = a.deposit.as_deref() else {
+        return run_mine(ctx).await;
+    };
+    let r = resolve_ref(&ctx.settings, deposit)?;
     let chain = connect(&ctx.settings, None, r.chain_id).await?;
     let start = if ctx.settings.escrow == Some(r.escrow) {
         ctx.settings.start_block
@@ -63,13 +77,83 @@ pub async fn run(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<()> {
         0
     };
     let client = SpringMail::new(chain, r.escrow).with_start_block(start);
-    let s = describe(&client, r.claim_key).await?;
+    let s = describe(&ctx.settings, &client, r.claim_key).await?;
     s.print(ctx.json);
     Ok(())
 }
 
+/// `status` alone: the deposits this account sent at the configured escrow, from the
+/// chain, each with its state and (when this machine recorded it) its claim link; then
+/// recorded sends the chain does not show (not mined, or dropped).
+async fn run_mine(ctx: &Ctx) -> anyhow::Result<()> {
+    let settings = &ctx.settings;
+    let escrow = escrow(settings)?;
+    let chain = crate::chain::connect_signing(settings, None).await?;
+    let client = crate::chain::client(settings, chain.clone(), escrow);
+    let me = chain.account();
+    let id = chain.chain_id();
+    let mine = client.deposits_by(me).await?;
+    let records = sent::load_all(settings);
+    let mut lines = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (claim_key, deposit, block, tx) in &mine {
+        seen.insert(claim_key.to_checksum(None));
+        let state = client.status(*claim_key).await?.name();
+        let asset = asset_for(chain.as_ref(), Some(deposit.token)).await?;
+        let amount = Amount::from_units(deposit.amount, asset)?.to_string();
+        let link = records
+            .iter()
+            .find(|r| r.claim_key.eq_ignore_ascii_case(&claim_key.to_string()))
+            .map(|r| r.url.clone())
+            .unwrap_or_default();
+        lines.push(serde_json::json!({
+            "claim_key": claim_key.to_checksum(None), "state": state, "amount": amount,
+            "expiry": deposit.expiry, "block": block, "tx": tx.to_string(), "link": link,
+        }));
+    }
+    for r in records
+        .iter()
+        .filter(|r| r.chain_id == id && r.escrow.eq_ignore_ascii_case(&escrow.to_string()))
+        .filter(|r| !seen.contains(&r.claim_key))
+    {
+        lines.push(serde_json::json!({
+            "claim_key": r.claim_key, "state": "not on chain", "amount": r.amount,
+            "expiry": r.expiry, "block": null, "tx": r.tx, "link": r.url,
+        }));
+    }
+    if ctx.json {
+        println!("{}", serde_json::Value::Array(lines));
+        return Ok(());
+    }
+    println!(
+        "Deposits sent by {} at escrow {}:",
+        show(settings, id, me),
+        escrow.to_checksum(None)
+    );
+    if lines.is_empty() {
+        println!("  none");
+    }
+    for l in &lines {
+        println!(
+            "  {}  {:<12}  {:<16}  expires {}",
+            l["claim_key"].as_str().unwrap_or_default(),
+            l["state"].as_str().unwrap_or_default(),
+            l["amount"].as_str().unwrap_or_default(),
+            human_date(l["expiry"].as_u64().unwrap_or_default())
+        );
+        if let Some(link) = l["link"].as_str().filter(|s| !s.is_empty()) {
+            println!("    link: {link}");
+        }
+    }
+    Ok(())
+}
+
 /// A deposit's status as a printable summary.
-pub async fn describe(client: &SpringMail, claim_key: Address) -> anyhow::Result<Summary> {
+pub async fn describe(
+    settings: &Settings,
+    client: &SpringMail,
+    claim_key: Address,
+) -> anyhow::Result<Summary> {
     let chain = client.chain();
     let id = chain.chain_id();
     let status = client.status(claim_key).await?;
@@ -95,14 +179,14 @@ pub async fn describe(client: &SpringMail, claim_key: Address) -> anyhow::Result
                 "amount",
                 Amount::from_units(deposit.amount, asset)?.to_string(),
             );
-            s.row("sender", "from", show(id, deposit.sender));
+            s.row("sender", "from", show(settings, id, deposit.sender));
             s.row(
                 "mode",
                 "mode",
                 if deposit.is_link_mode() {
                     "link".to_string()
                 } else {
-                    format!("email (watcher {})", show(id, deposit.watcher))
+                    format!("email (watcher {})", show(settings, id, deposit.watcher))
                 },
             );
             s.row(
@@ -128,7 +212,7 @@ pub async fn describe(client: &SpringMail, claim_key: Address) -> anyhow::Result
             block_number,
         } => {
             let asset = asset_of(client, claim_key).await?;
-            s.row("to", "paid to", show(id, *to));
+            s.row("to", "paid to", show(settings, id, *to));
             s.row(
                 "amount",
                 "amount",
@@ -140,7 +224,7 @@ pub async fn describe(client: &SpringMail, claim_key: Address) -> anyhow::Result
                     "of which the relayer kept",
                     Amount::from_units(*fee, asset)?.to_string(),
                 );
-                s.row("relayer", "relayer", show(id, *relayer));
+                s.row("relayer", "relayer", show(settings, id, *relayer));
             }
             s.row("tx", "transaction", tx_hash.to_string());
             s.row("block", "block", block_number.to_string());
@@ -152,7 +236,7 @@ pub async fn describe(client: &SpringMail, claim_key: Address) -> anyhow::Result
             block_number,
         } => {
             let asset = asset_of(client, claim_key).await?;
-            s.row("to", "paid back to", show(id, *sender));
+            s.row("to", "paid back to", show(settings, id, *sender));
             s.row(
                 "amount",
                 "amount",

@@ -84,19 +84,17 @@ fn print(
         .unwrap_or(QtumNetwork::Regtest);
     let mut s = Summary::new(title);
     s.row("keystore", "keystore", path.display().to_string());
+    // Each chain gets the one form its key controls there: a base58 form of the EVM
+    // account looked like a second Qtum address, and paying the wrong one loses money.
     s.row(
         "qtum_address",
-        "Qtum address",
+        "on a Qtum node",
         qtum::encode_address(file.qtum_hash160(), network),
     );
     s.row(
         "evm_account",
-        "EVM account",
-        format!(
-            "{} = {}",
-            qtum::encode_address(file.address(), network),
-            file.address().to_checksum(None)
-        ),
+        "on anvil / EVM",
+        file.address().to_checksum(None),
     );
     if let Some(secret) = secret {
         s.row(
@@ -119,7 +117,8 @@ fn print(
          needs `{cli} createwallet NAME` first):\n\
          \x20 {cli} getdescriptorinfo \"pkh(WIF)\"      # prints its \"checksum\"\n\
          \x20 {cli} importdescriptors '[{{\"desc\":\"pkh(WIF)#CHECKSUM\",\"timestamp\":\"now\"}}]'\n\
-         On anvil or another EVM chain, your account is the EVM account (shown in base58 on Qtum chain ids).\n\
+         On anvil or another EVM chain (backend evm-rpc), use only the 0x account: the q… address\n\
+         is not spendable there, and `springmail claim --to` refuses it.\n\
          The keystore is encrypted with your password; keep a backup of the file and the password."
     ));
     s.print(ctx.json);

@@ -42,6 +42,9 @@ pub async fn run(a: &WatchArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     let settings = raw
         .validate(&|name| std::env::var(name).ok())
         .map_err(|e| hinted(with_file(e, path), config_hint, ExitKind::Input))?;
+    if a.print_address {
+        return print_address(&settings, g.json);
+    }
     let mut parts = settings.resolve().await.map_err(|e: ResolveError| {
         // A bad value is a configuration error (exit 2); a service down is exit 3.
         let kind = if e.is_transient() {
@@ -106,6 +109,31 @@ pub async fn run(a: &WatchArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         .await
         .context("the watcher stopped")?;
     eprintln!("springmail watch: stopped");
+    Ok(())
+}
+
+/// The watcher key's EVM address: what the escrow compares an attestation's signer with,
+/// on Qtum chains too (it is not the key's base58 Qtum address).
+fn print_address(
+    settings: &springmail_watcher::config::Settings,
+    json: bool,
+) -> anyhow::Result<()> {
+    let key = settings.load_key().map_err(|e| {
+        hinted(
+            anyhow::Error::new(e).context("cannot read the watcher key"),
+            "check [watcher_key] in the watcher's config file",
+            ExitKind::Input,
+        )
+    })?;
+    let address = key.address().to_checksum(None);
+    let mut s = Summary::new("The watcher's address");
+    s.row("address", "address", address.clone());
+    s.note(format!(
+        "\nSenders name this watcher with: springmail send --watcher {address} …\n\
+         (or [watcher] address = \"{address}\" in springmail.toml). It is the key's EVM address,\n\
+         which the escrow checks attestations against; the key's q… Qtum address would not work."
+    ));
+    s.print(json);
     Ok(())
 }
 

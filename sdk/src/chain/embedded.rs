@@ -204,6 +204,32 @@ impl Chain for EmbeddedChain {
         })
     }
 
+    /// Runs the transaction as the next block would (number and time one past the head),
+    /// then throws the state away.
+    async fn simulate(&self, tx: &TxRequest) -> Result<CallResult, ChainError> {
+        let mut st = self.lock();
+        let nonce = nonce_of(&st.db, self.account);
+        let env = self.tx_env(&st, tx, nonce)?;
+        let (number, timestamp) = (st.number + 1, st.timestamp + 1);
+        let mut evm = Self::context(&mut st, number, timestamp).build_mainnet();
+        let res = evm.transact(env);
+        st.db = std::mem::replace(
+            &mut evm.ctx.journaled_state.database,
+            CacheDB::new(EmptyDB::default()),
+        );
+        Ok(match res {
+            // Rejected before running (e.g. too little balance for the value): it would fail.
+            Err(e) => CallResult::Reverted(super::revert_data(format!("rejected: {e:?}"))),
+            Ok(r) => match r.result {
+                ExecutionResult::Success { output, .. } => CallResult::Success(output.into_data()),
+                ExecutionResult::Revert { output, .. } => CallResult::Reverted(output),
+                ExecutionResult::Halt { reason, .. } => {
+                    CallResult::Reverted(super::revert_data(format!("halt: {reason:?}")))
+                }
+            },
+        })
+    }
+
     async fn submit(&self, tx: TxRequest) -> Result<B256, ChainError> {
         let mut st = self.lock();
         let nonce = nonce_of(&st.db, self.account);

@@ -346,6 +346,44 @@ impl Chain for EvmRpcChain {
         }
     }
 
+    async fn simulate(&self, tx: &TxRequest) -> Result<CallResult, ChainError> {
+        let mut req = TransactionRequest::default()
+            .with_from(self.account)
+            .with_value(tx.value);
+        req = match tx.to {
+            Some(to) => req.with_to(to).with_input(tx.data.clone()),
+            None => req.with_deploy_code(tx.data.clone()),
+        };
+        if let Some(g) = tx.gas_limit {
+            req = req.with_gas_limit(g);
+        }
+        match self.provider.call(req).block(BlockId::pending()).await {
+            Ok(out) => Ok(CallResult::Success(out)),
+            Err(RpcError::ErrorResp(p)) => match p.as_revert_data() {
+                Some(data) => Ok(CallResult::Reverted(data)),
+                // "insufficient funds", "execution reverted" without data: it would fail too.
+                None if p.message.contains("revert") || p.message.contains("insufficient") => Ok(
+                    CallResult::Reverted(super::revert_data(p.message.to_string())),
+                ),
+                None => Err(ChainError::Rpc {
+                    method: "eth_call".into(),
+                    code: p.code,
+                    message: p.message.to_string(),
+                }),
+            },
+            Err(e) => Err(self.err("eth_call", e)),
+        }
+    }
+
+    async fn is_pending(&self, tx_hash: B256) -> Result<bool, ChainError> {
+        let tx = self
+            .provider
+            .get_transaction_by_hash(tx_hash)
+            .await
+            .map_err(|e| self.err("eth_getTransactionByHash", e))?;
+        Ok(tx.is_some_and(|t| t.block_number.is_none()))
+    }
+
     async fn submit(&self, tx: TxRequest) -> Result<B256, ChainError> {
         let req = self.prepare(&tx).await?;
         let mut next = self.nonce.lock().await;

@@ -175,6 +175,13 @@ impl ChainError {
     }
 }
 
+/// `Error(string)` revert data carrying `reason`, for failures a backend finds before the
+/// EVM runs (too little balance, a halt) so that callers decode every refusal one way.
+pub(crate) fn revert_data(reason: String) -> Bytes {
+    use alloy::sol_types::SolError;
+    alloy::sol_types::Revert { reason }.abi_encode().into()
+}
+
 /// One chain, as seen by one account.
 #[async_trait]
 pub trait Chain: Send + Sync {
@@ -189,6 +196,24 @@ pub trait Chain: Send + Sync {
 
     /// A read-only call against the newest state.
     async fn call(&self, to: Address, data: Bytes) -> Result<CallResult, ChainError>;
+
+    /// Runs `tx` against the newest state as this account would send it (sender, value,
+    /// calldata), without broadcasting anything: what it would return, or its revert data.
+    /// Every backend here overrides it; the default, for wrappers, is a plain
+    /// [`Chain::call`] (no value) and treats a create as succeeding.
+    async fn simulate(&self, tx: &TxRequest) -> Result<CallResult, ChainError> {
+        match tx.to {
+            Some(to) => self.call(to, tx.data.clone()).await,
+            None => Ok(CallResult::Success(Bytes::new())),
+        }
+    }
+
+    /// Whether the node holds `tx_hash` unmined (in its mempool). A backend that cannot
+    /// tell answers `false`.
+    async fn is_pending(&self, tx_hash: B256) -> Result<bool, ChainError> {
+        let _ = tx_hash;
+        Ok(false)
+    }
 
     /// Signs and broadcasts a transaction, returning its id without waiting for it.
     async fn submit(&self, tx: TxRequest) -> Result<B256, ChainError>;

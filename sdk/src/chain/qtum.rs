@@ -269,6 +269,10 @@ impl QtumChain {
         if let Some(from) = from {
             params.push(json(from));
         }
+        self.call_params(&params).await
+    }
+
+    async fn call_params(&self, params: &[String]) -> Result<CallResult, ChainError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Exec {
@@ -280,7 +284,7 @@ impl QtumChain {
         struct Out {
             execution_result: Exec,
         }
-        let out: Out = self.node_call("callcontract", &params).await?;
+        let out: Out = self.node_call("callcontract", params).await?;
         let output = parse_hex_bytes("callcontract", &out.execution_result.output)?;
         Ok(if out.execution_result.excepted == "None" {
             CallResult::Success(output)
@@ -475,6 +479,41 @@ impl Chain for QtumChain {
 
     async fn call(&self, to: Address, data: Bytes) -> Result<CallResult, ChainError> {
         self.call_from(to, data, Some(self.sender.as_str())).await
+    }
+
+    /// `callcontract(contract, data, sender, gasLimit, amount)`: the sender and the value
+    /// as `sendtocontract` would carry them. A create cannot be simulated on qtumd and
+    /// counts as succeeding.
+    async fn simulate(&self, tx: &TxRequest) -> Result<CallResult, ChainError> {
+        let Some(to) = tx.to else {
+            return Ok(CallResult::Success(Bytes::new()));
+        };
+        let value: u64 = tx.value.try_into().map_err(|_| {
+            ChainError::Invalid(format!(
+                "qtum: value {} satoshi does not fit a Qtum amount",
+                tx.value
+            ))
+        })?;
+        let params = [
+            json(&hex::encode(to)),
+            json(&hex::encode(&tx.data)),
+            json(&self.sender),
+            json(&tx.gas_limit.unwrap_or(self.default_gas)),
+            format_qtum(value),
+        ];
+        self.call_params(&params).await
+    }
+
+    /// `getmempoolentry`: -5 means not in the mempool.
+    async fn is_pending(&self, tx_hash: B256) -> Result<bool, ChainError> {
+        match self
+            .node_call::<Value>("getmempoolentry", &[json(&hex::encode(tx_hash))])
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(ChainError::Rpc { code: -5, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     async fn submit(&self, tx: TxRequest) -> Result<B256, ChainError> {
