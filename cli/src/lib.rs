@@ -58,6 +58,7 @@ pub fn usage_error(e: clap::Error) -> std::process::ExitCode {
         hint: Some("see springmail --help".into()),
         code: report::ExitKind::Input.code(),
         kind: report::ExitKind::Input,
+        data: None,
     };
     println!("{}", report.to_json());
     std::process::ExitCode::from(report.code)

@@ -41,6 +41,13 @@ impl Summary {
         self
     }
 
+    /// The JSON values (without `ok`), e.g. to go into a failure object.
+    pub fn json_values(&self) -> Map<String, Value> {
+        let mut obj = self.json.clone();
+        obj.insert("result".into(), Value::String(self.title.clone()));
+        obj
+    }
+
     /// Prints to stdout.
     pub fn print(&self, json: bool) {
         if json {

@@ -58,6 +58,9 @@ pub struct Hinted {
     pub hint: String,
     /// Exit kind.
     pub kind: ExitKind,
+    /// What `--json` adds to the failure object (e.g. the claim link of a deposit that
+    /// was broadcast but not confirmed), beside `ok` and `error`.
+    pub data: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl fmt::Display for Hinted {
@@ -82,6 +85,22 @@ pub fn hinted(
         error: error.into(),
         hint: hint.into(),
         kind,
+        data: None,
+    })
+}
+
+/// [`hinted`], with values that `--json` prints in the failure object.
+pub fn hinted_with_data(
+    error: impl Into<anyhow::Error>,
+    hint: impl Into<String>,
+    kind: ExitKind,
+    data: serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Error {
+    anyhow::Error::new(Hinted {
+        error: error.into(),
+        hint: hint.into(),
+        kind,
+        data: Some(data),
     })
 }
 
@@ -106,13 +125,15 @@ pub struct Report {
     pub code: u8,
     /// What kind of failure (decides the code).
     pub kind: ExitKind,
+    /// Values the failure object carries beside `ok` and `error`.
+    pub data: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Report {
     /// The one JSON object `--json` prints on stdout for a failure:
     /// `{"ok":false,"error":{"kind":…,"message":…,"hint":…,"exit_code":…}}`.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "ok": false,
             "error": {
                 "kind": self.kind.name(),
@@ -120,7 +141,15 @@ impl Report {
                 "hint": self.hint,
                 "exit_code": self.code,
             }
-        })
+        });
+        if let (Some(data), Some(obj)) = (&self.data, v.as_object_mut()) {
+            for (k, val) in data {
+                if k != "ok" && k != "error" {
+                    obj.insert(k.clone(), val.clone());
+                }
+            }
+        }
+        v
     }
 }
 
@@ -128,11 +157,16 @@ impl Report {
 pub fn report(err: &anyhow::Error) -> Report {
     let line = one_line(&format!("{err:#}"));
     let (hint, kind) = hint_for(err);
+    let data = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<Hinted>())
+        .and_then(|h| h.data.clone());
     Report {
         line,
         hint,
         code: kind.code(),
         kind,
+        data,
     }
 }
 

@@ -576,7 +576,10 @@ fn a_send_whose_node_dies_after_broadcast_keeps_and_prints_the_link() {
         "--no-mail",
     ]);
     assert_eq!(out.code, 3, "{}", out.stderr);
+    // One JSON object: the failure, carrying what the sender needs to keep.
     let printed: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(printed["ok"], false, "{printed}");
+    assert_eq!(printed["error"]["exit_code"], 3, "{printed}");
     let link = printed["bare_link"].as_str().unwrap().to_string();
     let key = printed["claim_key"].as_str().unwrap().to_string();
     assert!(

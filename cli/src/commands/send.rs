@@ -16,7 +16,7 @@ use crate::chain::{asset_for, client, escrow, show};
 use crate::config::{parse_address, parse_duration, Settings};
 use crate::notify::{self, Delivery};
 use crate::output::{relative, Summary};
-use crate::report::{hinted, input_error, ExitKind};
+use crate::report::{hinted, hinted_with_data, input_error, ExitKind};
 use crate::Ctx;
 
 use super::sent::{self, SentRecord};
@@ -347,17 +347,18 @@ fn unconfirmed(
     s.row("record", "saved in", record_path.display().to_string());
     s.data("bare_link", record.link.clone());
     s.data("confirmed", false);
-    s.print(ctx.json);
-    hinted(
-        err,
-        format!(
-            "the deposit may still be mined: keep the claim link above (also in {}); \
-             check with `springmail status {}` before sending again",
-            record_path.display(),
-            record.claim_key
-        ),
-        ExitKind::Unavailable,
-    )
+    let hint = format!(
+        "the deposit may still be mined: keep the claim link above (also in {}); \
+         check with `springmail status {}` before sending again",
+        record_path.display(),
+        record.claim_key
+    );
+    if ctx.json {
+        // One JSON object on stdout: the failure, carrying the link and key.
+        return hinted_with_data(err, hint, ExitKind::Unavailable, s.json_values());
+    }
+    s.print(false);
+    hinted(err, hint, ExitKind::Unavailable)
 }
 
 fn short_key(ticket: &Ticket) -> String {
