@@ -7,14 +7,21 @@
 # corpus is not touched. A crash fails the step and leaves the input under
 # <crate>/fuzz/artifacts/<target>/.
 #
-# Needs a nightly toolchain and cargo-fuzz (`rustup toolchain install nightly`,
-# `cargo install cargo-fuzz`); without them it says so and exits 77, which scripts/test
-# lists as skipped (not passed).
+# Needs a nightly toolchain (`rustup toolchain install nightly`); cargo-fuzz is installed
+# from crates.io when missing. Without nightly (or when the install fails) it says so and
+# exits 77, which scripts/test lists as skipped (not passed).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$(pwd -P)
 SECS="${SPRINGMAIL_FUZZ_SECS:-20}"
 
+# cargo-fuzz comes from crates.io when a nightly toolchain is there to run it.
+if ! cargo +nightly fuzz --version >/dev/null 2>&1 && rustup run nightly rustc --version >/dev/null 2>&1; then
+    echo "fuzz smoke: installing cargo-fuzz (cargo install cargo-fuzz --locked)" >&2
+    t0=$SECONDS
+    cargo install cargo-fuzz --locked --quiet >&2 || echo "fuzz smoke: cargo install cargo-fuzz failed" >&2
+    echo "fuzz smoke: cargo-fuzz install took $((SECONDS - t0))s" >&2
+fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     echo "SKIP: fuzz smoke: no cargo-fuzz on a nightly toolchain here" \
         "(rustup toolchain install nightly && cargo install cargo-fuzz)" >&2
