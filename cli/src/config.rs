@@ -609,7 +609,23 @@ impl Settings {
             }
         };
         let escrow = address("chain.escrow", i);
-        let watcher = address("watcher.address", i);
+        // The escrow compares the watcher key's EVM address: a base58 q… (its hash160)
+        // would make every claim fail, so only 0x is taken here, as for --watcher.
+        let watcher = match raw.text("watcher.address", i) {
+            Some(s) if !(s.value.trim().starts_with("0x") || s.value.trim().starts_with("0X")) => {
+                i.push(ConfigIssue {
+                    path: s.origin,
+                    message: format!(
+                        "{:?} is not a 0x address; the escrow checks the watcher key's EVM address \
+                         (`springmail watch --print-address` prints it), not its base58 Qtum address",
+                        s.value.trim()
+                    ),
+                });
+                None
+            }
+            Some(_) => address("watcher.address", i),
+            None => None,
+        };
         let start_block = raw
             .integer("chain.start_block", i)
             .map(|s| s.value)

@@ -699,3 +699,19 @@ fn claim_on_an_evm_backend_refuses_a_qtum_address_and_names_the_key_account() {
     ]);
     assert!(out.fails(2).contains("0x account"));
 }
+
+#[test]
+fn a_base58_watcher_in_the_config_is_refused_by_its_key() {
+    let sb = Sandbox::new();
+    sb.write(
+        "springmail.toml",
+        "[chain]\nchain_id = 8890\n[watcher]\naddress = \"qfmYqV4YKpsBcBZVfyH48Zr1nSdUT4GcW5\"\n\
+         email = \"claims@broker.test\"\n",
+    );
+    let out = sb.run(&["send", "--to", "bob@example.com", "--amount", "1 QTUM"]);
+    let line = out.fails(2);
+    assert!(
+        line.contains("[watcher] address") && line.contains("0x address"),
+        "{line}"
+    );
+}

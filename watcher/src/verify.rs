@@ -222,12 +222,12 @@ impl RefusalReason {
             }
             RefusalReason::Refunded => "This deposit was already returned to its sender.".into(),
             RefusalReason::Expired { expiry, too_soon: false } => format!(
-                "This deposit expired on {}, so it can no longer be claimed; only the sender can take it back.",
+                "This deposit expired on {}, so it can no longer be claimed; it can now only be returned to its sender.",
                 format_time(*expiry)
             ),
             RefusalReason::Expired { expiry, too_soon: true } => format!(
                 "This deposit expires on {}, too soon for a claim to be confirmed in time; \
-                 only the sender can take it back after that.",
+                 after that it can only be returned to its sender.",
                 format_time(*expiry)
             ),
             RefusalReason::DeadlinePassed { deadline } => format!(
