@@ -133,26 +133,29 @@ fn deployed(sender: &str) -> Sandbox {
     sb
 }
 
+/// `send` in link mode to bob@example.com, mining while it waits; its JSON summary.
+fn send_to_bob(sb: &Sandbox, amount: &str) -> serde_json::Value {
+    let _m = Miner::start();
+    sb.run(&[
+        "--json",
+        "send",
+        "--to",
+        "bob@example.com",
+        "--amount",
+        amount,
+        "--link-only",
+        "--out",
+        "bob.eml",
+    ])
+    .json()
+}
+
 #[test]
 #[ignore = "needs qtumd from the dev stack: run scripts/test"]
 fn native_send_then_link_claim_to_a_fresh_p2pkh_address_on_qtumd() {
     let alice = funded_sender(50);
     let sb = deployed(&alice);
-    let sent = {
-        let _m = Miner::start();
-        sb.run(&[
-            "--json",
-            "send",
-            "--to",
-            "bob@example.com",
-            "--amount",
-            "1.5 QTUM",
-            "--link-only",
-            "--out",
-            "bob.eml",
-        ])
-        .json()
-    };
+    let sent = send_to_bob(&sb, "1.5 QTUM");
     assert_eq!(sent["units"], "150000000", "{sent}");
     let link = sent["bare_link"].as_str().unwrap().to_string();
     let open = sb.run(&["--json", "status", &link]).json();
@@ -192,21 +195,7 @@ fn native_send_then_link_claim_to_a_fresh_p2pkh_address_on_qtumd() {
 fn refund_of_an_unexpired_deposit_is_refused_before_any_gas_is_spent_on_qtumd() {
     let alice = funded_sender(50);
     let sb = deployed(&alice);
-    let sent = {
-        let _m = Miner::start();
-        sb.run(&[
-            "--json",
-            "send",
-            "--to",
-            "bob@example.com",
-            "--amount",
-            "1 QTUM",
-            "--link-only",
-            "--out",
-            "bob.eml",
-        ])
-        .json()
-    };
+    let sent = send_to_bob(&sb, "1 QTUM");
     let key = sent["claim_key"].as_str().unwrap().to_string();
     let before = address_balance(&alice);
     let refused = {

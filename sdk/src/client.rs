@@ -555,31 +555,22 @@ impl SpringMail {
         &self,
         sender: Address,
     ) -> Result<Vec<(Address, Deposit, u64, B256)>, ClientError> {
-        let head = self.chain.head().await?.number;
+        let logs = self
+            .logs_matching(vec![
+                Some(EmailEscrow::Deposited::SIGNATURE_HASH),
+                None,
+                Some(sender.into_word()),
+            ])
+            .await?;
         let mut out = Vec::new();
-        let mut from = self.start_block;
-        while from <= head {
-            let to = (from + LOG_RANGE - 1).min(head);
-            let filter = LogFilter {
-                address: self.escrow,
-                topics: vec![
-                    Some(EmailEscrow::Deposited::SIGNATURE_HASH),
-                    None,
-                    Some(sender.into_word()),
-                ],
-                from_block: from,
-                to_block: Some(to),
-            };
-            for log in self.chain.logs(&filter).await? {
-                if let Some(EscrowEvent::Deposited { claim_key, deposit }) =
-                    EscrowEvent::decode(&log.log)
-                {
-                    if deposit.sender == sender {
-                        out.push((claim_key, deposit, log.block_number, log.tx_hash));
-                    }
+        for log in logs {
+            if let Some(EscrowEvent::Deposited { claim_key, deposit }) =
+                EscrowEvent::decode(&log.log)
+            {
+                if deposit.sender == sender {
+                    out.push((claim_key, deposit, log.block_number, log.tx_hash));
                 }
             }
-            from = to + 1;
         }
         Ok(out)
     }
@@ -797,6 +788,13 @@ impl SpringMail {
         topic0: B256,
         claim_key: Option<Address>,
     ) -> Result<Vec<ChainLog>, ClientError> {
+        self.logs_matching(vec![Some(topic0), claim_key.map(|k| k.into_word())])
+            .await
+    }
+
+    /// The escrow's logs matching `topics`, from the start block to the head, read in
+    /// bounded ranges.
+    async fn logs_matching(&self, topics: Vec<Option<B256>>) -> Result<Vec<ChainLog>, ClientError> {
         let head = self.chain.head().await?.number;
         let mut out = Vec::new();
         let mut from = self.start_block;
@@ -804,7 +802,7 @@ impl SpringMail {
             let to = (from + LOG_RANGE - 1).min(head);
             let filter = LogFilter {
                 address: self.escrow,
-                topics: vec![Some(topic0), claim_key.map(|k| k.into_word())],
+                topics: topics.clone(),
                 from_block: from,
                 to_block: Some(to),
             };

@@ -172,15 +172,20 @@ impl EvmRpcChain {
             .map_err(|e| self.err("eth_getTransactionCount", e))
     }
 
-    /// The request without nonce: from, to or create, data, value, gas, fees, chain id.
-    async fn prepare(&self, tx: &TxRequest) -> Result<TransactionRequest, ChainError> {
-        let mut req = TransactionRequest::default()
+    /// From, value, and the call or the creation: what a simulation and a send share.
+    fn base_request(&self, tx: &TxRequest) -> TransactionRequest {
+        let req = TransactionRequest::default()
             .with_from(self.account)
             .with_value(tx.value);
-        req = match tx.to {
+        match tx.to {
             Some(to) => req.with_to(to).with_input(tx.data.clone()),
             None => req.with_deploy_code(tx.data.clone()),
-        };
+        }
+    }
+
+    /// The request without nonce: from, to or create, data, value, gas, fees, chain id.
+    async fn prepare(&self, tx: &TxRequest) -> Result<TransactionRequest, ChainError> {
+        let mut req = self.base_request(tx);
         let gas = match tx.gas_limit {
             Some(g) => g,
             None => {
@@ -347,13 +352,7 @@ impl Chain for EvmRpcChain {
     }
 
     async fn simulate(&self, tx: &TxRequest) -> Result<CallResult, ChainError> {
-        let mut req = TransactionRequest::default()
-            .with_from(self.account)
-            .with_value(tx.value);
-        req = match tx.to {
-            Some(to) => req.with_to(to).with_input(tx.data.clone()),
-            None => req.with_deploy_code(tx.data.clone()),
-        };
+        let mut req = self.base_request(tx);
         if let Some(g) = tx.gas_limit {
             req = req.with_gas_limit(g);
         }
