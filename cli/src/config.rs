@@ -488,6 +488,24 @@ pub struct Settings {
     pub max_fee: Option<String>,
 }
 
+/// What to give where a watcher is asked for.
+pub const WATCHER_HINT: &str =
+    "give the watcher's 0x address, as `springmail watch --print-address` prints it on the watcher's machine";
+
+/// A watcher as the escrow compares it: the attestation key's EVM address, `0x`-hex only.
+/// A base58 `q…` is refused: for a key it names the hash160 (Qtum address), which is not
+/// the address the contract recovers from the watcher's signature, so no claim could pass.
+pub fn parse_watcher(text: &str) -> Result<Address, String> {
+    let t = text.trim();
+    if !(t.starts_with("0x") || t.starts_with("0X")) {
+        return Err(format!(
+            "{t:?} is not a 0x address; the escrow checks the watcher key's EVM address, \
+             not its base58 Qtum address"
+        ));
+    }
+    qtum::parse_hex_address(t).map_err(|e| e.to_string())
+}
+
 /// Parses an address: `0x`-hex anywhere; base58 on Qtum chains (any Qtum network when
 /// the chain is not known yet, else the network of `chain_id`).
 pub fn parse_address(chain_id: Option<u64>, text: &str) -> Result<Address, String> {
@@ -609,23 +627,18 @@ impl Settings {
             }
         };
         let escrow = address("chain.escrow", i);
-        // The escrow compares the watcher key's EVM address: a base58 q… (its hash160)
-        // would make every claim fail, so only 0x is taken here, as for --watcher.
-        let watcher = match raw.text("watcher.address", i) {
-            Some(s) if !(s.value.trim().starts_with("0x") || s.value.trim().starts_with("0X")) => {
-                i.push(ConfigIssue {
-                    path: s.origin,
-                    message: format!(
-                        "{:?} is not a 0x address; the escrow checks the watcher key's EVM address \
-                         (`springmail watch --print-address` prints it), not its base58 Qtum address",
-                        s.value.trim()
-                    ),
-                });
-                None
-            }
-            Some(_) => address("watcher.address", i),
-            None => None,
-        };
+        let watcher = raw
+            .text("watcher.address", i)
+            .and_then(|s| match parse_watcher(&s.value) {
+                Ok(a) => Some(a),
+                Err(message) => {
+                    i.push(ConfigIssue {
+                        path: s.origin,
+                        message: format!("{message} ({WATCHER_HINT})"),
+                    });
+                    None
+                }
+            });
         let start_block = raw
             .integer("chain.start_block", i)
             .map(|s| s.value)

@@ -229,7 +229,7 @@ fn check_rows(rows: &[InRow], plan: &Plan, asset: &Asset) -> anyhow::Result<Vec<
         let watcher = if plan.link_only || r.watcher.is_empty() {
             Ok(plan.watcher.filter(|_| r.watcher.is_empty()))
         } else {
-            super::send::parse_watcher(&r.watcher)
+            crate::config::parse_watcher(&r.watcher)
                 .map(Some)
                 .map_err(|e| format!("watcher: {e}"))
         };

@@ -13,7 +13,7 @@ use springmail_sdk::Address;
 
 use crate::args::SendArgs;
 use crate::chain::{asset_for, client, escrow, show};
-use crate::config::{parse_address, parse_duration, Settings};
+use crate::config::{parse_address, parse_duration, parse_watcher, Settings, WATCHER_HINT};
 use crate::notify::{self, Delivery};
 use crate::output::{relative, Summary};
 use crate::report::{hinted, hinted_with_data, input_error, ExitKind};
@@ -106,23 +106,6 @@ impl Plan {
         }
         Ok(())
     }
-}
-
-const WATCHER_HINT: &str =
-    "give the watcher's 0x address, as `springmail watch --print-address` prints it on the watcher's machine";
-
-/// A watcher as the escrow compares it: the attestation key's EVM address, `0x`-hex only.
-/// A base58 `q…` is refused: for a key it names the hash160 (Qtum address), which is not
-/// the address the contract recovers from the watcher's signature, so no claim could pass.
-pub fn parse_watcher(text: &str) -> Result<Address, String> {
-    let t = text.trim();
-    if !(t.starts_with("0x") || t.starts_with("0X")) {
-        return Err(format!(
-            "{t:?} is not a 0x address; the escrow checks the watcher key's EVM address, \
-             not its base58 Qtum address"
-        ));
-    }
-    springmail_sdk::qtum::parse_hex_address(t).map_err(|e| e.to_string())
 }
 
 const ADDRESS_HINT: &str =
