@@ -214,10 +214,7 @@ pub async fn run(ctx: &Ctx, a: &SendArgs) -> anyhow::Result<()> {
     let mut record = SentRecord {
         claim_key: prepared.link.claim_key().to_checksum(None),
         link: prepared.link.to_bare(),
-        url: match &settings.claim_host {
-            Some(host) => prepared.link.to_url(host),
-            None => prepared.link.to_bare(),
-        },
+        url: printed_link(settings, &prepared.link),
         email: normalized.clone(),
         amount: amount.to_string(),
         chain_id: chain.chain_id(),
@@ -344,6 +341,14 @@ fn unconfirmed(
     hinted(err, hint, ExitKind::Unavailable)
 }
 
+/// The link as the sender is shown it: on the claim page when one is configured, else bare.
+fn printed_link(settings: &Settings, link: &ClaimLink) -> String {
+    match &settings.claim_host {
+        Some(host) => link.to_url(host),
+        None => link.to_bare(),
+    }
+}
+
 fn short_key(ticket: &Ticket) -> String {
     hex::encode(&ticket.link.claim_key().as_slice()[..6])
 }
@@ -392,14 +397,7 @@ pub fn ticket_summary(
             "yes: you may refund before expiry",
         );
     }
-    s.row(
-        "link",
-        "claim link",
-        match &settings.claim_host {
-            Some(host) => ticket.link.to_url(host),
-            None => ticket.link.to_bare(),
-        },
-    );
+    s.row("link", "claim link", printed_link(settings, &ticket.link));
     s.data("bare_link", ticket.link.to_bare());
     s.data("units", amount.units().to_string());
     s.data("expiry", ticket.deposit.expiry);
