@@ -1,13 +1,12 @@
 //! The sender's own record of single `send`s: one owner-only JSON file per deposit in
 //! `sent/` beside the keystore. It is written before anything is broadcast (link and claim
 //! key) and again once the transaction id is known, so no failure after that point can
-//! lose the link, and a re-run can find a transaction still in the mempool.
+//! lose the link; `springmail status` lists the records beside the chain's deposits.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use springmail_sdk::Address;
 
 use crate::config::Settings;
 use crate::notify;
@@ -37,7 +36,7 @@ pub struct SentRecord {
 }
 
 /// The folder of records: `sent/` beside the keystore.
-pub fn dir(settings: &Settings) -> PathBuf {
+fn dir(settings: &Settings) -> PathBuf {
     settings
         .keystore
         .parent()
@@ -57,12 +56,6 @@ pub fn save(settings: &Settings, rec: &SentRecord) -> anyhow::Result<PathBuf> {
     notify::write_private(&path, &text)
         .with_context(|| format!("cannot write the send record {}", path.display()))?;
     Ok(path)
-}
-
-/// The record of one claim key, if this machine made it.
-pub fn find(settings: &Settings, claim_key: Address) -> Option<SentRecord> {
-    let text = std::fs::read(path_for(settings, &claim_key.to_string())).ok()?;
-    serde_json::from_slice(&text).ok()
 }
 
 /// Every record (unreadable files are skipped with a warning).

@@ -1,7 +1,9 @@
 //! `springmail status CLAIM_KEY|LINK` and `status --csv RESULTS`.
 
 use anyhow::Context;
-use springmail_sdk::amount::Amount;
+use std::collections::HashMap;
+
+use springmail_sdk::amount::{Amount, Asset};
 use springmail_sdk::client::{DepositStatus, SpringMail};
 use springmail_sdk::link::ClaimLink;
 use springmail_sdk::mail::human_date;
@@ -93,29 +95,37 @@ async fn run_mine(ctx: &Ctx) -> anyhow::Result<()> {
     let me = chain.account();
     let id = chain.chain_id();
     let mine = client.deposits_by(me).await?;
-    let records = sent::load_all(settings);
+    // This machine's records by claim key; those the chain shows are taken out, the
+    // rest are listed after as not on chain.
+    let escrow_hex = escrow.to_string();
+    let mut records: HashMap<Address, sent::SentRecord> = sent::load_all(settings)
+        .into_iter()
+        .filter(|r| r.chain_id == id && r.escrow.eq_ignore_ascii_case(&escrow_hex))
+        .filter_map(|r| Some((r.claim_key.parse().ok()?, r)))
+        .collect();
+    // One symbol()/decimals() read per token, not per deposit.
+    let mut assets: HashMap<Address, Asset> = HashMap::new();
     let mut lines = Vec::new();
-    let mut seen = std::collections::HashSet::new();
     for (claim_key, deposit, block, tx) in &mine {
-        seen.insert(claim_key.to_checksum(None));
         let state = client.status(*claim_key).await?.name();
-        let asset = asset_for(chain.as_ref(), Some(deposit.token)).await?;
+        let asset = match assets.get(&deposit.token) {
+            Some(a) => a.clone(),
+            None => {
+                let a = asset_for(chain.as_ref(), Some(deposit.token)).await?;
+                assets.insert(deposit.token, a.clone());
+                a
+            }
+        };
         let amount = Amount::from_units(deposit.amount, asset)?.to_string();
-        let link = records
-            .iter()
-            .find(|r| r.claim_key.eq_ignore_ascii_case(&claim_key.to_string()))
-            .map(|r| r.url.clone())
-            .unwrap_or_default();
+        let link = records.remove(claim_key).map(|r| r.url).unwrap_or_default();
         lines.push(serde_json::json!({
             "claim_key": claim_key.to_checksum(None), "state": state, "amount": amount,
             "expiry": deposit.expiry, "block": block, "tx": tx.to_string(), "link": link,
         }));
     }
-    for r in records
-        .iter()
-        .filter(|r| r.chain_id == id && r.escrow.eq_ignore_ascii_case(&escrow.to_string()))
-        .filter(|r| !seen.contains(&r.claim_key))
-    {
+    let mut rest: Vec<_> = records.into_values().collect();
+    rest.sort_by(|a, b| a.claim_key.cmp(&b.claim_key));
+    for r in &rest {
         lines.push(serde_json::json!({
             "claim_key": r.claim_key, "state": "not on chain", "amount": r.amount,
             "expiry": r.expiry, "block": null, "tx": r.tx, "link": r.url,
