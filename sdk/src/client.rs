@@ -661,8 +661,7 @@ impl SpringMail {
             self.ensure_allowance(prepared.deposit.token, prepared.deposit.amount)
                 .await?;
         }
-        self.simulate("the deposit", &prepared.tx).await?;
-        Ok(self.chain.submit(prepared.tx.clone()).await?)
+        self.broadcast("the deposit", prepared.tx.clone()).await
     }
 
     /// Waits up to `timeout` for a submitted deposit and checks that it succeeded.
@@ -712,10 +711,15 @@ impl SpringMail {
             })
     }
 
-    /// Every state-changing call goes through here: simulate, then send and wait.
-    async fn execute(&self, action: &'static str, tx: TxRequest) -> Result<Receipt, ClientError> {
+    /// Every transaction is sent through here: simulated, then broadcast if it would pass.
+    async fn broadcast(&self, action: &'static str, tx: TxRequest) -> Result<B256, ClientError> {
         self.simulate(action, &tx).await?;
-        let tx_hash = self.chain.submit(tx).await?;
+        Ok(self.chain.submit(tx).await?)
+    }
+
+    /// [`Self::broadcast`], then wait for the receipt.
+    async fn execute(&self, action: &'static str, tx: TxRequest) -> Result<Receipt, ClientError> {
+        let tx_hash = self.broadcast(action, tx).await?;
         self.wait(action, tx_hash, DEFAULT_WAIT).await
     }
 
