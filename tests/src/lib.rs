@@ -16,6 +16,7 @@ use springmail_sdk::chain::Chain;
 use springmail_sdk::keys::ClaimSecret;
 
 pub mod qtum;
+pub mod watcher;
 
 /// The reason ignored tests give.
 pub const NEEDS_STACK: &str = "needs the dev stack (dovecot, SMTP, anvil): run scripts/test";

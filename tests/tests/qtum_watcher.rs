@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use springmail_e2e::qtum::QtumNode;
+use springmail_e2e::watcher::DevWatcher;
 use springmail_e2e::Stack;
 use springmail_sdk::amount::{Amount, Asset};
 use springmail_sdk::chain::Chain;
@@ -14,17 +15,10 @@ use springmail_sdk::client::{DepositStatus, SendRequest, SpringMail};
 use springmail_sdk::keys::ClaimSecret;
 use springmail_sdk::mail::{claim_mail, ClaimMail};
 use springmail_sdk::qtum::parse_address;
-use springmail_watcher::authenticate::{AuthPolicy, DkimKeys, MailAuthenticator, PinnedRecords};
-use springmail_watcher::ingest::imap::{ImapSecurity, ImapSettings, ImapSource};
-use springmail_watcher::journal::{Journal, OutcomeKind};
-use springmail_watcher::metrics::Metrics;
-use springmail_watcher::reply::{
-    DkimSigningKey, ReplyComposer, SmtpSecurity, SmtpSettings, SmtpSink,
-};
-use springmail_watcher::service::{PipelineSettings, Watcher, WatcherParts};
-use springmail_watcher::submit::SubmitPolicy;
+use springmail_watcher::authenticate::PinnedRecords;
+use springmail_watcher::journal::OutcomeKind;
+use springmail_watcher::service::PipelineSettings;
 use springmail_watcher::testkit::{claim_block, TestDomain};
-use springmail_watcher::verify::VerifyPolicy;
 
 const WATCHER: &str = "watcher@broker.test";
 const BOB: &str = "bob@example.com";
@@ -86,68 +80,23 @@ async fn email_mode_claim_through_the_watcher_pays_a_fresh_address_on_qtumd() {
         .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let mut watcher = Watcher::new(WatcherParts {
+    let mut watcher = stack.watcher(DevWatcher {
         client: SpringMail::new(relayer.clone(), sender.escrow())
             .with_start_block(sender.start_block()),
         watcher_key: watcher_key.clone(),
-        journal: Arc::new(Journal::open_in(dir.path()).unwrap()),
-        source: Box::new(
-            ImapSource::new(ImapSettings {
-                host: stack.imap_host.clone(),
-                port: stack.imap_port,
-                security: ImapSecurity::Plain,
-                user: WATCHER.into(),
-                password: stack.password.clone(),
-                mailbox: "INBOX".into(),
-                idle: true,
-                timeout: Duration::from_secs(30),
-            })
-            .unwrap(),
-        ),
-        sink: Arc::new(
-            SmtpSink::new(&SmtpSettings {
-                host: stack.smtp_host.clone(),
-                port: stack.smtp_port,
-                security: SmtpSecurity::Plain,
-                credentials: None,
-            })
-            .unwrap(),
-        ),
-        authenticator: MailAuthenticator::new(
-            DkimKeys::pinned(pins),
-            AuthPolicy {
-                max_message_bytes: 1 << 20,
-                own_addresses: vec![WATCHER.into()],
-            },
-        ),
-        composer: ReplyComposer::new(
-            WATCHER,
-            "Spring Mail watcher",
-            Some((
-                DkimSigningKey::from_pem(&broker.key_pem, "broker").unwrap(),
-                "broker.test".into(),
-                "sm".into(),
-            )),
-        ),
-        verify: VerifyPolicy {
-            watcher: watcher_address,
-            native_fee: FEE,
-            tokens: vec![],
-            min_time_left: 60,
-        },
-        submit: SubmitPolicy {
-            receipt_timeout: Duration::from_secs(60),
-            gas_limit: Some(300_000),
-            resend_guard: Duration::from_secs(2),
-        },
+        journal_dir: dir.path(),
+        folder: "INBOX",
+        imap_timeout: Duration::from_secs(30),
+        pins,
+        broker_key_pem: &broker.key_pem,
+        native_fee: FEE,
+        receipt_timeout: Duration::from_secs(60),
         pipeline: PipelineSettings {
             poll_interval: Duration::from_secs(2),
             retry_base: Duration::from_secs(1),
             ..Default::default()
         },
-        metrics: Metrics::new(),
-    })
-    .unwrap();
+    });
     let report = {
         let _m = node.miner();
         watcher.run_once().await.unwrap()

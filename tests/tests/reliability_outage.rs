@@ -24,23 +24,17 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
 use futures::TryStreamExt;
+use springmail_e2e::watcher::DevWatcher;
 use springmail_e2e::{fresh_address, Stack};
 use springmail_sdk::chain::evm_rpc::EvmRpcChain;
 use springmail_sdk::chain::{Chain, TxRequest};
 use springmail_sdk::client::{DepositStatus, SendRequest, SpringMail, Ticket};
 use springmail_sdk::keys::ClaimSecret;
 use springmail_sdk::mail::{claim_mail, ClaimMail};
-use springmail_watcher::authenticate::{AuthPolicy, DkimKeys, MailAuthenticator, PinnedRecords};
-use springmail_watcher::ingest::imap::{ImapSecurity, ImapSettings, ImapSource};
+use springmail_watcher::authenticate::PinnedRecords;
 use springmail_watcher::journal::{Journal, MessageState};
-use springmail_watcher::metrics::Metrics;
-use springmail_watcher::reply::{
-    DkimSigningKey, ReplyComposer, SmtpSecurity, SmtpSettings, SmtpSink,
-};
-use springmail_watcher::service::{CrashPoint, PipelineSettings, Watcher, WatcherParts};
-use springmail_watcher::submit::SubmitPolicy;
+use springmail_watcher::service::{CrashPoint, PipelineSettings, Watcher};
 use springmail_watcher::testkit::{claim_block, TestDomain};
-use springmail_watcher::verify::VerifyPolicy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
@@ -282,59 +276,19 @@ impl World {
     }
 
     fn watcher_with(&self, relayer: Arc<dyn Chain>, pipeline: PipelineSettings) -> Watcher {
-        let source = ImapSource::new(ImapSettings {
-            host: self.stack.imap_host.clone(),
-            port: self.stack.imap_port,
-            security: ImapSecurity::Plain,
-            user: WATCHER.into(),
-            password: self.stack.password.clone(),
-            mailbox: self.folder.clone(),
-            idle: true,
-            timeout: Duration::from_secs(10),
-        })
-        .unwrap();
-        let sink = SmtpSink::new(&SmtpSettings {
-            host: self.stack.smtp_host.clone(),
-            port: self.stack.smtp_port,
-            security: SmtpSecurity::Plain,
-            credentials: None,
-        })
-        .unwrap();
-        let dkim = DkimSigningKey::from_pem(&self.broker.key_pem, "broker").unwrap();
-        Watcher::new(WatcherParts {
+        self.stack.watcher(DevWatcher {
             client: SpringMail::new(relayer, self.sender.escrow())
                 .with_start_block(self.sender.start_block()),
             watcher_key: self.watcher_key.clone(),
-            journal: Arc::new(Journal::open_in(self.dir.path()).unwrap()),
-            source: Box::new(source),
-            sink: Arc::new(sink),
-            authenticator: MailAuthenticator::new(
-                DkimKeys::pinned(self.pins.clone()),
-                AuthPolicy {
-                    max_message_bytes: 1 << 20,
-                    own_addresses: vec![WATCHER.into()],
-                },
-            ),
-            composer: ReplyComposer::new(
-                WATCHER,
-                "Spring Mail watcher",
-                Some((dkim, "broker.test".into(), "sm".into())),
-            ),
-            verify: VerifyPolicy {
-                watcher: self.watcher_key.address(),
-                native_fee: FEE,
-                tokens: vec![],
-                min_time_left: 60,
-            },
-            submit: SubmitPolicy {
-                receipt_timeout: Duration::from_secs(20),
-                gas_limit: Some(300_000),
-                resend_guard: Duration::from_secs(2),
-            },
+            journal_dir: self.dir.path(),
+            folder: &self.folder,
+            imap_timeout: Duration::from_secs(10),
+            pins: self.pins.clone(),
+            broker_key_pem: &self.broker.key_pem,
+            native_fee: FEE,
+            receipt_timeout: Duration::from_secs(20),
             pipeline,
-            metrics: Metrics::new(),
         })
-        .unwrap()
     }
 
     /// A deposit to Alice naming the watcher, and her signed claim APPENDed to the folder.

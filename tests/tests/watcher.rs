@@ -10,21 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
+use springmail_e2e::watcher::DevWatcher;
 use springmail_e2e::{fresh_address, Stack};
 use springmail_sdk::client::{DepositStatus, SendRequest, SpringMail, Ticket};
 use springmail_sdk::keys::ClaimSecret;
 use springmail_sdk::mail::{claim_mail, ClaimMail};
-use springmail_watcher::authenticate::{AuthPolicy, DkimKeys, MailAuthenticator, PinnedRecords};
-use springmail_watcher::ingest::imap::{ImapSecurity, ImapSettings, ImapSource};
+use springmail_watcher::authenticate::PinnedRecords;
 use springmail_watcher::journal::{Folder, Journal, OutcomeKind};
-use springmail_watcher::metrics::Metrics;
-use springmail_watcher::reply::{
-    DkimSigningKey, ReplyComposer, SmtpSecurity, SmtpSettings, SmtpSink,
-};
-use springmail_watcher::service::{PipelineSettings, Watcher, WatcherParts};
-use springmail_watcher::submit::SubmitPolicy;
+use springmail_watcher::service::{PipelineSettings, Watcher};
 use springmail_watcher::testkit::{claim_block, dkim_passes, mail, TestDomain};
-use springmail_watcher::verify::VerifyPolicy;
 
 const WATCHER: &str = "watcher@broker.test";
 const BOB: &str = "bob@example.com";
@@ -110,65 +104,23 @@ impl World {
     }
 
     fn watcher(&self) -> Watcher {
-        let journal = Arc::new(Journal::open_in(self.dir.path()).unwrap());
-        let client = SpringMail::new(self.relayer.clone(), self.sender.escrow())
-            .with_start_block(self.sender.start_block());
-        let source = ImapSource::new(ImapSettings {
-            host: self.stack.imap_host.clone(),
-            port: self.stack.imap_port,
-            security: ImapSecurity::Plain,
-            user: WATCHER.into(),
-            password: self.stack.password.clone(),
-            mailbox: "INBOX".into(),
-            idle: true,
-            timeout: Duration::from_secs(30),
-        })
-        .unwrap();
-        let sink = SmtpSink::new(&SmtpSettings {
-            host: self.stack.smtp_host.clone(),
-            port: self.stack.smtp_port,
-            security: SmtpSecurity::Plain,
-            credentials: None,
-        })
-        .unwrap();
-        let dkim = DkimSigningKey::from_pem(&self.broker.key_pem, "broker").unwrap();
-        Watcher::new(WatcherParts {
-            client,
+        self.stack.watcher(DevWatcher {
+            client: SpringMail::new(self.relayer.clone(), self.sender.escrow())
+                .with_start_block(self.sender.start_block()),
             watcher_key: self.watcher_key.clone(),
-            journal,
-            source: Box::new(source),
-            sink: Arc::new(sink),
-            authenticator: MailAuthenticator::new(
-                DkimKeys::pinned(self.pins.clone()),
-                AuthPolicy {
-                    max_message_bytes: 1 << 20,
-                    own_addresses: vec![WATCHER.into()],
-                },
-            ),
-            composer: ReplyComposer::new(
-                WATCHER,
-                "Spring Mail watcher",
-                Some((dkim, "broker.test".into(), "sm".into())),
-            ),
-            verify: VerifyPolicy {
-                watcher: self.watcher_key.address(),
-                native_fee: FEE,
-                tokens: vec![],
-                min_time_left: 60,
-            },
-            submit: SubmitPolicy {
-                receipt_timeout: Duration::from_secs(30),
-                gas_limit: Some(300_000),
-                resend_guard: Duration::from_secs(2),
-            },
+            journal_dir: self.dir.path(),
+            folder: "INBOX",
+            imap_timeout: Duration::from_secs(30),
+            pins: self.pins.clone(),
+            broker_key_pem: &self.broker.key_pem,
+            native_fee: FEE,
+            receipt_timeout: Duration::from_secs(30),
             pipeline: PipelineSettings {
                 poll_interval: Duration::from_secs(2),
                 retry_base: Duration::from_secs(1),
                 ..Default::default()
             },
-            metrics: Metrics::new(),
         })
-        .unwrap()
     }
 
     async fn last_outcome(&self) -> (OutcomeKind, String, Option<Folder>) {
