@@ -7,6 +7,12 @@
 # corpus is not touched. A crash fails the step and leaves the input under
 # <crate>/fuzz/artifacts/<target>/.
 #
+# Every committed corpus input already runs through the same properties on stable in
+# the cargo-test step (sdk/tests/fuzz_corpus_replay.rs, tests/tests/fuzz_corpus_replay.rs).
+# This live run needs a nightly build of the whole dependency tree (about 15 minutes on
+# two cores, cold), which CI's 30-minute budget cannot hold: under CI=true it runs only
+# when SPRINGMAIL_FUZZ_SECS is set, and otherwise says so and exits 77 (skipped).
+#
 # Needs a nightly toolchain (`rustup toolchain install nightly`); cargo-fuzz is installed
 # from crates.io when missing. Without nightly (or when the install fails) it says so and
 # exits 77, which scripts/test lists as skipped (not passed).
@@ -14,6 +20,13 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$(pwd -P)
 SECS="${SPRINGMAIL_FUZZ_SECS:-20}"
+
+if [ "${CI:-}" = "true" ] && [ -z "${SPRINGMAIL_FUZZ_SECS:-}" ]; then
+    echo "SKIP: fuzz smoke: the live fuzz run needs a cold nightly build that does not fit" \
+        "CI's time budget; the committed corpora were replayed on stable in cargo-test." \
+        "Set SPRINGMAIL_FUZZ_SECS=N to run it here anyway." >&2
+    exit 77
+fi
 
 # cargo-fuzz comes from crates.io when a nightly toolchain is there to run it.
 if ! cargo +nightly fuzz --version >/dev/null 2>&1 && rustup run nightly rustc --version >/dev/null 2>&1; then

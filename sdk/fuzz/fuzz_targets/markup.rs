@@ -1,22 +1,7 @@
-//! BiSMTP markup: `ClaimBlock::parse` and `find_all_armor` never panic, and a parsed
-//! block renders to text that parses back to the same block (LF and CRLF).
+//! cargo-fuzz entry point: the property lives in `targets/markup.rs`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use springmail_sdk::markup::{find_all_armor, ClaimBlock};
+#[path = "../targets/markup.rs"]
+mod markup;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let _ = find_all_armor(text);
-    if let Ok(block) = ClaimBlock::parse(text) {
-        let rendered = block.render();
-        assert_eq!(
-            ClaimBlock::parse(&rendered).expect("rendered block parses"),
-            block
-        );
-        let crlf = rendered.replace('\n', "\r\n");
-        assert_eq!(ClaimBlock::parse(&crlf).expect("CRLF block parses"), block);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| markup::run(data));

@@ -1,39 +1,7 @@
-//! The small text parsers: email normalization (idempotent, bounded), amounts
-//! (print → parse round-trips), chain-aware addresses and WIF keys.
+//! cargo-fuzz entry point: the property lives in `targets/text.rs`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use springmail_sdk::amount::{Amount, Asset};
-use springmail_sdk::email::{normalize, MAX_EMAIL_BYTES};
-use springmail_sdk::qtum::{decode_wif, format_address, parse_address};
+#[path = "../targets/text.rs"]
+mod text;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    if let Ok(normalized) = normalize(text) {
-        assert!(normalized.len() <= MAX_EMAIL_BYTES);
-        assert_eq!(
-            normalize(&normalized).as_ref(),
-            Ok(&normalized),
-            "not idempotent"
-        );
-    }
-    for asset in [Asset::qtum(), Asset::eth()] {
-        if let Ok(amount) = Amount::parse(text, &asset) {
-            assert_eq!(
-                Amount::parse(&amount.to_string(), &asset).as_ref(),
-                Ok(&amount)
-            );
-        }
-    }
-    for chain in [81, 8890, 1] {
-        if let Ok(address) = parse_address(chain, text) {
-            assert_eq!(
-                parse_address(chain, &format_address(chain, address)),
-                Ok(address)
-            );
-        }
-    }
-    let _ = decode_wif(text);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| text::run(data));
