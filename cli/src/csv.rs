@@ -1,12 +1,12 @@
-//! A small RFC 4180 CSV reader and writer: enough for `send --csv` input and result
-//! files (quoted fields, doubled quotes, CRLF or LF, a `#` comment line is skipped).
+//! CSV for `send --csv` input and result files, on the `csv` crate: RFC 4180 quoting,
+//! CRLF or LF, a byte-order mark and `#` comment lines skipped, fields trimmed.
 
 /// One parsed record and its 1-based line number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     /// Line where the record starts.
     pub line: usize,
-    /// The fields, unquoted.
+    /// The fields, unquoted and trimmed.
     pub fields: Vec<String>,
 }
 
@@ -20,132 +20,66 @@ pub struct CsvError {
     pub reason: String,
 }
 
-/// Parses CSV text. Blank lines and lines starting with `#` are skipped.
+/// Parses CSV text. Blank lines and lines starting with `#` are skipped. No field of
+/// these files holds a line break, so one that does is reported as the unclosed quote
+/// it almost always is (the `csv` crate reads an unclosed quote to the end of the file).
 pub fn parse(text: &str) -> Result<Vec<Record>, CsvError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .trim(::csv::Trim::All)
+        .from_reader(text.as_bytes());
+    // The crate places a record at the start of the comment and blank lines before it:
+    // step over those, then count lines from the byte offset.
+    let bytes = text.as_bytes();
+    let line_at = |p: Option<&::csv::Position>| {
+        let mut at = p.map_or(0, |p| p.byte() as usize).min(bytes.len());
+        while at < bytes.len() && matches!(bytes[at], b'#' | b'\r' | b'\n') {
+            at = match bytes[at] {
+                b'#' => bytes[at..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(bytes.len(), |n| at + n + 1),
+                _ => at + 1,
+            };
+        }
+        1 + bytes[..at].iter().filter(|&&b| b == b'\n').count()
+    };
     let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    let mut line = 1;
-    loop {
-        // Skip blank and comment lines.
-        match chars.peek() {
-            None => break,
-            Some('\n') => {
-                chars.next();
-                line += 1;
-                continue;
-            }
-            Some('\r') => {
-                chars.next();
-                continue;
-            }
-            Some('#') => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-                line += 1;
-                continue;
-            }
-            _ => {}
+    for record in reader.records() {
+        let record = record.map_err(|e| CsvError {
+            line: line_at(e.position()),
+            reason: e.to_string(),
+        })?;
+        let line = line_at(record.position());
+        if record.iter().any(|f| f.contains(['\n', '\r'])) {
+            return Err(CsvError {
+                line,
+                reason: "a quoted field runs over several lines (is a closing quote missing?)"
+                    .into(),
+            });
         }
-        let start = line;
-        let mut fields = Vec::new();
-        let mut field = String::new();
-        let mut quoted = false;
-        let mut was_quoted = false;
-        loop {
-            let c = chars.next();
-            match (c, quoted) {
-                (None, true) => {
-                    return Err(CsvError {
-                        line: start,
-                        reason: "a quoted field is not closed".into(),
-                    })
-                }
-                (None, false) => {
-                    fields.push(std::mem::take(&mut field));
-                    break;
-                }
-                (Some('"'), true) => {
-                    if chars.peek() == Some(&'"') {
-                        chars.next();
-                        field.push('"');
-                    } else {
-                        quoted = false;
-                    }
-                }
-                (Some('"'), false) if field.trim().is_empty() && !was_quoted => {
-                    field.clear();
-                    quoted = true;
-                    was_quoted = true;
-                }
-                (Some('"'), false) => {
-                    return Err(CsvError {
-                        line,
-                        reason: "a quote inside an unquoted field (quote the whole field)".into(),
-                    })
-                }
-                (Some('\n'), true) => {
-                    line += 1;
-                    field.push('\n');
-                }
-                (Some(ch), true) => field.push(ch),
-                (Some(','), false) => {
-                    fields.push(std::mem::take(&mut field));
-                    was_quoted = false;
-                }
-                (Some('\r'), false) if chars.peek() == Some(&'\n') => {}
-                (Some('\n'), false) => {
-                    line += 1;
-                    fields.push(std::mem::take(&mut field));
-                    break;
-                }
-                (Some(ch), false) if was_quoted && !ch.is_whitespace() => {
-                    return Err(CsvError {
-                        line,
-                        reason: "text after a closing quote".into(),
-                    })
-                }
-                (Some(ch), false) => {
-                    if !was_quoted {
-                        field.push(ch);
-                    }
-                }
-            }
-        }
-        let fields = fields.into_iter().map(|f| f.trim().to_string()).collect();
         out.push(Record {
-            line: start,
-            fields,
+            line,
+            fields: record.iter().map(str::to_string).collect(),
         });
     }
     Ok(out)
 }
 
-/// Quotes a field when it needs it.
-pub fn field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r'])
-        || text.starts_with(' ')
-        || text.ends_with(' ')
-        || text.starts_with('#')
-    {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
-}
-
-/// One CSV line (LF ended).
+/// One CSV line (LF ended), each field quoted when it needs it.
 pub fn line<S: AsRef<str>>(fields: &[S]) -> String {
-    let mut s = fields
-        .iter()
-        .map(|f| field(f.as_ref()))
-        .collect::<Vec<_>>()
-        .join(",");
-    s.push('\n');
-    s
+    let mut writer = ::csv::WriterBuilder::new()
+        .terminator(::csv::Terminator::Any(b'\n'))
+        .comment(Some(b'#'))
+        .from_writer(Vec::new());
+    writer
+        .write_record(fields.iter().map(AsRef::as_ref))
+        .expect("writing to memory");
+    let bytes = writer.into_inner().expect("writing to memory");
+    String::from_utf8(bytes).expect("UTF-8 fields stay UTF-8")
 }
 
 #[cfg(test)]
@@ -169,11 +103,22 @@ mod tests {
         let fields = ["a,b", "c\"d", "plain", "", "#x"];
         let text = line(&fields);
         assert_eq!(parse(&text).unwrap()[0].fields, fields);
+        // A leading '#' is quoted, so the line is not read back as a comment.
+        assert_eq!(parse(&line(&["#1", "2"])).unwrap()[0].fields, ["#1", "2"]);
     }
 
     #[test]
-    fn errors_name_the_line() {
-        assert_eq!(parse("a\n\"open").unwrap_err().line, 2);
-        assert!(parse("ab\"c,d").is_err());
+    fn an_unclosed_quote_names_its_line() {
+        let err = parse("a,b\n\"open,1\nnext,2\n").unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.reason.contains("closing quote"), "{err}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_field() {
+        assert_eq!(
+            parse("\u{feff}email,amount\n").unwrap()[0].fields,
+            ["email", "amount"]
+        );
     }
 }
