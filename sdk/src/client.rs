@@ -44,6 +44,7 @@ use crate::chain::{
     CallResult, Chain, ChainError, ChainLog, LogFilter, Receipt, TxRequest, TxStatus,
 };
 use crate::contract::EmailEscrow;
+pub use crate::date::utc_date;
 use crate::deposit::{Deposit, DepositError, MAX_TIMESTAMP};
 use crate::eip712::{ClaimAuth, EscrowId};
 use crate::email::{self, EmailError, Salt};
@@ -329,17 +330,6 @@ impl std::fmt::Debug for SpringMail {
             .field("chain", &self.chain.describe())
             .field("escrow", &self.escrow)
             .finish()
-    }
-}
-
-/// A Unix time as a UTC date for messages: `2026-12-06 02:13:09 UTC`.
-pub fn utc_date(unix: u64) -> String {
-    match i64::try_from(unix)
-        .ok()
-        .and_then(|t| jiff::Timestamp::from_second(t).ok())
-    {
-        Some(ts) => ts.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
-        None => format!("Unix time {unix}"),
     }
 }
 

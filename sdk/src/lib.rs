@@ -5,6 +5,7 @@ pub mod amount;
 pub mod chain;
 pub mod client;
 pub mod contract;
+pub mod date;
 pub mod deposit;
 pub mod eip712;
 pub mod email;

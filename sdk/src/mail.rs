@@ -333,9 +333,9 @@ fn chain_name(chain_id: u64) -> String {
     }
 }
 
-/// A UTC date for people: `Tue, 1 Jul 2031 10:52:37 +0000`.
+/// A UTC date for people, as everywhere in Spring Mail: `2031-07-01 10:52:37 UTC`.
 pub fn human_date(unix: u64) -> String {
-    Date::new(i64::try_from(unix).unwrap_or(i64::MAX)).to_rfc822()
+    crate::date::utc_date(unix)
 }
 
 /// Builds the notification mail.

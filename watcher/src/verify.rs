@@ -147,25 +147,9 @@ pub enum RefusalReason {
     Unavailable,
 }
 
-/// A date for people: `2026-01-01 00:00 UTC`.
+/// A date for people, as everywhere in Spring Mail: `2026-01-01 00:00:00 UTC`.
 pub fn format_time(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        secs / 3600,
-        (secs % 3600) / 60
-    )
+    springmail_sdk::date::utc_date(unix)
 }
 
 impl RefusalReason {
@@ -618,9 +602,9 @@ mod tests {
 
     #[test]
     fn dates_are_readable() {
-        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
-        assert_eq!(format_time(1_767_225_600), "2026-01-01 00:00 UTC");
-        assert_eq!(format_time(951_782_400 + 3_661), "2000-02-29 01:01 UTC");
+        assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_time(1_767_225_600), "2026-01-01 00:00:00 UTC");
+        assert_eq!(format_time(951_782_400 + 3_661), "2000-02-29 01:01:01 UTC");
     }
 
     #[test]
