@@ -259,3 +259,172 @@ fn csv_batch_pays_each_row_once_on_qtumd() {
         .collect();
     assert_eq!(states, ["open", "open"]);
 }
+
+/// The hash160 (EVM address on Qtum) of a `q…` address, as 40 hex characters.
+fn hex_address(addr: &str) -> String {
+    qcli(None, &["gethexaddress", addr])
+}
+
+/// Deploys TestToken("Spring Test", "STT", 8) from `sender` and mints `units` to it;
+/// the token's address as `0x…`.
+fn token_with_balance(sender: &str, units: u64) -> String {
+    use alloy::primitives::{Address, U256};
+    use alloy::sol_types::{SolCall, SolConstructor};
+    use springmail_sdk::contract::testing::TestToken;
+
+    let wallet = var("SPRINGMAIL_QTUM_WALLET");
+    let args = TestToken::constructorCall {
+        name_: "Spring Test".into(),
+        symbol_: "STT".into(),
+        decimals_: 8,
+    }
+    .abi_encode();
+    let code = format!("{}{}", hex::encode(&TestToken::BYTECODE), hex::encode(args));
+    let made = qcli(
+        Some(&wallet),
+        &["createcontract", &code, "2500000", "0.0000004", sender],
+    );
+    let made: serde_json::Value = serde_json::from_str(&made).unwrap();
+    let token = made["address"]
+        .as_str()
+        .expect("createcontract prints the address")
+        .to_string();
+    mine(1);
+    let owner: Address = hex_address(sender).parse().unwrap();
+    let mint = TestToken::mintCall {
+        to: owner,
+        amount: U256::from(units),
+    }
+    .abi_encode();
+    qcli(
+        Some(&wallet),
+        &[
+            "sendtocontract",
+            &token,
+            &hex::encode(mint),
+            "0",
+            "250000",
+            "0.0000004",
+            sender,
+        ],
+    );
+    mine(1);
+    format!("0x{token}")
+}
+
+/// `balanceOf(holder)` on `token` through `callcontract`, in base units.
+fn token_balance(token: &str, holder_q: &str) -> u64 {
+    use alloy::sol_types::SolCall;
+    use springmail_sdk::contract::testing::TestToken;
+
+    let holder = hex_address(holder_q).parse().unwrap();
+    let data = TestToken::balanceOfCall::new((holder,)).abi_encode();
+    let out = qcli(
+        None,
+        &[
+            "callcontract",
+            token.trim_start_matches("0x"),
+            &hex::encode(data),
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let word = v["executionResult"]["output"]
+        .as_str()
+        .expect("callcontract output");
+    u64::from_str_radix(word.trim_start_matches('0').max("0"), 16).expect("a small balance")
+}
+
+#[test]
+#[ignore = "needs qtumd from the dev stack: run scripts/test"]
+fn qrc20_send_then_link_claim_to_a_fresh_p2pkh_address_on_qtumd() {
+    let alice = funded_sender(50);
+    let sb = deployed(&alice);
+    let token = token_with_balance(&alice, 1_000_000_000);
+    let sent = {
+        let _m = Miner::start();
+        sb.run(&[
+            "--json",
+            "send",
+            "--to",
+            "bob@example.com",
+            "--amount",
+            "2.5 STT",
+            "--token",
+            &token,
+            "--link-only",
+            "--out",
+            "bob.eml",
+        ])
+        .json()
+    };
+    assert_eq!(sent["units"], "250000000", "{sent}");
+    assert_eq!(
+        token_balance(&token, &alice),
+        750_000_000,
+        "the escrow took 2.5 STT"
+    );
+    let link = sent["bare_link"].as_str().unwrap().to_string();
+    let open = sb.run(&["--json", "status", &link]).json();
+    assert_eq!(open["state"], "open", "{open}");
+    assert_eq!(open["amount"], "2.5 STT", "{open}");
+
+    let fresh = qcli(
+        Some(&var("SPRINGMAIL_QTUM_WALLET")),
+        &["getnewaddress", "", "legacy"],
+    );
+    let claimed = {
+        let _m = Miner::start();
+        sb.run(&["--json", "claim", &link, "--to", &fresh]).json()
+    };
+    assert_eq!(claimed["to"], fresh.as_str(), "{claimed}");
+    assert_eq!(
+        token_balance(&token, &fresh),
+        250_000_000,
+        "the tokens reached Bob"
+    );
+    let done = sb.run(&["--json", "status", &link]).json();
+    assert_eq!(done["state"], "claimed", "{done}");
+}
+
+#[test]
+#[ignore = "needs qtumd from the dev stack: run scripts/test"]
+fn cancellable_deposit_is_refunded_to_its_sender_and_status_says_so_on_qtumd() {
+    let alice = funded_sender(50);
+    let sb = deployed(&alice);
+    let sent = {
+        let _m = Miner::start();
+        sb.run(&[
+            "--json",
+            "send",
+            "--to",
+            "bob@example.com",
+            "--amount",
+            "3 QTUM",
+            "--cancellable",
+            "--link-only",
+            "--out",
+            "bob.eml",
+        ])
+        .json()
+    };
+    let key = sent["claim_key"].as_str().unwrap().to_string();
+    let before = address_balance(&alice);
+    let refunded = {
+        let _m = Miner::start();
+        sb.run(&["--json", "refund", &key]).json()
+    };
+    assert!(refunded["tx"].is_string(), "{refunded}");
+    let after = address_balance(&alice);
+    // The 3 QTUM come back; the refund's gas (at most its limit × 40 sat) is the only cost.
+    assert!(
+        after > before + 300_000_000 - 10_000_000 && after <= before + 300_000_000,
+        "alice got her deposit back: before {before}, after {after}"
+    );
+    let st = sb.run(&["--json", "status", &key]).json();
+    assert_eq!(st["state"], "refunded", "{st}");
+    let listed = sb.run(&["--json", "status"]).json();
+    assert!(
+        listed.to_string().contains(&key),
+        "`status` with no argument lists the sender's deposit: {listed}"
+    );
+}
