@@ -519,7 +519,8 @@ impl Journal {
             now: unix_now(),
         };
         let out = f(&mut jtx)?;
-        if self.abort_countdown.load(Ordering::SeqCst) > 0
+        if crate::crash::ENABLED
+            && self.abort_countdown.load(Ordering::SeqCst) > 0
             && self.abort_countdown.fetch_sub(1, Ordering::SeqCst) == 1
         {
             crate::crash::die(crate::crash::CrashPoint::JournalCommit);

@@ -27,6 +27,7 @@ pub mod authenticate;
 pub mod config;
 pub mod crash;
 pub mod deposits;
+pub mod dkim_domain;
 pub mod ingest;
 pub mod journal;
 pub mod metrics;
@@ -35,10 +36,12 @@ pub mod service;
 pub mod submit;
 pub mod verify;
 
+#[cfg(feature = "testkit")]
 #[doc(hidden)]
 pub mod testkit;
 
 pub use authenticate::{AuthOutcome, DkimKeys, DropReason, MailAuthenticator, PinnedRecords};
+pub use dkim_domain::DkimDomain;
 pub use ingest::{DirSource, MailSource, MemorySource};
 pub use journal::{Folder, Journal, OutcomeKind};
 pub use reply::{DirSink, MemorySink, ReplySink, SmtpSink};

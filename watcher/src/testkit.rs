@@ -1,11 +1,8 @@
-//! Test support shared by the watcher's tests, the end-to-end tests and the demo:
-//! DKIM keys for made-up domains (pinned, no DNS), signed claim mail, and CLAIM blocks.
-//! Not part of the stable API.
+//! Test support shared by the watcher's tests and the end-to-end tests: signed claim
+//! mail and CLAIM blocks. Behind the `testkit` feature: not in the shipped binary and
+//! not part of the stable API.
 
 use alloy::primitives::Address;
-use mail_auth::common::crypto::{DkimKey, Ed25519Key};
-use mail_auth::common::headers::HeaderWriter;
-use mail_auth::dkim::DkimSigner;
 use mail_builder::headers::message_id::MessageId;
 use mail_builder::MessageBuilder;
 use springmail_sdk::amount::{Amount, Asset};
@@ -13,86 +10,8 @@ use springmail_sdk::client::{SpringMail, Ticket};
 use springmail_sdk::markup::ClaimBlock;
 
 use crate::authenticate::PinnedRecords;
-use crate::reply::generate_ed25519_dkim_key;
 
-/// A domain with a DKIM key, as a mail provider would have.
-pub struct TestDomain {
-    /// The domain.
-    pub domain: String,
-    /// The selector.
-    pub selector: String,
-    /// The private key, PKCS#8 PEM.
-    pub key_pem: String,
-    /// The TXT record (`v=DKIM1; k=ed25519; p=…`).
-    pub record: String,
-}
-
-impl std::fmt::Debug for TestDomain {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestDomain")
-            .field("domain", &self.domain)
-            .finish()
-    }
-}
-
-impl TestDomain {
-    /// A fresh Ed25519 key for `domain` under selector `sm`.
-    pub fn new(domain: &str) -> Self {
-        let (key_pem, record) = generate_ed25519_dkim_key();
-        TestDomain {
-            domain: domain.into(),
-            selector: "sm".into(),
-            key_pem,
-            record,
-        }
-    }
-
-    /// The DNS name of the key record.
-    pub fn record_name(&self) -> String {
-        format!("{}._domainkey.{}", self.selector, self.domain)
-    }
-
-    /// Adds this domain's key to `pins`.
-    pub fn pin(&self, pins: &mut PinnedRecords) {
-        pins.pin(&self.record_name(), &self.record)
-            .expect("a generated record parses");
-    }
-
-    fn key(&self) -> DkimKey {
-        use rustls_pki_types::pem::PemObject;
-        let der = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(self.key_pem.as_bytes())
-            .expect("pem");
-        DkimKey::Ed25519(
-            Ed25519Key::from_pkcs8_maybe_unchecked_der(der.secret_pkcs8_der()).expect("ed25519"),
-        )
-    }
-
-    /// Prepends a DKIM-Signature over the whole message.
-    pub fn sign(&self, raw: &[u8]) -> Vec<u8> {
-        self.sign_opts(raw, false)
-    }
-
-    /// Prepends a DKIM-Signature; with `body_length` it carries an `l=` tag.
-    pub fn sign_opts(&self, raw: &[u8], body_length: bool) -> Vec<u8> {
-        let signer = DkimSigner::from_key(self.key())
-            .domain(self.domain.clone())
-            .selector(self.selector.clone())
-            .headers([
-                "From",
-                "To",
-                "Subject",
-                "Date",
-                "Message-ID",
-                "In-Reply-To",
-                "References",
-            ])
-            .body_length(body_length);
-        let sig = signer.sign(raw).expect("signing works");
-        let mut out = sig.to_header().into_bytes();
-        out.extend_from_slice(raw);
-        out
-    }
-}
+pub use crate::dkim_domain::DkimDomain as TestDomain;
 
 /// A plain-text mail.
 pub fn mail(

@@ -20,12 +20,12 @@ use springmail_sdk::link::ClaimLink;
 use springmail_sdk::mail::{self, ClaimMail, Notification};
 use springmail_sdk::{qtum, Address, U256};
 use springmail_watcher::authenticate::{AuthPolicy, DkimKeys, MailAuthenticator, PinnedRecords};
+use springmail_watcher::dkim_domain::DkimDomain;
 use springmail_watcher::journal::Journal;
 use springmail_watcher::metrics::Metrics;
 use springmail_watcher::reply::{DirSink, DkimSigningKey, ReplyComposer};
 use springmail_watcher::service::{PipelineSettings, Watcher, WatcherParts};
 use springmail_watcher::submit::SubmitPolicy;
-use springmail_watcher::testkit::TestDomain;
 use springmail_watcher::verify::VerifyPolicy;
 use springmail_watcher::DirSource;
 
@@ -185,9 +185,9 @@ pub async fn run(a: &DemoArgs, _json: bool) -> anyhow::Result<()> {
     );
 
     // Mail providers' DKIM keys: made up for the demo and pinned, so no DNS is asked.
-    let example_com = TestDomain::new("example.com");
-    let example_net = TestDomain::new("example.net");
-    let broker = TestDomain::new("broker.test");
+    let example_com = DkimDomain::new("example.com");
+    let example_net = DkimDomain::new("example.net");
+    let broker = DkimDomain::new("broker.test");
     let mut pins = PinnedRecords::new();
     for dom in [&example_com, &example_net, &broker] {
         dom.pin(&mut pins);
@@ -312,7 +312,7 @@ pub async fn run(a: &DemoArgs, _json: bool) -> anyhow::Result<()> {
         subject: Some("Re: claim"),
         date: None,
     })?;
-    let impostor = TestDomain::new("example.net");
+    let impostor = DkimDomain::new("example.net");
     let forged_file = inbox.join("0002-forged-claim.eml");
     std::fs::write(&forged_file, impostor.sign(&forged.bytes))?;
     d.line(

@@ -27,6 +27,14 @@ pub async fn run(a: &WatchArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     // Crash tests only (cli/tests/crash_restart.rs): read once, here, and handed to the
     // pipeline; the process then SIGKILLs itself at that point.
     let crash = match std::env::var(CRASH_ENV) {
+        Ok(_) if !springmail_watcher::crash::ENABLED => {
+            return Err(input_error(
+                format!("{CRASH_ENV} is set, but this build of springmail has no crash points"),
+                format!(
+                    "unset {CRASH_ENV}; crash tests build with the watcher's crash-points feature"
+                ),
+            ))
+        }
         Ok(spec) => Some(CrashPoint::parse_spec(&spec).map_err(|e| {
             input_error(
                 format!("{CRASH_ENV}: {e}"),
