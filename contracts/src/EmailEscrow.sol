@@ -339,12 +339,12 @@ contract EmailEscrow {
     }
 
     /// @notice The hash stored for a deposit: keccak256(abi.encode(d)).
-    function hashDeposit(Deposit calldata d) external pure returns (bytes32) {
+    function getDepositHash(Deposit calldata d) external pure returns (bytes32) {
         return _hashDeposit(d);
     }
 
     /// @notice The EIP-712 digest the claim key signs.
-    function claimDigest(address claimKey, bytes32 depositHash, address to, uint96 maxFee, uint40 deadline)
+    function getClaimDigest(address claimKey, bytes32 depositHash, address to, uint96 maxFee, uint40 deadline)
         external
         view
         returns (bytes32)
@@ -353,7 +353,7 @@ contract EmailEscrow {
     }
 
     /// @notice The EIP-712 digest a watcher signs to attest a claim.
-    function attestDigest(address claimKey, bytes32 depositHash, address to, uint40 deadline)
+    function getAttestHash(address claimKey, bytes32 depositHash, address to, uint40 deadline)
         external
         view
         returns (bytes32)

@@ -1,7 +1,7 @@
 //! The contract's byte formats, cross-checked (STYLE.md item 12): the test vectors
 //! published in docs/PROTOCOL.md are recomputed in Rust *and* in the EVM by the
-//! contract's own view functions (`hashDeposit`, `domainSeparator`, `claimDigest`,
-//! `attestDigest`), on two chain ids, and the published signatures then claim the
+//! contract's own view functions (`getDepositHash`, `domainSeparator`, `getClaimDigest`,
+//! `getAttestHash`), on two chain ids, and the published signatures then claim the
 //! published deposits for real. The typehashes, event topics and error selectors in the
 //! document are recomputed too, and every hex value in its prose must come from the
 //! checked vector block, so a table cannot go stale.
@@ -239,9 +239,9 @@ fn constants() -> Value {
         feesAccruedCall,
         refundCall,
         depositsCall,
-        hashDepositCall,
-        claimDigestCall,
-        attestDigestCall,
+        getDepositHashCall,
+        getClaimDigestCall,
+        getAttestHashCall,
         domainSeparatorCall,
         eip712DomainCall,
     );
@@ -362,8 +362,8 @@ fn published_vectors_equal_the_contract_computation_in_the_evm() {
         let deadline = c["deadline"].as_u64().unwrap();
         let name = v["name"].as_str().unwrap();
 
-        let h = w.view(w.escrow, E::hashDepositCall { d: d.to_sol() });
-        assert_eq!(h, b256(&v["deposit_hash"]), "{name}: hashDeposit");
+        let h = w.view(w.escrow, E::getDepositHashCall { d: d.to_sol() });
+        assert_eq!(h, b256(&v["deposit_hash"]), "{name}: getDepositHash");
         assert_eq!(
             w.view(w.escrow, E::domainSeparatorCall {}),
             b256(&v["domain_separator"]),
@@ -371,7 +371,7 @@ fn published_vectors_equal_the_contract_computation_in_the_evm() {
         );
         let claim_digest = w.view(
             w.escrow,
-            E::claimDigestCall {
+            E::getClaimDigestCall {
                 claimKey: claim_key,
                 depositHash: h,
                 to,
@@ -382,11 +382,11 @@ fn published_vectors_equal_the_contract_computation_in_the_evm() {
         assert_eq!(
             claim_digest,
             b256(&v["claim_digest"]),
-            "{name}: claimDigest"
+            "{name}: getClaimDigest"
         );
         let attest_digest = w.view(
             w.escrow,
-            E::attestDigestCall {
+            E::getAttestHashCall {
                 claimKey: claim_key,
                 depositHash: h,
                 to,
@@ -397,7 +397,7 @@ fn published_vectors_equal_the_contract_computation_in_the_evm() {
             assert_eq!(
                 attest_digest,
                 b256(&v["attest_digest"]),
-                "{name}: attestDigest"
+                "{name}: getAttestHash"
             );
         }
 
