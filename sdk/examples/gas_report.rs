@@ -828,7 +828,7 @@ async fn on_qtum() -> Result<(Vec<Measured>, String), String> {
                 .map(|s| s.trim_matches('/').to_string())
         })
         .unwrap_or_else(|| "qtumd".into());
-    let describe = format!("{version} regtest (chain id {})", sender.chain_id());
+    let describe = format!("qtumd ({version}) regtest (chain id {})", sender.chain_id());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let miner_task = {
         let (node, stop, miner) = (node.clone(), stop.clone(), miner.clone());
