@@ -90,6 +90,16 @@ pub enum Command {
         springmail status --csv payroll.results.csv\n  \
         springmail status                          (every deposit you sent, with its link)")]
     Status(StatusArgs),
+    /// Show the relayer fees your account has earned in the escrow; --withdraw takes them
+    #[command(
+        after_help = "Examples:\n  springmail fees                          (the native coin)\n  \
+        springmail fees --token 0x5FbD…0aa3\n  \
+        springmail fees --withdraw               (all of them, to your own address)\n  \
+        springmail fees --withdraw --to qUbJ2pD6yGBKX6rLBFPgKZ5AkvrNBi3XG8\n\n\
+        A watcher (or anyone) that submits claims earns each claim's fee inside the escrow;\n\
+        they are paid out in one transfer when withdrawn."
+    )]
+    Fees(FeesArgs),
     /// Run a watcher: read claim mail, verify it, release the funds, reply in thread
     #[command(
         after_help = "Example:\n  SPRINGMAIL_PASSWORD=… springmail watch --config watcher.toml\n\n\
@@ -233,6 +243,19 @@ pub struct ClaimArgs {
     /// Write the claim mail to this file instead of sending it
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FeesArgs {
+    /// The token the fees are in (its address); without it, the native coin
+    #[arg(long, value_name = "ADDRESS")]
+    pub token: Option<String>,
+    /// Withdraw all of them, in one transfer
+    #[arg(long)]
+    pub withdraw: bool,
+    /// With --withdraw: pay them to this address instead of your own
+    #[arg(long, value_name = "ADDRESS", requires = "withdraw")]
+    pub to: Option<String>,
 }
 
 #[derive(Debug, Args)]

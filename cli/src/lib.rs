@@ -131,6 +131,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Send(a) => commands::send::run(&ctx, &a).await,
         Command::Claim(a) => commands::claim::run(&ctx, &a).await,
         Command::Refund(a) => commands::refund::run(&ctx, &a).await,
+        Command::Fees(a) => commands::fees::run(&ctx, &a).await,
         Command::Status(a) => commands::status::run(&ctx, &a).await,
         Command::Demo(_) | Command::Watch(_) => unreachable!("handled above"),
     }

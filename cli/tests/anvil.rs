@@ -840,3 +840,83 @@ fn forward(body: &[u8]) -> serde_json::Value {
     let json = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
     serde_json::from_str(json.trim()).unwrap_or_default()
 }
+
+/// `springmail fees`: a relayer's accrued fees shown, withdrawn in one transfer to the
+/// address given, and refused (exit 1, nothing sent) when there is nothing to withdraw.
+#[test]
+#[ignore = "needs anvil from the dev stack: run scripts/test"]
+fn fees_shows_and_withdraws_what_a_relayer_earned() {
+    use springmail_sdk::chain::evm_rpc::EvmRpcChain;
+    use springmail_sdk::client::SpringMail;
+    use springmail_sdk::keys::ClaimSecret;
+    use springmail_sdk::link::ClaimLink;
+    use std::sync::Arc;
+
+    let sb = deployed(ACCOUNT_8);
+    let sent = sb
+        .run(&[
+            "--json",
+            "send",
+            "--to",
+            "bob@example.com",
+            "--amount",
+            "1 QTUM",
+            "--link-only",
+            "--out",
+            "bob.eml",
+        ])
+        .json();
+    let link = ClaimLink::parse(sent["bare_link"].as_str().unwrap()).unwrap();
+    let escrow: alloy::primitives::Address = escrow_of(&sb).parse().unwrap();
+
+    // Nothing earned yet: shown as zero; a withdrawal is refused before anything is sent.
+    let relayer_env = [("SPRINGMAIL_PRIVATE_KEY", ACCOUNT_9)];
+    let none = sb.run_env(&["--json", "fees"], &relayer_env).json();
+    assert_eq!(none["accrued_units"], "0");
+    let relayer_account = none["relayer"].as_str().unwrap().to_string();
+    let txs = tx_count(&relayer_account);
+    let refused = sb.run_env(&["fees", "--withdraw"], &relayer_env);
+    assert!(
+        refused.fails(2).contains("no accrued fees"),
+        "refused as bad input"
+    );
+    assert_eq!(tx_count(&relayer_account), txs, "nothing was sent");
+
+    // The relayer (account 9) submits Bob's signed claim and earns 0.001 QTUM.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let bytes: [u8; 32] = alloy::hex::decode(ACCOUNT_9).unwrap().try_into().unwrap();
+        let key = ClaimSecret::from_bytes(bytes).unwrap();
+        let chain = EvmRpcChain::connect(&anvil_url(), key.signer(), Some(8890))
+            .await
+            .unwrap();
+        let relayer = SpringMail::new(Arc::new(chain), escrow);
+        let deposit = relayer.open_deposit_for(&link).await.unwrap();
+        let bob = alloy::primitives::Address::repeat_byte(0xb0);
+        let now = relayer.now().await.unwrap();
+        let signed = relayer
+            .sign_claim(&link, &deposit, bob, 100_000, now + 3600)
+            .unwrap();
+        let r = relayer
+            .submit_claim(&deposit, &signed, 100_000, Default::default())
+            .await
+            .unwrap();
+        assert!(r.succeeded());
+    });
+    let shown = sb.run_env(&["--json", "fees"], &relayer_env).json();
+    assert_eq!(shown["accrued_units"], "100000");
+    assert_eq!(shown["accrued"], "0.001 QTUM");
+
+    let payee = "0x00000000000000000000000000000000000fee01";
+    let before = balance(payee);
+    let w = sb
+        .run_env(
+            &["--json", "fees", "--withdraw", "--to", payee],
+            &relayer_env,
+        )
+        .json();
+    assert_eq!(w["amount_units"], "100000");
+    assert_eq!(balance(payee), before + 100_000);
+    let after = sb.run_env(&["--json", "fees"], &relayer_env).json();
+    assert_eq!(after["accrued_units"], "0");
+}

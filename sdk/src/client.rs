@@ -439,7 +439,80 @@ pub fn describe_revert(data: &[u8]) -> String {
             "the token {} refused to transfer {} base units to {}",
             e.token, e.amount, e.to
         ),
+        E::NoFees(e) => format!(
+            "{} has no accrued fees in {} to withdraw",
+            e.relayer,
+            asset_name(e.token)
+        ),
+        E::ZeroPayee(_) => "fees cannot be withdrawn to the zero address".into(),
     }
+}
+
+fn asset_name(token: Address) -> String {
+    if token == Address::ZERO {
+        "the native coin".into()
+    } else {
+        format!("token {token}")
+    }
+}
+
+/// The name of the escrow error whose selector a `ClaimSkipped` event (or a simulated
+/// `claimBatch`) carries, e.g. `UnknownDeposit`.
+pub fn skip_reason_name(reason: [u8; 4]) -> String {
+    use EmailEscrow as E;
+    let known: [([u8; 4], &str); 7] = [
+        (E::UnknownDeposit::SELECTOR, "UnknownDeposit"),
+        (E::Expired::SELECTOR, "Expired"),
+        (E::DeadlinePassed::SELECTOR, "DeadlinePassed"),
+        (E::FeeTooHigh::SELECTOR, "FeeTooHigh"),
+        (E::BadClaimSignature::SELECTOR, "BadClaimSignature"),
+        (E::BadAttestation::SELECTOR, "BadAttestation"),
+        (E::TransferFailed::SELECTOR, "TransferFailed"),
+    ];
+    known
+        .iter()
+        .find(|(sel, _)| *sel == reason)
+        .map(|(_, name)| (*name).to_string())
+        .unwrap_or_else(|| format!("0x{}", hex::encode(reason)))
+}
+
+/// One claim for [`SpringMail::submit_claim_batch`]: what [`SpringMail::submit_claim`] takes.
+#[derive(Debug, Clone)]
+pub struct BatchClaim {
+    /// The open deposit's fields.
+    pub deposit: Deposit,
+    /// The claim key's signed claim.
+    pub signed: SignedClaim,
+    /// What the submitter earns (accrues in the escrow); at most the signed maximum.
+    pub fee: u128,
+    /// The watcher's attestation in email mode; empty in link mode.
+    pub attestation: Bytes,
+}
+
+/// What a batch did with one of its claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Paid in the batch's transaction.
+    Paid,
+    /// Left out before sending: the simulation said the contract would skip it.
+    NotSent {
+        /// The error `claim` would have reverted with, by name (e.g. `UnknownDeposit`).
+        reason: String,
+    },
+    /// Sent, and skipped by the contract (the chain changed after the simulation).
+    Skipped {
+        /// The error `claim` would have reverted with, by name.
+        reason: String,
+    },
+}
+
+/// The result of [`SpringMail::submit_claim_batch`].
+#[derive(Debug, Clone)]
+pub struct BatchResult {
+    /// The batch's receipt; `None` when no claim survived the simulation (nothing sent).
+    pub receipt: Option<Receipt>,
+    /// One outcome per claim, in the order given.
+    pub outcomes: Vec<BatchOutcome>,
 }
 
 impl SpringMail {
@@ -1042,6 +1115,200 @@ impl SpringMail {
             },
         )
         .await
+    }
+
+    /// Calldata for `claimBatch` of `claims`, in order.
+    pub fn claim_batch_calldata(&self, claims: &[BatchClaim]) -> Bytes {
+        EmailEscrow::claimBatchCall {
+            claims: claims
+                .iter()
+                .map(|c| EmailEscrow::ClaimArgs {
+                    claimKey: c.signed.auth.claim_key,
+                    d: c.deposit.to_sol(),
+                    to: c.signed.auth.to,
+                    fee: alloy::primitives::Uint::<96, 2>::from(c.fee & crate::deposit::MAX_AMOUNT),
+                    maxFee: alloy::primitives::Uint::<96, 2>::from(
+                        c.signed.auth.max_fee & crate::deposit::MAX_AMOUNT,
+                    ),
+                    deadline: alloy::primitives::Uint::<40, 1>::from(
+                        c.signed.auth.deadline & MAX_TIMESTAMP,
+                    ),
+                    linkSig: c.signed.signature.to_bytes(),
+                    attestation: c.attestation.clone(),
+                })
+                .collect(),
+        }
+        .abi_encode()
+        .into()
+    }
+
+    /// What `claimBatch` of `claims` would do now, without sending it: per claim, `None`
+    /// when it would be paid, else the name of the error it would be skipped with.
+    pub async fn simulate_claim_batch(
+        &self,
+        claims: &[BatchClaim],
+    ) -> Result<Vec<Option<String>>, ClientError> {
+        let tx = TxRequest {
+            to: Some(self.escrow),
+            data: self.claim_batch_calldata(claims),
+            ..Default::default()
+        };
+        match self.chain.simulate(&tx).await? {
+            CallResult::Success(out) => {
+                let reasons = EmailEscrow::claimBatchCall::abi_decode_returns(&out)
+                    .map_err(|e| ClientError::Decode(format!("claimBatch's return: {e}")))?;
+                if reasons.len() != claims.len() {
+                    return Err(ClientError::Decode(format!(
+                        "claimBatch returned {} reasons for {} claims",
+                        reasons.len(),
+                        claims.len()
+                    )));
+                }
+                Ok(reasons
+                    .iter()
+                    .map(|r| (!r.is_zero()).then(|| skip_reason_name(r.0)))
+                    .collect())
+            }
+            CallResult::Reverted(data) => Err(ClientError::WouldRevert {
+                action: "the claim batch",
+                reason: describe_revert(&data),
+            }),
+        }
+    }
+
+    /// Settles several claims in one `claimBatch` transaction; the fees accrue to this
+    /// client's account in the escrow ([`Self::withdraw_fees`]). Simulates first and
+    /// leaves out every claim the contract would skip ([`BatchOutcome::NotSent`]); when
+    /// none is left, sends nothing. A claim that turns invalid between the simulation
+    /// and the block is skipped by the contract ([`BatchOutcome::Skipped`]); the others
+    /// are still paid.
+    pub async fn submit_claim_batch(
+        &self,
+        claims: &[BatchClaim],
+    ) -> Result<BatchResult, ClientError> {
+        let mut outcomes = vec![BatchOutcome::Paid; claims.len()];
+        let mut sent = Vec::new();
+        let mut sent_ix = Vec::new();
+        for (i, reason) in self
+            .simulate_claim_batch(claims)
+            .await?
+            .into_iter()
+            .enumerate()
+        {
+            match reason {
+                Some(reason) => outcomes[i] = BatchOutcome::NotSent { reason },
+                None => {
+                    sent.push(claims[i].clone());
+                    sent_ix.push(i);
+                }
+            }
+        }
+        if sent.is_empty() {
+            return Ok(BatchResult {
+                receipt: None,
+                outcomes,
+            });
+        }
+        let receipt = self
+            .execute(
+                "the claim batch",
+                TxRequest {
+                    to: Some(self.escrow),
+                    data: self.claim_batch_calldata(&sent),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        check(&receipt, "the claim batch")?;
+        // The escrow logs one Claimed or ClaimSkipped per claim, in order.
+        let logs: Vec<_> = receipt
+            .logs
+            .iter()
+            .filter(|l| l.address == self.escrow)
+            .filter(|l| {
+                let t = l.topics().first();
+                t == Some(&EmailEscrow::Claimed::SIGNATURE_HASH)
+                    || t == Some(&EmailEscrow::ClaimSkipped::SIGNATURE_HASH)
+            })
+            .collect();
+        if logs.len() != sent.len() {
+            return Err(ClientError::Decode(format!(
+                "the claim batch {} logged {} outcomes for {} claims",
+                receipt.tx_hash,
+                logs.len(),
+                sent.len()
+            )));
+        }
+        for (&i, log) in sent_ix.iter().zip(logs) {
+            if let Ok(e) = EmailEscrow::ClaimSkipped::decode_log_data(&log.data) {
+                outcomes[i] = BatchOutcome::Skipped {
+                    reason: skip_reason_name(e.reason.0),
+                };
+            }
+        }
+        Ok(BatchResult {
+            receipt: Some(receipt),
+            outcomes,
+        })
+    }
+
+    /// The fees `relayer` has accrued in the escrow in `token` (`Address::ZERO`: the
+    /// native coin) and not yet withdrawn, in base units.
+    pub async fn accrued_fees(
+        &self,
+        relayer: Address,
+        token: Address,
+    ) -> Result<u128, ClientError> {
+        let data = EmailEscrow::feesAccruedCall { relayer, token }.abi_encode();
+        match self.chain.call(self.escrow, data.into()).await? {
+            CallResult::Success(out) => {
+                let v = EmailEscrow::feesAccruedCall::abi_decode_returns(&out)
+                    .map_err(|e| ClientError::Decode(format!("feesAccrued: {e}")))?;
+                u128::try_from(v).map_err(|_| {
+                    ClientError::Decode(format!("feesAccrued returned {v}, above u128"))
+                })
+            }
+            CallResult::Reverted(data) => Err(ClientError::Decode(format!(
+                "feesAccrued reverted ({}): is {} a version 2 EmailEscrow?",
+                describe_revert(&data),
+                self.escrow
+            ))),
+        }
+    }
+
+    /// Withdraws all of this account's accrued fees in `token` (`Address::ZERO`: the
+    /// native coin) to `to`, in one transfer. Returns the receipt and the amount paid.
+    /// Simulated first: with nothing accrued it is refused before anything is sent.
+    pub async fn withdraw_fees(
+        &self,
+        token: Address,
+        to: Address,
+    ) -> Result<(Receipt, u128), ClientError> {
+        let data = EmailEscrow::withdrawFeesCall { token, to }.abi_encode();
+        let receipt = self
+            .execute(
+                "the fee withdrawal",
+                TxRequest {
+                    to: Some(self.escrow),
+                    data: data.into(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        check(&receipt, "the fee withdrawal")?;
+        let amount = receipt
+            .logs
+            .iter()
+            .filter(|l| l.address == self.escrow)
+            .find_map(|l| EmailEscrow::FeesWithdrawn::decode_log_data(&l.data).ok())
+            .map(|e| e.amount.saturating_to::<u128>())
+            .ok_or_else(|| {
+                ClientError::Decode(format!(
+                    "the fee withdrawal {} has no FeesWithdrawn log",
+                    receipt.tx_hash
+                ))
+            })?;
+        Ok((receipt, amount))
     }
 
     /// Returns the deposit under `claim_key` to its sender (after expiry anyone may; before,

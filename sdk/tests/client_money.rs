@@ -181,3 +181,84 @@ fn the_signer_type_is_reexported() {
     let signer: PrivateKeySigner = ClaimSecret::random().signer();
     let _ = signer.address();
 }
+
+/// The client's batch: the simulation drops the claim that would be skipped (nothing is
+/// sent for it), the others are paid in one transaction, the fees accrue to the client's
+/// account, and `withdraw_fees` takes them in one transfer; with nothing left, a second
+/// withdrawal is refused before anything is sent.
+#[tokio::test]
+async fn a_claim_batch_drops_what_would_be_skipped_and_fees_are_withdrawn_at_once() {
+    use springmail_sdk::client::{BatchClaim, BatchOutcome};
+    let (chain, alice) = world().await;
+    let relayer = SpringMail::new(Arc::new(chain.as_account(MALLORY)), alice.escrow());
+    let mut claims = Vec::new();
+    let payees: Vec<Address> = (1..=3u8).map(Address::repeat_byte).collect();
+    let now = chain.head().await.unwrap().timestamp;
+    for (i, &to) in payees.iter().enumerate() {
+        let ticket = alice
+            .send(SendRequest::native(
+                format!("bob{i}@example.com"),
+                qtum(150_000_000),
+                Duration::from_secs(30 * 86_400),
+            ))
+            .await
+            .unwrap();
+        let deposit = relayer.open_deposit_for(&ticket.link).await.unwrap();
+        let signed = relayer
+            .sign_claim(&ticket.link, &deposit, to, 1_000, now + 3_600)
+            .unwrap();
+        claims.push(BatchClaim {
+            deposit,
+            signed,
+            fee: 1_000,
+            attestation: Default::default(),
+        });
+    }
+    // The second one asks for more than its signed cap: the contract would skip it.
+    claims[1].fee = 1_001;
+    let before = height(&chain).await;
+    let result = relayer.submit_claim_batch(&claims).await.unwrap();
+    assert_eq!(height(&chain).await, before + 1, "one transaction");
+    assert_eq!(
+        result.outcomes,
+        vec![
+            BatchOutcome::Paid,
+            BatchOutcome::NotSent {
+                reason: "FeeTooHigh".into()
+            },
+            BatchOutcome::Paid
+        ]
+    );
+    assert_eq!(
+        chain.balance(payees[0]).await.unwrap(),
+        U256::from(150_000_000 - 1_000)
+    );
+    assert_eq!(chain.balance(payees[1]).await.unwrap(), U256::ZERO);
+    assert_eq!(
+        chain.balance(payees[2]).await.unwrap(),
+        U256::from(150_000_000 - 1_000)
+    );
+    assert_eq!(
+        relayer.accrued_fees(MALLORY, Address::ZERO).await.unwrap(),
+        2_000
+    );
+
+    let payee = Address::repeat_byte(0xfe);
+    let (_, amount) = relayer.withdraw_fees(Address::ZERO, payee).await.unwrap();
+    assert_eq!(amount, 2_000);
+    assert_eq!(chain.balance(payee).await.unwrap(), U256::from(2_000));
+    assert_eq!(
+        relayer.accrued_fees(MALLORY, Address::ZERO).await.unwrap(),
+        0
+    );
+    let before = height(&chain).await;
+    let err = relayer
+        .withdraw_fees(Address::ZERO, payee)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::WouldRevert { reason, .. } if reason.contains("no accrued fees")),
+        "{err}"
+    );
+    assert_eq!(height(&chain).await, before, "nothing was sent");
+}

@@ -219,7 +219,7 @@ async fn escrow_main_path_over_json_rpc_on_anvil() {
     let digest: B256 = view(
         &a.sender,
         a.escrow,
-        E::claimDigestCall {
+        E::getClaimDigestCall {
             claimKey: args.claim_key,
             depositHash: d1.hash(),
             to: bob,
@@ -250,7 +250,18 @@ async fn escrow_main_path_over_json_rpc_on_anvil() {
         )
     );
     assert_eq!(a.balance(bob).await, U256::from(AMOUNT - 100_000));
-    assert_eq!(a.balance(a.escrow).await, U256::ZERO);
+    // v2: the fee accrues to the relayer inside the escrow.
+    assert_eq!(a.balance(a.escrow).await, U256::from(100_000));
+    let accrued: U256 = view(
+        &a.sender,
+        a.escrow,
+        E::feesAccruedCall {
+            relayer: a.relayer.account(),
+            token: Address::ZERO,
+        },
+    )
+    .await;
+    assert_eq!(accrued, U256::from(100_000));
 
     // Email mode: the watcher attests; no fee.
     let (k2, d2) = a.deposit(true, now + 7 * 24 * 3600).await;
@@ -259,7 +270,7 @@ async fn escrow_main_path_over_json_rpc_on_anvil() {
     let attest: B256 = view(
         &a.sender,
         a.escrow,
-        E::attestDigestCall {
+        E::getAttestHashCall {
             claimKey: k2.address(),
             depositHash: d2.hash(),
             to: carol,
@@ -354,5 +365,37 @@ async fn escrow_main_path_over_json_rpc_on_anvil() {
         sender_before + U256::from(AMOUNT),
         "the sender got it back"
     );
+    assert_eq!(
+        a.balance(a.escrow).await,
+        U256::from(100_000),
+        "only the fee is left"
+    );
+
+    // The relayer withdraws its fee, in one transfer, to a fresh address.
+    let payee = Address::from(rand::random::<[u8; 20]>());
+    let r = ok(
+        &a.relayer,
+        Some(a.escrow),
+        E::withdrawFeesCall {
+            token: Address::ZERO,
+            to: payee,
+        }
+        .abi_encode(),
+        U256::ZERO,
+    )
+    .await;
+    let ev = E::FeesWithdrawn::decode_log(&r.logs[0])
+        .expect("a FeesWithdrawn log")
+        .data;
+    assert_eq!(
+        (ev.relayer, ev.token, ev.to, ev.amount),
+        (
+            a.relayer.account(),
+            Address::ZERO,
+            payee,
+            U256::from(100_000)
+        )
+    );
+    assert_eq!(a.balance(payee).await, U256::from(100_000));
     assert_eq!(a.balance(a.escrow).await, U256::ZERO);
 }

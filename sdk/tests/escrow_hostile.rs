@@ -129,7 +129,7 @@ fn token_returning_false_is_refused_on_deposit_claim_and_refund() {
     set_refuse(false);
     expect_ok(&w.claim(w.relayer, &args));
     assert_eq!(w.balance(asset, bob), U256::from(d.amount - 500));
-    assert_eq!(w.balance(asset, w.relayer), U256::from(500));
+    assert_eq!(w.fees(w.relayer, asset), U256::from(500), "the fee accrues");
 }
 
 // ------------------------------------------------------------------ re-entrant token
@@ -174,10 +174,12 @@ impl Reentrant {
     }
 
     /// The escrow holds exactly the bystander's deposit, which is still open.
+    /// The escrow holds the bystander's deposit and the relayer's accrued fees (v2: fees
+    /// stay in the escrow until withdrawn), nothing more.
     fn only_bystander_left(&self) {
         assert_eq!(
             self.w.balance(self.asset(), self.w.escrow),
-            U256::from(BYSTANDER),
+            U256::from(BYSTANDER) + self.w.fees(self.w.relayer, self.asset()),
             "escrow balance"
         );
         assert_ne!(
@@ -371,7 +373,11 @@ fn reentrant_token_reentering_claim_during_claim_payout_fails() {
         t.w.balance(t.asset(), actor("bob")),
         U256::from(d.amount - 700)
     );
-    assert_eq!(t.w.balance(t.asset(), t.w.relayer), U256::from(700));
+    assert_eq!(
+        t.w.fees(t.w.relayer, t.asset()),
+        U256::from(700),
+        "the fee accrues"
+    );
     t.only_bystander_left();
 }
 
@@ -473,11 +479,15 @@ fn reentrant_recipient_cannot_claim_twice() {
         U256::from(d.amount - 1000)
     );
     assert_eq!(w.balance(Asset::Native, rr), U256::from(d.amount - 1000));
-    assert_eq!(w.balance(Asset::Native, w.relayer), U256::from(1000));
+    assert_eq!(
+        w.fees(w.relayer, Asset::Native),
+        U256::from(1000),
+        "the fee accrues"
+    );
     assert_eq!(
         w.balance(Asset::Native, w.escrow),
-        U256::from(b.amount),
-        "the other deposit is intact"
+        U256::from(b.amount + 1000),
+        "the other deposit is intact (and the accrued fee is there)"
     );
     assert_eq!(w.slot(bystander.address()), b.hash());
     assert_eq!(
@@ -634,7 +644,7 @@ fn multisig_watcher_refuses_one_owner_twice_a_non_owner_a_single_sig_or_bad_orde
 }
 
 #[test]
-fn a_contract_may_relay_a_claim_and_is_paid_the_fee_as_msg_sender() {
+fn a_contract_may_relay_a_claim_and_earns_the_fee_as_msg_sender() {
     // ReentrantRecipient as a forwarder: a payment to it makes it call the escrow, so the
     // claim's msg.sender is the contract while tx.origin is the stranger who paid it.
     let w = World::new();
@@ -661,13 +671,110 @@ fn a_contract_may_relay_a_claim_and_is_paid_the_fee_as_msg_sender() {
     );
     assert_eq!(w.balance(Asset::Native, bob), U256::from(d.amount - 1000));
     assert_eq!(
-        w.balance(Asset::Native, forwarder),
-        U256::from(1 + 1000),
-        "the fee went to msg.sender"
+        w.fees(forwarder, Asset::Native),
+        U256::from(1000),
+        "the fee accrued to msg.sender"
     );
     assert_eq!(
-        w.balance(Asset::Native, w.stranger),
+        w.fees(w.stranger, Asset::Native),
         U256::ZERO,
         "not to tx.origin"
     );
+    assert_eq!(w.balance(Asset::Native, forwarder), U256::from(1));
+}
+
+/// In a batch, a recipient that refuses the coin is skipped with `TransferFailed`: its
+/// deposit is put back, the other claims are paid, and the failed one's fee does not
+/// accrue.
+#[test]
+fn a_refusing_recipient_in_a_batch_is_skipped_and_its_deposit_kept() {
+    use alloy::sol_types::{SolError, SolEvent};
+    let w = World::new();
+    let rej = deploy_plain(&w, &RejectingRecipient::BYTECODE);
+    let (k1, d1) = w.open(Asset::Native, true, "batch refused");
+    let (k2, d2) = w.open(Asset::Native, true, "batch paid");
+    let bob = actor("batch bob");
+    let a1 = w.claim_args(&k1, &d1, rej, 300, 300);
+    let a2 = w.claim_args(&k2, &d2, bob, 400, 400);
+    let escrow_before = w.balance(Asset::Native, w.escrow);
+    let r = w.claim_batch(w.relayer, &[a1, a2]);
+    expect_ok(&r);
+    assert_eq!(
+        w.slot(k1.address()),
+        d1.hash(),
+        "the refused deposit is open again"
+    );
+    assert_eq!(w.slot(k2.address()), B256::ZERO);
+    assert_eq!(w.balance(Asset::Native, rej), U256::ZERO);
+    assert_eq!(w.balance(Asset::Native, bob), U256::from(d2.amount - 400));
+    assert_eq!(
+        w.fees(w.relayer, Asset::Native),
+        U256::from(400),
+        "only the paid claim's fee"
+    );
+    assert_eq!(
+        w.balance(Asset::Native, w.escrow),
+        escrow_before - U256::from(d2.amount - 400)
+    );
+    let skipped = r
+        .logs
+        .iter()
+        .find_map(|l| E::ClaimSkipped::decode_log_data(&l.data).ok())
+        .expect("a ClaimSkipped log");
+    assert_eq!(
+        (skipped.claimKey, skipped.reason),
+        (k1.address(), E::TransferFailed::SELECTOR.into())
+    );
+}
+
+/// A recipient contract that burns all the gas it gets cannot sink a batch: each payment
+/// forwards a bounded amount, so the batch still pays the other claim.
+#[test]
+fn a_gas_burning_recipient_in_a_batch_cannot_sink_the_others() {
+    let w = World::new();
+    // Runtime code `INVALID` (0xfe): any call to it burns all the gas it is given.
+    let burner = deploy(&w.chain, DEPLOYER, hex_init(&[0xfe]));
+    let (k1, d1) = w.open(Asset::Native, false, "batch burner");
+    let (k2, d2) = w.open(Asset::Native, false, "batch after burner");
+    let bob = actor("batch bob 2");
+    let a1 = w.claim_args(&k1, &d1, burner, 0, 0);
+    let a2 = w.claim_args(&k2, &d2, bob, 0, 0);
+    let call = E::claimBatchCall {
+        claims: vec![a1.to_sol(), a2.to_sol()],
+    };
+    // 1,000,000 gas is plenty for two claims, but not for two if one payee got it all.
+    let tx = springmail_sdk::chain::TxRequest {
+        to: Some(w.escrow),
+        data: call.abi_encode().into(),
+        value: U256::ZERO,
+        gas_limit: Some(1_000_000),
+    };
+    let r = block_on(springmail_sdk::chain::Chain::send(
+        &w.chain.as_account(w.relayer),
+        tx,
+    ))
+    .expect("sent");
+    expect_ok(&r);
+    assert_eq!(
+        w.slot(k1.address()),
+        d1.hash(),
+        "the burner's deposit stays open"
+    );
+    assert_eq!(w.balance(Asset::Native, bob), U256::from(d2.amount));
+    assert!(
+        r.gas_used < 400_000,
+        "the burner took at most the bounded gas: {}",
+        r.gas_used
+    );
+}
+
+/// Init code that deploys `runtime` as the contract's code.
+fn hex_init(runtime: &[u8]) -> Vec<u8> {
+    // PUSH1 len PUSH1 0x0c PUSH1 0 CODECOPY PUSH1 len PUSH1 0 RETURN, then the runtime.
+    let n = runtime.len() as u8;
+    let mut code = vec![
+        0x60, n, 0x60, 0x0c, 0x60, 0x00, 0x39, 0x60, n, 0x60, 0x00, 0xf3,
+    ];
+    code.extend_from_slice(runtime);
+    code
 }

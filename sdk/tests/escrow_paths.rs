@@ -5,7 +5,7 @@
 mod escrow_common;
 
 use alloy::primitives::U256;
-use alloy::sol_types::SolEvent;
+use alloy::sol_types::{SolError, SolEvent};
 use escrow_common::*;
 use springmail_sdk::contract::EmailEscrow;
 use springmail_sdk::deposit::Deposit;
@@ -92,15 +92,21 @@ fn deposit_then_claim(token: bool, email: bool, fee: Fee) {
         U256::from(d.amount - fee),
         "recipient gets amount - fee"
     );
+    // v2: the fee accrues to the relayer inside the escrow; nothing is paid to it yet.
     assert_eq!(
         w.balance(asset, w.relayer),
-        relayer_before + U256::from(fee),
-        "relayer gets the fee"
+        relayer_before,
+        "the relayer is not paid in the claim"
+    );
+    assert_eq!(
+        w.fees(w.relayer, asset),
+        U256::from(fee),
+        "the fee accrues to the relayer"
     );
     assert_eq!(
         w.balance(asset, w.escrow),
-        U256::ZERO,
-        "escrow paid out everything"
+        U256::from(fee),
+        "escrow keeps exactly the accrued fee"
     );
     assert_eq!(
         w.balance(asset, w.sender),
@@ -125,6 +131,34 @@ fn deposit_then_claim(token: bool, email: bool, fee: Fee) {
         .find(|l| l.topics()[0] == EmailEscrow::Claimed::SIGNATURE_HASH)
         .unwrap();
     assert_eq!(log.address, w.escrow);
+
+    // The relayer withdraws its fees in one transfer, to an address of its choosing.
+    if fee != 0 {
+        let payee = actor(&format!("fee payee {label}"));
+        let r = w.withdraw_fees(w.relayer, asset, payee);
+        expect_ok(&r);
+        let ev: EmailEscrow::FeesWithdrawn = event(&r);
+        assert_eq!(
+            (ev.relayer, ev.token, ev.to, ev.amount),
+            (w.relayer, asset.address(), payee, U256::from(fee))
+        );
+        assert_eq!(
+            w.balance(asset, payee),
+            U256::from(fee),
+            "payee gets the fees"
+        );
+        assert_eq!(w.fees(w.relayer, asset), U256::ZERO, "nothing left accrued");
+        assert_eq!(w.balance(asset, w.escrow), U256::ZERO, "escrow is empty");
+    }
+    // Nothing (left) to withdraw: refused, nothing moves.
+    let r = w.withdraw_fees(w.relayer, asset, w.stranger);
+    assert!(
+        matches!(
+            revert_error(&r),
+            EmailEscrow::EmailEscrowErrors::NoFees(e) if e.relayer == w.relayer && e.token == asset.address()
+        ),
+        "second withdrawal refused with NoFees"
+    );
 }
 
 #[test]
@@ -184,7 +218,8 @@ fn fee_may_equal_the_whole_amount() {
     let (k, d) = w.open(Asset::Native, false, "all fee");
     let to = actor("gets nothing");
     expect_ok(&w.claim(w.relayer, &w.claim_args(&k, &d, to, d.amount, d.amount)));
-    assert_eq!(w.balance(Asset::Native, w.relayer), U256::from(d.amount));
+    // v2: the whole amount accrues to the relayer in the escrow (was: paid to it).
+    assert_eq!(w.fees(w.relayer, Asset::Native), U256::from(d.amount));
     assert_eq!(w.balance(Asset::Native, to), U256::ZERO);
 }
 
@@ -326,4 +361,157 @@ fn deposits_of_many_senders_and_assets_stay_apart() {
         "the native deposit is untouched"
     );
     assert_eq!(w.slot(k1.address()), d1.hash());
+}
+
+#[test]
+fn withdrawing_fees_to_the_zero_address_is_refused() {
+    let w = World::new();
+    let (k, d) = w.open(Asset::Native, false, "zero payee");
+    let to = actor("zero payee recipient");
+    expect_ok(&w.claim(w.relayer, &w.claim_args(&k, &d, to, 7, 7)));
+    let r = w.withdraw_fees(w.relayer, Asset::Native, alloy::primitives::Address::ZERO);
+    assert!(matches!(
+        revert_error(&r),
+        EmailEscrow::EmailEscrowErrors::ZeroPayee(_)
+    ));
+    assert_eq!(
+        w.fees(w.relayer, Asset::Native),
+        U256::from(7u64),
+        "fees stay accrued"
+    );
+}
+
+/// A batch of four: two valid claims (native and token), one whose deposit was already
+/// claimed, one with a bad attestation. The valid ones are paid, the others skipped with
+/// their reason, and their deposits left as they were.
+#[test]
+fn claim_batch_pays_the_valid_claims_and_skips_the_others() {
+    let w = World::new();
+    let (k1, d1) = w.open(Asset::Native, true, "batch 1");
+    let (k2, d2) = w.open(Asset::Token(w.token), false, "batch 2");
+    let (k3, d3) = w.open(Asset::Native, false, "batch 3");
+    let (k4, d4) = w.open(Asset::Native, true, "batch 4");
+    let to: Vec<_> = (1..=4)
+        .map(|i| actor(&format!("batch payee {i}")))
+        .collect();
+    let a1 = w.claim_args(&k1, &d1, to[0], 1_000, 1_000);
+    let a2 = w.claim_args(&k2, &d2, to[1], 2_000, 5_000);
+    let a3 = w.claim_args(&k3, &d3, to[2], 0, 0);
+    let mut a4 = w.claim_args(&k4, &d4, to[3], 0, 0);
+    a4.attestation = a4
+        .auth()
+        .sign_attest(w.id, &key("not the watcher"))
+        .to_bytes();
+    // Deposit 3 is claimed directly first: in the batch it is stale.
+    expect_ok(&w.claim(w.stranger, &a3));
+
+    let batch = [a1.clone(), a2.clone(), a3.clone(), a4.clone()];
+    let call = EmailEscrow::claimBatchCall {
+        claims: batch.iter().map(ClaimArgs::to_sol).collect(),
+    };
+    // The simulation names the claims that would be skipped.
+    let sim = w.simulate(
+        w.relayer,
+        w.escrow,
+        alloy::sol_types::SolCall::abi_encode(&call),
+    );
+    let reasons = match sim {
+        springmail_sdk::chain::CallResult::Success(out) => {
+            <EmailEscrow::claimBatchCall as alloy::sol_types::SolCall>::abi_decode_returns(&out)
+                .expect("decodable")
+        }
+        springmail_sdk::chain::CallResult::Reverted(d) => {
+            panic!("batch reverted: {}", describe_revert(&d))
+        }
+    };
+    let zero = alloy::primitives::FixedBytes::<4>::ZERO;
+    assert_eq!(
+        reasons,
+        vec![
+            zero,
+            zero,
+            alloy::primitives::FixedBytes::from(EmailEscrow::UnknownDeposit::SELECTOR),
+            alloy::primitives::FixedBytes::from(EmailEscrow::BadAttestation::SELECTOR),
+        ]
+    );
+
+    let escrow_native = w.balance(Asset::Native, w.escrow);
+    let r = w.claim_batch(w.relayer, &batch);
+    expect_ok(&r);
+    assert_eq!(
+        w.balance(Asset::Native, to[0]),
+        U256::from(d1.amount - 1_000)
+    );
+    assert_eq!(
+        w.balance(Asset::Token(w.token), to[1]),
+        U256::from(d2.amount - 2_000)
+    );
+    assert_eq!(
+        w.balance(Asset::Native, to[3]),
+        U256::ZERO,
+        "the unattested claim is not paid"
+    );
+    assert_eq!(w.fees(w.relayer, Asset::Native), U256::from(1_000u64));
+    assert_eq!(
+        w.fees(w.relayer, Asset::Token(w.token)),
+        U256::from(2_000u64)
+    );
+    assert_eq!(
+        w.balance(Asset::Native, w.escrow),
+        escrow_native - U256::from(d1.amount - 1_000),
+        "only the paid claim left the escrow"
+    );
+    assert_eq!(w.slot(k1.address()), alloy::primitives::B256::ZERO);
+    assert_eq!(w.slot(k2.address()), alloy::primitives::B256::ZERO);
+    assert_eq!(
+        w.slot(k4.address()),
+        d4.hash(),
+        "the skipped deposit stays open"
+    );
+
+    // The logs: Claimed, Claimed, ClaimSkipped(3, UnknownDeposit), ClaimSkipped(4, BadAttestation).
+    let logs: Vec<_> = r.logs.iter().filter(|l| l.address == w.escrow).collect();
+    assert_eq!(logs.len(), 4);
+    let skipped: Vec<_> = logs
+        .iter()
+        .filter_map(|l| EmailEscrow::ClaimSkipped::decode_log_data(&l.data).ok())
+        .map(|e| (e.claimKey, e.reason))
+        .collect();
+    assert_eq!(
+        skipped,
+        vec![(k3.address(), reasons[2]), (k4.address(), reasons[3]),]
+    );
+    let claimed: Vec<_> = logs
+        .iter()
+        .filter_map(|l| EmailEscrow::Claimed::decode_log_data(&l.data).ok())
+        .map(|e| (e.claimKey, e.to, e.fee, e.relayer))
+        .collect();
+    assert_eq!(
+        claimed,
+        vec![
+            (k1.address(), to[0], U256::from(1_000u64), w.relayer),
+            (k2.address(), to[1], U256::from(2_000u64), w.relayer),
+        ]
+    );
+
+    // The skipped claim, fixed, still goes through on its own.
+    let mut a4 = a4;
+    w.sign(&mut a4, &k4);
+    expect_ok(&w.claim(w.relayer, &a4));
+}
+
+/// The same claim key twice in one batch is paid once.
+#[test]
+fn claim_batch_pays_a_repeated_claim_once() {
+    let w = World::new();
+    let (k, d) = w.open(Asset::Native, false, "batch twice");
+    let to = actor("batch twice payee");
+    let a = w.claim_args(&k, &d, to, 5, 5);
+    let r = w.claim_batch(w.relayer, &[a.clone(), a]);
+    expect_ok(&r);
+    assert_eq!(w.balance(Asset::Native, to), U256::from(d.amount - 5));
+    assert_eq!(w.fees(w.relayer, Asset::Native), U256::from(5u64));
+    let ev: EmailEscrow::ClaimSkipped = event(&r);
+    assert_eq!(ev.claimKey, k.address());
+    assert_eq!(ev.reason, EmailEscrow::UnknownDeposit::SELECTOR);
 }

@@ -7,8 +7,12 @@
 //!   refusal carried the error the model predicts;
 //! * every tracked balance (actors, relayer, an outside payee, the escrow; both assets)
 //!   equals the model's, so nothing moved on a refusal and a success moved exactly
-//!   `amount` (split `amount - fee` / `fee` for a claim);
-//! * the escrow's balance of each asset equals the sum of the open deposits in it;
+//!   `amount` (`amount - fee` to the payee, `fee` accrued to the relayer in the escrow);
+//! * every actor's accrued fees (`feesAccrued`) equal the model's;
+//! * the escrow's balance of each asset equals the sum of the open deposits in it plus
+//!   the fees accrued in it and not withdrawn;
+//! * a batch of claims (`claimBatch`) pays exactly the claims the model finds valid, in
+//!   order, and skips each other one with the reason the model predicts;
 //! * the sum of all tracked balances of each asset is what it was at the start.
 //!
 //! At the end, every deposit closed at most once (one `Claimed` or `Refunded` log), and
@@ -36,6 +40,17 @@ const PEOPLE: usize = 5;
 const SENDERS: usize = 3;
 /// What each sender starts with, in each asset.
 const FUNDS: u128 = 1_000_000 * COIN;
+
+/// One claim of a batch: the fields of `Op::Claim` but the submitter.
+#[derive(Debug, Clone)]
+struct ClaimOp {
+    which: Which,
+    to: usize,
+    fee: u128,
+    max_fee: u128,
+    deadline_in: i64,
+    spoil: Spoil,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Spoil {
@@ -89,6 +104,17 @@ enum Op {
         /// `None`: the deposit's sender.
         by: Option<usize>,
     },
+    /// `claimBatch` of several claims, submitted by `by`.
+    Batch {
+        by: usize,
+        claims: Vec<ClaimOp>,
+    },
+    /// `withdrawFees` of one asset by `by`, paid to `to`.
+    Withdraw {
+        by: usize,
+        token: bool,
+        to: usize,
+    },
     Advance {
         secs: u64,
     },
@@ -97,6 +123,35 @@ enum Op {
 /// Which deposit a claim or refund is about: mostly one still open, else any made so far.
 fn which() -> impl Strategy<Value = Which> {
     (prop::bool::weighted(0.7), any::<Index>()).prop_map(|(open, index)| Which { open, index })
+}
+
+/// One claim: which deposit, to whom, the fee and its cap, the deadline, and what is spoilt.
+fn claim_op() -> impl Strategy<Value = ClaimOp> {
+    let spoil = prop_oneof![
+        6 => Just(Spoil::None),
+        1 => Just(Spoil::WrongKey),
+        1 => Just(Spoil::OtherPayee),
+        1 => Just(Spoil::NoAttestation),
+        1 => Just(Spoil::WrongWatcher),
+        1 => Just(Spoil::TamperAmount),
+    ];
+    // Mostly a fee within the cap (sometimes all of it), sometimes above.
+    let fees = (
+        0..=2_500u128,
+        prop_oneof![6 => 0..=100u128, 1 => Just(100u128), 1 => 101..=130u128],
+    )
+        .prop_map(|(max_fee, pct)| (max_fee * pct / 100, max_fee));
+    let deadline_in = prop_oneof![1 => -3i64..=-1, 10 => 0i64..=600];
+    (which(), 0..PEOPLE, fees, deadline_in, spoil).prop_map(
+        |(which, to, (fee, max_fee), deadline_in, spoil)| ClaimOp {
+            which,
+            to,
+            fee,
+            max_fee,
+            deadline_in,
+            spoil,
+        },
+    )
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -139,37 +194,27 @@ fn op() -> impl Strategy<Value = Op> {
                 value_off,
             },
         );
-    let spoil = prop_oneof![
-        6 => Just(Spoil::None),
-        1 => Just(Spoil::WrongKey),
-        1 => Just(Spoil::OtherPayee),
-        1 => Just(Spoil::NoAttestation),
-        1 => Just(Spoil::WrongWatcher),
-        1 => Just(Spoil::TamperAmount),
-    ];
-    // Mostly a fee within the cap (sometimes all of it), sometimes above.
-    let fees = (
-        0..=2_500u128,
-        prop_oneof![6 => 0..=100u128, 1 => Just(100u128), 1 => 101..=130u128],
-    )
-        .prop_map(|(max_fee, pct)| (max_fee * pct / 100, max_fee));
-    let deadline_in = prop_oneof![1 => -3i64..=-1, 10 => 0i64..=600];
-    let claim = (which(), 0..PEOPLE, 0..PEOPLE, fees, deadline_in, spoil).prop_map(
-        |(which, to, by, (fee, max_fee), deadline_in, spoil)| Op::Claim {
-            which,
-            to,
-            by,
-            fee,
-            max_fee,
-            deadline_in,
-            spoil,
-        },
-    );
+    let claim = (claim_op(), 0..PEOPLE).prop_map(|(c, by)| Op::Claim {
+        which: c.which,
+        to: c.to,
+        by,
+        fee: c.fee,
+        max_fee: c.max_fee,
+        deadline_in: c.deadline_in,
+        spoil: c.spoil,
+    });
+    let batch = (0..PEOPLE, prop::collection::vec(claim_op(), 1..=4))
+        .prop_map(|(by, claims)| Op::Batch { by, claims });
+    let withdraw = (0..PEOPLE, any::<bool>(), 0..PEOPLE).prop_map(|(by, token, to)| Op::Withdraw {
+        by,
+        token,
+        to,
+    });
     // Half the refunds come from the deposit's own sender (who may cancel), half from anyone.
     let refund = (which(), prop_oneof![Just(None), (0..PEOPLE).prop_map(Some)])
         .prop_map(|(which, by)| Op::Refund { which, by });
     let advance = (1u64..=250).prop_map(|secs| Op::Advance { secs });
-    prop_oneof![4 => deposit, 4 => claim, 2 => refund, 1 => advance]
+    prop_oneof![4 => deposit, 3 => claim, 2 => batch, 2 => refund, 1 => withdraw, 1 => advance]
 }
 
 struct Made {
@@ -188,7 +233,25 @@ struct Run {
     totals: [U256; 2],
     /// Closing logs (Claimed or Refunded) seen, by deposit index.
     closes: Vec<u32>,
+    /// Model of the accrued fees: (asset index, relayer) -> amount.
+    fees: HashMap<(usize, Address), u128>,
+    /// Outcomes inside a step (each skipped claim of a batch), for the coverage count.
+    extra: Vec<String>,
     wrong_key: ClaimSecret,
+}
+
+/// The selector of the error named `name`: the reason a skipped batch claim carries.
+fn selector_of(name: &str) -> alloy::primitives::FixedBytes<4> {
+    use alloy::sol_types::SolError;
+    alloy::primitives::FixedBytes::from(match name {
+        "UnknownDeposit" => E::UnknownDeposit::SELECTOR,
+        "Expired" => E::Expired::SELECTOR,
+        "DeadlinePassed" => E::DeadlinePassed::SELECTOR,
+        "FeeTooHigh" => E::FeeTooHigh::SELECTOR,
+        "BadClaimSignature" => E::BadClaimSignature::SELECTOR,
+        "BadAttestation" => E::BadAttestation::SELECTOR,
+        other => panic!("no claim error is called {other}"),
+    })
 }
 
 fn error_name(e: &EmailEscrowErrors) -> &'static str {
@@ -209,6 +272,8 @@ fn error_name(e: &EmailEscrowErrors) -> &'static str {
         X::ValueMismatch(_) => "ValueMismatch",
         X::ZeroAmount(_) => "ZeroAmount",
         X::ZeroClaimKey(_) => "ZeroClaimKey",
+        X::NoFees(_) => "NoFees",
+        X::ZeroPayee(_) => "ZeroPayee",
     }
 }
 
@@ -247,6 +312,8 @@ impl Run {
             bal,
             totals: [total, total],
             closes: Vec::new(),
+            fees: HashMap::new(),
+            extra: Vec::new(),
             wrong_key: key("property wrong key"),
         }
     }
@@ -388,58 +455,16 @@ impl Run {
                 if self.made.is_empty() {
                     return Ok("claim of nothing".into());
                 }
-                let i = self.pick(which);
-                let (key_ix, d, open) = (self.made[i].key, self.made[i].d, self.made[i].open);
-                let k = self.keys[key_ix].clone();
-                let (to, by) = (self.people[to], self.people[by]);
-                let mut args = ClaimArgs {
-                    claim_key: k.address(),
-                    deposit: d,
+                let c = ClaimOp {
+                    which,
                     to,
                     fee,
                     max_fee,
-                    deadline: ts.saturating_add_signed(deadline_in),
-                    link_sig: Default::default(),
-                    attestation: Default::default(),
+                    deadline_in,
+                    spoil,
                 };
-                self.w.sign(&mut args, &k);
-                match spoil {
-                    Spoil::None => {}
-                    Spoil::WrongKey => {
-                        args.link_sig = args
-                            .auth()
-                            .sign_claim(self.w.id, &self.wrong_key)
-                            .to_bytes()
-                    }
-                    Spoil::OtherPayee => {
-                        args.to = self.people
-                            [(self.people.iter().position(|&p| p == to).unwrap() + 1) % PEOPLE]
-                    }
-                    Spoil::NoAttestation => args.attestation = Default::default(),
-                    Spoil::WrongWatcher => {
-                        args.attestation = args
-                            .auth()
-                            .sign_attest(self.w.id, &self.wrong_key)
-                            .to_bytes()
-                    }
-                    Spoil::TamperAmount => args.deposit.amount += 1,
-                }
-                let email = !d.is_link_mode();
-                let expected = if !open || spoil == Spoil::TamperAmount {
-                    Err("UnknownDeposit")
-                } else if ts >= d.expiry {
-                    Err("Expired")
-                } else if ts > args.deadline {
-                    Err("DeadlinePassed")
-                } else if fee > max_fee || fee > d.amount {
-                    Err("FeeTooHigh")
-                } else if matches!(spoil, Spoil::WrongKey | Spoil::OtherPayee) {
-                    Err("BadClaimSignature")
-                } else if email && matches!(spoil, Spoil::NoAttestation | Spoil::WrongWatcher) {
-                    Err("BadAttestation")
-                } else {
-                    Ok(())
-                };
+                let (i, args, expected) = self.prepare_claim(ts, &c, &[]);
+                let by = self.people[by];
                 let r = self.w.claim(by, &args);
                 self.check_outcome(&r, expected, op)?;
                 outcome = format!("claim {}", expected.err().unwrap_or("ok"));
@@ -447,14 +472,82 @@ impl Run {
                     let ev: E::Claimed = event(&r);
                     prop_assert_eq!(
                         (ev.claimKey, ev.to, ev.amount, ev.fee, ev.relayer),
-                        (k.address(), to, U256::from(d.amount), U256::from(fee), by)
+                        (
+                            args.claim_key,
+                            args.to,
+                            U256::from(args.deposit.amount),
+                            U256::from(fee),
+                            by
+                        )
                     );
-                    let ix = Self::asset_ix(&d);
-                    self.debit(ix, self.w.escrow, d.amount);
-                    self.credit(ix, to, d.amount - fee);
-                    self.credit(ix, by, fee);
-                    self.made[i].open = false;
-                    self.closes[i] += 1;
+                    self.paid(i, &args, by);
+                }
+            }
+            Op::Batch { by, claims } => {
+                if self.made.is_empty() {
+                    return Ok("batch of nothing".into());
+                }
+                let by = self.people[by];
+                let mut planned = Vec::new();
+                let mut closing: Vec<usize> = Vec::new();
+                for c in &claims {
+                    let (i, args, expected) = self.prepare_claim(ts, c, &closing);
+                    if expected.is_ok() {
+                        closing.push(i);
+                    }
+                    planned.push((i, args, expected));
+                }
+                let batch: Vec<ClaimArgs> = planned.iter().map(|p| p.1.clone()).collect();
+                let r = self.w.claim_batch(by, &batch);
+                prop_assert!(r.succeeded(), "a batch never reverts: {:?}", op);
+                let logs: Vec<_> = r
+                    .logs
+                    .iter()
+                    .filter(|l| l.address == self.w.escrow)
+                    .collect();
+                prop_assert_eq!(logs.len(), planned.len(), "one log per claim of {:?}", op);
+                let mut paid = 0;
+                for ((i, args, expected), log) in planned.iter().zip(logs) {
+                    match expected {
+                        Ok(()) => {
+                            let ev = E::Claimed::decode_log_data(&log.data);
+                            prop_assert!(ev.is_ok(), "claim {:?} of a batch was not paid", args);
+                            let ev = ev.unwrap();
+                            prop_assert_eq!(
+                                (ev.claimKey, ev.to, ev.fee, ev.relayer),
+                                (args.claim_key, args.to, U256::from(args.fee), by)
+                            );
+                            self.paid(*i, args, by);
+                            paid += 1;
+                        }
+                        Err(name) => {
+                            let ev = E::ClaimSkipped::decode_log_data(&log.data);
+                            prop_assert!(ev.is_ok(), "claim {:?} of a batch was not skipped", args);
+                            let ev = ev.unwrap();
+                            prop_assert_eq!(ev.claimKey, args.claim_key);
+                            prop_assert_eq!(ev.reason, selector_of(name));
+                            self.extra.push(format!("batch skip {name}"));
+                        }
+                    }
+                }
+                outcome = format!("batch {paid} of {}", planned.len());
+            }
+            Op::Withdraw { by, token, to } => {
+                let (ix, by, to) = (usize::from(token), self.people[by], self.people[to]);
+                let accrued = self.fees.get(&(ix, by)).copied().unwrap_or(0);
+                let expected = if accrued == 0 { Err("NoFees") } else { Ok(()) };
+                let r = self.w.withdraw_fees(by, self.asset(ix), to);
+                self.check_outcome(&r, expected, op)?;
+                outcome = format!("withdraw {}", expected.err().unwrap_or("ok"));
+                if expected.is_ok() {
+                    let ev: E::FeesWithdrawn = event(&r);
+                    prop_assert_eq!(
+                        (ev.relayer, ev.token, ev.to, ev.amount),
+                        (by, self.asset(ix).address(), to, U256::from(accrued))
+                    );
+                    self.fees.insert((ix, by), 0);
+                    self.debit(ix, self.w.escrow, accrued);
+                    self.credit(ix, to, accrued);
                 }
             }
             Op::Refund { which, by } => {
@@ -491,6 +584,80 @@ impl Run {
         }
         self.check_balances()?;
         Ok(outcome)
+    }
+
+    /// Builds a claim of `c` (signed, then spoiled as asked) and what the model expects of
+    /// it at `ts`, counting the deposits in `closing` (paid earlier in the same batch) as
+    /// closed.
+    fn prepare_claim(
+        &self,
+        ts: u64,
+        c: &ClaimOp,
+        closing: &[usize],
+    ) -> (usize, ClaimArgs, Result<(), &'static str>) {
+        let i = self.pick(c.which);
+        let (key_ix, d) = (self.made[i].key, self.made[i].d);
+        let open = self.made[i].open && !closing.contains(&i);
+        let k = self.keys[key_ix].clone();
+        let to = self.people[c.to];
+        let mut args = ClaimArgs {
+            claim_key: k.address(),
+            deposit: d,
+            to,
+            fee: c.fee,
+            max_fee: c.max_fee,
+            deadline: ts.saturating_add_signed(c.deadline_in),
+            link_sig: Default::default(),
+            attestation: Default::default(),
+        };
+        self.w.sign(&mut args, &k);
+        match c.spoil {
+            Spoil::None => {}
+            Spoil::WrongKey => {
+                args.link_sig = args
+                    .auth()
+                    .sign_claim(self.w.id, &self.wrong_key)
+                    .to_bytes()
+            }
+            Spoil::OtherPayee => args.to = self.people[(c.to + 1) % PEOPLE],
+            Spoil::NoAttestation => args.attestation = Default::default(),
+            Spoil::WrongWatcher => {
+                args.attestation = args
+                    .auth()
+                    .sign_attest(self.w.id, &self.wrong_key)
+                    .to_bytes()
+            }
+            Spoil::TamperAmount => args.deposit.amount += 1,
+        }
+        let email = !d.is_link_mode();
+        let expected = if !open || c.spoil == Spoil::TamperAmount {
+            Err("UnknownDeposit")
+        } else if ts >= d.expiry {
+            Err("Expired")
+        } else if ts > args.deadline {
+            Err("DeadlinePassed")
+        } else if c.fee > c.max_fee || c.fee > d.amount {
+            Err("FeeTooHigh")
+        } else if matches!(c.spoil, Spoil::WrongKey | Spoil::OtherPayee) {
+            Err("BadClaimSignature")
+        } else if email && matches!(c.spoil, Spoil::NoAttestation | Spoil::WrongWatcher) {
+            Err("BadAttestation")
+        } else {
+            Ok(())
+        };
+        (i, args, expected)
+    }
+
+    /// The model's side of a paid claim: the payee gets `amount - fee`, the fee accrues
+    /// to `by` inside the escrow, the deposit closes.
+    fn paid(&mut self, i: usize, args: &ClaimArgs, by: Address) {
+        let d = self.made[i].d;
+        let ix = Self::asset_ix(&d);
+        self.debit(ix, self.w.escrow, d.amount - args.fee);
+        self.credit(ix, args.to, d.amount - args.fee);
+        *self.fees.entry((ix, by)).or_default() += args.fee;
+        self.made[i].open = false;
+        self.closes[i] += 1;
     }
 
     fn check_outcome(
@@ -536,11 +703,26 @@ impl Run {
                 .filter(|m| m.open && Self::asset_ix(&m.d) == ix)
                 .map(|m| m.d.amount)
                 .sum();
+            let accrued: u128 = self
+                .fees
+                .iter()
+                .filter(|((i, _), _)| *i == ix)
+                .map(|(_, f)| *f)
+                .sum();
             prop_assert_eq!(
                 self.bal[&(ix, self.w.escrow)],
-                U256::from(open),
-                "escrow holds exactly the open deposits"
+                U256::from(open + accrued),
+                "escrow holds exactly the open deposits plus the accrued fees"
             );
+            for &who in &self.people {
+                prop_assert_eq!(
+                    self.w.fees(who, self.asset(ix)),
+                    U256::from(self.fees.get(&(ix, who)).copied().unwrap_or(0)),
+                    "asset {} fees of {}",
+                    ix,
+                    who
+                );
+            }
         }
         Ok(())
     }
@@ -615,6 +797,14 @@ const MUST_SEE: &[&str] = &[
     "refund ok",
     "refund UnknownDeposit",
     "refund RefundNotAllowed",
+    "withdraw ok",
+    "withdraw NoFees",
+    "batch skip UnknownDeposit",
+    "batch skip Expired",
+    "batch skip DeadlinePassed",
+    "batch skip FeeTooHigh",
+    "batch skip BadClaimSignature",
+    "batch skip BadAttestation",
 ];
 
 #[test]
@@ -630,6 +820,7 @@ fn random_sequences_keep_the_escrow_solvent_and_honest() {
         for op in &ops {
             outcomes.push(run.step(op)?);
         }
+        outcomes.append(&mut run.extra);
         run.check_end()?;
         let mut seen = seen.lock().unwrap();
         for o in outcomes {

@@ -15,13 +15,24 @@
 //! not forgotten: a restart waits for the recorded transaction's receipt.
 //! (The escrow itself pays a deposit at most once; a duplicate transaction could
 //! only revert and waste gas.)
+//!
+//! Batching: when several new claims (`Accepted`) wait in the queue at once, the
+//! submitter sends them in one `claimBatch` transaction (at most [`MAX_BATCH`]): each is
+//! re-read and marked `submitting` as above, the batch is simulated and the claims the
+//! contract would skip are left out (each then settles from the chain, or is refused
+//! with the contract's reason), and every row of the batch records the same
+//! transaction. Its receipt settles each claim by its own `Claimed` log; a claim the
+//! contract skipped (the chain changed after the simulation) is re-read. The fees
+//! accrue to the submitting account inside the escrow.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::B256;
-use springmail_sdk::chain::{ChainError, TxRequest, TxStatus};
-use springmail_sdk::client::{describe_revert, ClientError, DepositStatus, SpringMail};
+use alloy::sol_types::SolEvent;
+use springmail_sdk::chain::{ChainError, Receipt, TxRequest, TxStatus};
+use springmail_sdk::client::{describe_revert, BatchClaim, ClientError, DepositStatus, SpringMail};
+use springmail_sdk::contract::EmailEscrow;
 use springmail_sdk::keys::ClaimSecret;
 use tokio::sync::{mpsc, Notify};
 use tracing::{info, warn, Instrument};
@@ -30,6 +41,15 @@ use crate::crash::{CrashPoint, CrashSwitch};
 use crate::journal::{Journal, JournalError, MessageState};
 use crate::metrics::Metrics;
 use crate::verify::{ClaimPlan, RefusalReason};
+
+/// The most claims one `claimBatch` transaction carries.
+pub const MAX_BATCH: usize = 50;
+
+/// Gas for a batch of `n` claims: about 55,000 a claim at most (a fresh payee, two
+/// signatures) plus the bounded 100,000 each payee may burn, and the transaction.
+fn batch_gas(n: usize) -> u64 {
+    100_000 + 160_000 * n as u64
+}
 
 /// Submitter settings.
 #[derive(Debug, Clone)]
@@ -181,24 +201,44 @@ impl Submitter {
         let this = Arc::new(self);
         let task = tokio::spawn(async move {
             while let Some(job) = jobs_rx.recv().await {
-                let span = job.span.clone();
-                let row = job.row;
-                match this.start(job).instrument(span.clone()).await {
-                    Started::Done(outcome) => {
-                        let _ = done_tx.send(SubmitDone { row, outcome });
-                        this.wake.notify_one();
+                // Whatever else is already queued joins this round: new claims go out
+                // together in one claimBatch; the others one by one, as before.
+                let mut round = vec![job];
+                while round.len() < MAX_BATCH {
+                    match jobs_rx.try_recv() {
+                        Ok(j) => round.push(j),
+                        Err(_) => break,
                     }
-                    Started::Wait { tx_hash, plan } => {
-                        let this = this.clone();
-                        let done_tx = done_tx.clone();
-                        tokio::spawn(
-                            async move {
-                                let outcome = this.finish(&plan, tx_hash).await;
-                                let _ = done_tx.send(SubmitDone { row, outcome });
-                                this.wake.notify_one();
-                            }
-                            .instrument(span),
-                        );
+                }
+                let (fresh, others): (Vec<_>, Vec<_>) = round
+                    .into_iter()
+                    .partition(|j| j.state == MessageState::Accepted);
+                let mut singles = others;
+                if fresh.len() >= 2 {
+                    this.batch(fresh, &done_tx).await;
+                } else {
+                    singles.extend(fresh);
+                }
+                for job in singles {
+                    let span = job.span.clone();
+                    let row = job.row;
+                    match this.start(job).instrument(span.clone()).await {
+                        Started::Done(outcome) => {
+                            let _ = done_tx.send(SubmitDone { row, outcome });
+                            this.wake.notify_one();
+                        }
+                        Started::Wait { tx_hash, plan } => {
+                            let this = this.clone();
+                            let done_tx = done_tx.clone();
+                            tokio::spawn(
+                                async move {
+                                    let outcome = this.finish(&plan, tx_hash).await;
+                                    let _ = done_tx.send(SubmitDone { row, outcome });
+                                    this.wake.notify_one();
+                                }
+                                .instrument(span),
+                            );
+                        }
                     }
                 }
             }
@@ -293,6 +333,170 @@ impl Submitter {
         }
     }
 
+    /// Sends several new claims in one `claimBatch` (see the module's documentation).
+    async fn batch(
+        self: &Arc<Self>,
+        jobs: Vec<SubmitJob>,
+        done_tx: &mpsc::UnboundedSender<SubmitDone>,
+    ) {
+        let done = |row: i64, outcome: SubmitOutcome| {
+            let _ = done_tx.send(SubmitDone { row, outcome });
+            self.wake.notify_one();
+        };
+        let id = self.client.escrow_id();
+        // Re-read each deposit; mark the open ones `submitting` and attest them.
+        let mut ready: Vec<(SubmitJob, BatchClaim)> = Vec::new();
+        for job in jobs {
+            let reread = self.reread(&job.plan).instrument(job.span.clone()).await;
+            match reread {
+                Ok(Reread::Open) => {}
+                Ok(Reread::Final(outcome)) => {
+                    done(job.row, outcome);
+                    continue;
+                }
+                Err(e) => {
+                    done(
+                        job.row,
+                        SubmitOutcome::Retry {
+                            error: e.to_string(),
+                        },
+                    );
+                    continue;
+                }
+            }
+            if let Err(e) = self.journal.write(|tx| tx.mark_submitting(job.row)) {
+                done(
+                    job.row,
+                    SubmitOutcome::Retry {
+                        error: e.to_string(),
+                    },
+                );
+                continue;
+            }
+            let attestation = job.plan.signed.auth.sign_attest(id, &self.key);
+            let claim = BatchClaim {
+                deposit: job.plan.deposit,
+                signed: job.plan.signed.clone(),
+                fee: job.plan.fee,
+                attestation: attestation.to_bytes(),
+            };
+            ready.push((job, claim));
+        }
+        if ready.is_empty() {
+            return;
+        }
+        // Simulate: leave out what the contract would skip.
+        let claims: Vec<BatchClaim> = ready.iter().map(|r| r.1.clone()).collect();
+        let reasons = match self.client.simulate_claim_batch(&claims).await {
+            Ok(r) => r,
+            Err(e) => {
+                for (job, _) in ready {
+                    done(
+                        job.row,
+                        SubmitOutcome::Retry {
+                            error: e.to_string(),
+                        },
+                    );
+                }
+                return;
+            }
+        };
+        let mut sending = Vec::new();
+        for ((job, claim), reason) in ready.into_iter().zip(reasons) {
+            match reason {
+                None => sending.push((job, claim)),
+                Some(reason) => {
+                    let outcome = match self.reread(&job.plan).await {
+                        Ok(Reread::Final(outcome)) => outcome,
+                        _ => SubmitOutcome::Refused(RefusalReason::Reverted {
+                            reason: format!("the escrow would refuse the claim ({reason})"),
+                        }),
+                    };
+                    done(job.row, outcome);
+                }
+            }
+        }
+        if sending.is_empty() {
+            return;
+        }
+        if let Some(Started::Done(outcome)) = self.crashed(CrashPoint::AfterAttest) {
+            for (job, _) in sending {
+                done(job.row, outcome.clone());
+            }
+            return;
+        }
+        let claims: Vec<BatchClaim> = sending.iter().map(|r| r.1.clone()).collect();
+        let req = TxRequest {
+            to: Some(id.escrow),
+            data: self.client.claim_batch_calldata(&claims),
+            value: Default::default(),
+            gas_limit: Some(batch_gas(claims.len())),
+        };
+        let tx_hash = match self.client.chain().submit(req).await {
+            Ok(h) => h,
+            Err(e) => {
+                let outcome = self.classify_send_error(e);
+                for (job, _) in sending {
+                    done(job.row, outcome.clone());
+                }
+                return;
+            }
+        };
+        info!(tx = %tx_hash, claims = sending.len(), "claim batch sent");
+        for _ in &sending {
+            self.metrics.claim_submitted();
+        }
+        if let Some(Started::Done(outcome)) = self.crashed(CrashPoint::AfterBroadcast) {
+            for (job, _) in sending {
+                done(job.row, outcome.clone());
+            }
+            return;
+        }
+        let mut waiting = Vec::new();
+        for (job, _) in sending {
+            match self.record_submitted(job.row, tx_hash) {
+                Ok(()) => waiting.push(job),
+                // The transaction is out; the next attempt re-reads the chain first.
+                Err(e) => done(
+                    job.row,
+                    SubmitOutcome::Retry {
+                        error: e.to_string(),
+                    },
+                ),
+            }
+        }
+        // One waiter for the batch's receipt; each claim settles from it.
+        let this = self.clone();
+        let done_tx = done_tx.clone();
+        tokio::spawn(async move {
+            let receipt = this
+                .client
+                .chain()
+                .wait(tx_hash, this.policy.receipt_timeout)
+                .await;
+            for job in waiting {
+                let outcome = match &receipt {
+                    Ok(r) => {
+                        this.settle(&job.plan, tx_hash, r)
+                            .instrument(job.span.clone())
+                            .await
+                    }
+                    Err(e) => match this.reread(&job.plan).await {
+                        Ok(Reread::Final(outcome)) => outcome,
+                        _ => SubmitOutcome::Retry {
+                            error: e.to_string(),
+                        },
+                    },
+                };
+                let _ = done_tx.send(SubmitDone {
+                    row: job.row,
+                    outcome,
+                });
+                this.wake.notify_one();
+            }
+        });
+    }
+
     fn record_submitted(&self, row: i64, tx_hash: B256) -> Result<(), JournalError> {
         self.journal
             .write(|tx| tx.mark_submitted(row, &tx_hash.to_string()))
@@ -320,28 +524,7 @@ impl Submitter {
             .wait(tx_hash, self.policy.receipt_timeout)
             .await
         {
-            Ok(receipt) if receipt.succeeded() => {
-                info!(tx = %tx_hash, block = receipt.block_number, "claim confirmed");
-                SubmitOutcome::Claimed {
-                    tx_hash,
-                    block_number: receipt.block_number,
-                }
-            }
-            Ok(receipt) => {
-                // Someone else may have won a race; report what the chain says.
-                if let Ok(Reread::Final(outcome)) = self.reread(plan).await {
-                    return outcome;
-                }
-                let reason = match &receipt.status {
-                    TxStatus::Reverted { data: Some(d), .. } if !d.is_empty() => describe_revert(d),
-                    TxStatus::Reverted {
-                        message: Some(m), ..
-                    } => m.clone(),
-                    _ => "the transaction reverted".into(),
-                };
-                warn!(tx = %tx_hash, %reason, "claim reverted");
-                SubmitOutcome::Refused(RefusalReason::Reverted { reason })
-            }
+            Ok(receipt) => self.settle(plan, tx_hash, &receipt).await,
             Err(e) => {
                 // Not mined yet or the node is away: see whether it landed anyway.
                 if let Ok(Reread::Final(outcome)) = self.reread(plan).await {
@@ -352,6 +535,41 @@ impl Submitter {
                 }
             }
         }
+    }
+
+    /// What a mined claim or claim batch did for this claim: paid when the receipt holds
+    /// the escrow's `Claimed` log for its claim key (a batch that succeeded may have
+    /// skipped it), else whatever the chain says.
+    async fn settle(&self, plan: &ClaimPlan, tx_hash: B256, receipt: &Receipt) -> SubmitOutcome {
+        let escrow = self.client.escrow();
+        let key = plan.claim_key().into_word();
+        let paid = receipt.succeeded()
+            && receipt.logs.iter().any(|l| {
+                l.address == escrow
+                    && l.topics().first() == Some(&EmailEscrow::Claimed::SIGNATURE_HASH)
+                    && l.topics().get(1) == Some(&key)
+            });
+        if paid {
+            info!(tx = %tx_hash, block = receipt.block_number, "claim confirmed");
+            return SubmitOutcome::Claimed {
+                tx_hash,
+                block_number: receipt.block_number,
+            };
+        }
+        // Someone else may have won a race; report what the chain says.
+        if let Ok(Reread::Final(outcome)) = self.reread(plan).await {
+            return outcome;
+        }
+        let reason = match &receipt.status {
+            TxStatus::Reverted { data: Some(d), .. } if !d.is_empty() => describe_revert(d),
+            TxStatus::Reverted {
+                message: Some(m), ..
+            } => m.clone(),
+            TxStatus::Reverted { .. } => "the transaction reverted".into(),
+            TxStatus::Success => "the claim batch skipped this claim".into(),
+        };
+        warn!(tx = %tx_hash, %reason, "claim not paid");
+        SubmitOutcome::Refused(RefusalReason::Reverted { reason })
     }
 
     /// The deposit's state on chain, as an outcome when it is settled.

@@ -815,3 +815,52 @@ async fn a_copy_of_a_handled_claim_is_logged_as_a_duplicate_not_as_refused() {
     );
     assert_eq!(w.sink.sent().len(), 1, "not answered again");
 }
+
+/// Claims that are ready together go out in one `claimBatch`: three deposits, three
+/// claim mails, one pass: all three are paid by the same transaction, each answered,
+/// and the watcher's three fees accrue to it inside the escrow.
+#[tokio::test]
+async fn claims_ready_together_are_paid_in_one_batch_and_fees_accrue() {
+    let w = World::new().await;
+    let tickets = [w.deposit().await, w.deposit().await, w.deposit().await];
+    for (i, t) in tickets.iter().enumerate() {
+        w.source
+            .deliver(w.bob_mail(&format!("batch-{i}@example.com"), &w.claim_text(t, 200_000)));
+    }
+    let mut watcher = w.watcher(None);
+    let report = watcher.run_once().await.unwrap();
+    assert_eq!(
+        report.decided,
+        vec![(OutcomeKind::Claimed, "claimed".to_string()); 3]
+    );
+    assert_eq!(
+        w.balance(w.bob_wallet).await,
+        U256::from(3 * (AMOUNT - FEE))
+    );
+    let mut txs = Vec::new();
+    for t in &tickets {
+        match status(&w, t).await {
+            DepositStatus::Claimed {
+                tx_hash,
+                fee,
+                relayer,
+                ..
+            } => {
+                assert_eq!((fee, relayer), (FEE, w.watcher_key.address()));
+                txs.push(tx_hash);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    txs.dedup();
+    assert_eq!(txs.len(), 1, "one transaction paid all three");
+    assert_eq!(
+        w.sender
+            .accrued_fees(w.watcher_key.address(), Address::ZERO)
+            .await
+            .unwrap(),
+        3 * FEE
+    );
+    assert_eq!(w.sink.sent().len(), 3);
+    assert!(watcher.journal().unfinished().unwrap().is_empty());
+}

@@ -395,7 +395,14 @@ pub async fn run(a: &DemoArgs, _json: bool) -> anyhow::Result<()> {
         show_reply(&d, &reply)?;
     }
     d.line("carol now has", d.balance(carol.address()).await?);
-    d.line("watcher fee", d.balance(watcher_key.address()).await?);
+    // Escrow v2: the watcher's fees accrue inside the escrow until it withdraws them.
+    let accrued = alice_client
+        .accrued_fees(watcher_key.address(), Address::ZERO)
+        .await?;
+    d.line(
+        "watcher fees",
+        format!("{} (accrued in the escrow)", qtum_amount(accrued)),
+    );
 
     // ------------------------------------------------------------------ Dave: refund
     d.step("Dave never claims. A day later his deposit has expired, and Alice takes it back");

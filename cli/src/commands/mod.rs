@@ -4,6 +4,7 @@ pub mod batch;
 pub mod claim;
 pub mod demo;
 pub mod deploy;
+pub mod fees;
 pub mod refund;
 pub mod send;
 pub mod sent;

@@ -82,6 +82,20 @@ pub struct ClaimArgs {
 }
 
 impl ClaimArgs {
+    /// The entry of a `claimBatch` these arguments make.
+    pub fn to_sol(&self) -> EmailEscrow::ClaimArgs {
+        EmailEscrow::ClaimArgs {
+            claimKey: self.claim_key,
+            d: self.deposit.to_sol(),
+            to: self.to,
+            fee: U96::from(self.fee),
+            maxFee: U96::from(self.max_fee),
+            deadline: U40::from(self.deadline),
+            linkSig: self.link_sig.clone(),
+            attestation: self.attestation.clone(),
+        }
+    }
+
     pub fn calldata(&self) -> Bytes {
         EmailEscrow::claimCall {
             claimKey: self.claim_key,
@@ -320,6 +334,34 @@ impl World {
 
     pub fn claim(&self, from: Address, args: &ClaimArgs) -> Receipt {
         self.send(from, self.escrow, args.calldata(), U256::ZERO)
+    }
+
+    /// `claimBatch` of these claims, sent by `from`.
+    pub fn claim_batch(&self, from: Address, claims: &[ClaimArgs]) -> Receipt {
+        let call = EmailEscrow::claimBatchCall {
+            claims: claims.iter().map(ClaimArgs::to_sol).collect(),
+        };
+        self.send(from, self.escrow, call.abi_encode(), U256::ZERO)
+    }
+
+    /// The fees `relayer` has accrued in `asset` and not withdrawn.
+    pub fn fees(&self, relayer: Address, asset: Asset) -> U256 {
+        self.view(
+            self.escrow,
+            EmailEscrow::feesAccruedCall {
+                relayer,
+                token: asset.address(),
+            },
+        )
+    }
+
+    /// `withdrawFees(asset, to)` sent by `from`.
+    pub fn withdraw_fees(&self, from: Address, asset: Asset, to: Address) -> Receipt {
+        let call = EmailEscrow::withdrawFeesCall {
+            token: asset.address(),
+            to,
+        };
+        self.send(from, self.escrow, call.abi_encode(), U256::ZERO)
     }
 
     pub fn refund(&self, from: Address, claim_key: Address, d: &Deposit) -> Receipt {
