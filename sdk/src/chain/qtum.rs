@@ -445,7 +445,7 @@ impl QtumChain {
             }
         }
         // Largest first: fewest inputs, smallest fee.
-        old.sort_by(|a, b| b.value.cmp(&a.value));
+        old.sort_by_key(|u| std::cmp::Reverse(u.value));
         let mut total: u64 = old.iter().map(|u| u.value).fold(0, u64::saturating_add);
         if total < target {
             // Newest first: recent non-coinbase outputs are change.
