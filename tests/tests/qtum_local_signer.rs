@@ -66,6 +66,10 @@ struct Node {
 
 impl Node {
     fn start() -> Node {
+        Node::start_with(&["-addrindex"])
+    }
+
+    fn start_with(extra: &[&str]) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let exe = qtumd(dir.path());
         let data = dir.path().join("data");
@@ -82,7 +86,6 @@ impl Node {
                 "-server",
                 "-logevents",
                 "-txindex",
-                "-addrindex",
                 "-staking=0",
                 "-rpcuser=u",
                 "-rpcpassword=p",
@@ -93,6 +96,7 @@ impl Node {
                 "-connect=0",
                 "-discover=0",
             ])
+            .args(extra)
             .arg(format!("-rpcport={port}"))
             .arg(format!("-datadir={}", data.display()))
             .stdin(Stdio::null())
@@ -288,6 +292,30 @@ async fn local_signer_deploys_deposits_and_claims_on_a_walletless_qtumd() {
     }
     assert_eq!(rpc(&chain, "getrawmempool", vec![]).await, json!([]));
 
+    // A configured sender must be the key's own address.
+    let other = qtum_address_of_secret(&ClaimSecret::random(), QtumNetwork::Regtest);
+    let mut cfg = node.config(&key);
+    cfg.sender = other.clone();
+    let err = QtumChain::connect(cfg).await.unwrap_err().to_string();
+    assert!(err.contains(&other) && err.contains(&me), "{err}");
+
+    // A key without coins is refused before anything is sent, naming the shortfall.
+    let broke = node.connect(&ClaimSecret::random()).await;
+    let err = broke
+        .submit(springmail_sdk::chain::TxRequest {
+            to: Some(client.escrow()),
+            data: alloy::primitives::Bytes::new(),
+            value: U256::from(1u64),
+            gas_limit: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ChainError::Invalid(m) if m.contains("insufficient funds") && m.contains(broke.sender())),
+        "{err}"
+    );
+    assert_eq!(rpc(&chain, "getrawmempool", vec![]).await, json!([]));
+
     // Two deposits before a block: the second must not spend the first one's coins.
     let mut sent = Vec::new();
     for email in ["carol@example.com", "dave@example.com"] {
@@ -329,4 +357,27 @@ async fn local_signer_deploys_deposits_and_claims_on_a_walletless_qtumd() {
         claim.gas_used,
         claim_took.as_secs_f64(),
     );
+}
+
+#[tokio::test]
+#[ignore = "starts its own qtumd (-disablewallet): run with -- --ignored"]
+async fn local_signer_refuses_a_node_without_the_address_index() {
+    let mut node = Node::start_with(&[]);
+    let key = ClaimSecret::random();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let err = loop {
+        match QtumChain::connect(node.config(&key)).await {
+            Ok(_) => panic!("connected to a node without -addrindex"),
+            Err(ChainError::Invalid(m)) => break m,
+            Err(e) if Instant::now() < deadline => {
+                assert!(
+                    node.child.try_wait().unwrap().is_none(),
+                    "qtumd exited: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("qtumd did not answer in 60 s: {e}"),
+        }
+    };
+    assert!(err.contains("-addrindex"), "{err}");
 }
