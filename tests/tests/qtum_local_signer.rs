@@ -66,7 +66,7 @@ struct Node {
 
 impl Node {
     fn start() -> Node {
-        Node::start_with(&["-addrindex"])
+        Node::start_with(&["-disablewallet", "-addrindex"])
     }
 
     fn start_with(extra: &[&str]) -> Node {
@@ -82,7 +82,6 @@ impl Node {
         let child = Command::new(&exe)
             .args([
                 "-regtest",
-                "-disablewallet",
                 "-server",
                 "-logevents",
                 "-txindex",
@@ -362,7 +361,7 @@ async fn local_signer_deploys_deposits_and_claims_on_a_walletless_qtumd() {
 #[tokio::test]
 #[ignore = "starts its own qtumd (-disablewallet): run with -- --ignored"]
 async fn local_signer_refuses_a_node_without_the_address_index() {
-    let mut node = Node::start_with(&[]);
+    let mut node = Node::start_with(&["-disablewallet"]);
     let key = ClaimSecret::random();
     let deadline = Instant::now() + Duration::from_secs(60);
     let err = loop {
@@ -380,4 +379,136 @@ async fn local_signer_refuses_a_node_without_the_address_index() {
         }
     };
     assert!(err.contains("-addrindex"), "{err}");
+}
+
+/// The node's wallet, holding the same key, signs the same transaction to the same bytes:
+/// script layout, both sighashes and Core's low-R RFC 6979 signatures all agree.
+#[tokio::test]
+#[ignore = "starts its own qtumd (with a wallet): run with -- --ignored"]
+async fn node_wallet_signs_our_transaction_to_the_same_bytes() {
+    use springmail_sdk::chain::qtum::format_qtum;
+    use springmail_sdk::chain::qtum_tx::{
+        build_contract_tx, ContractOp, ContractTx, OutPoint, TxSigner, Utxo, RELAY_FEE_PER_KVB,
+    };
+    let mut node = Node::start_with(&["-addrindex"]);
+    let key = ClaimSecret::random();
+    let me = qtum_address_of_secret(&key, QtumNetwork::Regtest);
+    let chain = node.connect(&key).await;
+    let wallet = QtumChain::connect(
+        QtumConfig::new(&node.url, "u", "p", me.clone())
+            .wallet("w")
+            .expect_chain_id(8890),
+    );
+    rpc(
+        &chain,
+        "createwallet",
+        vec![json!("w"), json!(false), json!(true)],
+    )
+    .await;
+    let wallet = wallet.await.unwrap();
+    let wif = springmail_sdk::qtum::encode_wif(&key, QtumNetwork::Regtest, true);
+    let desc = format!("pkh({wif})");
+    let info = rpc(&chain, "getdescriptorinfo", vec![json!(desc)]).await;
+    let checksum = info["checksum"].as_str().unwrap();
+    let imported = wallet
+        .wallet_rpc(
+            "importdescriptors",
+            vec![json!([{"desc": format!("{desc}#{checksum}"), "timestamp": "now"}])],
+        )
+        .await
+        .unwrap();
+    assert_eq!(imported[0]["success"], json!(true), "{imported}");
+    for _ in 0..21 {
+        rpc(&chain, "generatetoaddress", vec![json!(100), json!(me)]).await;
+    }
+    // createrawtransaction wants a contract that exists: deploy the escrow (locally signed).
+    let contract = {
+        let _m = Miner::start(chain.clone(), me.clone());
+        SpringMail::deploy(Arc::new(chain.clone()))
+            .await
+            .unwrap()
+            .escrow()
+    };
+    let utxos = rpc(
+        &chain,
+        "getaddressutxos",
+        vec![json!({ "addresses": [me] })],
+    )
+    .await;
+    let first = utxos
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|u| u["height"].as_u64().unwrap() <= 100)
+        .expect("a mature coinbase");
+    let utxo = Utxo {
+        outpoint: OutPoint {
+            txid: first["txid"].as_str().unwrap().parse().unwrap(),
+            vout: first["outputIndex"].as_u64().unwrap() as u32,
+        },
+        value: first["satoshis"].as_u64().unwrap(),
+    };
+    let data =
+        hex::decode("b214faa5e0d47ca1bc1eb62e650fc1fd660a9bfbf7cba8dc6337d81df7ea9aa9").unwrap();
+    let ours = build_contract_tx(
+        &TxSigner::new(key.clone()),
+        &[utxo],
+        &ContractTx {
+            op: ContractOp::Call {
+                contract,
+                data: &data,
+            },
+            value: 75_000_000,
+            gas_limit: 250_000,
+            gas_price: 40,
+            fee_per_kvb: RELAY_FEE_PER_KVB,
+        },
+    )
+    .unwrap();
+    assert!(ours.change > 0);
+
+    let raw = rpc(
+        &chain,
+        "createrawtransaction",
+        vec![
+            json!([{"txid": first["txid"], "vout": utxo.outpoint.vout}]),
+            json!([
+                {"contract": {
+                    "contractAddress": hex::encode(contract),
+                    "data": hex::encode(&data),
+                    "amount": format_qtum(75_000_000),
+                    "gasLimit": 250_000,
+                    "gasPrice": "0.00000040",
+                    "senderAddress": me,
+                }},
+                { me.clone(): format_qtum(ours.change) },
+            ]),
+        ],
+    )
+    .await;
+    let step1 = wallet
+        .wallet_rpc("signrawsendertransactionwithwallet", vec![raw])
+        .await
+        .unwrap();
+    let step2 = wallet
+        .wallet_rpc("signrawtransactionwithwallet", vec![step1["hex"].clone()])
+        .await
+        .unwrap();
+    assert_eq!(step2["complete"], json!(true), "{step2}");
+    assert_eq!(
+        step2["hex"].as_str().unwrap(),
+        hex::encode(ours.tx.serialize()),
+        "the node wallet's bytes, then ours"
+    );
+    let sent = rpc(
+        &chain,
+        "sendrawtransaction",
+        vec![json!(hex::encode(ours.tx.serialize()))],
+    )
+    .await;
+    assert_eq!(
+        sent,
+        json!(ours.tx.txid().to_string().trim_start_matches("0x"))
+    );
+    drop(node.child.kill());
 }
