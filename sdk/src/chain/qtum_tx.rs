@@ -27,8 +27,10 @@
 //! 2. **Inputs** ([`input_sighash`]): Bitcoin's legacy SIGHASH_ALL over the whole transaction,
 //!    *with* the sender signature in place, so they are made last.
 //!
-//! Signatures are RFC 6979 with Bitcoin Core's low-R grinding (what the node's wallet makes),
-//! so a signature's length, and so the fee, is known before signing.
+//! Signatures are RFC 6979 with Bitcoin Core's low-R grinding, so a signature's length,
+//! and so the fee, is known before signing. It is what the node's wallet makes: with the
+//! same key imported, qtumd signs a transaction built here to the same bytes
+//! (`tests/tests/qtum_local_signer.rs`).
 //!
 //! Nothing here talks to a node; [`super::qtum`] chooses the UTXOs and broadcasts.
 
