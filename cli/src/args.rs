@@ -146,7 +146,7 @@ pub enum WalletCommand {
     #[command(after_help = "Example:\n  springmail wallet new\n  \
         SPRINGMAIL_PASSWORD=… springmail wallet new --keystore ./alice.json --show-wif")]
     New {
-        /// Also print the private key as WIF (to import into a Qtum node's wallet with importdescriptors)
+        /// Also print the private key as WIF (secret: for another Qtum wallet; springmail's local signer needs no copy)
         #[arg(long)]
         show_wif: bool,
     },

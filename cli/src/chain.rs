@@ -12,15 +12,16 @@ use springmail_sdk::client::SpringMail;
 use springmail_sdk::keys::ClaimSecret;
 use springmail_sdk::Address;
 
-use crate::config::{Backend, Settings};
+use crate::config::{Backend, QtumSignerKind, Settings};
 use crate::report::input_error;
 
 /// The environment variable with qtumd's RPC password.
 pub const QTUM_RPC_PASSWORD_ENV: &str = "SPRINGMAIL_QTUM_RPC_PASSWORD";
 
-/// Connects to the configured node. `key` signs transactions on `evm-rpc` (a throwaway
-/// key is used for read-only work when `None`); on `qtum` the node's wallet signs for
-/// `[chain] sender`. `chain_id` (e.g. a link's) must match the node and the config.
+/// Connects to the configured node. `key` signs transactions on `evm-rpc` and on `qtum`
+/// with `[chain] signer = "local"` (a throwaway key is used for read-only work when
+/// `None`); with the node signer the node's wallet signs for `[chain] sender`.
+/// `chain_id` (e.g. a link's) must match the node and the config.
 pub async fn connect(
     settings: &Settings,
     key: Option<&ClaimSecret>,
@@ -51,11 +52,31 @@ pub async fn connect(
             tracing::debug!(chain = %chain.describe(), "connected");
             Ok(Arc::new(chain))
         }
+        Backend::Qtum if settings.qtum.signer == QtumSignerKind::Local => {
+            let user = settings.qtum.rpc_user.clone().unwrap_or_default();
+            let password = std::env::var(QTUM_RPC_PASSWORD_ENV).unwrap_or_default();
+            // Read-only work needs no key: a throwaway one, and then no sender to match.
+            let (secret, sender) = match key {
+                Some(k) => (k.clone(), settings.qtum.sender.clone().unwrap_or_default()),
+                None => (ClaimSecret::random(), String::new()),
+            };
+            let mut cfg =
+                QtumConfig::new(settings.rpc_url.clone(), user, password, sender).local_key(secret);
+            if let Some(p) = settings.qtum.gas_price {
+                cfg.gas_price_sat = p;
+            }
+            if let Some(id) = expected {
+                cfg = cfg.expect_chain_id(id);
+            }
+            let chain = QtumChain::connect(cfg).await.context("cannot connect to the Qtum node")?;
+            tracing::debug!(chain = %chain.describe(), "connected");
+            Ok(Arc::new(chain))
+        }
         Backend::Qtum => {
             let sender = settings.qtum.sender.clone().ok_or_else(|| {
                 input_error(
                     "the qtum backend needs your sender address ([chain] sender or SPRINGMAIL_QTUM_SENDER)",
-                    "use an address whose key is in the node's wallet (qtum-cli getnewaddress, or import the WIF from `springmail wallet show --show-wif` with importdescriptors: see `springmail wallet show`)",
+                    "use an address whose key is in the node's wallet (qtum-cli getnewaddress), or let your keystore key sign with [chain] signer = \"local\" (qtumd with -addrindex; no node wallet needed)",
                 )
             })?;
             let user = settings.qtum.rpc_user.clone().unwrap_or_default();
@@ -76,14 +97,14 @@ pub async fn connect(
     }
 }
 
-/// Connects to send transactions as you: with your key on `evm-rpc`
-/// (`SPRINGMAIL_PRIVATE_KEY` or the keystore), through the node's wallet on `qtum`
-/// (`[chain] sender`; no local key is needed).
+/// Connects to send transactions as you: with your key on `evm-rpc` and on `qtum` with
+/// `[chain] signer = "local"` (`SPRINGMAIL_PRIVATE_KEY` or the keystore), through the
+/// node's wallet on `qtum` otherwise (`[chain] sender`; no local key is needed).
 pub async fn connect_signing(
     settings: &Settings,
     chain_id: Option<u64>,
 ) -> anyhow::Result<Arc<dyn Chain>> {
-    if settings.backend == Backend::Qtum {
+    if settings.backend == Backend::Qtum && settings.qtum.signer == QtumSignerKind::Node {
         return connect(settings, None, chain_id).await;
     }
     let key = crate::secrets::signing_key(&settings.keystore)?;

@@ -18,7 +18,8 @@
 //! start_block = 0                  # its deployment block: event scans start here
 //! rpc_user = "qtum"                # qtum: -rpcuser (password: SPRINGMAIL_QTUM_RPC_PASSWORD)
 //! node_wallet = "alice"            # qtum: wallet name (/wallet/<name>)
-//! sender = "q…"                    # qtum: your address in the node's wallet
+//! signer = "node"                  # qtum: "node" (the node's wallet signs) | "local" (your keystore key signs; qtumd needs -addrindex, no wallet)
+//! sender = "q…"                    # qtum, signer = "node": your address in the node's wallet
 //! gas_price = 40                   # qtum: satoshi per gas
 //!
 //! [wallet]
@@ -71,6 +72,7 @@ const KNOWN: &[(&str, &[&str])] = &[
             "start_block",
             "rpc_user",
             "node_wallet",
+            "signer",
             "sender",
             "gas_price",
         ],
@@ -159,6 +161,7 @@ fn dotted(section: &str, key: &str) -> Option<&'static str> {
         "chain.start_block",
         "chain.rpc_user",
         "chain.node_wallet",
+        "chain.signer",
         "chain.sender",
         "chain.gas_price",
         "wallet.keystore",
@@ -283,6 +286,7 @@ impl RawConfig {
             ("SPRINGMAIL_WATCHER", "watcher.address"),
             ("SPRINGMAIL_WATCHER_EMAIL", "watcher.email"),
             ("SPRINGMAIL_QTUM_SENDER", "chain.sender"),
+            ("SPRINGMAIL_QTUM_SIGNER", "chain.signer"),
             ("SPRINGMAIL_QTUM_RPC_USER", "chain.rpc_user"),
         ] {
             let value = get(var).filter(|v| !v.is_empty());
@@ -433,6 +437,16 @@ impl Backend {
     }
 }
 
+/// Who signs Qtum transactions (`[chain] signer`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QtumSignerKind {
+    /// The node's wallet holds the key (`sendtocontract` with a sender).
+    #[default]
+    Node,
+    /// The keystore key signs raw transactions here; the node needs no wallet.
+    Local,
+}
+
 /// qtumd specifics.
 #[derive(Debug, Clone, Default)]
 pub struct QtumSettings {
@@ -440,7 +454,10 @@ pub struct QtumSettings {
     pub rpc_user: Option<String>,
     /// Wallet name.
     pub node_wallet: Option<String>,
-    /// The sender's base58 address in the node's wallet.
+    /// Who signs.
+    pub signer: QtumSignerKind,
+    /// The sender's base58 address: in the node's wallet (node signer), or the keystore
+    /// key's address (local signer, optional).
     pub sender: Option<String>,
     /// Satoshi per gas.
     pub gas_price: Option<u64>,
@@ -646,6 +663,23 @@ impl Settings {
         let qtum_settings = QtumSettings {
             rpc_user: raw.text("chain.rpc_user", i).map(|s| s.value),
             node_wallet: raw.text("chain.node_wallet", i).map(|s| s.value),
+            signer: match raw.text("chain.signer", i) {
+                None => QtumSignerKind::Node,
+                Some(s) => match s.value.trim() {
+                    "node" => QtumSignerKind::Node,
+                    "local" => QtumSignerKind::Local,
+                    other => {
+                        i.push(ConfigIssue {
+                            path: s.origin,
+                            message: format!(
+                                "unknown signer {other:?} (use \"node\": the node's wallet signs, \
+                                 or \"local\": your keystore key signs)"
+                            ),
+                        });
+                        QtumSignerKind::Node
+                    }
+                },
+            },
             sender: raw
                 .text("chain.sender", i)
                 .map(|s| s.value.trim().to_string()),
@@ -816,6 +850,18 @@ mod tests {
             }
             Err(e) => assert!(e.issues.iter().all(|i| i.path == "chain.sender"), "{e}"),
         }
+    }
+
+    #[test]
+    fn qtum_signer_is_node_by_default_local_on_request_and_checked() {
+        let s = resolve("[chain]\nbackend = \"qtum\"\n").unwrap();
+        assert_eq!(s.qtum.signer, QtumSignerKind::Node);
+        let s = resolve("[chain]\nbackend = \"qtum\"\nsigner = \"local\"\n").unwrap();
+        assert_eq!(s.qtum.signer, QtumSignerKind::Local);
+        let err = resolve("[chain]\nbackend = \"qtum\"\nsigner = \"hsm\"\n").unwrap_err();
+        assert_eq!(err.issues.len(), 1, "{err}");
+        assert_eq!(err.issues[0].path, "chain.signer");
+        assert!(err.issues[0].message.contains("\"hsm\""), "{err}");
     }
 
     #[test]

@@ -115,6 +115,33 @@ fn wallet_new_tells_how_to_import_into_a_descriptor_wallet() {
 }
 
 #[test]
+fn wallet_new_with_the_local_qtum_signer_asks_for_no_import_into_a_node() {
+    let mut sb = Sandbox::new();
+    sb.env("SPRINGMAIL_PASSWORD", "correct horse battery staple");
+    sb.env("SPRINGMAIL_QTUM_SIGNER", "local");
+    let out = sb.run(&[
+        "--backend",
+        "qtum",
+        "--chain-id",
+        "8890",
+        "wallet",
+        "new",
+        "--keystore",
+        "k.json",
+    ]);
+    let text = out.ok();
+    for word in [
+        "importdescriptors",
+        "importprivkey",
+        "getdescriptorinfo",
+        "createwallet",
+    ] {
+        assert!(!text.contains(word), "{word} in {text}");
+    }
+    assert!(text.contains("signer = \"local\""), "{text}");
+}
+
+#[test]
 fn docs_name_the_csv_result_file_the_code_writes() {
     let written =
         springmail_cli::commands::batch::results_path(std::path::Path::new("payroll.csv"));

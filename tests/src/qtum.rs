@@ -70,6 +70,33 @@ impl QtumNode {
         Ok((addr.clone(), Arc::new(self.chain(&addr).await?)))
     }
 
+    /// A chain handle signing locally with `key` (`signer = "local"`), whose Qtum address
+    /// the node's wallet first pays `qtum` QTUM (mined in). The node's wallet never holds
+    /// the key.
+    pub async fn funded_local(
+        &self,
+        key: &springmail_sdk::keys::ClaimSecret,
+        qtum: u64,
+    ) -> Result<Arc<QtumChain>> {
+        let addr = springmail_sdk::qtum::qtum_address_of_secret(
+            key,
+            springmail_sdk::qtum::QtumNetwork::Regtest,
+        );
+        let miner = self.chain(&self.miner).await?;
+        miner
+            .wallet_rpc("sendtoaddress", vec![json!(addr), json!(qtum)])
+            .await
+            .map_err(|e| anyhow!("sendtoaddress: {e}"))?;
+        self.mine(1).await?;
+        let cfg = QtumConfig::new(&self.url, &self.user, &self.password, "")
+            .local_key(key.clone())
+            .expect_chain_id(8890);
+        let chain = QtumChain::connect(cfg)
+            .await
+            .map_err(|e| anyhow!("connecting to qtumd with a local key: {e}"))?;
+        Ok(Arc::new(chain))
+    }
+
     /// Mines `n` blocks to the miner address.
     pub async fn mine(&self, n: u32) -> Result<()> {
         let c = self.chain(&self.miner).await?;

@@ -53,7 +53,9 @@
 //! start_block = 0                  # the escrow's deployment block
 //! gas_limit = 300000
 //! receipt_timeout_secs = 120
-//! # qtum only: rpc_user_env, rpc_password_env, sender (the node wallet's q… address), wallet
+//! # qtum only: rpc_user_env, rpc_password_env, wallet, signer = "node" | "local",
+//! #   sender (the node wallet's q… address; with signer = "local" the watcher key's
+//! #   Qtum address signs and pays gas, qtumd needs -addrindex and no wallet)
 //!
 //! [watcher_key]                    # exactly one of:
 //! keystore = "/etc/springmail/watcher.json"   # password in password_env (default SPRINGMAIL_PASSWORD)
@@ -220,10 +222,14 @@ pub struct RawChain {
     pub rpc_user_env: Option<String>,
     /// qtum: variable with the RPC password.
     pub rpc_password_env: Option<String>,
-    /// qtum: the node wallet's sender address.
+    /// qtum: the node wallet's sender address (with `signer = "local"`: optional, and
+    /// then it must be the watcher key's address).
     pub sender: Option<String>,
     /// qtum: wallet name.
     pub wallet: Option<String>,
+    /// qtum: `"node"` (the node's wallet signs, the default) or `"local"` (the watcher key
+    /// signs raw transactions; the node needs `-addrindex`, no wallet).
+    pub signer: Option<String>,
 }
 
 /// `[watcher_key]`.
@@ -347,7 +353,7 @@ pub enum ChainSettings {
         /// Node URL.
         url: String,
     },
-    /// qtumd JSON-RPC; the node's wallet sends.
+    /// qtumd JSON-RPC; the node's wallet sends, or the watcher key when `local`.
     Qtum {
         /// Node URL.
         url: String,
@@ -355,10 +361,12 @@ pub enum ChainSettings {
         user: String,
         /// RPC password.
         password: String,
-        /// Sender address in the node's wallet.
+        /// Sender address in the node's wallet (may be empty when `local`).
         sender: String,
         /// Wallet name.
         wallet: Option<String>,
+        /// The watcher key signs transactions (`signer = "local"`).
+        local: bool,
     },
 }
 
@@ -366,10 +374,13 @@ impl std::fmt::Debug for ChainSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ChainSettings::EvmRpc { url } => f.debug_struct("EvmRpc").field("url", url).finish(),
-            ChainSettings::Qtum { url, sender, .. } => f
+            ChainSettings::Qtum {
+                url, sender, local, ..
+            } => f
                 .debug_struct("Qtum")
                 .field("url", url)
                 .field("sender", sender)
+                .field("local", local)
                 .finish_non_exhaustive(),
         }
     }
@@ -915,15 +926,33 @@ impl RawConfig {
                 let user = c.secret_env("chain.rpc_user_env", &chain_raw.rpc_user_env, true);
                 let password =
                     c.secret_env("chain.rpc_password_env", &chain_raw.rpc_password_env, true);
-                let sender = c.required("chain.sender", &chain_raw.sender);
-                match (url.clone(), user, password, sender) {
-                    (Some(url), Some(user), Some(password), Some(sender)) => {
+                let local = match chain_raw.signer.as_deref().unwrap_or("node") {
+                    "node" => Some(false),
+                    "local" => Some(true),
+                    other => {
+                        c.bad(
+                            "chain.signer",
+                            format!("{other:?} is not one of \"node\", \"local\""),
+                        );
+                        None
+                    }
+                };
+                // Only the node signer needs the wallet's sender (an unknown signer is
+                // reported once, as itself).
+                let sender = if local == Some(false) {
+                    c.required("chain.sender", &chain_raw.sender)
+                } else {
+                    Some(chain_raw.sender.clone().unwrap_or_default())
+                };
+                match (url.clone(), user, password, sender, local) {
+                    (Some(url), Some(user), Some(password), Some(sender), Some(local)) => {
                         Some(ChainSettings::Qtum {
                             url,
                             user,
                             password,
                             sender,
                             wallet: chain_raw.wallet.clone(),
+                            local,
                         })
                     }
                     _ => None,
@@ -1164,7 +1193,8 @@ impl Settings {
         }
     }
 
-    /// Connects the chain backend, sending as the watcher key (evm-rpc) or the node wallet's sender (qtum).
+    /// Connects the chain backend, sending as the watcher key (evm-rpc, and qtum with
+    /// `signer = "local"`) or the node wallet's sender (qtum).
     pub async fn connect_chain(&self, key: &ClaimSecret) -> Result<Arc<dyn Chain>, ResolveError> {
         let err = |e: springmail_sdk::chain::ChainError| {
             ResolveError::chain("chain.url", e.to_string(), e.is_transient())
@@ -1185,6 +1215,7 @@ impl Settings {
                 password,
                 sender,
                 wallet,
+                local,
             } => {
                 let mut cfg = springmail_sdk::chain::qtum::QtumConfig::new(
                     url.clone(),
@@ -1193,6 +1224,9 @@ impl Settings {
                     sender.clone(),
                 )
                 .expect_chain_id(self.chain_id);
+                if *local {
+                    cfg = cfg.local_key(key.clone());
+                }
                 if let Some(w) = wallet {
                     cfg = cfg.wallet(w.clone());
                 }
@@ -1398,6 +1432,42 @@ native = "0.001"
             "{err}"
         );
         assert!(err.to_string().contains("imap.security: \"plain\""));
+    }
+
+    #[test]
+    fn qtum_local_signer_needs_no_sender_and_an_unknown_signer_is_named() {
+        let qtum = |extra: &str| {
+            GOOD.replace(
+                "url = \"http://127.0.0.1:8545\"",
+                &format!(
+                    "backend = \"qtum\"\nurl = \"http://127.0.0.1:3889\"\n\
+                     rpc_user_env = \"IMAP_PW\"\nrpc_password_env = \"IMAP_PW\"\n{extra}"
+                ),
+            )
+        };
+        let s = RawConfig::parse(&qtum("signer = \"local\"\n"))
+            .unwrap()
+            .validate(&env)
+            .unwrap();
+        assert!(
+            matches!(&s.chain, ChainSettings::Qtum { local: true, sender, .. } if sender.is_empty()),
+            "{:?}",
+            s.chain
+        );
+        // The node signer still needs the wallet's sender.
+        let err = RawConfig::parse(&qtum(""))
+            .unwrap()
+            .validate(&env)
+            .unwrap_err();
+        let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, vec!["chain.sender"], "{err}");
+        let err = RawConfig::parse(&qtum("signer = \"hsm\"\n"))
+            .unwrap()
+            .validate(&env)
+            .unwrap_err();
+        let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, vec!["chain.signer"], "{err}");
+        assert!(err.to_string().contains("\"hsm\""), "{err}");
     }
 
     #[test]

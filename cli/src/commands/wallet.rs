@@ -109,17 +109,30 @@ fn print(
         QtumNetwork::Testnet => "qtum-cli -testnet",
         QtumNetwork::Regtest => "qtum-cli -regtest",
     };
-    // qtumd v27 wallets are descriptor wallets: importprivkey fails there ("Only legacy
-    // wallets are supported"); importdescriptors takes the WIF inside pkh(…).
-    s.note(format!(
-        "\nOn a Qtum node ({network}), receive and send with the Qtum address. To let the node's wallet\n\
-         sign for it, import the key (WIF: `springmail wallet show --show-wif`; a node without a wallet\n\
-         needs `{cli} createwallet NAME` first):\n\
-         \x20 {cli} getdescriptorinfo \"pkh(WIF)\"      # prints its \"checksum\"\n\
-         \x20 {cli} importdescriptors '[{{\"desc\":\"pkh(WIF)#CHECKSUM\",\"timestamp\":\"now\"}}]'\n\
-         On anvil or another EVM chain (backend evm-rpc), use only the 0x account: the q… address\n\
-         is not spendable there, and `springmail claim --to` refuses it.\n\
-         The keystore is encrypted with your password; keep a backup of the file and the password."
-    ));
+    let local = ctx.settings.backend == crate::config::Backend::Qtum
+        && ctx.settings.qtum.signer == crate::config::QtumSignerKind::Local;
+    if local {
+        // springmail signs Qtum transactions with this key: nothing goes into a node.
+        s.note(format!(
+            "\nOn a Qtum node ({network}), receive and send with the Qtum address. springmail signs\n\
+             Qtum transactions with this key itself ([chain] signer = \"local\"): fund the Qtum address;\n\
+             the node needs -addrindex and no wallet, and never sees the key.\n\
+             The keystore is encrypted with your password; keep a backup of the file and the password."
+        ));
+    } else {
+        // qtumd v27 wallets are descriptor wallets: importprivkey fails there ("Only legacy
+        // wallets are supported"); importdescriptors takes the WIF inside pkh(…).
+        s.note(format!(
+            "\nOn a Qtum node ({network}), receive and send with the Qtum address. springmail can sign\n\
+             with this key itself: set [chain] signer = \"local\" (qtumd with -addrindex, no wallet).\n\
+             Or let the node's wallet sign for it: import the key (WIF: `springmail wallet show --show-wif`;\n\
+             a node without a wallet needs `{cli} createwallet NAME` first):\n\
+             \x20 {cli} getdescriptorinfo \"pkh(WIF)\"      # prints its \"checksum\"\n\
+             \x20 {cli} importdescriptors '[{{\"desc\":\"pkh(WIF)#CHECKSUM\",\"timestamp\":\"now\"}}]'\n\
+             On anvil or another EVM chain (backend evm-rpc), use only the 0x account: the q… address\n\
+             is not spendable there, and `springmail claim --to` refuses it.\n\
+             The keystore is encrypted with your password; keep a backup of the file and the password."
+        ));
+    }
     s.print(ctx.json);
 }

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 pub mod embedded;
 pub mod evm_rpc;
 pub mod qtum;
+pub mod qtum_tx;
 
 /// A transaction to send from the backend's account.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -1,13 +1,17 @@
-//! qtumd's JSON-RPC as a [`Chain`]: the node's wallet holds the sender's key and signs.
+//! qtumd's JSON-RPC as a [`Chain`]. Who signs is [`QtumSigner`]: the node's wallet
+//! (`sendtocontract`/`createcontract` with a `sender`), or a local key
+//! ([`QtumSigner::Local`]): transactions are built and signed in Rust
+//! ([`super::qtum_tx`]) and sent with `sendrawtransaction`, so the node needs no wallet,
+//! only `-addrindex` (the sender's coins come from `getaddressutxos`).
 //!
 //! | trait            | qtumd                                                                    |
 //! |------------------|--------------------------------------------------------------------------|
 //! | [`Chain::call`]  | `callcontract(contract, data, sender)`; `excepted != "None"` is a revert  |
-//! | [`Chain::submit`]| `sendtocontract(contract, data, amount QTUM, gasLimit, gasPrice QTUM, sender)`, or `createcontract(code, gasLimit, gasPrice, sender)` |
+//! | [`Chain::submit`]| node signer: `sendtocontract(contract, data, amount QTUM, gasLimit, gasPrice QTUM, sender)`, or `createcontract(code, gasLimit, gasPrice, sender)`; local signer: `getaddressutxos` + `getaddressmempool`, then `sendrawtransaction` |
 //! | [`Chain::receipt`]| `gettransactionreceipt(txid)`: an array, `[]` until mined               |
 //! | [`Chain::logs`]  | `searchlogs(from, to or -1, {"addresses"}, {"topics"})`: full receipts    |
 //! | [`Chain::head`]  | `getblockchaininfo`: `blocks` and the tip's `time`                        |
-//! | [`Chain::balance`]| `getaccountinfo` for a contract; the wallet's UTXOs for a P2PKH address |
+//! | [`Chain::balance`]| `getaccountinfo` for a contract; for a P2PKH address the wallet's UTXOs (node signer) or `getaddressbalance` less immature coins (local signer) |
 //!
 //! Units: the EVM inside Qtum counts native value in satoshi (1 QTUM = 10^8), and so does
 //! [`TxRequest::value`]; the RPCs take QTUM, so amounts are written as exact decimal
@@ -18,6 +22,7 @@
 //! `excepted` and the decoded `Error(string)` reason), and the balance of a P2PKH address
 //! outside the node's wallet. See `docs/PROTOCOL-BACKENDS.md`.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,12 +33,41 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::qtum_tx::{self, ContractOp, ContractTx, OutPoint, TxSigner, Utxo};
 use super::{
     CallResult, Chain, ChainError, ChainLog, Head, LogFilter, Receipt, TxRequest, TxStatus,
 };
 
 /// Satoshi per QTUM.
 const COIN: u64 = 100_000_000;
+
+/// The longest coinbase maturity of any Qtum network (regtest; 500 × 4 on main and test
+/// after the block-time reduction): an output at least this many blocks below the tip is
+/// spendable whatever made it, so the local signer asks `gettxout` only about younger ones.
+pub const MAX_COINBASE_MATURITY: u64 = 2000;
+
+/// How many young outputs the local signer checks with `gettxout` in one selection.
+const YOUNG_UTXO_CHECKS: usize = 100;
+
+/// Who signs the transactions a [`QtumChain`] sends.
+#[derive(Clone, Default)]
+pub enum QtumSigner {
+    /// The node's wallet holds the sender's key (`sendtocontract`/`createcontract`).
+    #[default]
+    Node,
+    /// A local secp256k1 key: the backend builds, signs and broadcasts raw transactions.
+    /// The sender is the key's compressed-pubkey hash160; the node needs `-addrindex`.
+    Local(crate::keys::ClaimSecret),
+}
+
+impl std::fmt::Debug for QtumSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QtumSigner::Node => f.write_str("Node"),
+            QtumSigner::Local(_) => f.write_str("Local(<key redacted>)"),
+        }
+    }
+}
 
 /// How to reach and use a qtumd node.
 #[derive(Clone)]
@@ -47,9 +81,16 @@ pub struct QtumConfig {
     pub user: String,
     /// `-rpcpassword`. Never printed.
     pub password: String,
-    /// The sender's base58 P2PKH address (`q…` on testnet/regtest, `Q…` on mainnet). Its key
-    /// must be in the wallet; contract transactions need a P2PKH sender.
+    /// The sender's base58 P2PKH address (`q…` on testnet/regtest, `Q…` on mainnet). With
+    /// [`QtumSigner::Node`] its key must be in the wallet; contract transactions need a P2PKH
+    /// sender. With [`QtumSigner::Local`] it may be empty (the key's address is used) and
+    /// otherwise must be the key's address.
     pub sender: String,
+    /// Who signs.
+    pub signer: QtumSigner,
+    /// Size fee of locally signed transactions, satoshi per 1000 bytes; raised to the
+    /// node's `relayfee` when that is higher.
+    pub fee_per_kvb: u64,
     /// The sender's hash160 (its EVM address, `msg.sender`). `None` asks the node
     /// (`gethexaddress`) at connect.
     pub sender_hex: Option<Address>,
@@ -84,6 +125,8 @@ impl QtumConfig {
             user: user.into(),
             password: password.into(),
             sender: sender.into(),
+            signer: QtumSigner::Node,
+            fee_per_kvb: qtum_tx::RELAY_FEE_PER_KVB,
             sender_hex: None,
             gas_price_sat: 40,
             default_gas: 250_000,
@@ -97,6 +140,12 @@ impl QtumConfig {
     /// Sets the wallet name (`/wallet/<name>`).
     pub fn wallet(mut self, name: impl Into<String>) -> Self {
         self.wallet = Some(name.into());
+        self
+    }
+
+    /// Signs locally with `key` instead of the node's wallet ([`QtumSigner::Local`]).
+    pub fn local_key(mut self, key: crate::keys::ClaimSecret) -> Self {
+        self.signer = QtumSigner::Local(key);
         self
     }
 
@@ -115,6 +164,8 @@ impl std::fmt::Debug for QtumConfig {
             .field("user", &self.user)
             .field("password", &"<redacted>")
             .field("sender", &self.sender)
+            .field("signer", &self.signer)
+            .field("fee_per_kvb", &self.fee_per_kvb)
             .field("sender_hex", &self.sender_hex)
             .field("gas_price_sat", &self.gas_price_sat)
             .field("default_gas", &self.default_gas)
@@ -143,7 +194,15 @@ pub struct QtumChain {
     default_gas: u64,
     create_gas: u64,
     log_confirmations: u64,
+    fee_per_kvb: u64,
+    local: Option<Arc<LocalSigner>>,
     next_id: Arc<AtomicU64>,
+}
+
+/// The local key, and a lock so that two sends never pick the same coins.
+struct LocalSigner {
+    key: TxSigner,
+    send_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for QtumChain {
@@ -153,6 +212,14 @@ impl std::fmt::Debug for QtumChain {
             .field("network", &self.network)
             .field("chain_id", &self.chain_id)
             .field("sender", &self.sender)
+            .field(
+                "signer",
+                &if self.local.is_some() {
+                    "local"
+                } else {
+                    "node"
+                },
+            )
             .finish()
     }
 }
@@ -172,7 +239,7 @@ impl QtumChain {
     /// against `expected_chain_id`, and asks `gethexaddress` for the sender's hash160 when
     /// the config does not carry it.
     pub async fn connect(cfg: QtumConfig) -> Result<Self, ChainError> {
-        if cfg.sender.trim().is_empty() {
+        if cfg.sender.trim().is_empty() && matches!(cfg.signer, QtumSigner::Node) {
             return Err(ChainError::Invalid(
                 "qtum: the sender address is empty".into(),
             ));
@@ -213,6 +280,8 @@ impl QtumChain {
             default_gas: cfg.default_gas,
             create_gas: cfg.create_gas,
             log_confirmations: cfg.log_confirmations,
+            fee_per_kvb: cfg.fee_per_kvb,
+            local: None,
             next_id: Arc::new(AtomicU64::new(1)),
         };
 
@@ -235,6 +304,10 @@ impl QtumChain {
         }
         chain.chain_id = got;
         chain.network = info.chain;
+        if let QtumSigner::Local(secret) = cfg.signer {
+            chain.connect_local(TxSigner::new(secret)).await?;
+            return Ok(chain);
+        }
         chain.sender_hex = match cfg.sender_hex {
             Some(a) => a,
             None => {
@@ -245,6 +318,231 @@ impl QtumChain {
             }
         };
         Ok(chain)
+    }
+
+    /// Sets up the local signer: the sender is the key's address (a configured one must
+    /// match), the node must answer address-index queries, and the size fee is at least
+    /// the node's `relayfee`.
+    async fn connect_local(&mut self, key: TxSigner) -> Result<(), ChainError> {
+        let network = crate::qtum::QtumNetwork::from_chain_id(self.chain_id)
+            .expect("chain ids come from chain_id_of_network");
+        let own = crate::qtum::encode_address(key.hash160(), network);
+        if !self.sender.is_empty() && self.sender != own {
+            return Err(ChainError::Invalid(format!(
+                "qtum: sender {} is not the local key's address {own}; leave the sender empty \
+                 or set it to {own}",
+                self.sender
+            )));
+        }
+        self.sender = own;
+        self.sender_hex = key.hash160();
+        // Without -addrindex the node cannot list the key's coins: say so now.
+        match self
+            .node_call::<Value>("getaddressbalance", &[self.address_arg(&self.sender)])
+            .await
+        {
+            Ok(_) => {}
+            Err(ChainError::Rpc { code, message, .. }) => {
+                return Err(ChainError::Invalid(format!(
+                    "qtum: signer = \"local\" needs qtumd started with -addrindex \
+                     (getaddressbalance answered {code}: {message})"
+                )))
+            }
+            Err(e) => return Err(e),
+        }
+        #[derive(Deserialize)]
+        struct Net {
+            relayfee: Box<RawValue>,
+        }
+        let net: Net = self.node_call("getnetworkinfo", &[]).await?;
+        let relay = parse_qtum(net.relayfee.get()).ok_or_else(|| ChainError::BadResponse {
+            method: "getnetworkinfo".into(),
+            reason: format!("relayfee {} is not a QTUM amount", net.relayfee.get()),
+        })?;
+        self.fee_per_kvb = self.fee_per_kvb.max(relay);
+        self.local = Some(Arc::new(LocalSigner {
+            key,
+            send_lock: tokio::sync::Mutex::new(()),
+        }));
+        Ok(())
+    }
+
+    fn address_arg(&self, address: &str) -> String {
+        format!(r#"{{"addresses":[{}]}}"#, json(address))
+    }
+
+    /// Whether transactions are signed here rather than by the node's wallet.
+    pub fn signs_locally(&self) -> bool {
+        self.local.is_some()
+    }
+
+    /// The sender's coins that can be spent now, in the order the builder should take them.
+    ///
+    /// `getaddressutxos` lists the confirmed outputs of the address; outputs spent by a
+    /// transaction in the mempool (`getaddressmempool`) are left out, and so are outputs
+    /// whose script is not the key's P2PKH script. An output at least
+    /// [`MAX_COINBASE_MATURITY`] blocks deep is mature whatever made it; a younger one is
+    /// used only if `gettxout` says it is not a coinbase (gas refunds are coinbase outputs)
+    /// and not a coinstake, and only when the old ones do not cover `target`. Unconfirmed
+    /// change is not spent: wait for a block between sends when the old coins run out.
+    async fn spendable_utxos(&self, owner: Address, target: u64) -> Result<Vec<Utxo>, ChainError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct AddrUtxo {
+            txid: String,
+            output_index: u32,
+            script: String,
+            satoshis: u64,
+            height: u64,
+            #[serde(default)]
+            is_stake: bool,
+        }
+        #[derive(Deserialize)]
+        struct WithTip {
+            utxos: Vec<AddrUtxo>,
+            height: u64,
+        }
+        #[derive(Deserialize)]
+        struct Delta {
+            #[serde(default)]
+            prevtxid: Option<String>,
+            #[serde(default)]
+            prevout: Option<u32>,
+        }
+        let network = crate::qtum::QtumNetwork::from_chain_id(self.chain_id)
+            .expect("chain ids come from chain_id_of_network");
+        let address = crate::qtum::encode_address(owner, network);
+        let arg = format!(r#"{{"addresses":[{}],"chainInfo":true}}"#, json(&address));
+        let listed: WithTip = self.node_call("getaddressutxos", &[arg]).await?;
+        let deltas: Vec<Delta> = self
+            .node_call("getaddressmempool", &[self.address_arg(&address)])
+            .await?;
+        let spent: HashSet<(String, u32)> = deltas
+            .into_iter()
+            .filter_map(|d| Some((d.prevtxid?, d.prevout?)))
+            .collect();
+        let own = hex::encode(qtum_tx::p2pkh_script(owner));
+        let mut old = Vec::new();
+        let mut young = Vec::new();
+        for u in listed.utxos {
+            if u.script != own
+                || u.satoshis == 0
+                || spent.contains(&(u.txid.clone(), u.output_index))
+            {
+                continue;
+            }
+            let utxo = Utxo {
+                outpoint: OutPoint {
+                    txid: parse_b256("getaddressutxos", &u.txid)?,
+                    vout: u.output_index,
+                },
+                value: u.satoshis,
+            };
+            if listed.height.saturating_sub(u.height) >= MAX_COINBASE_MATURITY {
+                old.push(utxo);
+            } else if !u.is_stake {
+                young.push((u.height, utxo));
+            }
+        }
+        // Largest first: fewest inputs, smallest fee.
+        old.sort_by_key(|u| std::cmp::Reverse(u.value));
+        let mut total: u64 = old.iter().map(|u| u.value).fold(0, u64::saturating_add);
+        if total < target {
+            // Newest first: recent non-coinbase outputs are change.
+            young.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.value.cmp(&a.1.value)));
+            for (_, u) in young.into_iter().take(YOUNG_UTXO_CHECKS) {
+                #[derive(Deserialize)]
+                struct TxOutInfo {
+                    coinbase: bool,
+                }
+                let info: Option<TxOutInfo> = self
+                    .node_call(
+                        "gettxout",
+                        &[
+                            json(&hex::encode(u.outpoint.txid)),
+                            json(&u.outpoint.vout),
+                            json(&true),
+                        ],
+                    )
+                    .await?;
+                if matches!(info, Some(TxOutInfo { coinbase: false })) {
+                    old.push(u);
+                    total = total.saturating_add(u.value);
+                    if total >= target {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(old)
+    }
+
+    /// Builds, signs and broadcasts a contract transaction with the local key.
+    async fn submit_local(
+        &self,
+        local: &LocalSigner,
+        tx: &TxRequest,
+        value: u64,
+    ) -> Result<B256, ChainError> {
+        let (op, gas_limit) = match tx.to {
+            None => (
+                ContractOp::Create { code: &tx.data },
+                tx.gas_limit.unwrap_or(self.create_gas),
+            ),
+            Some(contract) => (
+                ContractOp::Call {
+                    contract,
+                    data: &tx.data,
+                },
+                tx.gas_limit.unwrap_or(self.default_gas),
+            ),
+        };
+        let req = ContractTx {
+            op,
+            value,
+            gas_limit,
+            gas_price: self.gas_price_sat,
+            fee_per_kvb: self.fee_per_kvb,
+        };
+        // One send at a time: the next one must see this one's inputs in the mempool.
+        let _guard = local.send_lock.lock().await;
+        // Value, gas, and a generous size fee: how much the coins must cover.
+        let target = value
+            .saturating_add(gas_limit.saturating_mul(self.gas_price_sat))
+            .saturating_add(COIN / 10);
+        let utxos = self.spendable_utxos(local.key.hash160(), target).await?;
+        let built = qtum_tx::build_contract_tx(&local.key, &utxos, &req)
+            .map_err(|e| ChainError::Invalid(format!("qtum: {} cannot pay: {e}", self.sender)))?;
+        let raw = hex::encode(built.tx.serialize());
+        let sent: String = self.node_call("sendrawtransaction", &[json(&raw)]).await?;
+        let txid = parse_b256("sendrawtransaction", &sent)?;
+        if txid != built.tx.txid() {
+            return Err(ChainError::BadResponse {
+                method: "sendrawtransaction".into(),
+                reason: format!(
+                    "the node named the transaction {sent}, expected {}",
+                    built.tx.txid()
+                ),
+            });
+        }
+        tracing::debug!(
+            %txid,
+            inputs = built.tx.inputs.len(),
+            fee = built.fee,
+            change = built.change,
+            "qtum: sent a locally signed transaction"
+        );
+        Ok(txid)
+    }
+
+    /// The balance of a P2PKH address from the address index: what
+    /// [`Self::spendable_utxos`] finds spendable (`getaddressbalance` counts immature
+    /// coinbase outputs as balance, and so does not tell).
+    async fn address_balance_of(&self, who: Address) -> Result<U256, ChainError> {
+        let utxos = self.spendable_utxos(who, u64::MAX).await?;
+        Ok(U256::from(
+            utxos.iter().map(|u| u128::from(u.value)).sum::<u128>(),
+        ))
     }
 
     /// The sender's base58 address.
@@ -472,8 +770,16 @@ impl Chain for QtumChain {
 
     fn describe(&self) -> String {
         format!(
-            "qtumd JSON-RPC at {} ({}, chain id {}), sending from {}",
-            self.shown_url, self.network, self.chain_id, self.sender
+            "qtumd JSON-RPC at {} ({}, chain id {}), sending from {} ({})",
+            self.shown_url,
+            self.network,
+            self.chain_id,
+            self.sender,
+            if self.local.is_some() {
+                "signed locally"
+            } else {
+                "signed by the node's wallet"
+            }
         )
     }
 
@@ -523,17 +829,21 @@ impl Chain for QtumChain {
                 tx.value
             ))
         })?;
+        if tx.to.is_none() && value != 0 {
+            return Err(ChainError::Invalid(
+                "qtum: createcontract cannot carry value; deploy first, then send to the contract"
+                    .into(),
+            ));
+        }
+        if let Some(local) = &self.local {
+            return self.submit_local(local, &tx, value).await;
+        }
         #[derive(Deserialize)]
         struct Sent {
             txid: String,
         }
         let (method, sent) = match tx.to {
             None => {
-                if value != 0 {
-                    return Err(ChainError::Invalid(
-                        "qtum: createcontract cannot carry value; deploy first, then send to the contract".into(),
-                    ));
-                }
                 let gas = tx.gas_limit.unwrap_or(self.create_gas);
                 let params = [
                     json(&hex::encode(&tx.data)),
@@ -668,6 +978,9 @@ impl Chain for QtumChain {
         {
             // An EVM account with code: a contract, whose balance the node keeps in satoshi.
             Ok(acc) if !acc.code.is_empty() => Ok(U256::from(acc.balance)),
+            Ok(_) | Err(ChainError::Rpc { code: -5, .. }) if self.local.is_some() => {
+                self.address_balance_of(who).await
+            }
             Ok(_) => self.wallet_balance_of(who).await,
             Err(ChainError::Rpc {
                 code: -5, message, ..
