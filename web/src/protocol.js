@@ -354,3 +354,33 @@ export function signClaim(link, deposit, to, maxFee, deadline) {
     signature: '0x' + bytesToHex(sig),
   };
 }
+
+// ---------------------------------------------------------------- amounts and mail
+
+/** format_units: base units as a canonical decimal, `150000000, 8` → `1.5`. */
+export function formatUnits(units, decimals) {
+  const digits = BigInt(units).toString();
+  if (!decimals) return digits;
+  const padded = digits.length <= decimals ? '0'.repeat(decimals + 1 - digits.length) + digits : digits;
+  const int = padded.slice(0, padded.length - decimals);
+  const frac = padded.slice(padded.length - decimals).replace(/0+$/, '');
+  return frac ? `${int}.${frac}` : int;
+}
+
+/** ClaimBlock::render of a signed claim (the body signClaim returns) with the link's salt. */
+export function renderClaimBlock(body, salt, asset) {
+  return [
+    '-----BEGIN BISMTP CLAIM-----',
+    'Version: 1',
+    `Chain: ${body.chainId}`,
+    `Escrow: ${checksum(body.escrow)}`,
+    `Claim-Key: ${checksum(body.claimKey)}`,
+    `To: ${formatAddress(body.chainId, body.to)}`,
+    `Max-Fee: ${formatUnits(body.maxFee, asset.decimals)} ${asset.symbol}`,
+    `Deadline: ${body.deadline}`,
+    `Salt: 0x${bytesToHex(salt)}`,
+    `Signature: ${body.signature.toLowerCase()}`,
+    '-----END BISMTP CLAIM-----',
+    '',
+  ].join('\n');
+}

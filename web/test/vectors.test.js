@@ -119,3 +119,21 @@ test('wallet: Qtum Electrum BIP39 path, a known phrase gives a fixed key', () =>
   assert.deepEqual(p.keyFromPhrase(8890, w.phrase).secret, w.secret);
   assert.throws(() => p.keyFromPhrase(81, 'abandon '.repeat(12)));
 });
+
+test('markup vectors: the page renders canonical CLAIM blocks byte for byte', () => {
+  const v = JSON.parse(read('sdk/tests/vectors/markup.json'));
+  const canon = v.cases.filter((c) => c.canonical);
+  assert.ok(canon.length > 0);
+  for (const c of canon) {
+    const e = c.expected;
+    const body = {
+      chainId: e.chain_id, escrow: e.escrow, claimKey: e.claim_key, to: e.to,
+      maxFee: e.max_fee.units, deadline: e.deadline, signature: e.signature,
+    };
+    const asset = { symbol: e.max_fee.symbol, decimals: e.max_fee.decimals };
+    assert.equal(p.renderClaimBlock(body, p.hexToBytes(p.strip0x(e.salt)), asset), c.input, c.name);
+  }
+  assert.equal(p.formatUnits('150000000', 8), '1.5');
+  assert.equal(p.formatUnits('100000', 8), '0.001');
+  assert.equal(p.formatUnits('7', 0), '7');
+});
