@@ -70,8 +70,17 @@
 //! batch_size = 256
 //!
 //! [metrics]
-//! listen = "127.0.0.1:9464"        # GET /healthz, GET /metrics
+//! listen = "127.0.0.1:9464"        # GET /healthz, GET /metrics only
+//!
+//! [http]                           # the claim page and its API (docs/CLAIM-PAGE.md),
+//! listen = "127.0.0.1:8080"        # with /healthz and /metrics; put TLS in front of it
+//! reply_to = "watcher@broker.example"   # email mode's mailto (default: smtp.from)
+//! rate_limit_per_minute = 60       # /api/ requests per client address
 //! ```
+//!
+//! `springmail watch` serves one HTTP service (axum, [`crate::http`]) per address:
+//! `[http] listen` serves the claim page, its API, `/healthz` and `/metrics`;
+//! `[metrics] listen` (when it is another address) only `/healthz` and `/metrics`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -123,6 +132,8 @@ pub struct RawConfig {
     /// Health and metrics endpoint.
     #[serde(default)]
     pub metrics: RawMetrics,
+    /// The claim page and its API.
+    pub http: Option<RawHttp>,
     /// The directory of the file read, for relative paths in it (`dns.pinned_file`).
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -281,6 +292,27 @@ pub struct RawLimits {
 pub struct RawMetrics {
     /// Listen address; absent = no endpoint.
     pub listen: Option<String>,
+}
+
+/// `[http]`: the claim page and its API.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// Listen address (`127.0.0.1:8080`); required in `[http]`.
+    pub listen: Option<String>,
+    /// The watcher's mailbox for the page's `mailto:` (default: `smtp.from`).
+    pub reply_to: Option<String>,
+    /// `/api/` requests per client address per minute (default 60).
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+/// The claim page's service, validated.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Page and API settings.
+    pub claim: crate::http::ClaimSettings,
 }
 
 /// One bad key.
@@ -443,6 +475,8 @@ pub struct Settings {
     pub batch_size: usize,
     /// Metrics endpoint.
     pub metrics_listen: Option<SocketAddr>,
+    /// The claim page and its API (`[http]`).
+    pub http: Option<HttpSettings>,
 }
 
 /// A pinned record read from a file: its line, name and TXT text.
@@ -1054,6 +1088,34 @@ impl RawConfig {
         if !(1..=10_000).contains(&batch_size) {
             c.bad("limits.batch_size", "must be between 1 and 10000");
         }
+        let http = match &self.http {
+            None => None,
+            Some(h) => {
+                let listen = match h.listen.as_deref().map(str::parse::<SocketAddr>) {
+                    Some(Ok(a)) => Some(a),
+                    Some(Err(e)) => {
+                        c.bad("http.listen", format!("not an address:port ({e})"));
+                        None
+                    }
+                    None => {
+                        c.bad("http.listen", "missing: the address to serve the claim page on");
+                        None
+                    }
+                };
+                let per_minute = h.rate_limit_per_minute.unwrap_or(60);
+                if per_minute == 0 {
+                    c.bad("http.rate_limit_per_minute", "must be at least 1");
+                }
+                listen.map(|listen| HttpSettings {
+                    listen,
+                    claim: crate::http::ClaimSettings {
+                        reply_to: h.reply_to.clone().or_else(|| self.smtp.as_ref().and_then(|s| s.from.clone())),
+                        rate_limit_per_minute: per_minute,
+                        ..Default::default()
+                    },
+                })
+            }
+        };
         let metrics_listen = match &self.metrics.listen {
             None => None,
             Some(s) => match s.parse::<SocketAddr>() {
@@ -1129,6 +1191,7 @@ impl RawConfig {
             max_message_bytes,
             batch_size,
             metrics_listen,
+            http,
         })
     }
 }
@@ -1290,6 +1353,37 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// Starts the HTTP services this configuration names (see the module docs): the
+    /// claim page with its API on `[http] listen`, and `/healthz` + `/metrics` alone on
+    /// `[metrics] listen` when that is another address. Each runs until its handle is dropped
+    /// or aborted.
+    pub async fn serve_http(
+        &self,
+        watcher: &crate::service::Watcher,
+    ) -> std::io::Result<Vec<(SocketAddr, tokio::task::JoinHandle<()>)>> {
+        let max_age = self.poll_interval.as_secs() * 3 + 60;
+        let mut out = Vec::new();
+        if let Some(h) = &self.http {
+            out.push(
+                crate::http::serve(
+                    h.listen,
+                    watcher.metrics().clone(),
+                    max_age,
+                    Some((watcher.claim_backend(), h.claim.clone())),
+                )
+                .await?,
+            );
+        }
+        if let Some(addr) = self.metrics_listen {
+            if self.http.as_ref().map(|h| h.listen) != Some(addr) {
+                out.push(crate::http::serve(addr, watcher.metrics().clone(), max_age, None).await?);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Runs a watcher from a configuration file until `shutdown`: what `springmail watch` does.
 pub async fn run_from_file(
     path: &Path,
@@ -1303,14 +1397,8 @@ pub async fn run_from_file(
             e
         })?;
     let parts = settings.resolve().await?;
-    let metrics = parts.metrics.clone();
-    let _server = match settings.metrics_listen {
-        Some(addr) => Some(
-            crate::metrics::serve(addr, metrics, settings.poll_interval.as_secs() * 3 + 60).await?,
-        ),
-        None => None,
-    };
     let watcher = crate::service::Watcher::new(parts)?;
+    let _servers = settings.serve_http(&watcher).await?;
     watcher.run(shutdown).await?;
     Ok(())
 }

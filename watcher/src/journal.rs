@@ -104,6 +104,10 @@ impl std::fmt::Display for MailKey {
     }
 }
 
+/// The pseudo-mailbox of claims submitted over HTTP by the claim page: their rows go
+/// through the same states as mail claims, but have no reply and are never filed.
+pub const WEB_MAILBOX: &str = "web";
+
 /// The durable position in a mailbox: every UID up to `last_uid` has a journal entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -596,6 +600,23 @@ impl Journal {
         Ok(raw.flatten())
     }
 
+    /// The claim holding `claim_key`'s slot (in flight or finished), if any.
+    pub fn claim_holder(&self, claim_key: &str) -> Result<Option<MessageRecord>, JournalError> {
+        let id: Option<i64> = self
+            .lock()
+            .query_row(
+                "SELECT message_id FROM claims WHERE claim_key = ?1",
+                params![claim_key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err())?;
+        match id {
+            Some(id) => self.message(id),
+            None => Ok(None),
+        }
+    }
+
     /// Every message that is not done, oldest first.
     pub fn unfinished(&self) -> Result<Vec<MessageRecord>, JournalError> {
         self.select_messages(&format!(
@@ -943,6 +964,64 @@ impl JournalTx<'_> {
             .and_then(|mut s| s.execute(params![id, plan, reply_ctx, claim_key, self.now as i64]))
             .map_err(self.err())?;
         Ok(None)
+    }
+
+    /// Records a claim that came over HTTP (the claim page) as an accepted row in the
+    /// [`WEB_MAILBOX`] pseudo-mailbox, taking the deposit's claim slot, in one step; the
+    /// pipeline submits it like a mail claim. Returns the new row, or `Err(holder)` with
+    /// the row that already holds the slot (nothing is written then).
+    pub fn accept_web(
+        &mut self,
+        claim_key: &str,
+        plan: &str,
+    ) -> Result<Result<i64, i64>, JournalError> {
+        let holder: Option<(i64, Option<String>)> = self
+            .tx
+            .query_row(
+                "SELECT c.message_id, m.outcome FROM claims c LEFT JOIN messages m ON m.id = c.message_id
+                 WHERE c.claim_key = ?1",
+                params![claim_key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(self.err())?;
+        if let Some((holder, outcome)) = holder {
+            let released = matches!(
+                outcome.as_deref(),
+                Some("refused") | Some("dropped") | Some("duplicate")
+            );
+            if !released {
+                return Ok(Err(holder));
+            }
+        }
+        let uid: i64 = self
+            .tx
+            .query_row(
+                "SELECT COALESCE(MAX(uid), 0) + 1 FROM messages WHERE mailbox = ?1",
+                params![WEB_MAILBOX],
+                |r| r.get(0),
+            )
+            .map_err(self.err())?;
+        let key = MailKey {
+            mailbox: WEB_MAILBOX.into(),
+            uid_validity: 0,
+            uid: u32::try_from(uid).map_err(|_| JournalError::Corrupt {
+                path: self.path.to_path_buf(),
+                what: "web claims",
+                reason: "more than 2^32 claims over HTTP".into(),
+            })?,
+        };
+        let id = self
+            .insert_received(&key, 0, None)?
+            .ok_or_else(|| JournalError::Corrupt {
+                path: self.path.to_path_buf(),
+                what: "web claims",
+                reason: format!("row {key} exists already"),
+            })?;
+        match self.accept(id, claim_key, plan, "null")? {
+            None => Ok(Ok(id)),
+            Some(holder) => Ok(Err(holder)),
+        }
     }
 
     /// Records that the claim transaction is about to be broadcast.
