@@ -43,7 +43,10 @@ impl PageWorld {
     /// Deploys an escrow, starts a watcher over the dev stack with its HTTP service.
     pub async fn new() -> PageWorld {
         let stack = Stack::from_env().unwrap();
-        stack.clear_inbox(crate::watcher::WATCHER_MAILBOX).await.unwrap();
+        stack
+            .clear_inbox(crate::watcher::WATCHER_MAILBOX)
+            .await
+            .unwrap();
         let (_, sender_chain) = stack.funded_chain(10u128.pow(21)).await.unwrap();
         let sender = SpringMail::deploy(sender_chain).await.unwrap();
         let (watcher_key, relayer) = stack.funded_chain(10u128.pow(20)).await.unwrap();
@@ -52,7 +55,8 @@ impl PageWorld {
         broker.pin(&mut pins);
         let dir = tempfile::tempdir().unwrap();
         let watcher = stack.watcher(DevWatcher {
-            client: SpringMail::new(relayer, sender.escrow()).with_start_block(sender.start_block()),
+            client: SpringMail::new(relayer, sender.escrow())
+                .with_start_block(sender.start_block()),
             watcher_key: Arc::new(watcher_key),
             journal_dir: dir.path(),
             folder: "INBOX",
@@ -130,7 +134,11 @@ impl PageWorld {
 
     /// Rows in the watcher's journal.
     pub fn journal_rows(&self) -> usize {
-        Journal::open_in(self.dir.path()).unwrap().all_messages().unwrap().len()
+        Journal::open_in(self.dir.path())
+            .unwrap()
+            .all_messages()
+            .unwrap()
+            .len()
     }
 
     /// Moves anvil's clock `secs` forward and mines a block.
@@ -144,4 +152,3 @@ impl PageWorld {
         let _: serde_json::Value = provider.raw_request("evm_mine".into(), ()).await.unwrap();
     }
 }
-

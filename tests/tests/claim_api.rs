@@ -36,7 +36,12 @@ async fn bad_claims_are_refused_clearly_and_a_good_one_is_paid_once() {
     let head = w.sender.chain().head().await.unwrap().timestamp;
     let to = fresh_address();
     let id = w.sender.escrow_id();
-    let body = |to: Address, max_fee: u128, secret: &ClaimSecret, chain: u64, escrow: Address, dh: B256| {
+    let body = |to: Address,
+                max_fee: u128,
+                secret: &ClaimSecret,
+                chain: u64,
+                escrow: Address,
+                dh: B256| {
         let auth = springmail_sdk::eip712::ClaimAuth {
             claim_key: key,
             deposit_hash: dh,
@@ -57,42 +62,107 @@ async fn bad_claims_are_refused_clearly_and_a_good_one_is_paid_once() {
     let good = body(to, FEE, secret, id.chain_id, id.escrow, dh);
 
     // GET: the public state; problem+json for an unknown key and a malformed one.
-    let res = reqwest::get(format!("http://{}/api/deposits/{key}", w.http)).await.unwrap();
+    let res = reqwest::get(format!("http://{}/api/deposits/{key}", w.http))
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 200);
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["state"], "open");
     assert_eq!(v["mode"], "link");
     assert_eq!(v["amount"], AMOUNT.to_string());
     assert_eq!(v["fee"], FEE.to_string());
-    let res = reqwest::get(format!("http://{}/api/deposits/{}", w.http, fresh_address())).await.unwrap();
+    let res = reqwest::get(format!(
+        "http://{}/api/deposits/{}",
+        w.http,
+        fresh_address()
+    ))
+    .await
+    .unwrap();
     assert_eq!(res.status().as_u16(), 404);
-    let res = reqwest::get(format!("http://{}/api/deposits/nope", w.http)).await.unwrap();
+    let res = reqwest::get(format!("http://{}/api/deposits/nope", w.http))
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 400);
 
     let other = ClaimSecret::random();
     let cases: Vec<(&str, String, u16, &str)> = vec![
         ("malformed JSON", "{\"chainId\": ".into(), 400, "malformed"),
-        ("unknown field", r#"{"chainId":1,"x":2}"#.into(), 400, "malformed"),
-        ("oversized body", format!("{{\"pad\":\"{}\"}}", "a".repeat(10_000)), 413, "too-large"),
-        ("wrong chain", body(to, FEE, secret, 81, id.escrow, dh), 422, "wrong-chain"),
-        ("wrong escrow", body(to, FEE, secret, id.chain_id, fresh_address(), dh), 422, "wrong-escrow"),
-        ("signed by another key", body(to, FEE, &other, id.chain_id, id.escrow, dh), 422, "bad-signature"),
-        ("fee above the signed maximum", body(to, FEE - 1, secret, id.chain_id, id.escrow, dh), 422, "fee-too-low"),
-        ("other deposit fields", body(to, FEE, secret, id.chain_id, id.escrow, B256::repeat_byte(7)), 422, "deposit-mismatch"),
-        ("payee changed after signing", good.replace(&to.to_string(), &fresh_address().to_string()), 422, "bad-signature"),
-        ("high-s signature", {
-            let mut v: Value = serde_json::from_str(&good).unwrap();
-            let sig = v["signature"].as_str().unwrap().to_string();
-            v["signature"] = json!(format!("{}ff{}", &sig[..66], &sig[68..]));
-            v.to_string()
-        }, 400, "bad-signature"),
+        (
+            "unknown field",
+            r#"{"chainId":1,"x":2}"#.into(),
+            400,
+            "malformed",
+        ),
+        (
+            "oversized body",
+            format!("{{\"pad\":\"{}\"}}", "a".repeat(10_000)),
+            413,
+            "too-large",
+        ),
+        (
+            "wrong chain",
+            body(to, FEE, secret, 81, id.escrow, dh),
+            422,
+            "wrong-chain",
+        ),
+        (
+            "wrong escrow",
+            body(to, FEE, secret, id.chain_id, fresh_address(), dh),
+            422,
+            "wrong-escrow",
+        ),
+        (
+            "signed by another key",
+            body(to, FEE, &other, id.chain_id, id.escrow, dh),
+            422,
+            "bad-signature",
+        ),
+        (
+            "fee above the signed maximum",
+            body(to, FEE - 1, secret, id.chain_id, id.escrow, dh),
+            422,
+            "fee-too-low",
+        ),
+        (
+            "other deposit fields",
+            body(
+                to,
+                FEE,
+                secret,
+                id.chain_id,
+                id.escrow,
+                B256::repeat_byte(7),
+            ),
+            422,
+            "deposit-mismatch",
+        ),
+        (
+            "payee changed after signing",
+            good.replace(&to.to_string(), &fresh_address().to_string()),
+            422,
+            "bad-signature",
+        ),
+        (
+            "high-s signature",
+            {
+                let mut v: Value = serde_json::from_str(&good).unwrap();
+                let sig = v["signature"].as_str().unwrap().to_string();
+                v["signature"] = json!(format!("{}ff{}", &sig[..66], &sig[68..]));
+                v.to_string()
+            },
+            400,
+            "bad-signature",
+        ),
     ];
     for (name, b, status, code) in &cases {
         let (s, ctype, v) = post(&w, b.clone()).await;
         assert_eq!(s, *status, "{name}: {v}");
         assert_eq!(ctype, "application/problem+json", "{name}");
         assert_eq!(v["code"], *code, "{name}: {v}");
-        assert!(v["detail"].as_str().is_some_and(|d| d.len() > 20), "{name}: {v}");
+        assert!(
+            v["detail"].as_str().is_some_and(|d| d.len() > 20),
+            "{name}: {v}"
+        );
         assert_eq!(w.journal_rows(), 0, "{name} was recorded");
         assert_eq!(w.stored(key).await, open, "{name} moved the deposit");
     }
@@ -101,7 +171,11 @@ async fn bad_claims_are_refused_clearly_and_a_good_one_is_paid_once() {
     let mut v: Value = serde_json::from_str(&good).unwrap();
     v["claimKey"] = json!(stray.claim_key().to_string());
     let (s, _, v) = post(&w, v.to_string()).await;
-    assert_eq!((s, v["code"].as_str()), (404, Some("unknown-deposit")), "{v}");
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (404, Some("unknown-deposit")),
+        "{v}"
+    );
 
     // The good claim: accepted once, paid, and a replay answers with the same transaction.
     let (s, _, first) = post(&w, good.clone()).await;
@@ -129,10 +203,17 @@ async fn bad_claims_are_refused_clearly_and_a_good_one_is_paid_once() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert_eq!(done["state"], "claimed", "{done}");
-    assert!(done["txId"].as_str().is_some_and(|t| t.starts_with("0x")), "{done}");
+    assert!(
+        done["txId"].as_str().is_some_and(|t| t.starts_with("0x")),
+        "{done}"
+    );
     assert_eq!(w.journal_rows(), 1);
     // Another payee for the paid deposit: a conflict, nothing sent.
-    let (s, _, v) = post(&w, body(fresh_address(), FEE, secret, id.chain_id, id.escrow, dh)).await;
+    let (s, _, v) = post(
+        &w,
+        body(fresh_address(), FEE, secret, id.chain_id, id.escrow, dh),
+    )
+    .await;
     assert_eq!(s, 409, "{v}");
 
     // A burst of 1,000 requests from one client: the rate limit answers 429.

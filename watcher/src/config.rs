@@ -1098,7 +1098,10 @@ impl RawConfig {
                         None
                     }
                     None => {
-                        c.bad("http.listen", "missing: the address to serve the claim page on");
+                        c.bad(
+                            "http.listen",
+                            "missing: the address to serve the claim page on",
+                        );
                         None
                     }
                 };
@@ -1109,7 +1112,10 @@ impl RawConfig {
                 listen.map(|listen| HttpSettings {
                     listen,
                     claim: crate::http::ClaimSettings {
-                        reply_to: h.reply_to.clone().or_else(|| self.smtp.as_ref().and_then(|s| s.from.clone())),
+                        reply_to: h
+                            .reply_to
+                            .clone()
+                            .or_else(|| self.smtp.as_ref().and_then(|s| s.from.clone())),
                         rate_limit_per_minute: per_minute,
                         ..Default::default()
                     },

@@ -148,7 +148,12 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Problem {
             status,
             code,
@@ -164,7 +169,12 @@ impl Problem {
     }
 
     fn bad(code: &'static str, detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::BAD_REQUEST, code, "The request is not valid", detail)
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            code,
+            "The request is not valid",
+            detail,
+        )
     }
 
     fn refused(code: &'static str, detail: impl Into<String>) -> Self {
@@ -177,7 +187,12 @@ impl Problem {
     }
 
     fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::CONFLICT, code, "The deposit is not open", detail)
+        Problem::new(
+            StatusCode::CONFLICT,
+            code,
+            "The deposit is not open",
+            detail,
+        )
     }
 
     fn chain(e: ClientError) -> Self {
@@ -282,8 +297,8 @@ pub async fn serve(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let app = router(metrics, max_loop_age, claim)
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app =
+        router(metrics, max_loop_age, claim).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             warn!(error = %e, "the HTTP service stopped");
@@ -295,11 +310,7 @@ pub async fn serve(
 
 /// Logs each request (method, path, status: never a query or body), rate-limits
 /// `/api/`, and sets the security headers.
-async fn guard(
-    State(state): State<Arc<AppState>>,
-    req: Request<Body>,
-    next: Next,
-) -> Response {
+async fn guard(State(state): State<Arc<AppState>>, req: Request<Body>, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let ip = req
@@ -322,9 +333,18 @@ async fn guard(
     };
     info!(target: "springmail::http", %method, %path, status = res.status().as_u16(), "request");
     let h = res.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -424,6 +444,13 @@ fn asset_and_fee(b: &ClaimBackend, d: &Deposit) -> Option<(Asset, u128)> {
     }
 }
 
+/// The chain's native asset. (A settled deposit's logs do not name its token; the page
+/// shows the amount in the native asset's units then.)
+fn native_asset_json(chain_id: u64) -> serde_json::Value {
+    let a = Asset::for_chain(chain_id);
+    json!({"symbol": a.symbol(), "decimals": a.decimals()})
+}
+
 fn deposit_json(d: &Deposit) -> serde_json::Value {
     json!({
         "sender": d.sender.to_string(),
@@ -492,7 +519,11 @@ async fn get_deposit(
             put("state", json!(if expired { "expired" } else { "open" }));
             put(
                 "mode",
-                json!(if deposit.is_link_mode() { "link" } else { "email" }),
+                json!(if deposit.is_link_mode() {
+                    "link"
+                } else {
+                    "email"
+                }),
             );
             let af = asset_and_fee(b, &deposit);
             put(
@@ -517,16 +548,14 @@ async fn get_deposit(
             put("paidFee", json!(fee.to_string()));
             put("claimedTo", json!(to.to_string()));
             put("claimTx", json!(tx_hash.to_string()));
-            put(
-                "asset",
-                json!({"symbol": Asset::for_chain(id.chain_id).symbol(), "decimals": Asset::for_chain(id.chain_id).decimals()}),
-            );
+            put("asset", native_asset_json(id.chain_id));
         }
         DepositStatus::Refunded {
             amount, tx_hash, ..
         } => {
             put("state", json!("refunded"));
             put("amount", json!(amount.to_string()));
+            put("asset", native_asset_json(id.chain_id));
             put("refundTx", json!(tx_hash.to_string()));
         }
         DepositStatus::Unknown => {
@@ -619,8 +648,8 @@ fn parse_request(body: &[u8]) -> Result<Parsed, Problem> {
         .signature
         .strip_prefix("0x")
         .ok_or_else(|| Problem::bad("bad-signature", "signature must start with 0x."))?;
-    let sig_bytes = hex::decode(sig_hex)
-        .map_err(|_| Problem::bad("bad-signature", "signature is not hex."))?;
+    let sig_bytes =
+        hex::decode(sig_hex).map_err(|_| Problem::bad("bad-signature", "signature is not hex."))?;
     let signature = Signature::from_slice("signature", &sig_bytes)
         .map_err(|e| Problem::bad("bad-signature", format!("The signature is not valid: {e}.")))?;
     Ok(Parsed {
@@ -745,7 +774,10 @@ async fn post_claim(
                 ),
             )
         } else {
-            Problem::bad("malformed", format!("The request body could not be read: {e}."))
+            Problem::bad(
+                "malformed",
+                format!("The request body could not be read: {e}."),
+            )
         }
     })?;
     let plan = match verify_claim(b, &body).await? {
@@ -810,7 +842,11 @@ fn claim_answer(claim_key: Address, m: &MessageRecord) -> Response {
 
 /// A claim for this key already recorded (not refused): its answer, or a conflict
 /// when it pays someone else or came by mail.
-fn existing(b: &ClaimBackend, claim_key: Address, to: Address) -> Result<Option<Response>, Problem> {
+fn existing(
+    b: &ClaimBackend,
+    claim_key: Address,
+    to: Address,
+) -> Result<Option<Response>, Problem> {
     let holder = b
         .journal
         .claim_holder(&claim_key.to_string())
@@ -840,9 +876,19 @@ fn existing(b: &ClaimBackend, claim_key: Address, to: Address) -> Result<Option<
 
 /// The checks the contract makes (and the broker's fee and margins), as [`crate::verify`]
 /// makes them for mail claims.
-async fn check_claim(b: &ClaimBackend, deposit: &Deposit, p: &Parsed) -> Result<ClaimPlan, Problem> {
-    let (claim_key, deposit_hash, to, max_fee, deadline, signature) =
-        (p.claim_key, p.deposit_hash, p.to, p.max_fee, p.deadline, p.signature);
+async fn check_claim(
+    b: &ClaimBackend,
+    deposit: &Deposit,
+    p: &Parsed,
+) -> Result<ClaimPlan, Problem> {
+    let (claim_key, deposit_hash, to, max_fee, deadline, signature) = (
+        p.claim_key,
+        p.deposit_hash,
+        p.to,
+        p.max_fee,
+        p.deadline,
+        p.signature,
+    );
     if deposit.hash() != deposit_hash {
         return Err(Problem::refused(
             "deposit-mismatch",
@@ -903,7 +949,13 @@ async fn check_claim(b: &ClaimBackend, deposit: &Deposit, p: &Parsed) -> Result<
             ),
         )
     })?;
-    let show = |units: u128| format!("{} {}", format_units(units, asset.decimals()), asset.symbol());
+    let show = |units: u128| {
+        format!(
+            "{} {}",
+            format_units(units, asset.decimals()),
+            asset.symbol()
+        )
+    };
     if fee > max_fee {
         return Err(Problem::refused(
             "fee-too-low",
@@ -939,9 +991,11 @@ mod tests {
 
     async fn get(addr: SocketAddr, path: &str) -> String {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         out
@@ -978,12 +1032,19 @@ mod tests {
             assert!(metrics.contains(line), "{line} in {metrics}");
         }
         let lower = metrics.to_ascii_lowercase();
-        assert!(lower.contains("content-security-policy: default-src 'none'"), "{metrics}");
+        assert!(
+            lower.contains("content-security-policy: default-src 'none'"),
+            "{metrics}"
+        );
         assert!(!lower.contains("set-cookie"));
         // Without [http] the claim page is not served; errors are problem+json.
         let page = get(addr, "/claim").await;
         assert!(page.starts_with("HTTP/1.1 404"), "{page}");
-        assert!(page.to_ascii_lowercase().contains("content-type: application/problem+json"), "{page}");
+        assert!(
+            page.to_ascii_lowercase()
+                .contains("content-type: application/problem+json"),
+            "{page}"
+        );
         task.abort();
     }
 
@@ -991,8 +1052,15 @@ mod tests {
     fn the_built_page_has_no_inline_script_and_loads_only_from_this_origin() {
         let html = std::str::from_utf8(INDEX_HTML).unwrap();
         assert!(html.contains(r#"<script type="module" src="/claim/claim.js"></script>"#));
-        assert_eq!(html.matches("<script").count(), 1, "one external script, nothing inline");
-        assert!(!html.contains("http://") && !html.contains("https://"), "no third-party URL");
+        assert_eq!(
+            html.matches("<script").count(),
+            1,
+            "one external script, nothing inline"
+        );
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "no third-party URL"
+        );
         let handler = html.split(" on").skip(1).any(|rest| {
             let name: String = rest.chars().take_while(char::is_ascii_lowercase).collect();
             !name.is_empty() && rest[name.len()..].starts_with('=')

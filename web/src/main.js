@@ -25,7 +25,7 @@ let payTo = null;
 let polling = false;
 
 function amountText(units) {
-  if (!info.asset) return `${units} base units of token ${info.deposit.token}`;
+  if (!info.asset) return info.deposit ? `${units} base units of token ${info.deposit.token}` : `${units} base units`;
   return `${p.formatUnits(units, info.asset.decimals)} ${info.asset.symbol}`;
 }
 
