@@ -36,6 +36,10 @@ pub struct PageWorld {
     pub http: SocketAddr,
     /// The journal's directory.
     pub dir: tempfile::TempDir,
+    /// The watcher's attestation address (email-mode deposits name it).
+    pub watcher: Address,
+    /// example.com, whose DKIM key the watcher trusts (Bob's mail provider).
+    pub example: TestDomain,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -51,8 +55,11 @@ impl PageWorld {
         let sender = SpringMail::deploy(sender_chain).await.unwrap();
         let (watcher_key, relayer) = stack.funded_chain(10u128.pow(20)).await.unwrap();
         let broker = TestDomain::new("broker.test");
+        let example = TestDomain::new("example.com");
         let mut pins = PinnedRecords::new();
         broker.pin(&mut pins);
+        example.pin(&mut pins);
+        let watcher_address = watcher_key.address();
         let dir = tempfile::tempdir().unwrap();
         let watcher = stack.watcher(DevWatcher {
             client: SpringMail::new(relayer, sender.escrow())
@@ -100,18 +107,31 @@ impl PageWorld {
             sender,
             http: addr,
             dir,
+            watcher: watcher_address,
+            example,
             _shutdown: tx,
         }
     }
 
     /// A native link-mode deposit of [`AMOUNT`] to bob@example.com.
     pub async fn deposit(&self, expires_in: u64, cancellable: bool) -> Ticket {
+        self.deposit_to(expires_in, cancellable, None).await
+    }
+
+    /// A native deposit to bob@example.com; `watcher`: email mode with that watcher.
+    pub async fn deposit_to(
+        &self,
+        expires_in: u64,
+        cancellable: bool,
+        watcher: Option<Address>,
+    ) -> Ticket {
         let mut req = SendRequest::native(
             "bob@example.com",
             Amount::from_units(AMOUNT, Asset::qtum()).unwrap(),
             Duration::from_secs(expires_in),
         );
         req.cancellable = cancellable;
+        req.watcher = watcher;
         self.sender.send(req).await.unwrap()
     }
 

@@ -10,6 +10,8 @@
 //!    restores (in Rust: BIP39 + BIP32 at Qtum Electrum's path) the address paid;
 //! 3. a pasted address → claimed;
 //! 4. claimed, refunded, expired, tampered and unknown links each show their state;
+//! 5. email mode: the page's CLAIM block, mailed from Bob's provider (DKIM) to the
+//!    watcher's mailbox through the stack's SMTP, is paid by the watcher;
 //!
 //! all in a 375 × 812 (phone) window with no horizontal scrolling. Screenshots go to
 //! the test's output directory (`target/tmp/claim-page/`).
@@ -355,6 +357,63 @@ async fn a_recipient_claims_in_chromium_and_scanners_change_nothing() {
         B256::ZERO,
         "an expired deposit stays until refunded"
     );
+
+    // 5. Email mode: the page makes the CLAIM block and the mailto reply; Bob's provider
+    // (example.com, DKIM) sends it to the watcher's mailbox, and the watcher pays.
+    let t5 = w.deposit_to(86_400, false, Some(w.watcher)).await;
+    let bob_wallet = fresh_address();
+    open(&c, &w.url(&t5)).await;
+    wait_state(&c, "open", 20).await;
+    let input = c.find(Locator::Id("email-address")).await.unwrap();
+    input
+        .send_keys(&springmail_sdk::qtum::format_address(chain_id, bob_wallet))
+        .await
+        .unwrap();
+    click(&c, "email-make").await;
+    let block_text = text(&c, "claim-block").await;
+    let mailto = c
+        .find(Locator::Id("mailto"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(mailto.starts_with("mailto:watcher%40broker.test?"), "{mailto}");
+    fits_the_phone(&c).await;
+    shot(&c, "8-email").await;
+    let block = springmail_sdk::markup::ClaimBlock::parse(&block_text).expect("the page's CLAIM block parses");
+    assert_eq!(block.to, bob_wallet);
+    assert_eq!(block.claim_key, t5.link.claim_key());
+    let built = springmail_sdk::mail::claim_mail(&springmail_sdk::mail::ClaimMail {
+        from: "bob@example.com",
+        watcher_email: springmail_e2e::watcher::WATCHER_MAILBOX,
+        block: &block,
+        in_reply_to: None,
+        subject: None,
+        date: None,
+    })
+    .unwrap();
+    w.stack
+        .smtp_send(
+            "bob@example.com",
+            springmail_e2e::watcher::WATCHER_MAILBOX,
+            &w.example.sign(&built.bytes),
+        )
+        .await
+        .unwrap();
+    let mut paid = false;
+    for _ in 0..300 {
+        if w.stored(t5.link.claim_key()).await == B256::ZERO {
+            paid = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(paid, "the watcher did not pay the page's email claim");
+    assert_eq!(w.balance(bob_wallet).await, U256::from(AMOUNT - FEE));
+    open(&c, &w.url(&t5)).await;
+    wait_state(&c, "claimed", 20).await;
 
     c.close().await.unwrap();
     eprintln!("screenshots in {}", out_dir().display());
