@@ -379,10 +379,14 @@ async fn a_recipient_claims_in_chromium_and_scanners_change_nothing() {
         .await
         .unwrap()
         .unwrap();
-    assert!(mailto.starts_with("mailto:watcher%40broker.test?"), "{mailto}");
+    assert!(
+        mailto.starts_with("mailto:watcher%40broker.test?"),
+        "{mailto}"
+    );
     fits_the_phone(&c).await;
     shot(&c, "8-email").await;
-    let block = springmail_sdk::markup::ClaimBlock::parse(&block_text).expect("the page's CLAIM block parses");
+    let block = springmail_sdk::markup::ClaimBlock::parse(&block_text)
+        .expect("the page's CLAIM block parses");
     assert_eq!(block.to, bob_wallet);
     assert_eq!(block.claim_key, t5.link.claim_key());
     let built = springmail_sdk::mail::claim_mail(&springmail_sdk::mail::ClaimMail {
