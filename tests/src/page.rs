@@ -40,6 +40,8 @@ pub struct PageWorld {
     pub watcher: Address,
     /// example.com, whose DKIM key the watcher trusts (Bob's mail provider).
     pub example: TestDomain,
+    /// Every request line the HTTP service received.
+    pub request_log: springmail_watcher::http::RequestLog,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -78,6 +80,7 @@ impl PageWorld {
                 ..Default::default()
             },
         });
+        let request_log = springmail_watcher::http::RequestLog::default();
         let (addr, _task) = serve(
             "127.0.0.1:0".parse().unwrap(),
             watcher.metrics().clone(),
@@ -87,6 +90,7 @@ impl PageWorld {
                 ClaimSettings {
                     reply_to: Some(crate::watcher::WATCHER_MAILBOX.into()),
                     rate_limit_per_minute: RATE_LIMIT,
+                    request_log: Some(request_log.clone()),
                     ..Default::default()
                 },
             )),
@@ -109,6 +113,7 @@ impl PageWorld {
             dir,
             watcher: watcher_address,
             example,
+            request_log,
             _shutdown: tx,
         }
     }

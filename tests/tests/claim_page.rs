@@ -13,7 +13,8 @@
 //! 5. email mode: the page's CLAIM block, mailed from Bob's provider (DKIM) to the
 //!    watcher's mailbox through the stack's SMTP, is paid by the watcher;
 //!
-//! all in a 375 × 812 (phone) window with no horizontal scrolling. Screenshots go to
+//! and at the end, the server's request log holds no link data (no fragment, no `sm1.`,
+//! nothing of a secret); all in a 375 × 812 (phone) window with no horizontal scrolling. Screenshots go to
 //! the test's output directory (`target/tmp/claim-page/`).
 //!
 //! Needs the dev stack and `chromium` + `chromium-driver` (scripts/test installs them):
@@ -418,6 +419,22 @@ async fn a_recipient_claims_in_chromium_and_scanners_change_nothing() {
     assert_eq!(w.balance(bob_wallet).await, U256::from(AMOUNT - FEE));
     open(&c, &w.url(&t5)).await;
     wait_state(&c, "claimed", 20).await;
+
+    // No link data ever reached the server: its request log has no fragment, no `sm1.`
+    // and nothing of any link's secret.
+    let log = w.request_log.lock().unwrap().clone();
+    assert!(log.iter().any(|l| l == "GET /claim"), "{log:?}");
+    for t in [&t, &t2, &t3, &t4, &t5] {
+        let bare = t.link.to_bare();
+        let secret_hex = hex::encode(t.link.secret.expose_bytes());
+        for line in &log {
+            assert!(
+                !line.contains('#') && !line.contains("sm1.") && !line.contains(&bare[4..20]),
+                "the server saw link data: {line}"
+            );
+            assert!(!line.to_lowercase().contains(&secret_hex[..16]), "{line}");
+        }
+    }
 
     c.close().await.unwrap();
     eprintln!("screenshots in {}", out_dir().display());

@@ -95,7 +95,13 @@ pub struct ClaimSettings {
     pub max_body_bytes: usize,
     /// How long `POST /api/claims` waits for the transaction id before answering without it.
     pub answer_wait: Duration,
+    /// Tests: every request line the server received (`GET /claim`, with any query), as
+    /// the request log has it — to show that no link data reaches the server.
+    pub request_log: Option<RequestLog>,
 }
+
+/// The request lines a server received ([`ClaimSettings::request_log`]).
+pub type RequestLog = Arc<Mutex<Vec<String>>>;
 
 impl Default for ClaimSettings {
     fn default() -> Self {
@@ -104,6 +110,7 @@ impl Default for ClaimSettings {
             rate_limit_per_minute: 60,
             max_body_bytes: 4096,
             answer_wait: Duration::from_secs(10),
+            request_log: None,
         }
     }
 }
@@ -113,6 +120,7 @@ struct AppState {
     max_loop_age: u64,
     claim: Option<(ClaimBackend, ClaimSettings)>,
     limiter: RateLimiter,
+    request_log: Option<RequestLog>,
 }
 
 /// Fixed one-minute windows per client address.
@@ -261,6 +269,7 @@ pub fn router(
         .map(|(_, s)| s.max_body_bytes)
         .unwrap_or(4096);
     let with_claims = claim.is_some();
+    let request_log = claim.as_ref().and_then(|(_, s)| s.request_log.clone());
     let state = Arc::new(AppState {
         metrics,
         max_loop_age,
@@ -269,6 +278,7 @@ pub fn router(
             per_minute,
             windows: Mutex::new(HashMap::new()),
         },
+        request_log,
     });
     let mut r = Router::new()
         .route("/healthz", get(healthz))
@@ -313,6 +323,11 @@ pub async fn serve(
 async fn guard(State(state): State<Arc<AppState>>, req: Request<Body>, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    if let Some(log) = &state.request_log {
+        log.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("{method} {}", req.uri()));
+    }
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
