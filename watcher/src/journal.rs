@@ -1213,6 +1213,55 @@ mod tests {
     }
 
     #[test]
+    fn a_web_claim_takes_the_slot_once_survives_reopen_and_frees_it_when_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = "0x17c5185167401eD00cF5F5b2fc97D9BBfDb7D025";
+        let row = {
+            let j = Journal::open_in(dir.path()).unwrap();
+            let row = j.write(|tx| tx.accept_web(ck, "{}")).unwrap().unwrap();
+            // A second request for the same key is answered with the first row.
+            assert_eq!(j.write(|tx| tx.accept_web(ck, "{}")).unwrap(), Err(row));
+            row
+        };
+        // After a restart the claim is still there, accepted, for the submitter.
+        let j = Journal::open_in(dir.path()).unwrap();
+        let m = j.claim_holder(ck).unwrap().unwrap();
+        assert_eq!(
+            (m.id, m.state, m.key.mailbox.as_str()),
+            (row, MessageState::Accepted, WEB_MAILBOX)
+        );
+        assert_eq!(j.unfinished().unwrap().len(), 1);
+        // A mail claim for the same deposit is refused the slot.
+        let mail_row = j
+            .write(|tx| tx.insert_received(&key(1), 10, Some(b"raw")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            j.write(|tx| tx.accept(mail_row, ck, "{}", "{}")).unwrap(),
+            Some(row)
+        );
+        // Refused: the slot is free for a new claim, in a new row.
+        j.write(|tx| {
+            tx.decide(
+                row,
+                &Outcome {
+                    kind: OutcomeKind::Refused,
+                    code: "reverted".into(),
+                    text: "no".into(),
+                    tx_hash: None,
+                },
+                Folder::Rejected,
+                None,
+                None,
+            )
+        })
+        .unwrap();
+        let again = j.write(|tx| tx.accept_web(ck, "{}")).unwrap().unwrap();
+        assert_ne!(again, row);
+        assert_eq!(j.claim_holder(ck).unwrap().unwrap().id, again);
+    }
+
+    #[test]
     fn received_messages_and_the_checkpoint_commit_together_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
