@@ -74,7 +74,7 @@
 //!
 //! [http]                           # the claim page and its API (docs/CLAIM-PAGE.md),
 //! listen = "127.0.0.1:8080"        # with /healthz and /metrics; put TLS in front of it
-//! reply_to = "watcher@broker.example"   # email mode's mailto (default: smtp.from)
+//! reply_to = "watcher@broker.example"   # email mode's mailto (default: smtp.from, else imap.user)
 //! rate_limit_per_minute = 60       # /api/ requests per client address
 //! ```
 //!
@@ -1115,7 +1115,8 @@ impl RawConfig {
                         reply_to: h
                             .reply_to
                             .clone()
-                            .or_else(|| self.smtp.as_ref().and_then(|s| s.from.clone())),
+                            .or_else(|| self.smtp.as_ref().and_then(|s| s.from.clone()))
+                            .or_else(|| self.imap.as_ref().and_then(|i| i.user.clone())),
                         rate_limit_per_minute: per_minute,
                         ..Default::default()
                     },
@@ -1492,6 +1493,33 @@ native = "0.001"
             "{err}"
         );
         assert!(err.to_string().contains("imap.security: \"plain\""));
+    }
+
+    #[test]
+    fn the_http_section_serves_the_claim_page_and_names_its_mailbox() {
+        let s = RawConfig::parse(GOOD).unwrap().validate(&env).unwrap();
+        assert!(s.http.is_none(), "no [http]: no claim page");
+        let text =
+            format!("{GOOD}[http]\nlisten = \"127.0.0.1:8080\"\nrate_limit_per_minute = 30\n");
+        let s = RawConfig::parse(&text).unwrap().validate(&env).unwrap();
+        let h = s.http.expect("[http]");
+        assert_eq!(h.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(h.claim.rate_limit_per_minute, 30);
+        assert_eq!(h.claim.reply_to.as_deref(), Some("watcher@broker.test"));
+        let bad = format!("{GOOD}[http]\nlisten = \"nowhere\"\nrate_limit_per_minute = 0\n");
+        let err = RawConfig::parse(&bad).unwrap().validate(&env).unwrap_err();
+        let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec!["http.listen", "http.rate_limit_per_minute"],
+            "{err}"
+        );
+        let missing = format!("{GOOD}[http]\nreply_to = \"a@b.example\"\n");
+        let err = RawConfig::parse(&missing)
+            .unwrap()
+            .validate(&env)
+            .unwrap_err();
+        assert!(err.to_string().contains("http.listen: missing"), "{err}");
     }
 
     #[test]
