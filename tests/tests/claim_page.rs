@@ -8,7 +8,7 @@
 //!    no click → nothing changes (no journal row, the deposit still open);
 //! 2. a wallet made in the page → claimed → the payout is on chain, and the phrase shown
 //!    restores (in Rust: BIP39 + BIP32 at Qtum Electrum's path) the address paid;
-//! 3. a pasted address → claimed;
+//! 3. a pasted address → claimed; and again by keyboard only (Tab, Space, Enter);
 //! 4. claimed, refunded, expired, tampered and unknown links each show their state;
 //! 5. email mode: the page's CLAIM block, mailed from Bob's provider (DKIM) to the
 //!    watcher's mailbox through the stack's SMTP, is paid by the watcher;
@@ -114,6 +114,31 @@ async fn browser(driver: &Driver) -> Client {
 async fn open(c: &Client, url: &str) {
     c.goto("about:blank").await.unwrap();
     c.goto(url).await.unwrap();
+}
+
+/// Types `text` on the keyboard, into whatever has the focus (WebDriver key actions).
+async fn keys(c: &Client, text: &str) {
+    use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+    let mut a = KeyActions::new("keyboard".into());
+    for ch in text.chars() {
+        a = a
+            .then(KeyAction::Down { value: ch })
+            .then(KeyAction::Up { value: ch });
+    }
+    c.perform_actions(a).await.unwrap();
+}
+
+/// The id of the focused element.
+async fn focused(c: &Client) -> String {
+    c.execute(
+        "return document.activeElement ? document.activeElement.id : ''",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_str()
+    .unwrap_or("")
+    .to_string()
 }
 
 async fn body_state(c: &Client) -> String {
@@ -322,6 +347,23 @@ async fn a_recipient_claims_in_chromium_and_scanners_change_nothing() {
     wait_state(&c, "claimed", 90).await;
     assert_eq!(w.balance(to).await, U256::from(AMOUNT - FEE));
 
+    // 3b. By keyboard only: Tab to the choice, Space, Tab to the address, type, Tab to
+    // Claim, Enter.
+    let t2k = w.deposit(86_400, false).await;
+    let to_k = fresh_address();
+    open(&c, &w.url(&t2k)).await;
+    wait_state(&c, "open", 20).await;
+    keys(&c, "\u{e004}").await;
+    assert_eq!(focused(&c).await, "dest-address");
+    keys(&c, "\u{e00d}\u{e004}").await;
+    assert_eq!(focused(&c).await, "address");
+    keys(&c, &springmail_sdk::qtum::format_address(chain_id, to_k)).await;
+    keys(&c, "\u{e004}").await;
+    assert_eq!(focused(&c).await, "claim");
+    keys(&c, "\u{e007}").await;
+    wait_state(&c, "claimed", 90).await;
+    assert_eq!(w.balance(to_k).await, U256::from(AMOUNT - FEE));
+
     // 4b. Tampered and unknown links.
     let mut bad = url.clone();
     bad.pop();
@@ -424,7 +466,7 @@ async fn a_recipient_claims_in_chromium_and_scanners_change_nothing() {
     // and nothing of any link's secret.
     let log = w.request_log.lock().unwrap().clone();
     assert!(log.iter().any(|l| l == "GET /claim"), "{log:?}");
-    for t in [&t, &t2, &t3, &t4, &t5] {
+    for t in [&t, &t2, &t2k, &t3, &t4, &t5] {
         let bare = t.link.to_bare();
         let secret_hex = hex::encode(t.link.secret.expose_bytes());
         for line in &log {
