@@ -459,8 +459,9 @@ async fn a_recipient_claims_in_chromium_and_scanners_change_nothing() {
     }
     assert!(paid, "the watcher did not pay the page's email claim");
     assert_eq!(w.balance(bob_wallet).await, U256::from(AMOUNT - FEE));
-    open(&c, &w.url(&t5)).await;
-    wait_state(&c, "claimed", 20).await;
+    // The page that made the block follows the claim until it is paid.
+    wait_state(&c, "claimed", 30).await;
+    shot(&c, "9-email-claimed").await;
 
     // No link data ever reached the server: its request log has no fragment, no `sm1.`
     // and nothing of any link's secret.

@@ -270,6 +270,8 @@ function emailClaim() {
   $('mailto').href = mailto;
   ui.show('email-out');
   ui.status('Send the claim below as a reply from the address the payment was sent to.');
+  showTx(null, 'Signed in your browser; waiting for your reply to reach the broker');
+  poll();
 }
 
 async function start() {
