@@ -5,6 +5,7 @@
 //! | binary | measures | needs |
 //! |---|---|---|
 //! | `pipeline` | verification throughput on one core, per stage | nothing |
+//! | `claim_api` | `POST /api/claims` verification (parse, check, simulate) on one core | nothing |
 //! | `memory` | watcher RSS and startup with 100k deposits and 10k journal messages | nothing |
 //! | `index` | indexing 100k `Deposited` events from anvil | anvil binary |
 //! | `latency` | SMTP accept → claim transaction accepted by anvil | dev stack |

@@ -15,6 +15,7 @@ use springmail_sdk::chain::evm_rpc::EvmRpcChain;
 use springmail_sdk::chain::Chain;
 use springmail_sdk::keys::ClaimSecret;
 
+pub mod page;
 pub mod qtum;
 pub mod watcher;
 

@@ -467,6 +467,8 @@ env = "E2E_WATCHER_KEY"
 [fees]
 native = "0.001"
 min_time_left_secs = 60
+[http]
+listen = "127.0.0.1:0"
 "#,
         data = w.dir.path().join("state").display(),
         ih = w.stack.imap_host,
@@ -490,6 +492,23 @@ min_time_left_secs = 60
     };
     let settings = RawConfig::parse(&toml).unwrap().validate(&env).unwrap();
     let mut watcher = Watcher::new(settings.resolve().await.unwrap()).unwrap();
+    // [http]: the claim page, its API, /healthz and /metrics on one service.
+    let servers = settings.serve_http(&watcher).await.unwrap();
+    let http = servers[0].0;
+    let get = |path: &'static str| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(http).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    };
+    assert!(get("/claim").await.starts_with("HTTP/1.1 200"));
+    assert!(get("/healthz").await.starts_with("HTTP/1.1 503"));
     let (_, raw) = w.claim_bytes(&t, BOB, bob_wallet, 200_000).await;
     w.stack
         .smtp_send(BOB, WATCHER, &w.example.sign(&raw))
@@ -503,4 +522,8 @@ min_time_left_secs = 60
     );
     assert_eq!(w.balance(bob_wallet).await, U256::from(AMOUNT - FEE));
     assert_eq!(report.replies_sent, 1);
+    assert!(get("/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(get("/metrics")
+        .await
+        .contains("\nspringmail_claims_submitted_total 1\n"));
 }

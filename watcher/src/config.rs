@@ -72,8 +72,17 @@
 //! batch_size = 256
 //!
 //! [metrics]
-//! listen = "127.0.0.1:9464"        # GET /healthz, GET /metrics
+//! listen = "127.0.0.1:9464"        # GET /healthz, GET /metrics only
+//!
+//! [http]                           # the claim page and its API (docs/CLAIM-PAGE.md),
+//! listen = "127.0.0.1:8080"        # with /healthz and /metrics; put TLS in front of it
+//! reply_to = "watcher@broker.example"   # email mode's mailto (default: smtp.from, else imap.user)
+//! rate_limit_per_minute = 60       # /api/ requests per client address
 //! ```
+//!
+//! `springmail watch` serves one HTTP service (axum, [`crate::http`]) per address:
+//! `[http] listen` serves the claim page, its API, `/healthz` and `/metrics`;
+//! `[metrics] listen` (when it is another address) only `/healthz` and `/metrics`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -125,6 +134,8 @@ pub struct RawConfig {
     /// Health and metrics endpoint.
     #[serde(default)]
     pub metrics: RawMetrics,
+    /// The claim page and its API.
+    pub http: Option<RawHttp>,
     /// The directory of the file read, for relative paths in it (`dns.pinned_file`).
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -287,6 +298,27 @@ pub struct RawLimits {
 pub struct RawMetrics {
     /// Listen address; absent = no endpoint.
     pub listen: Option<String>,
+}
+
+/// `[http]`: the claim page and its API.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// Listen address (`127.0.0.1:8080`); required in `[http]`.
+    pub listen: Option<String>,
+    /// The watcher's mailbox for the page's `mailto:` (default: `smtp.from`).
+    pub reply_to: Option<String>,
+    /// `/api/` requests per client address per minute (default 60).
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+/// The claim page's service, validated.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Page and API settings.
+    pub claim: crate::http::ClaimSettings,
 }
 
 /// One bad key.
@@ -454,6 +486,8 @@ pub struct Settings {
     pub batch_size: usize,
     /// Metrics endpoint.
     pub metrics_listen: Option<SocketAddr>,
+    /// The claim page and its API (`[http]`).
+    pub http: Option<HttpSettings>,
 }
 
 /// A pinned record read from a file: its line, name and TXT text.
@@ -1083,6 +1117,41 @@ impl RawConfig {
         if !(1..=10_000).contains(&batch_size) {
             c.bad("limits.batch_size", "must be between 1 and 10000");
         }
+        let http = match &self.http {
+            None => None,
+            Some(h) => {
+                let listen = match h.listen.as_deref().map(str::parse::<SocketAddr>) {
+                    Some(Ok(a)) => Some(a),
+                    Some(Err(e)) => {
+                        c.bad("http.listen", format!("not an address:port ({e})"));
+                        None
+                    }
+                    None => {
+                        c.bad(
+                            "http.listen",
+                            "missing: the address to serve the claim page on",
+                        );
+                        None
+                    }
+                };
+                let per_minute = h.rate_limit_per_minute.unwrap_or(60);
+                if per_minute == 0 {
+                    c.bad("http.rate_limit_per_minute", "must be at least 1");
+                }
+                listen.map(|listen| HttpSettings {
+                    listen,
+                    claim: crate::http::ClaimSettings {
+                        reply_to: h
+                            .reply_to
+                            .clone()
+                            .or_else(|| self.smtp.as_ref().and_then(|s| s.from.clone()))
+                            .or_else(|| self.imap.as_ref().and_then(|i| i.user.clone())),
+                        rate_limit_per_minute: per_minute,
+                        ..Default::default()
+                    },
+                })
+            }
+        };
         let metrics_listen = match &self.metrics.listen {
             None => None,
             Some(s) => match s.parse::<SocketAddr>() {
@@ -1158,6 +1227,7 @@ impl RawConfig {
             max_message_bytes,
             batch_size,
             metrics_listen,
+            http,
         })
     }
 }
@@ -1324,6 +1394,37 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// Starts the HTTP services this configuration names (see the module docs): the
+    /// claim page with its API on `[http] listen`, and `/healthz` + `/metrics` alone on
+    /// `[metrics] listen` when that is another address. Each runs until its handle is dropped
+    /// or aborted.
+    pub async fn serve_http(
+        &self,
+        watcher: &crate::service::Watcher,
+    ) -> std::io::Result<Vec<(SocketAddr, tokio::task::JoinHandle<()>)>> {
+        let max_age = self.poll_interval.as_secs() * 3 + 60;
+        let mut out = Vec::new();
+        if let Some(h) = &self.http {
+            out.push(
+                crate::http::serve(
+                    h.listen,
+                    watcher.metrics().clone(),
+                    max_age,
+                    Some((watcher.claim_backend(), h.claim.clone())),
+                )
+                .await?,
+            );
+        }
+        if let Some(addr) = self.metrics_listen {
+            if self.http.as_ref().map(|h| h.listen) != Some(addr) {
+                out.push(crate::http::serve(addr, watcher.metrics().clone(), max_age, None).await?);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Runs a watcher from a configuration file until `shutdown`: what `springmail watch` does.
 pub async fn run_from_file(
     path: &Path,
@@ -1337,14 +1438,8 @@ pub async fn run_from_file(
             e
         })?;
     let parts = settings.resolve().await?;
-    let metrics = parts.metrics.clone();
-    let _server = match settings.metrics_listen {
-        Some(addr) => Some(
-            crate::metrics::serve(addr, metrics, settings.poll_interval.as_secs() * 3 + 60).await?,
-        ),
-        None => None,
-    };
     let watcher = crate::service::Watcher::new(parts)?;
+    let _servers = settings.serve_http(&watcher).await?;
     watcher.run(shutdown).await?;
     Ok(())
 }
@@ -1468,6 +1563,33 @@ native = "0.001"
         let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
         assert_eq!(keys, vec!["chain.signer"], "{err}");
         assert!(err.to_string().contains("\"hsm\""), "{err}");
+    }
+
+    #[test]
+    fn the_http_section_serves_the_claim_page_and_names_its_mailbox() {
+        let s = RawConfig::parse(GOOD).unwrap().validate(&env).unwrap();
+        assert!(s.http.is_none(), "no [http]: no claim page");
+        let text =
+            format!("{GOOD}[http]\nlisten = \"127.0.0.1:8080\"\nrate_limit_per_minute = 30\n");
+        let s = RawConfig::parse(&text).unwrap().validate(&env).unwrap();
+        let h = s.http.expect("[http]");
+        assert_eq!(h.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(h.claim.rate_limit_per_minute, 30);
+        assert_eq!(h.claim.reply_to.as_deref(), Some("watcher@broker.test"));
+        let bad = format!("{GOOD}[http]\nlisten = \"nowhere\"\nrate_limit_per_minute = 0\n");
+        let err = RawConfig::parse(&bad).unwrap().validate(&env).unwrap_err();
+        let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec!["http.listen", "http.rate_limit_per_minute"],
+            "{err}"
+        );
+        let missing = format!("{GOOD}[http]\nreply_to = \"a@b.example\"\n");
+        let err = RawConfig::parse(&missing)
+            .unwrap()
+            .validate(&env)
+            .unwrap_err();
+        assert!(err.to_string().contains("http.listen: missing"), "{err}");
     }
 
     #[test]

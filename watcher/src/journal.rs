@@ -104,6 +104,10 @@ impl std::fmt::Display for MailKey {
     }
 }
 
+/// The pseudo-mailbox of claims submitted over HTTP by the claim page: their rows go
+/// through the same states as mail claims, but have no reply and are never filed.
+pub const WEB_MAILBOX: &str = "web";
+
 /// The durable position in a mailbox: every UID up to `last_uid` has a journal entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -597,6 +601,23 @@ impl Journal {
         Ok(raw.flatten())
     }
 
+    /// The claim holding `claim_key`'s slot (in flight or finished), if any.
+    pub fn claim_holder(&self, claim_key: &str) -> Result<Option<MessageRecord>, JournalError> {
+        let id: Option<i64> = self
+            .lock()
+            .query_row(
+                "SELECT message_id FROM claims WHERE claim_key = ?1",
+                params![claim_key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err())?;
+        match id {
+            Some(id) => self.message(id),
+            None => Ok(None),
+        }
+    }
+
     /// Every message that is not done, oldest first.
     pub fn unfinished(&self) -> Result<Vec<MessageRecord>, JournalError> {
         self.select_messages(&format!(
@@ -946,6 +967,64 @@ impl JournalTx<'_> {
         Ok(None)
     }
 
+    /// Records a claim that came over HTTP (the claim page) as an accepted row in the
+    /// [`WEB_MAILBOX`] pseudo-mailbox, taking the deposit's claim slot, in one step; the
+    /// pipeline submits it like a mail claim. Returns the new row, or `Err(holder)` with
+    /// the row that already holds the slot (nothing is written then).
+    pub fn accept_web(
+        &mut self,
+        claim_key: &str,
+        plan: &str,
+    ) -> Result<Result<i64, i64>, JournalError> {
+        let holder: Option<(i64, Option<String>)> = self
+            .tx
+            .query_row(
+                "SELECT c.message_id, m.outcome FROM claims c LEFT JOIN messages m ON m.id = c.message_id
+                 WHERE c.claim_key = ?1",
+                params![claim_key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(self.err())?;
+        if let Some((holder, outcome)) = holder {
+            let released = matches!(
+                outcome.as_deref(),
+                Some("refused") | Some("dropped") | Some("duplicate")
+            );
+            if !released {
+                return Ok(Err(holder));
+            }
+        }
+        let uid: i64 = self
+            .tx
+            .query_row(
+                "SELECT COALESCE(MAX(uid), 0) + 1 FROM messages WHERE mailbox = ?1",
+                params![WEB_MAILBOX],
+                |r| r.get(0),
+            )
+            .map_err(self.err())?;
+        let key = MailKey {
+            mailbox: WEB_MAILBOX.into(),
+            uid_validity: 0,
+            uid: u32::try_from(uid).map_err(|_| JournalError::Corrupt {
+                path: self.path.to_path_buf(),
+                what: "web claims",
+                reason: "more than 2^32 claims over HTTP".into(),
+            })?,
+        };
+        let id = self
+            .insert_received(&key, 0, None)?
+            .ok_or_else(|| JournalError::Corrupt {
+                path: self.path.to_path_buf(),
+                what: "web claims",
+                reason: format!("row {key} exists already"),
+            })?;
+        match self.accept(id, claim_key, plan, "null")? {
+            None => Ok(Ok(id)),
+            Some(holder) => Ok(Err(holder)),
+        }
+    }
+
     /// Records that the claim transaction is about to be broadcast.
     pub fn mark_submitting(&mut self, id: i64) -> Result<(), JournalError> {
         self.set_state(id, MessageState::Submitting, None)
@@ -1132,6 +1211,55 @@ mod tests {
             uid_validity: 7,
             uid,
         }
+    }
+
+    #[test]
+    fn a_web_claim_takes_the_slot_once_survives_reopen_and_frees_it_when_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = "0x17c5185167401eD00cF5F5b2fc97D9BBfDb7D025";
+        let row = {
+            let j = Journal::open_in(dir.path()).unwrap();
+            let row = j.write(|tx| tx.accept_web(ck, "{}")).unwrap().unwrap();
+            // A second request for the same key is answered with the first row.
+            assert_eq!(j.write(|tx| tx.accept_web(ck, "{}")).unwrap(), Err(row));
+            row
+        };
+        // After a restart the claim is still there, accepted, for the submitter.
+        let j = Journal::open_in(dir.path()).unwrap();
+        let m = j.claim_holder(ck).unwrap().unwrap();
+        assert_eq!(
+            (m.id, m.state, m.key.mailbox.as_str()),
+            (row, MessageState::Accepted, WEB_MAILBOX)
+        );
+        assert_eq!(j.unfinished().unwrap().len(), 1);
+        // A mail claim for the same deposit is refused the slot.
+        let mail_row = j
+            .write(|tx| tx.insert_received(&key(1), 10, Some(b"raw")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            j.write(|tx| tx.accept(mail_row, ck, "{}", "{}")).unwrap(),
+            Some(row)
+        );
+        // Refused: the slot is free for a new claim, in a new row.
+        j.write(|tx| {
+            tx.decide(
+                row,
+                &Outcome {
+                    kind: OutcomeKind::Refused,
+                    code: "reverted".into(),
+                    text: "no".into(),
+                    tx_hash: None,
+                },
+                Folder::Rejected,
+                None,
+                None,
+            )
+        })
+        .unwrap();
+        let again = j.write(|tx| tx.accept_web(ck, "{}")).unwrap().unwrap();
+        assert_ne!(again, row);
+        assert_eq!(j.claim_holder(ck).unwrap().unwrap().id, again);
     }
 
     #[test]

@@ -13,8 +13,8 @@
 //!
 //! The [`journal`] records every state change before its effect; [`deposits`] keeps
 //! the deposits naming this watcher, indexed from the escrow's logs, in the same file;
-//! [`service::Watcher`] runs the pipeline; [`config`] reads the TOML file; [`metrics`] serves
-//! `/healthz` and `/metrics`.
+//! [`service::Watcher`] runs the pipeline; [`config`] reads the TOML file; [`metrics`] counts;
+//! [`http`] serves `/healthz`, `/metrics` and the claim page with its API.
 //!
 //! Library users (the CLI's `springmail watch` and `springmail demo`) build a
 //! [`service::WatcherParts`] — by hand, or from a file with
@@ -28,6 +28,7 @@ pub mod config;
 pub mod crash;
 pub mod deposits;
 pub mod dkim_domain;
+pub mod http;
 pub mod ingest;
 pub mod journal;
 pub mod metrics;

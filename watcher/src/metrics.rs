@@ -1,15 +1,11 @@
-//! `GET /healthz` and Prometheus-style `GET /metrics` on a local port.
+//! The watcher's counters and gauges, rendered as Prometheus text for `GET /metrics`
+//! (served with `GET /healthz` by [`crate::http`]).
 //!
-//! Counters live in atomics updated by the pipeline; the HTTP side is a minimal
-//! HTTP/1.1 responder on a tokio listener (two fixed paths, no request bodies).
+//! Counters live in atomics updated by the pipeline.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 use crate::journal::OutcomeKind;
 
@@ -300,124 +296,5 @@ impl Metrics {
             self.last_loop_at.load(Ordering::Relaxed).to_string(),
         );
         out
-    }
-}
-
-/// Serves `/healthz` and `/metrics` on `addr` until the task is dropped. Returns the
-/// bound address (port 0 picks a free one).
-pub async fn serve(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    max_loop_age: u64,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                continue;
-            };
-            let metrics = metrics.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 2048];
-                let mut n = 0;
-                // Read the request head (bounded).
-                while n < buf.len() {
-                    match tokio::time::timeout(
-                        std::time::Duration::from_secs(5),
-                        sock.read(&mut buf[n..]),
-                    )
-                    .await
-                    {
-                        Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-                        Ok(Ok(k)) => {
-                            n += k;
-                            if buf[..n].windows(4).any(|w| w == b"\r\n\r\n")
-                                || buf[..n].windows(2).any(|w| w == b"\n\n")
-                            {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf[..n]);
-                let path = head.split_whitespace().nth(1).unwrap_or("");
-                let (status, ctype, body) = match path {
-                    "/healthz" if metrics.healthy(max_loop_age) => {
-                        ("200 OK", "text/plain", "ok\n".to_string())
-                    }
-                    "/healthz" => (
-                        "503 Service Unavailable",
-                        "text/plain",
-                        "the watcher loop is not running\n".to_string(),
-                    ),
-                    "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
-                    _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
-                };
-                let resp = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    Ok((bound, task))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn serves_health_and_metrics() {
-        let m = Metrics::new();
-        m.outcome(OutcomeKind::Claimed, "claimed");
-        m.claim_submitted();
-        let (addr, task) = serve("127.0.0.1:0".parse().unwrap(), m.clone(), 60)
-            .await
-            .unwrap();
-        let get = |path: &'static str| async move {
-            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-                .await
-                .unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.unwrap();
-            out
-        };
-        assert!(get("/healthz").await.starts_with("HTTP/1.1 503"));
-        m.loop_pass(0);
-        m.reply(false);
-        m.outbox(&crate::journal::JournalStats {
-            outbox_pending: 3,
-            outbox_oldest_pending_at: Some(now() - 40),
-            outbox_resent: 2,
-            ..Default::default()
-        });
-        assert!(get("/healthz").await.starts_with("HTTP/1.1 200"));
-        let metrics = get("/metrics").await;
-        assert!(
-            metrics.contains("springmail_messages_total{outcome=\"claimed\",reason=\"claimed\"} 1"),
-            "{metrics}"
-        );
-        assert!(metrics.contains("springmail_claims_submitted_total 1"));
-        for line in [
-            "\nspringmail_replies_pending 3\n",
-            "\nspringmail_replies_resent 2\n",
-            "\nspringmail_reply_attempts_total 1\n",
-            "\nspringmail_replies_failed_total 1\n",
-        ] {
-            assert!(metrics.contains(line), "{line} in {metrics}");
-        }
-        let age: u64 = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("springmail_replies_oldest_pending_age_seconds "))
-            .and_then(|v| v.parse().ok())
-            .unwrap();
-        assert!((40..50).contains(&age), "{age}");
-        assert!(metrics.contains("springmail_chain_head_lag_seconds"));
-        task.abort();
     }
 }

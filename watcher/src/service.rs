@@ -32,7 +32,7 @@ use crate::deposits::{DepositIndex, IndexSettings};
 use crate::ingest::{FetchLimits, IngestError, MailSource};
 use crate::journal::{
     Checkpoint, Folder, Journal, JournalError, JournalTx, MessageRecord, MessageState, Outcome,
-    OutcomeKind, QueuedReply, ReplyRetry,
+    OutcomeKind, QueuedReply, ReplyRetry, WEB_MAILBOX,
 };
 use crate::metrics::Metrics;
 use crate::reply::{ReplyBody, ReplyComposer, ReplyContext, ReplySink};
@@ -136,7 +136,7 @@ pub struct WatcherParts {
     pub submit: SubmitPolicy,
     /// Pipeline tuning.
     pub pipeline: PipelineSettings,
-    /// Shared counters (also served by [`crate::metrics::serve`]).
+    /// Shared counters (also served at `/metrics` by [`crate::http`]).
     pub metrics: Arc<Metrics>,
 }
 
@@ -324,6 +324,18 @@ impl Watcher {
     /// The counters.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// What the claim page's API needs to check claims as this watcher does and hand
+    /// them to its pipeline (see [`crate::http`]).
+    pub fn claim_backend(&self) -> crate::http::ClaimBackend {
+        crate::http::ClaimBackend {
+            client: self.client.clone(),
+            journal: self.journal.clone(),
+            policy: self.verifier.policy().clone(),
+            metrics: self.metrics.clone(),
+            wake: self.wake.clone(),
+        }
     }
 
     /// Handles everything available now and waits until no claim is in flight.
@@ -947,6 +959,24 @@ impl Watcher {
                     };
                     prepared.push((m, PreparedSettle::Decide(outcome, Folder::Rejected, reply)));
                 }
+                (SubmitOutcome::Claimed { tx_hash, .. }, None, Some(plan))
+                    if m.key.mailbox == WEB_MAILBOX =>
+                {
+                    // A claim from the claim page: no mail to answer; the page reads the outcome.
+                    info!(tx = %tx_hash, "claim paid (claim page)");
+                    let outcome = Outcome {
+                        kind: OutcomeKind::Claimed,
+                        code: "claimed".into(),
+                        text: format!(
+                            "paid {} to {} (fee {})",
+                            plan.format(plan.payout()),
+                            springmail_sdk::qtum::format_address(chain_id, plan.signed.auth.to),
+                            plan.format(plan.fee)
+                        ),
+                        tx_hash: Some(tx_hash.to_string()),
+                    };
+                    prepared.push((m, PreparedSettle::Decide(outcome, Folder::Processed, None)));
+                }
                 (SubmitOutcome::Claimed { .. }, _, _) => {
                     return Err(WatcherError::Journal(JournalError::Corrupt {
                         path: self.journal.path().to_path_buf(),
@@ -1061,7 +1091,9 @@ impl Watcher {
                 continue;
             }
             let folder = m.folder.unwrap_or(Folder::Rejected);
-            self.source.file(&m.key, folder).await?;
+            if m.key.mailbox != WEB_MAILBOX {
+                self.source.file(&m.key, folder).await?;
+            }
             self.crash(CrashPoint::AfterFiling)?;
             self.journal.write(|tx| tx.mark_done(m.id))?;
             self.report.filed += 1;

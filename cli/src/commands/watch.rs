@@ -72,7 +72,6 @@ pub async fn run(a: &WatchArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         parts.pipeline.crash_nth = nth;
         parts.pipeline.crash_abort = true;
     }
-    let metrics = parts.metrics.clone();
     let mut watcher = Watcher::new(parts).context("cannot start the watcher")?;
     if a.resend_replies {
         let n = watcher
@@ -99,18 +98,13 @@ pub async fn run(a: &WatchArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         s.print(g.json);
         return Ok(());
     }
-    let _server = match settings.metrics_listen {
-        Some(addr) => Some(
-            springmail_watcher::metrics::serve(
-                addr,
-                metrics,
-                settings.poll_interval.as_secs() * 3 + 60,
-            )
-            .await
-            .with_context(|| format!("cannot serve metrics on {addr}"))?,
-        ),
-        None => None,
-    };
+    let servers = settings
+        .serve_http(&watcher)
+        .await
+        .context("cannot start the HTTP service ([http] listen or [metrics] listen)")?;
+    for (addr, _) in &servers {
+        eprintln!("springmail watch: HTTP service on http://{addr}");
+    }
     eprintln!("springmail watch: running (Ctrl-C to stop)");
     watcher
         .run(shutdown_signal())
