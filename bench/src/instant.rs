@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use alloy::primitives::{keccak256, Address, Bytes, Log, B256, U256};
-use alloy::sol_types::{SolCall, SolEvent};
+use alloy::primitives::{keccak256, Address, Bytes, FixedBytes, Log, B256, U256};
+use alloy::sol_types::{SolCall, SolError, SolEvent};
 use async_trait::async_trait;
 use springmail_sdk::chain::{
     CallResult, Chain, ChainError, ChainLog, Head, LogFilter, Receipt, TxRequest, TxStatus,
@@ -128,6 +128,38 @@ impl InstantChain {
         self.lock().number
     }
 
+    /// Pays an open deposit whose fields match, with its `Claimed` log; false (and
+    /// nothing changed) otherwise.
+    fn apply_claim(
+        &self,
+        st: &mut State,
+        claim_key: Address,
+        fields: &EmailEscrow::Deposit,
+        to: Address,
+        fee: u128,
+        block: u64,
+    ) -> bool {
+        let d = Deposit::from_sol(fields);
+        if st.stored.get(&claim_key) != Some(&d.hash()) {
+            return false;
+        }
+        st.stored.remove(&claim_key);
+        let ev = EmailEscrow::Claimed {
+            claimKey: claim_key,
+            to,
+            amount: U256::from(d.amount - fee),
+            fee: U256::from(fee),
+            relayer: self.account,
+        };
+        let log = Log {
+            address: self.escrow,
+            data: ev.encode_log_data(),
+        };
+        Self::push_log(st, claim_key, log, block);
+        st.claims += 1;
+        true
+    }
+
     /// A handle with another account (shares the chain).
     pub fn as_account(&self, account: Address) -> Self {
         InstantChain {
@@ -181,6 +213,26 @@ impl Chain for InstantChain {
                 CallResult::Reverted(Bytes::new())
             });
         }
+        if let Ok(c) = EmailEscrow::claimBatchCall::abi_decode(&tx.data) {
+            // As the escrow: one reason per claim, zero when it would be paid.
+            let st = self.lock();
+            let mut taken = std::collections::HashSet::new();
+            let reasons: Vec<FixedBytes<4>> = c
+                .claims
+                .iter()
+                .map(|a| {
+                    let open = st.stored.get(&a.claimKey) == Some(&Deposit::from_sol(&a.d).hash());
+                    if open && taken.insert(a.claimKey) {
+                        FixedBytes::ZERO
+                    } else {
+                        FixedBytes::from(EmailEscrow::UnknownDeposit::SELECTOR)
+                    }
+                })
+                .collect();
+            return Ok(CallResult::Success(Bytes::from(
+                EmailEscrow::claimBatchCall::abi_encode_returns(&reasons),
+            )));
+        }
         match tx.to {
             Some(to) => self.call(to, tx.data.clone()).await,
             None => Ok(CallResult::Success(Bytes::new())),
@@ -198,25 +250,15 @@ impl Chain for InstantChain {
             message: Some("not a claim of an open deposit".into()),
         };
         if let Ok(c) = EmailEscrow::claimCall::abi_decode(&tx.data) {
-            let d = Deposit::from_sol(&c.d);
-            if st.stored.get(&c.claimKey) == Some(&d.hash()) {
-                st.stored.remove(&c.claimKey);
-                let fee: u128 = c.fee.to();
-                let ev = EmailEscrow::Claimed {
-                    claimKey: c.claimKey,
-                    to: c.to,
-                    amount: U256::from(d.amount - fee),
-                    fee: U256::from(fee),
-                    relayer: self.account,
-                };
-                let log = Log {
-                    address: self.escrow,
-                    data: ev.encode_log_data(),
-                };
-                Self::push_log(&mut st, c.claimKey, log, block);
-                st.claims += 1;
+            if self.apply_claim(&mut st, c.claimKey, &c.d, c.to, c.fee.to(), block) {
                 status = TxStatus::Success;
             }
+        } else if let Ok(c) = EmailEscrow::claimBatchCall::abi_decode(&tx.data) {
+            // The escrow skips what it cannot pay and pays the rest.
+            for a in &c.claims {
+                self.apply_claim(&mut st, a.claimKey, &a.d, a.to, a.fee.to(), block);
+            }
+            status = TxStatus::Success;
         }
         st.receipts.insert(
             tx_hash,

@@ -83,20 +83,28 @@ impl Chain for TimedChain {
     async fn call(&self, to: Address, data: Bytes) -> Result<CallResult, ChainError> {
         self.inner.call(to, data).await
     }
+    async fn simulate(&self, tx: &TxRequest) -> Result<CallResult, ChainError> {
+        self.inner.simulate(tx).await
+    }
+    async fn is_pending(&self, tx_hash: B256) -> Result<bool, ChainError> {
+        self.inner.is_pending(tx_hash).await
+    }
     async fn submit(&self, tx: TxRequest) -> Result<B256, ChainError> {
-        let key = EmailEscrow::claimCall::abi_decode(&tx.data)
-            .ok()
-            .map(|c| c.claimKey);
+        // The claim keys this transaction claims: one, or a claimBatch's.
+        let keys: Vec<Address> = match EmailEscrow::claimCall::abi_decode(&tx.data) {
+            Ok(c) => vec![c.claimKey],
+            Err(_) => EmailEscrow::claimBatchCall::abi_decode(&tx.data)
+                .map(|b| b.claims.iter().map(|a| a.claimKey).collect())
+                .unwrap_or_default(),
+        };
         let r = self.inner.submit(tx).await;
-        if let (Ok(_), Some(key)) = (&r, key) {
+        if r.is_ok() && !keys.is_empty() {
             let now = Instant::now();
-            self.seen
-                .at
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(key)
-                .or_default()
-                .push(now);
+            let mut at = self.seen.at.lock().unwrap_or_else(|p| p.into_inner());
+            for key in keys {
+                at.entry(key).or_default().push(now);
+            }
+            drop(at);
             self.seen.notify.notify_waiters();
         }
         r

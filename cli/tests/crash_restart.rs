@@ -359,6 +359,12 @@ async fn claim_txs(
             if let Ok(call) = EmailEscrow::claimCall::abi_decode(tx.input()) {
                 *out.entry(call.claimKey).or_default() += 1;
             }
+            // The submitter sends claims verified together in one claimBatch.
+            if let Ok(batch) = EmailEscrow::claimBatchCall::abi_decode(tx.input()) {
+                for claim in &batch.claims {
+                    *out.entry(claim.claimKey).or_default() += 1;
+                }
+            }
         }
     }
     out

@@ -398,10 +398,15 @@ impl World {
                 {
                     continue;
                 }
+                // One claim, or one entry of a claimBatch (the submitter batches).
+                let key = c.ticket.link.claim_key();
                 if EmailEscrow::claimCall::abi_decode(tx.input())
-                    .is_ok_and(|call| call.claimKey == c.ticket.link.claim_key())
+                    .is_ok_and(|call| call.claimKey == key)
                 {
                     n += 1;
+                }
+                if let Ok(batch) = EmailEscrow::claimBatchCall::abi_decode(tx.input()) {
+                    n += batch.claims.iter().filter(|a| a.claimKey == key).count();
                 }
             }
         }
