@@ -209,8 +209,19 @@ impl ClaimLink {
     /// `https://<host>/claim#sm1.<base64url>`. `host` may include a port or a path
     /// prefix (`example.com/app`); a trailing `/` is dropped. Secret: never log it.
     pub fn to_url(&self, host: &str) -> String {
+        self.to_url_from(host, None)
+    }
+
+    /// [`ClaimLink::to_url`] with the sender as the notification names them in a
+    /// `?from=` query (percent-encoded UTF-8), which the claim page shows. The query is
+    /// not part of the link: it is not secret, not authenticated, and parsers ignore it.
+    pub fn to_url_from(&self, host: &str, from: Option<&str>) -> String {
+        let query = match from.map(str::trim).filter(|f| !f.is_empty()) {
+            Some(f) => format!("?from={}", percent_encode(f)),
+            None => String::new(),
+        };
         format!(
-            "https://{}/claim#{}",
+            "https://{}/claim{query}#{}",
             host.trim_end_matches('/'),
             self.to_bare()
         )
@@ -301,6 +312,19 @@ fn version_error(token: &str) -> LinkError {
     }
 }
 
+/// RFC 3986 percent-encoding of everything but the unreserved characters.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +337,23 @@ mod tests {
             secret: ClaimSecret::from_bytes([0x01; 32]).unwrap(),
             salt: Salt::from_bytes([0x5a; 16]),
         }
+    }
+
+    #[test]
+    fn the_sender_rides_in_a_query_that_parsing_ignores() {
+        let link = fixed();
+        let url = link.to_url_from("claim.example", Some("Zoë <zoe@example.org>"));
+        assert!(
+            url.starts_with(
+                "https://claim.example/claim?from=Zo%C3%AB%20%3Czoe%40example.org%3E#sm1."
+            ),
+            "{url}"
+        );
+        assert_eq!(ClaimLink::parse(&url).unwrap(), link);
+        assert_eq!(
+            link.to_url_from("claim.example", Some("  ")),
+            link.to_url("claim.example")
+        );
     }
 
     #[test]

@@ -371,7 +371,7 @@ pub fn notification(n: &Notification<'_>) -> Result<BuiltMail, MailError> {
         who: &who,
         recipient: n.recipient.trim(),
         watcher: watcher.as_deref(),
-        url: n.claim_host.map(|h| n.link.to_url(h)),
+        url: n.claim_host.map(|h| n.link.to_url_from(h, Some(&who))),
         command: claim_command(n.link, n.recipient.trim(), watcher.as_deref()),
         until: human_date(n.expiry),
         network: chain_name(n.link.chain_id),
@@ -779,7 +779,20 @@ mod tests {
         let unwrapped = raw.replace("=\r\n", "");
         let bare = link().to_bare();
         assert!(unwrapped.contains(&bare));
-        assert!(unwrapped.contains("https://claim.example.org/claim#sm1."));
+        // The claim page's URL names the sender (`?from=`) before the link's fragment.
+        let parsed = mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .unwrap();
+        let text = parsed.body_text(0).unwrap();
+        assert!(
+            text.contains("https://claim.example.org/claim?from=Alice%20%3C"),
+            "{text}"
+        );
+        let url = text
+            .split_whitespace()
+            .find(|w| w.starts_with("https://claim.example.org/claim?from="))
+            .unwrap();
+        assert_eq!(ClaimLink::parse(url).unwrap(), link());
         assert!(unwrapped.contains("springmail claim"));
         assert!(unwrapped.contains("BEGIN BISMTP CLAIM"));
         assert!(

@@ -19,6 +19,9 @@ use crate::watcher::DevWatcher;
 use crate::Stack;
 
 /// Each deposit's amount, in base units.
+/// The sender as the notifications in these tests name them (`?from=` in the URL).
+pub const SENDER_NAME: &str = "Alice <alice@example.org>";
+
 pub const AMOUNT: u128 = 150_000_000;
 /// The watcher's fee, in base units.
 pub const FEE: u128 = 100_000;
@@ -140,10 +143,11 @@ impl PageWorld {
         self.sender.send(req).await.unwrap()
     }
 
-    /// The deposit's claim link on this service (http, loopback).
+    /// The deposit's claim link on this service (http, loopback), naming the sender
+    /// as a notification does.
     pub fn url(&self, t: &Ticket) -> String {
         t.link
-            .to_url(&self.http.to_string())
+            .to_url_from(&self.http.to_string(), Some(SENDER_NAME))
             .replacen("https://", "http://", 1)
     }
 

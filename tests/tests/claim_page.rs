@@ -282,6 +282,14 @@ async fn a_recipient_claims_in_chromium_and_scanners_change_nothing() {
         "{}",
         text(&c, "amount").await
     );
+    assert_eq!(
+        text(&c, "from").await,
+        format!(
+            "{} (as named in the mail)",
+            springmail_e2e::page::SENDER_NAME
+        ),
+        "the page names the sender as the notification's link does"
+    );
     fits_the_phone(&c).await;
     shot(&c, "1-open").await;
 

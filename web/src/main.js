@@ -29,8 +29,16 @@ function amountText(units) {
   return `${p.formatUnits(units, info.asset.decimals)} ${info.asset.symbol}`;
 }
 
+// The one date format of Spring Mail's mail and messages: 2026-12-06 02:13:09 UTC.
 function dateText(unix) {
-  return new Date(unix * 1000).toUTCString().replace('GMT', 'UTC');
+  return new Date(unix * 1000).toISOString().slice(0, 19).replace('T', ' ') + ' UTC';
+}
+
+// The sender as the notification names them (`?from=`, not part of the link and not
+// verified: the mail is where it comes from).
+function senderText() {
+  const from = new URLSearchParams(location.search).get('from');
+  return from && from.trim() ? from.trim().slice(0, 200) : null;
 }
 
 async function api(method, path, body) {
@@ -61,6 +69,10 @@ const STATES = {
 
 function render() {
   ui.show('deposit', !!info.deposit || info.state === 'claimed' || info.state === 'refunded');
+  const from = senderText();
+  ui.show('from-label', !!from);
+  ui.show('from', !!from);
+  if (from) $('from').textContent = `${from} (as named in the mail)`;
   if (info.deposit) {
     $('amount').textContent = amountText(info.deposit.amount);
     $('expiry').textContent = dateText(info.deposit.expiry);
