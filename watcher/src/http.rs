@@ -56,6 +56,8 @@ use crate::verify::{format_time, ClaimPlan, VerifyPolicy};
 const INDEX_HTML: &[u8] = include_bytes!("../../web/dist/index.html");
 const CLAIM_JS: &[u8] = include_bytes!("../../web/dist/claim.js");
 const CLAIM_CSS: &[u8] = include_bytes!("../../web/dist/claim.css");
+/// Longest a request may take, body included (tower-http answers 408 after it).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The Content-Security-Policy of every response.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
@@ -291,9 +293,19 @@ pub fn router(
             .route("/api/deposits/{claim_key}", get(get_deposit))
             .route("/api/claims", post(post_claim));
     }
+    // Inner: the JSON extractors' limit, refused as problem+json. Outer (tower-http): a
+    // hard cap on any body and a deadline on any request, so a client that trickles
+    // bytes cannot hold a connection's handler open.
     r.fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            max_body.saturating_mul(4),
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .with_state(state)
 }
 
