@@ -1,7 +1,10 @@
 //! The watcher end to end on a live qtumd (regtest) instead of anvil: a deposit in email
 //! mode naming the watcher's key, Bob's DKIM-signed claim mail over the
 //! dev stack's SMTP, the watcher reading it over IMAP, paying Bob's fresh P2PKH address
-//! through qtumd and answering in thread.
+//! through qtumd and answering in thread. Twice: with the node's wallet signing every
+//! transaction, and with `signer = "local"`, where the watcher key both attests the claim
+//! and signs the claim transaction (paying the gas from its own Qtum address, which no
+//! node wallet holds) and the sender deposits with a local key too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,21 +31,47 @@ const FEE: u128 = 100_000;
 #[tokio::test]
 #[ignore = "needs the dev stack with qtumd: run scripts/test"]
 async fn email_mode_claim_through_the_watcher_pays_a_fresh_address_on_qtumd() {
+    email_mode_claim(false).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the dev stack with qtumd: run scripts/test"]
+async fn watcher_signing_locally_claims_to_a_fresh_address_on_qtumd() {
+    email_mode_claim(true).await;
+}
+
+/// One email-mode claim through the watcher; `local`: every key signs its own Qtum
+/// transactions (`signer = "local"`), else the node's wallet does.
+async fn email_mode_claim(local: bool) {
+    // Both tests read the one watcher mailbox of the dev stack: one at a time.
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _serial = SERIAL.lock().await;
     let stack = Stack::from_env().unwrap();
     let node = QtumNode::from_env().unwrap();
     stack.clear_inbox(WATCHER).await.unwrap();
 
-    let (_, sender_chain) = node.funded_sender(100).await.unwrap();
-    let (_, relayer) = node.funded_sender(20).await.unwrap();
-    let sender_chain: Arc<dyn Chain> = sender_chain;
-    let relayer: Arc<dyn Chain> = relayer;
+    // The watcher attests with an EIP-712 signature, so the deposit names the watcher
+    // key's EVM (keccak) address even on Qtum; the sending address only pays gas.
+    let watcher_key = Arc::new(ClaimSecret::random());
+    let (sender_chain, relayer): (Arc<dyn Chain>, Arc<dyn Chain>) = if local {
+        let alice = node
+            .funded_local(&ClaimSecret::random(), 100)
+            .await
+            .unwrap();
+        assert!(alice.signs_locally());
+        // The same key signs the watcher's Qtum transactions: its hash160 is the relayer.
+        let relayer = node.funded_local(&watcher_key, 20).await.unwrap();
+        (alice, relayer)
+    } else {
+        (
+            node.funded_sender(100).await.unwrap().1,
+            node.funded_sender(20).await.unwrap().1,
+        )
+    };
     let sender = {
         let _m = node.miner();
         SpringMail::deploy(sender_chain.clone()).await.unwrap()
     };
-    // The watcher attests with an EIP-712 signature, so the deposit names the watcher
-    // key's EVM (keccak) address even on Qtum; the node wallet's address only pays gas.
-    let watcher_key = Arc::new(ClaimSecret::random());
     let watcher_address = watcher_key.address();
     let ticket = {
         let _m = node.miner();
@@ -112,11 +141,26 @@ async fn email_mode_claim_through_the_watcher_pays_a_fresh_address_on_qtumd() {
         AMOUNT - FEE,
         "Bob's fresh address holds the deposit less the watcher's fee"
     );
-    let DepositStatus::Claimed { tx_hash, .. } =
-        sender.status(ticket.link.claim_key()).await.unwrap()
+    let DepositStatus::Claimed {
+        tx_hash,
+        relayer: paid_by,
+        ..
+    } = sender.status(ticket.link.claim_key()).await.unwrap()
     else {
         panic!("not claimed on chain")
     };
+    assert_eq!(
+        paid_by,
+        relayer.account(),
+        "the watcher's sending address claimed"
+    );
+    if local {
+        assert_eq!(
+            paid_by,
+            springmail_sdk::qtum::qtum_sender_of_secret(&watcher_key),
+            "the watcher key's own Qtum address sent the claim"
+        );
+    }
     let reply = stack
         .reply_to(BOB, &built.message_id)
         .await
