@@ -822,6 +822,17 @@ fn serve_proxy(
     }
 }
 
+/// A new key holding 100 (anvil) coins, as `0x…` hex, set with `anvil_setBalance`.
+fn funded_fresh_key() -> String {
+    let key = springmail_sdk::keys::ClaimSecret::random();
+    let address = key.address().to_string();
+    rpc(
+        "anvil_setBalance",
+        serde_json::json!([address, "0x56bc75e2d63100000"]),
+    );
+    format!("0x{}", alloy::hex::encode(key.expose_bytes()))
+}
+
 /// One request to anvil, its whole JSON answer.
 fn forward(body: &[u8]) -> serde_json::Value {
     use std::io::{Read, Write};
@@ -852,7 +863,10 @@ fn fees_shows_and_withdraws_what_a_relayer_earned() {
     use springmail_sdk::link::ClaimLink;
     use std::sync::Arc;
 
-    let sb = deployed(ACCOUNT_8);
+    // Keys of its own: the other tests of this file run at the same time from anvil's
+    // ten accounts, and two senders sharing one race for its nonce.
+    let (alice, relayer) = (funded_fresh_key(), funded_fresh_key());
+    let sb = deployed(&alice);
     let sent = sb
         .run(&[
             "--json",
@@ -870,7 +884,7 @@ fn fees_shows_and_withdraws_what_a_relayer_earned() {
     let escrow: alloy::primitives::Address = escrow_of(&sb).parse().unwrap();
 
     // Nothing earned yet: shown as zero; a withdrawal is refused before anything is sent.
-    let relayer_env = [("SPRINGMAIL_PRIVATE_KEY", ACCOUNT_9)];
+    let relayer_env = [("SPRINGMAIL_PRIVATE_KEY", relayer.as_str())];
     let none = sb.run_env(&["--json", "fees"], &relayer_env).json();
     assert_eq!(none["accrued_units"], "0");
     let relayer_account = none["relayer"].as_str().unwrap().to_string();
@@ -882,10 +896,10 @@ fn fees_shows_and_withdraws_what_a_relayer_earned() {
     );
     assert_eq!(tx_count(&relayer_account), txs, "nothing was sent");
 
-    // The relayer (account 9) submits Bob's signed claim and earns 0.001 QTUM.
+    // The relayer submits Bob's signed claim and earns 0.001 QTUM.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let bytes: [u8; 32] = alloy::hex::decode(ACCOUNT_9).unwrap().try_into().unwrap();
+        let bytes: [u8; 32] = alloy::hex::decode(&relayer).unwrap().try_into().unwrap();
         let key = ClaimSecret::from_bytes(bytes).unwrap();
         let chain = EvmRpcChain::connect(&anvil_url(), key.signer(), Some(8890))
             .await
