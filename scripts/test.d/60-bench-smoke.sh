@@ -13,5 +13,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 export SPRINGMAIL_BENCH_DIR="${SPRINGMAIL_BENCH_DIR:-$PWD/target/bench-smoke}"
 export SPRINGMAIL_BENCH_SMOKE=1
-cargo run -q -p springmail-bench --bin pipeline -- --mails 200 --runs 1 --providers 4
-cargo run -q -p springmail-bench --bin load -- --claims 100
+# Built as the cargo-test step builds (every target of the workspace, so the same
+# dependency features): a no-op after it. `cargo run -p springmail-bench` would resolve
+# the features of that package alone and rebuild much of the tree.
+cargo build -q --workspace --all-targets
+BIN="${CARGO_TARGET_DIR:-target}/debug"
+"$BIN/pipeline" --mails 200 --runs 1 --providers 4
+"$BIN/load" --claims 100
