@@ -931,6 +931,21 @@ impl SpringMail {
         )))
     }
 
+    /// The newest deposit made under a claim key, from its `Deposited` event, open or
+    /// settled: what a claimed or refunded deposit was (its token, its sender).
+    pub async fn deposited(&self, claim_key: Address) -> Result<Option<Deposit>, ClientError> {
+        let logs = self
+            .logs_for(EmailEscrow::Deposited::SIGNATURE_HASH, Some(claim_key))
+            .await?;
+        Ok(logs
+            .iter()
+            .rev()
+            .find_map(|log| match EscrowEvent::decode(&log.log) {
+                Some(EscrowEvent::Deposited { deposit, .. }) => Some(deposit),
+                _ => None,
+            }))
+    }
+
     /// Where the deposit under a claim key stands.
     pub async fn status(&self, claim_key: Address) -> Result<DepositStatus, ClientError> {
         if let Some((deposit, block_number)) = self.find_open_deposit(claim_key).await? {

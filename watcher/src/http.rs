@@ -471,11 +471,18 @@ fn asset_and_fee(b: &ClaimBackend, d: &Deposit) -> Option<(Asset, u128)> {
     }
 }
 
-/// The chain's native asset. (A settled deposit's logs do not name its token; the page
-/// shows the amount in the native asset's units then.)
-fn native_asset_json(chain_id: u64) -> serde_json::Value {
-    let a = Asset::for_chain(chain_id);
-    json!({"symbol": a.symbol(), "decimals": a.decimals()})
+/// The asset of a claimed or refunded deposit, from its `Deposited` event (the
+/// settling events do not name the token): null for a token this broker does not list,
+/// which the page then shows in base units.
+async fn settled_asset_json(b: &ClaimBackend, key: Address) -> Result<serde_json::Value, Problem> {
+    let deposit = b.client.deposited(key).await.map_err(Problem::chain)?;
+    let asset = match &deposit {
+        Some(d) => asset_and_fee(b, d).map(|(a, _)| a),
+        None => Some(Asset::for_chain(b.client.escrow_id().chain_id)),
+    };
+    Ok(asset
+        .map(|a| json!({"symbol": a.symbol(), "decimals": a.decimals()}))
+        .unwrap_or(serde_json::Value::Null))
 }
 
 fn deposit_json(d: &Deposit) -> serde_json::Value {
@@ -575,14 +582,14 @@ async fn get_deposit(
             put("paidFee", json!(fee.to_string()));
             put("claimedTo", json!(to.to_string()));
             put("claimTx", json!(tx_hash.to_string()));
-            put("asset", native_asset_json(id.chain_id));
+            put("asset", settled_asset_json(b, key).await?);
         }
         DepositStatus::Refunded {
             amount, tx_hash, ..
         } => {
             put("state", json!("refunded"));
             put("amount", json!(amount.to_string()));
-            put("asset", native_asset_json(id.chain_id));
+            put("asset", settled_asset_json(b, key).await?);
             put("refundTx", json!(tx_hash.to_string()));
         }
         DepositStatus::Unknown => {
