@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The long run of the escrow property test (sdk/tests/escrow_proptest.rs): random
 # sequences of deposits, claims, refunds and clock moves against a model of the escrow.
-# `cargo test` runs 64 sequences; this runs 10,000 (about three minutes on two cores,
+# `cargo test` runs 256 (fixed seed); this runs 10,000 (about three minutes on two cores,
 # debug build; 3,000 under CI=true). Override with PROPTEST_CASES=N. It prints how often each outcome was reached.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
