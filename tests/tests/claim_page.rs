@@ -17,8 +17,10 @@
 //! nothing of a secret); all in a 375 × 812 (phone) window with no horizontal scrolling. Screenshots go to
 //! the test's output directory (`target/tmp/claim-page/`).
 //!
-//! Needs the dev stack and `chromium` + `chromium-driver` (scripts/test installs them):
-//! `#[ignore]`d, and skipped with a message when chromedriver is missing.
+//! Needs the dev stack and `chromium` + `chromium-driver`, so it is `#[ignore]`d for a
+//! plain `cargo test`; scripts/test installs both and runs it with `--include-ignored`.
+//! Without chromedriver it fails, naming what to install: a browser test that cannot run
+//! must not pass.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,7 +60,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start_driver() -> Option<Driver> {
+async fn start_driver() -> Driver {
     let bin = std::env::var("SPRINGMAIL_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
     let port = free_port();
     let child = match Command::new(&bin)
@@ -68,10 +70,10 @@ async fn start_driver() -> Option<Driver> {
         .spawn()
     {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("SKIPPED: cannot start {bin} ({e}); install chromium and chromium-driver (scripts/test does)");
-            return None;
-        }
+        Err(e) => panic!(
+            "cannot start {bin} ({e}): install chromium and chromium-driver \
+             (scripts/test does), or point SPRINGMAIL_CHROMEDRIVER at chromedriver"
+        ),
     };
     let driver = Driver {
         child,
@@ -82,7 +84,7 @@ async fn start_driver() -> Option<Driver> {
             .await
             .is_ok()
         {
-            return Some(driver);
+            return driver;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -243,9 +245,7 @@ async fn http_get(addr: SocketAddr, path: &str) -> String {
 #[tokio::test]
 #[ignore = "needs the dev stack (dovecot, SMTP, anvil) and chromium + chromium-driver: run scripts/test"]
 async fn a_recipient_claims_in_chromium_and_scanners_change_nothing() {
-    let Some(driver) = start_driver().await else {
-        return;
-    };
+    let driver = start_driver().await;
     let w = World::new().await;
     let c = browser(&driver).await;
     let chain_id = w.stack.chain_id;
