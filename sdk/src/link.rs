@@ -312,8 +312,9 @@ fn version_error(token: &str) -> LinkError {
     }
 }
 
-/// RFC 3986 percent-encoding of everything but the unreserved characters.
-fn percent_encode(text: &str) -> String {
+/// RFC 3986 percent-encoding of everything but the unreserved characters (also the
+/// qtum backend's wallet path segment).
+pub(crate) fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

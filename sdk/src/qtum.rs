@@ -312,15 +312,20 @@ fn base58check_decode(text: &str) -> Result<Zeroizing<Vec<u8>>, Base58Failure> {
         return Err(Base58Failure::Short(bytes.len()));
     }
     let (payload, check) = bytes.split_at(bytes.len() - 4);
-    let digest = Sha256::digest(Sha256::digest(payload));
+    let digest = sha256d(payload);
     if digest[..4] != *check {
         return Err(Base58Failure::Checksum);
     }
     Ok(Zeroizing::new(payload.to_vec()))
 }
 
+/// SHA-256 of SHA-256: base58check's checksum and Qtum's transaction hashes.
+pub(crate) fn sha256d(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(Sha256::digest(data)).into()
+}
+
 fn base58check_encode(payload: &[u8]) -> String {
-    let digest = Sha256::digest(Sha256::digest(payload));
+    let digest = sha256d(payload);
     let mut full = Zeroizing::new(Vec::with_capacity(payload.len() + 4));
     full.extend_from_slice(payload);
     full.extend_from_slice(&digest[..4]);

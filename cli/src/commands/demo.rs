@@ -433,7 +433,10 @@ pub async fn run(a: &DemoArgs, _json: bool) -> anyhow::Result<()> {
                 qtum_amount(*amount - *fee),
                 d.addr(*to),
                 if *fee > 0 {
-                    format!(" (+{} fee to the watcher)", qtum_amount(*fee))
+                    format!(
+                        " (+{} fee, accrued to the watcher in the escrow)",
+                        qtum_amount(*fee)
+                    )
                 } else {
                     String::new()
                 },

@@ -257,7 +257,7 @@ impl QtumChain {
             )));
         }
         let wallet_url = match &cfg.wallet {
-            Some(name) => format!("{base}/wallet/{}", percent_encode_path(name)),
+            Some(name) => format!("{base}/wallet/{}", crate::link::percent_encode(name)),
             None => format!("{base}/"),
         };
         let http = reqwest::Client::builder()
@@ -1161,18 +1161,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = inner.source();
     }
     s
-}
-
-fn percent_encode_path(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn strip0x(s: &str) -> &str {

@@ -35,10 +35,9 @@
 //! Nothing here talks to a node; [`super::qtum`] chooses the UTXOs and broadcasts.
 
 use alloy::primitives::{Address, B256};
-use sha2::{Digest, Sha256};
 
 use crate::keys::ClaimSecret;
-use crate::qtum::hash160_of_pubkey;
+use crate::qtum::{hash160_of_pubkey, sha256d};
 
 /// Pushes an empty byte string.
 pub const OP_0: u8 = 0x00;
@@ -287,10 +286,6 @@ impl<'a> Reader<'a> {
             n => u64::from(n),
         })
     }
-}
-
-fn sha256d(data: &[u8]) -> [u8; 32] {
-    Sha256::digest(Sha256::digest(data)).into()
 }
 
 /// Bitcoin's compact size (varint) length prefix.
