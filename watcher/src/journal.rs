@@ -930,23 +930,8 @@ impl JournalTx<'_> {
         plan: &str,
         reply_ctx: &str,
     ) -> Result<Option<i64>, JournalError> {
-        let holder: Option<(i64, Option<String>)> = self
-            .tx
-            .query_row(
-                "SELECT c.message_id, m.outcome FROM claims c LEFT JOIN messages m ON m.id = c.message_id
-                 WHERE c.claim_key = ?1",
-                params![claim_key],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(self.err())?;
-        if let Some((holder, outcome)) = holder {
-            // A holder that ended refused or dropped gave the slot up.
-            let released = matches!(
-                outcome.as_deref(),
-                Some("refused") | Some("dropped") | Some("duplicate")
-            );
-            if holder != id && !released {
+        if let Some(holder) = self.slot_holder(claim_key)? {
+            if holder != id {
                 return Ok(Some(holder));
             }
         }
@@ -967,15 +952,9 @@ impl JournalTx<'_> {
         Ok(None)
     }
 
-    /// Records a claim that came over HTTP (the claim page) as an accepted row in the
-    /// [`WEB_MAILBOX`] pseudo-mailbox, taking the deposit's claim slot, in one step; the
-    /// pipeline submits it like a mail claim. Returns the new row, or `Err(holder)` with
-    /// the row that already holds the slot (nothing is written then).
-    pub fn accept_web(
-        &mut self,
-        claim_key: &str,
-        plan: &str,
-    ) -> Result<Result<i64, i64>, JournalError> {
+    /// The row holding a deposit's claim slot, if any. A holder that ended refused,
+    /// dropped or as a duplicate gave the slot up.
+    fn slot_holder(&self, claim_key: &str) -> Result<Option<i64>, JournalError> {
         let holder: Option<(i64, Option<String>)> = self
             .tx
             .query_row(
@@ -986,14 +965,26 @@ impl JournalTx<'_> {
             )
             .optional()
             .map_err(self.err())?;
-        if let Some((holder, outcome)) = holder {
+        Ok(holder.and_then(|(holder, outcome)| {
             let released = matches!(
                 outcome.as_deref(),
                 Some("refused") | Some("dropped") | Some("duplicate")
             );
-            if !released {
-                return Ok(Err(holder));
-            }
+            (!released).then_some(holder)
+        }))
+    }
+
+    /// Records a claim that came over HTTP (the claim page) as an accepted row in the
+    /// [`WEB_MAILBOX`] pseudo-mailbox, taking the deposit's claim slot, in one step; the
+    /// pipeline submits it like a mail claim. Returns the new row, or `Err(holder)` with
+    /// the row that already holds the slot (nothing is written then).
+    pub fn accept_web(
+        &mut self,
+        claim_key: &str,
+        plan: &str,
+    ) -> Result<Result<i64, i64>, JournalError> {
+        if let Some(holder) = self.slot_holder(claim_key)? {
+            return Ok(Err(holder));
         }
         let uid: i64 = self
             .tx
