@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzz smoke: every cargo-fuzz target runs for a short while (SPRINGMAIL_FUZZ_SECS,
 # default 20 s each) from its committed corpus, so a regression that the fuzzers would
-# find quickly fails scripts/test. Targets: sdk/fuzz (claim link, BiSMTP markup, the
+# find quickly fails scripts/test. Targets: sdk/fuzz (claim link, BiSMTP markup, mailbox orders, the
 # small text parsers) and watcher/fuzz (verify_pipeline: raw mail through DKIM, MIME,
 # the CLAIM block and the chain checks). New inputs go to a temp dir; the repository's
 # corpus is not touched. A crash fails the step and leaves the input under

@@ -1,4 +1,5 @@
-//! BiSMTP markup: the machine-readable CLAIM block carried in claim mail.
+//! BiSMTP markup: the machine-readable CLAIM block carried in claim mail, and (in
+//! [`orders`]) the orders a mailbox wallet's owner gives: PAY, BALANCE, CONFIRM, BIND.
 //!
 //! ```text
 //! -----BEGIN BISMTP CLAIM-----
@@ -49,9 +50,11 @@
 use alloy::primitives::Address;
 
 use crate::amount::{Amount, AmountError, Asset};
-use crate::email::{Salt, SALT_LEN};
+use crate::email::{EmailError, Salt, SALT_LEN};
 use crate::keys::{KeyError, Signature};
 use crate::qtum::{self, AddressError};
+
+pub mod orders;
 
 /// The block kind of a claim.
 pub const CLAIM_KIND: &str = "CLAIM";
@@ -133,6 +136,18 @@ pub enum FieldError {
     /// A signature that is not canonical.
     #[error(transparent)]
     Signature(#[from] KeyError),
+    /// An email address that does not normalize.
+    #[error(transparent)]
+    Email(#[from] EmailError),
+    /// An amount of zero where something must move.
+    #[error("the amount is zero")]
+    ZeroAmount,
+    /// Not a confirmation code (8 characters of Crockford base32).
+    #[error("{got:?} is not a confirmation code (8 letters and digits, such as K7QM-2XHD)")]
+    Code {
+        /// The value given (truncated to 40 characters).
+        got: String,
+    },
 }
 
 /// Why a text's markup was refused.
@@ -530,9 +545,9 @@ impl ClaimBlock {
 
     /// Parses the fields of one CLAIM armor block found by [`find_all_armor`].
     pub fn from_armor(block: &ArmorBlock, tokens: &[Asset]) -> Result<Self, MarkupError> {
-        let fields = collect_fields(block)?;
+        let fields = collect_fields(block, &CLAIM_FIELDS)?;
         let get = |name: &'static str| -> Result<&RawField, MarkupError> {
-            fields[index_of(name)]
+            fields[index_of(&CLAIM_FIELDS, name)]
                 .as_ref()
                 .ok_or(MarkupError::MissingField { field: name })
         };
@@ -606,19 +621,22 @@ impl ClaimBlock {
     }
 }
 
-fn index_of(name: &str) -> usize {
-    CLAIM_FIELDS
+fn index_of(names: &[&'static str], name: &str) -> usize {
+    names
         .iter()
         .position(|f| *f == name)
         .expect("a known field")
 }
 
-/// Gathers `Key: value` lines (joining continuations), one slot per required field.
-fn collect_fields(block: &ArmorBlock) -> Result<[Option<RawField>; 9], MarkupError> {
-    let mut fields: [Option<RawField>; 9] = Default::default();
+/// Gathers `Key: value` lines (joining continuations), one slot per field of `names`.
+fn collect_fields(
+    block: &ArmorBlock,
+    names: &[&'static str],
+) -> Result<Vec<Option<RawField>>, MarkupError> {
+    let mut fields: Vec<Option<RawField>> = names.iter().map(|_| None).collect();
     // The value being built: the slot of a known field, or an ignored unknown one.
     let mut current: Option<(Option<usize>, String)> = None;
-    fn flush(current: &mut Option<(Option<usize>, String)>, fields: &mut [Option<RawField>; 9]) {
+    fn flush(current: &mut Option<(Option<usize>, String)>, fields: &mut [Option<RawField>]) {
         if let Some((Some(slot), value)) = current.take() {
             if let Some(f) = fields[slot].as_mut() {
                 f.value = value;
@@ -628,13 +646,11 @@ fn collect_fields(block: &ArmorBlock) -> Result<[Option<RawField>; 9], MarkupErr
     for line in undo_quoted_printable(&block.lines) {
         if let Some((key, value)) = key_of(&line.text) {
             flush(&mut current, &mut fields);
-            let slot = CLAIM_FIELDS
-                .iter()
-                .position(|f| f.eq_ignore_ascii_case(key));
+            let slot = names.iter().position(|f| f.eq_ignore_ascii_case(key));
             if let Some(slot) = slot {
                 if fields[slot].is_some() {
                     return Err(MarkupError::DuplicateField {
-                        field: CLAIM_FIELDS[slot],
+                        field: names[slot],
                         line: line.number,
                     });
                 }

@@ -1,5 +1,5 @@
 //! Every committed fuzz input of `sdk/fuzz/corpus/` through its target's property, on
-//! stable and in `cargo test`: the claim link, BiSMTP markup and small text parsers.
+//! stable and in `cargo test`: the claim link, BiSMTP markup, mailbox orders and small text parsers.
 //! The properties are the fuzz targets' own (`sdk/fuzz/targets/`), included by path,
 //! so a regression that the fuzzers once found fails here without a nightly toolchain.
 
@@ -7,6 +7,8 @@
 mod link;
 #[path = "../fuzz/targets/markup.rs"]
 mod markup;
+#[path = "../fuzz/targets/orders.rs"]
+mod orders;
 #[path = "../fuzz/targets/text.rs"]
 mod text;
 
@@ -52,4 +54,9 @@ fn markup_corpus_replays_clean() {
 #[test]
 fn text_parser_corpus_replays_clean() {
     replay("text", text::run);
+}
+
+#[test]
+fn order_corpus_replays_clean() {
+    replay("orders", orders::run);
 }

@@ -9,6 +9,7 @@ use springmail_sdk::amount::{Amount, Asset};
 use springmail_sdk::email::{commitment, normalize, Salt};
 use springmail_sdk::keys::{ClaimSecret, Signature};
 use springmail_sdk::link::ClaimLink;
+use springmail_sdk::markup::orders::{find_order, FoundOrder, Order, OrderError, Place, Recipient};
 use springmail_sdk::markup::{ClaimBlock, MarkupError};
 use springmail_sdk::qtum::{self, NetworkKind, QtumNetwork};
 use springmail_sdk::{Address, B256};
@@ -323,4 +324,104 @@ fn markup_vectors_lf_and_crlf() {
         ran += 1;
     }
     assert!(ran > 0, "no markup vectors ran");
+}
+
+fn describe_order(found: &FoundOrder, chain_id: u64) -> Value {
+    let place = match found.place {
+        Place::Block { line } => serde_json::json!({"kind": "Block", "line": line}),
+        Place::Body { line } => serde_json::json!({"kind": "Body", "line": line}),
+        Place::Subject => serde_json::json!({"kind": "Subject"}),
+    };
+    let mut v = serde_json::json!({"order": found.order.kind(), "place": place});
+    match &found.order {
+        Order::Pay(pay) => {
+            assert_eq!(pay.chain_id, chain_id);
+            v["amount"] = serde_json::json!({
+                "units": pay.amount.units().to_string(),
+                "symbol": pay.amount.asset().symbol(),
+                "decimals": pay.amount.asset().decimals(),
+            });
+            v["to"] = match &pay.to {
+                Recipient::Email(email) => serde_json::json!({ "email": email }),
+                Recipient::Address(a) => serde_json::json!({ "address": format!("{a:#x}") }),
+            };
+        }
+        Order::Confirm(code) => v["code"] = serde_json::json!(code.map(|c| c.to_string())),
+        Order::Bind(bind) => {
+            v["owner"] = serde_json::json!(format!("{:#x}", bind.owner));
+            v["signature"] = serde_json::json!(format!("0x{}", hex::encode(bind.signature.0)));
+        }
+        Order::Balance | Order::Claim => {}
+    }
+    v
+}
+
+fn check_order(name: &str, case: &Value, body: &str, chain_id: u64, tokens: &[Asset]) {
+    let result = find_order(case["subject"].as_str(), body, chain_id, tokens);
+    if let Some(error) = case.get("error") {
+        let err: OrderError = result.expect_err(name);
+        assert_eq!(variant(&err), s(error, "kind"), "{name}: {err}");
+        let (field, line, reason) = match &err {
+            OrderError::Markup(MarkupError::InvalidField {
+                field,
+                line,
+                reason,
+            }) => (Some(*field), Some(*line), Some(variant(reason))),
+            OrderError::MissingField { field, .. } => (Some(*field), None, None),
+            OrderError::WrongChain { line, .. } => (None, Some(*line), None),
+            OrderError::Human { reason, .. } => (None, None, reason.as_ref().map(variant)),
+            _ => (None, None, None),
+        };
+        if let Some(expected) = error.get("field") {
+            assert_eq!(field, expected.as_str(), "{name}: {err}");
+        }
+        if let Some(expected) = error.get("line") {
+            assert_eq!(line.map(|l| l as u64), expected.as_u64(), "{name}: {err}");
+        }
+        if let Some(expected) = error.get("reason") {
+            assert_eq!(reason.as_deref(), expected.as_str(), "{name}: {err}");
+        }
+        return;
+    }
+    let found = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+    let got = found
+        .as_ref()
+        .map_or(Value::Null, |f| describe_order(f, chain_id));
+    assert_eq!(got, case["expected"], "{name}");
+    if let Some(found) = found {
+        // Whatever was read reads back the same from its own forms.
+        let human = find_order(Some(&found.order.human()), "", chain_id, tokens).unwrap();
+        assert_eq!(human.map(|f| f.order), Some(found.order.clone()), "{name}");
+        if let Some(block) = found.order.render_block() {
+            let again = find_order(None, &block, chain_id, tokens).unwrap();
+            assert_eq!(again.map(|f| f.order), Some(found.order), "{name}");
+        }
+    }
+}
+
+#[test]
+fn order_vectors_lf_and_crlf() {
+    let file = load("orders.json");
+    let chain_id = file["chain_id"].as_u64().unwrap();
+    let tokens: Vec<Asset> = cases(&file, "tokens").iter().map(asset).collect();
+    let mut ran = 0;
+    for case in cases(&file, "cases") {
+        let name = s(case, "name");
+        let body = s(case, "body");
+        assert!(!body.contains('\r'), "{name}: stored with LF line ends");
+        check_order(name, case, body, chain_id, &tokens);
+        check_order(
+            &format!("{name} (CRLF)"),
+            case,
+            &body.replace('\n', "\r\n"),
+            chain_id,
+            &tokens,
+        );
+        if case.get("canonical").and_then(Value::as_bool) == Some(true) {
+            let found = find_order(None, body, chain_id, &tokens).unwrap().unwrap();
+            assert_eq!(found.order.render_block().as_deref(), Some(body), "{name}");
+        }
+        ran += 1;
+    }
+    assert!(ran > 0, "no order vectors ran");
 }
