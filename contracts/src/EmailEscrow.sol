@@ -9,7 +9,8 @@ pragma solidity 0.8.37;
 /// are checked against that hash. There is no owner, no admin and no upgrade path.
 /// v2: relayer fees accrue in the contract (`feesAccrued`, `withdrawFees`) instead of being paid
 /// out in every claim, and `claimBatch` settles many claims in one transaction, skipping
-/// (with a `ClaimSkipped` event) any claim that is not valid at execution time.
+/// (with a `ClaimSkipped` event) any claim that is not valid at execution time. An email-mode
+/// claim that the deposit's watcher submits itself carries no attestation.
 contract EmailEscrow {
     // ---------------------------------------------------------------- types
 
@@ -20,7 +21,7 @@ contract EmailEscrow {
         uint96 amount; // base units
         uint40 expiry; // unix seconds; after it, refund only
         uint8 flags; // bit 0 CANCELLABLE: sender may refund before expiry
-        address watcher; // address(0): link mode; else this EOA or ERC-1271 contract attests
+        address watcher; // address(0): link mode; else this EOA or ERC-1271 contract attests (or submits)
         bytes32 recipient; // keccak256("springmail/v1" 0x00 email 0x00 salt)
     }
 
@@ -180,8 +181,9 @@ contract EmailEscrow {
     /// @param maxFee The largest fee the claim key allowed.
     /// @param deadline The signed claim is void after this time.
     /// @param linkSig The claim key's EIP-712 `Claim` signature (65 bytes, low s).
-    /// @param attestation When `d.watcher` is set: its EIP-712 `Attest` signature, or for a
-    /// contract watcher whatever its ERC-1271 `isValidSignature` accepts. Empty otherwise.
+    /// @param attestation When `d.watcher` is set and is not the caller: its EIP-712 `Attest`
+    /// signature, or for a contract watcher whatever its ERC-1271 `isValidSignature` accepts.
+    /// Not read otherwise (pass it empty): a watcher submitting its own claim needs none.
     function claim(
         address claimKey,
         Deposit calldata d,
@@ -416,7 +418,8 @@ contract EmailEscrow {
             return (E_CLAIM_SIG, h);
         }
         address watcher = d.watcher;
-        if (watcher != address(0)) {
+        // A watcher that submits the claim itself attests it by sending the transaction.
+        if (watcher != address(0) && watcher != msg.sender) {
             bytes32 digest = _digest(sep, _attestStructHash(claimKey, h, to, deadline));
             if (!_attested(watcher, digest, attestation)) return (E_ATTESTATION, h);
         }

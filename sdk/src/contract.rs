@@ -8,6 +8,10 @@ alloy::sol!(
     "../contracts/out/EmailEscrow.json"
 );
 
+// `sol!` does not tell cargo it read the artifact: this does, so a rebuilt contract
+// rebuilds the bindings.
+const _: &[u8] = include_bytes!("../../contracts/out/EmailEscrow.json");
+
 /// Contracts used only by tests and benchmarks (tokens, hostile actors, a multisig watcher).
 #[doc(hidden)]
 pub mod testing {

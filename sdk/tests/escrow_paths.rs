@@ -515,3 +515,93 @@ fn claim_batch_pays_a_repeated_claim_once() {
     assert_eq!(ev.claimKey, k.address());
     assert_eq!(ev.reason, EmailEscrow::UnknownDeposit::SELECTOR);
 }
+
+// ------------------------------------------------------------------ self-submitted claims
+
+/// The deposit's watcher submitting its own email-mode claim needs no attestation:
+/// empty bytes pass, and the fee accrues to the watcher as the relayer.
+#[test]
+fn watcher_submitting_its_own_claim_needs_no_attestation() {
+    let w = World::new();
+    let watcher = w.watcher.address();
+    for asset in [Asset::Native, Asset::Token(w.token)] {
+        let (k, d) = w.open(asset, true, &format!("self-submitted {asset:?}"));
+        let bob = actor(&format!("self-submitted payee {asset:?}"));
+        let mut args = w.claim_args(&k, &d, bob, 1_000, 1_000);
+        args.attestation = alloy::primitives::Bytes::new();
+        let r = w.claim(watcher, &args);
+        expect_ok(&r);
+        assert_eq!(w.balance(asset, bob), U256::from(d.amount - 1_000));
+        assert_eq!(w.fees(watcher, asset), U256::from(1_000u64));
+        assert_eq!(w.slot(k.address()), alloy::primitives::B256::ZERO);
+        let ev: EmailEscrow::Claimed = event(&r);
+        assert_eq!(
+            (ev.claimKey, ev.to, ev.relayer),
+            (k.address(), bob, watcher)
+        );
+    }
+}
+
+/// When the caller is the watcher the attestation is not read at all: bytes that would
+/// fail for anyone else do not matter.
+#[test]
+fn watchers_own_claim_ignores_whatever_attestation_it_carries() {
+    let w = World::new();
+    let (k, d) = w.open(Asset::Native, true, "self-submitted junk");
+    let bob = actor("self-submitted junk payee");
+    let mut args = w.claim_args(&k, &d, bob, 0, 0);
+    args.attestation = vec![0xab; 65].into();
+    expect_ok(&w.claim(w.watcher.address(), &args));
+    assert_eq!(w.balance(Asset::Native, bob), U256::from(d.amount));
+}
+
+/// A watcher's own batch carries no attestations; the same batch from another caller
+/// is skipped claim by claim with `BadAttestation`, and link-mode claims in it are paid.
+#[test]
+fn claim_batch_by_the_watcher_needs_no_attestations() {
+    let w = World::new();
+    let watcher = w.watcher.address();
+    let mut batch = Vec::new();
+    let mut deposits = Vec::new();
+    for i in 0..3 {
+        let (k, d) = w.open(Asset::Native, i != 2, &format!("self batch {i}"));
+        let mut a = w.claim_args(&k, &d, actor(&format!("self batch payee {i}")), 7, 7);
+        a.attestation = alloy::primitives::Bytes::new();
+        deposits.push((k, d));
+        batch.push(a);
+    }
+    // From the relayer: the two email-mode claims are skipped, the link-mode one paid.
+    let r = w.claim_batch(w.relayer, &batch);
+    expect_ok(&r);
+    let skipped: Vec<_> = r
+        .logs
+        .iter()
+        .filter_map(|l| EmailEscrow::ClaimSkipped::decode_log_data(&l.data).ok())
+        .map(|e| (e.claimKey, e.reason))
+        .collect();
+    let bad = alloy::primitives::FixedBytes::from(EmailEscrow::BadAttestation::SELECTOR);
+    assert_eq!(
+        skipped,
+        vec![
+            (deposits[0].0.address(), bad),
+            (deposits[1].0.address(), bad)
+        ]
+    );
+    assert_eq!(w.slot(deposits[0].0.address()), deposits[0].1.hash());
+    assert_eq!(
+        w.slot(deposits[2].0.address()),
+        alloy::primitives::B256::ZERO
+    );
+    // From the watcher: the two open ones are paid.
+    let r = w.claim_batch(watcher, &batch[..2]);
+    expect_ok(&r);
+    for (i, (k, d)) in deposits.iter().enumerate().take(2) {
+        assert_eq!(w.slot(k.address()), alloy::primitives::B256::ZERO);
+        assert_eq!(
+            w.balance(Asset::Native, actor(&format!("self batch payee {i}"))),
+            U256::from(d.amount - 7)
+        );
+    }
+    assert_eq!(w.fees(watcher, Asset::Native), U256::from(14u64));
+    assert_eq!(w.fees(w.relayer, Asset::Native), U256::from(7u64));
+}

@@ -36,8 +36,10 @@ use springmail_sdk::contract::EmailEscrow::{self as E, EmailEscrowErrors};
 use springmail_sdk::deposit::Deposit;
 use springmail_sdk::keys::ClaimSecret;
 
-/// Senders (0..3), then the relayer (3), then an outside payee (4).
-const PEOPLE: usize = 5;
+/// Senders (0..3), then the relayer (3), an outside payee (4), and the email-mode
+/// deposits' watcher (5), who may submit claims too.
+const PEOPLE: usize = 6;
+const WATCHER: usize = 5;
 const SENDERS: usize = 3;
 /// What each sender starts with, in each asset.
 const FUNDS: u128 = 1_000_000 * COIN;
@@ -284,6 +286,8 @@ impl Run {
         let people: [Address; PEOPLE] = std::array::from_fn(|i| {
             if i < SENDERS {
                 actor(&format!("sender {i}"))
+            } else if i == WATCHER {
+                w.watcher.address()
             } else {
                 actor(&format!("p {i}"))
             }
@@ -464,8 +468,8 @@ impl Run {
                     deadline_in,
                     spoil,
                 };
-                let (i, args, expected) = self.prepare_claim(ts, &c, &[]);
                 let by = self.people[by];
+                let (i, args, expected) = self.prepare_claim(ts, &c, by, &[]);
                 let r = self.w.claim(by, &args);
                 self.check_outcome(&r, expected, op)?;
                 outcome = format!("claim {}", expected.err().unwrap_or("ok"));
@@ -492,7 +496,7 @@ impl Run {
                 let mut planned = Vec::new();
                 let mut closing: Vec<usize> = Vec::new();
                 for c in &claims {
-                    let (i, args, expected) = self.prepare_claim(ts, c, &closing);
+                    let (i, args, expected) = self.prepare_claim(ts, c, by, &closing);
                     if expected.is_ok() {
                         closing.push(i);
                     }
@@ -588,12 +592,13 @@ impl Run {
     }
 
     /// Builds a claim of `c` (signed, then spoiled as asked) and what the model expects of
-    /// it at `ts`, counting the deposits in `closing` (paid earlier in the same batch) as
-    /// closed.
+    /// it at `ts` when `by` submits it, counting the deposits in `closing` (paid earlier in
+    /// the same batch) as closed.
     fn prepare_claim(
-        &self,
+        &mut self,
         ts: u64,
         c: &ClaimOp,
+        by: Address,
         closing: &[usize],
     ) -> (usize, ClaimArgs, Result<(), &'static str>) {
         let i = self.pick(c.which);
@@ -631,6 +636,9 @@ impl Run {
             Spoil::TamperAmount => args.deposit.amount += 1,
         }
         let email = !d.is_link_mode();
+        // The watcher submitting its own claim needs no attestation.
+        let unattested = matches!(c.spoil, Spoil::NoAttestation | Spoil::WrongWatcher);
+        let self_submitted = email && by == d.watcher;
         let expected = if !open || c.spoil == Spoil::TamperAmount {
             Err("UnknownDeposit")
         } else if ts >= d.expiry {
@@ -641,11 +649,15 @@ impl Run {
             Err("FeeTooHigh")
         } else if matches!(c.spoil, Spoil::WrongKey | Spoil::OtherPayee) {
             Err("BadClaimSignature")
-        } else if email && matches!(c.spoil, Spoil::NoAttestation | Spoil::WrongWatcher) {
+        } else if email && unattested && !self_submitted {
             Err("BadAttestation")
         } else {
             Ok(())
         };
+        if expected.is_ok() && self_submitted && unattested {
+            self.extra
+                .push("paid to the watcher's own unattested claim".into());
+        }
         (i, args, expected)
     }
 
@@ -812,6 +824,7 @@ const MUST_SEE: &[&str] = &[
     "batch skip FeeTooHigh",
     "batch skip BadClaimSignature",
     "batch skip BadAttestation",
+    "paid to the watcher's own unattested claim",
 ];
 
 #[test]

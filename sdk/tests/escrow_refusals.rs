@@ -250,6 +250,32 @@ fn missing_attestation_in_email_mode_is_refused() {
 }
 
 #[test]
+fn only_the_watcher_itself_may_leave_the_attestation_out() {
+    // Without attestation, neither a stranger, nor the claim key's holder, nor the
+    // deposit's sender can claim an email-mode deposit: only `d.watcher` as the caller.
+    let w = World::new();
+    let (k, d, mut args) = open_email(&w);
+    args.attestation = Bytes::new();
+    for caller in [w.stranger, k.address(), w.sender, actor("bob")] {
+        refused(&w, &[k.address()], bad_attestation(d.watcher), || {
+            w.claim(caller, &args)
+        });
+    }
+    // A deposit naming another watcher is not claimable by this one without its attestation.
+    let other = Deposit {
+        watcher: actor("another watcher"),
+        ..w.deposit_fields(Asset::Native, true, "other watcher")
+    };
+    let k2 = key("claim key other watcher");
+    w.deposit(k2.address(), &other);
+    let mut args2 = w.claim_args(&k2, &other, actor("bob"), 0, 0);
+    args2.attestation = Bytes::new();
+    refused(&w, &[k2.address()], bad_attestation(other.watcher), || {
+        w.claim(w.watcher.address(), &args2)
+    });
+}
+
+#[test]
 fn attestation_of_another_payee_or_deadline_is_refused() {
     let w = World::new();
     let (k, d, args) = open_email(&w);

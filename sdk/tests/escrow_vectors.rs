@@ -20,6 +20,7 @@ use springmail_sdk::contract::EmailEscrow::{self as E, EmailEscrowCalls, EmailEs
 use springmail_sdk::deposit::Deposit;
 use springmail_sdk::eip712::{self, ClaimAuth, EscrowId};
 use springmail_sdk::keys::ClaimSecret;
+use springmail_sdk::qtum::qtum_sender_of_secret;
 
 const DOC: &str = include_str!("../../docs/PROTOCOL.md");
 const BEGIN: &str = "<!-- vectors:begin -->";
@@ -58,6 +59,8 @@ struct Case {
     to: Address,
     max_fee: u128,
     deadline: u64,
+    /// The watcher submits the claim itself (no attestation); else any relayer with it.
+    self_submitted: bool,
 }
 
 fn cases() -> Vec<Case> {
@@ -79,6 +82,7 @@ fn cases() -> Vec<Case> {
             to,
             max_fee: 100_000,        // 0.001 QTUM
             deadline: 1_764_547_200, // 2025-12-01T00:00:00Z
+            self_submitted: false,
         },
         Case {
             name: "the same deposit and claim on Qtum mainnet (chain id 81)",
@@ -87,6 +91,7 @@ fn cases() -> Vec<Case> {
             to,
             max_fee: 100_000,
             deadline: 1_764_547_200,
+            self_submitted: false,
         },
         Case {
             name: "token, link mode, not cancellable, Qtum regtest",
@@ -101,8 +106,44 @@ fn cases() -> Vec<Case> {
             to,
             max_fee: 0,
             deadline: 1_764_547_200,
+            self_submitted: false,
+        },
+        Case {
+            name: "native, email mode, self-submitted by the watcher on Qtum, Qtum regtest",
+            chain_id: 8890,
+            // The watcher is named by the `msg.sender` of a Qtum transaction its key signs.
+            deposit: Deposit {
+                watcher: qtum_sender_of_secret(&watcher_key()),
+                ..email
+            },
+            to,
+            max_fee: 100_000,
+            deadline: 1_764_547_200,
+            self_submitted: true,
         },
     ]
+}
+
+/// `claim(...)` calldata taking the whole `max_fee` as the fee.
+fn claim_call(
+    auth: &ClaimAuth,
+    d: &Deposit,
+    fee: u128,
+    link_sig: Bytes,
+    attestation: Bytes,
+) -> Bytes {
+    E::claimCall {
+        claimKey: auth.claim_key,
+        d: d.to_sol(),
+        to: auth.to,
+        fee: U96::from(fee),
+        maxFee: U96::from(auth.max_fee),
+        deadline: U40::from(auth.deadline),
+        linkSig: link_sig,
+        attestation,
+    }
+    .abi_encode()
+    .into()
 }
 
 fn hex32(b: B256) -> String {
@@ -128,7 +169,7 @@ fn rust_vectors() -> Value {
                 max_fee: c.max_fee,
                 deadline: c.deadline,
             };
-            let (attest_digest, attest_sig) = if d.is_link_mode() {
+            let (attest_digest, attest_sig) = if d.is_link_mode() || c.self_submitted {
                 (Value::Null, Value::Null)
             } else {
                 (
@@ -136,6 +177,14 @@ fn rust_vectors() -> Value {
                     json!(format!("{}", auth.sign_attest(id, &wk).to_bytes())),
                 )
             };
+            let attestation = attest_sig
+                .as_str()
+                .map(|a| a.parse::<Bytes>().unwrap())
+                .unwrap_or_default();
+            let calldata = format!(
+                "{}",
+                claim_call(&auth, &d, c.max_fee, auth.sign_claim(id, &ck).to_bytes(), attestation)
+            );
             json!({
                 "name": c.name,
                 "chain_id": c.chain_id,
@@ -162,6 +211,8 @@ fn rust_vectors() -> Value {
                 "claim_signature": format!("{}", auth.sign_claim(id, &ck).to_bytes()),
                 "attest_digest": attest_digest,
                 "attest_signature": attest_sig,
+                "submitter": if c.self_submitted { json!(d.watcher.to_checksum(None)) } else { Value::Null },
+                "claim_calldata": calldata,
             })
         })
         .collect();
@@ -445,7 +496,27 @@ fn published_vectors_equal_the_contract_computation_in_the_evm() {
                 .map(|s| s.parse::<Bytes>().unwrap())
                 .unwrap_or_default(),
         };
-        expect_ok(&w.claim(w.relayer, &args));
+        assert_eq!(
+            format!("{}", args.calldata()),
+            v["claim_calldata"].as_str().unwrap(),
+            "{name}: claim calldata"
+        );
+        let submitter = match v["submitter"].as_str() {
+            None => w.relayer,
+            Some(s) => {
+                // Only the watcher itself may leave the attestation out.
+                let who: Address = s.parse().unwrap();
+                assert_eq!(who, d.watcher, "{name}: the submitter is the watcher");
+                assert!(args.attestation.is_empty());
+                assert_eq!(
+                    revert_error(&w.claim(w.relayer, &args)),
+                    EmailEscrowErrors::BadAttestation(E::BadAttestation { watcher: d.watcher }),
+                    "{name}: another caller without attestation"
+                );
+                who
+            }
+        };
+        expect_ok(&w.claim(submitter, &args));
         assert_eq!(
             w.balance(
                 if d.is_native() {
@@ -459,7 +530,7 @@ fn published_vectors_equal_the_contract_computation_in_the_evm() {
         );
         checked += 1;
     }
-    assert!(checked >= 3, "only {checked} vectors ran");
+    assert!(checked >= 4, "only {checked} vectors ran");
 }
 
 #[test]

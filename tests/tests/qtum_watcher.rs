@@ -2,9 +2,11 @@
 //! mode naming the watcher's key, Bob's DKIM-signed claim mail over the
 //! dev stack's SMTP, the watcher reading it over IMAP, paying Bob's fresh P2PKH address
 //! through qtumd and answering in thread. Twice: with the node's wallet signing every
-//! transaction, and with `signer = "local"`, where the watcher key both attests the claim
-//! and signs the claim transaction (paying the gas from its own Qtum address, which no
-//! node wallet holds) and the sender deposits with a local key too.
+//! transaction, the deposit naming the watcher's sending address (its hash160), so the
+//! watcher submits the claim without attestation; and with `signer = "local"`, the
+//! deposit naming the watcher key's EVM address, where the watcher key both attests the
+//! claim and signs the claim transaction (paying the gas from its own Qtum address,
+//! which no node wallet holds) and the sender deposits with a local key too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,8 +52,6 @@ async fn email_mode_claim(local: bool) {
     let node = QtumNode::from_env().unwrap();
     stack.clear_inbox(WATCHER).await.unwrap();
 
-    // The watcher attests with an EIP-712 signature, so the deposit names the watcher
-    // key's EVM (keccak) address even on Qtum; the sending address only pays gas.
     let watcher_key = Arc::new(ClaimSecret::random());
     let (sender_chain, relayer): (Arc<dyn Chain>, Arc<dyn Chain>) = if local {
         let alice = node
@@ -72,7 +72,20 @@ async fn email_mode_claim(local: bool) {
         let _m = node.miner();
         SpringMail::deploy(sender_chain.clone()).await.unwrap()
     };
-    let watcher_address = watcher_key.address();
+    // Node wallet: the deposit names the watcher's sending address (`msg.sender` of its
+    // claims, a hash160), which no attestation can stand for: only a claim the watcher
+    // submits without one can pay it. Local signer: the watcher key's EVM (keccak)
+    // address, checked against its EIP-712 attestation; the sending address, another
+    // number, only pays gas.
+    let watcher_address = if local {
+        watcher_key.address()
+    } else {
+        relayer.account()
+    };
+    assert_ne!(
+        springmail_sdk::qtum::qtum_sender_of_secret(&watcher_key),
+        watcher_key.address()
+    );
     let ticket = {
         let _m = node.miner();
         let mut req = SendRequest::native(

@@ -1263,6 +1263,22 @@ impl Settings {
         }
     }
 
+    /// The account the watcher's transactions come from (`msg.sender` of its claims), when
+    /// the configuration alone tells: the key's address on evm-rpc, its hash160 with the
+    /// qtum local signer, the node wallet's `sender` otherwise. A deposit naming this
+    /// account is claimed without attestation (docs/PROTOCOL.md, "Self-submitted claims").
+    pub fn sending_account(&self, key: &ClaimSecret) -> Option<Address> {
+        match &self.chain {
+            ChainSettings::EvmRpc { .. } => Some(key.address()),
+            ChainSettings::Qtum { local: true, .. } => {
+                Some(springmail_sdk::qtum::qtum_sender_of_secret(key))
+            }
+            ChainSettings::Qtum { sender, .. } => {
+                springmail_sdk::qtum::parse_address(self.chain_id, sender).ok()
+            }
+        }
+    }
+
     /// Connects the chain backend, sending as the watcher key (evm-rpc, and qtum with
     /// `signer = "local"`) or the node wallet's sender (qtum).
     pub async fn connect_chain(&self, key: &ClaimSecret) -> Result<Arc<dyn Chain>, ResolveError> {

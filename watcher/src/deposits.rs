@@ -257,7 +257,9 @@ impl DepositIndex {
                 .iter()
                 .filter_map(|l| EscrowEvent::decode(&l.log).map(|e| (l, e)))
                 .collect();
-            let watcher = self.watcher;
+            // Deposits naming the watcher key (attested claims) or the account it sends
+            // from (self-submitted claims); never link mode, whatever the account.
+            let (watcher, account) = (self.watcher, self.client.chain().account());
             done.deposits += self.journal.with_conn(|c| {
                 let tx = c.transaction()?;
                 let mut added = 0;
@@ -273,7 +275,9 @@ impl DepositIndex {
                     for (log, ev) in &events {
                         match ev {
                             EscrowEvent::Deposited { claim_key, deposit } => {
-                                if deposit.watcher == watcher {
+                                if !deposit.watcher.is_zero()
+                                    && (deposit.watcher == watcher || deposit.watcher == account)
+                                {
                                     put.execute(params![
                                         claim_key.as_slice(),
                                         log.block_number as i64,
@@ -430,8 +434,10 @@ mod tests {
             .unwrap();
         let watcher_key = springmail_sdk::keys::ClaimSecret::random();
         let watcher = watcher_key.address();
+        // The account the watcher sends from: deposits naming it are its own too.
+        let own = Address::repeat_byte(0x77);
         let mut tickets = Vec::new();
-        for i in 0..5 {
+        for i in 0..6 {
             let mut req = SendRequest::native(
                 "bob@example.com",
                 springmail_sdk::amount::Amount::from_units(
@@ -445,6 +451,7 @@ mod tests {
             req.watcher = Some(match i {
                 0 => Address::ZERO,
                 1 => Address::repeat_byte(0x66),
+                5 => own,
                 _ => watcher,
             });
             req.cancellable = true;
@@ -480,7 +487,7 @@ mod tests {
         };
         let index = DepositIndex::open(
             journal.clone(),
-            SpringMail::new(Arc::new(chain.clone()), sender.escrow())
+            SpringMail::new(Arc::new(chain.as_account(own)), sender.escrow())
                 .with_start_block(sender.start_block()),
             watcher,
             settings.clone(),
@@ -493,7 +500,7 @@ mod tests {
         drop(index);
         let index = DepositIndex::open(
             journal,
-            SpringMail::new(Arc::new(chain.clone()), sender.escrow())
+            SpringMail::new(Arc::new(chain.as_account(own)), sender.escrow())
                 .with_start_block(sender.start_block()),
             watcher,
             settings,
@@ -517,7 +524,11 @@ mod tests {
             Some(Indexed::Refunded { .. })
         ));
         let stats = index.stats().unwrap();
-        assert_eq!((stats.open, stats.claimed, stats.refunded), (1, 1, 1));
+        assert!(matches!(
+            index.get(tickets[5].link.claim_key()).unwrap(),
+            Some(Indexed::Open { deposit, .. }) if deposit.watcher == own
+        ));
+        assert_eq!((stats.open, stats.claimed, stats.refunded), (2, 1, 1));
         // Nothing new: no request beyond the head.
         assert_eq!(index.catch_up(head).await.unwrap().requests, 0);
     }

@@ -28,7 +28,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::primitives::B256;
+use alloy::primitives::{Bytes, B256};
 use alloy::sol_types::SolEvent;
 use springmail_sdk::chain::{ChainError, Receipt, TxRequest, TxStatus};
 use springmail_sdk::client::{describe_revert, BatchClaim, ClientError, DepositStatus, SpringMail};
@@ -295,13 +295,10 @@ impl Submitter {
             });
         }
         let id = self.client.escrow_id();
-        let attestation = plan.signed.auth.sign_attest(id, &self.key);
-        let data = self.client.claim_calldata(
-            &plan.deposit,
-            &plan.signed,
-            plan.fee,
-            attestation.to_bytes(),
-        );
+        let attestation = self.attestation(&plan);
+        let data = self
+            .client
+            .claim_calldata(&plan.deposit, &plan.signed, plan.fee, attestation);
         if let Some(crashed) = self.crashed(CrashPoint::AfterAttest) {
             return crashed;
         }
@@ -373,12 +370,11 @@ impl Submitter {
                 );
                 continue;
             }
-            let attestation = job.plan.signed.auth.sign_attest(id, &self.key);
             let claim = BatchClaim {
                 deposit: job.plan.deposit,
                 signed: job.plan.signed.clone(),
                 fee: job.plan.fee,
-                attestation: attestation.to_bytes(),
+                attestation: self.attestation(&job.plan),
             };
             ready.push((job, claim));
         }
@@ -495,6 +491,19 @@ impl Submitter {
                 this.wake.notify_one();
             }
         });
+    }
+
+    /// The claim's attestation: none when the deposit names the account this watcher
+    /// sends from (the escrow takes the transaction itself as the attestation), else the
+    /// watcher key's `Attest` signature.
+    fn attestation(&self, plan: &ClaimPlan) -> Bytes {
+        if plan.deposit.watcher == self.client.chain().account() {
+            return Bytes::new();
+        }
+        plan.signed
+            .auth
+            .sign_attest(self.client.escrow_id(), &self.key)
+            .to_bytes()
     }
 
     fn record_submitted(&self, row: i64, tx_hash: B256) -> Result<(), JournalError> {

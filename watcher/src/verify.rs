@@ -516,7 +516,11 @@ impl Verifier {
         if deposit.is_link_mode() {
             return refuse(RefusalReason::LinkMode);
         }
-        if deposit.watcher != self.policy.watcher {
+        // The deposit names this watcher by its key's address (attested claims) or by
+        // the chain account it sends from (self-submitted claims: docs/PROTOCOL.md).
+        if deposit.watcher != self.policy.watcher
+            && deposit.watcher != self.client.chain().account()
+        {
             return refuse(RefusalReason::OtherWatcher {
                 watcher: deposit.watcher,
             });

@@ -130,11 +130,26 @@ fn print_address(
     let address = key.address().to_checksum(None);
     let mut s = Summary::new("The watcher's address");
     s.row("address", "address", address.clone());
+    // On Qtum the transactions come from another number than the key's EVM address.
+    let own = settings
+        .sending_account(&key)
+        .filter(|a| *a != key.address())
+        .map(|a| a.to_checksum(None));
+    if let Some(own) = &own {
+        s.row("self_submitting", "submits its own claims", own.clone());
+    }
     s.note(format!(
         "\nSenders name this watcher with: springmail send --watcher {address} …\n\
          (or [watcher] address = \"{address}\" in springmail.toml). It is the key's EVM address,\n\
          which the escrow checks attestations against; the key's q… Qtum address would not work."
     ));
+    if let Some(own) = own {
+        s.note(format!(
+            "Or with --watcher {own}: the hash160 of the address this watcher sends from.\n\
+             Its claims then need no attestation and cost about 4,000 gas less, but no one\n\
+             else can submit them (docs/PROTOCOL.md, \"Self-submitted claims\")."
+        ));
+    }
     s.print(json);
     Ok(())
 }
