@@ -669,6 +669,41 @@ native = "0.001"
         .address()
         .to_checksum(None);
     assert_eq!(out["address"], want.as_str());
+    // On an EVM chain the key also sends the claims: one address, nothing more to name.
+    assert!(out.get("self_submitting").is_none(), "{out}");
+
+    // On Qtum with the local signer the claims come from the key's hash160: printed too,
+    // as the address that makes the watcher's own claims need no attestation.
+    let conf = std::fs::read_to_string(sb.path().join("watcher.toml")).unwrap().replace(
+        "[chain]\n",
+        "[chain]\nbackend = \"qtum\"\nsigner = \"local\"\nrpc_user_env = \"QU\"\nrpc_password_env = \"QP\"\n",
+    );
+    sb.write("qtum.toml", &conf);
+    let out = sb
+        .run_env(
+            &[
+                "--json",
+                "--config",
+                "qtum.toml",
+                "watch",
+                "--print-address",
+            ],
+            &[
+                ("IMAP_PW", "x"),
+                ("WKEY", key.as_str()),
+                ("QU", "u"),
+                ("QP", "p"),
+            ],
+        )
+        .json();
+    let secret = springmail_sdk::keys::ClaimSecret::from_bytes([0x11; 32]).unwrap();
+    assert_eq!(out["address"], want.as_str());
+    assert_eq!(
+        out["self_submitting"],
+        springmail_sdk::qtum::qtum_sender_of_secret(&secret)
+            .to_checksum(None)
+            .as_str()
+    );
 }
 
 #[test]
