@@ -169,15 +169,22 @@ pub fn unknown_keys(table: toml::Table, known: &str, issues: &mut Vec<ConfigIssu
     }
 }
 
-/// A deserializer's message without its TOML excerpt.
+/// A deserializer's message in the words of the config docs.
 fn plain(e: &toml::de::Error) -> String {
-    let m = e.message().trim();
-    match m.strip_prefix("unknown field ") {
-        Some(rest) => format!(
-            "unknown key {}",
-            rest.replace("expected one of", "(known:").replace('`', "") + ")"
-        ),
-        None => m.to_string(),
+    let m = e.message().trim().replace('`', "");
+    if let Some(rest) = m.strip_prefix("unknown field ") {
+        let known = rest.split_once("expected one of ").map(|(_, k)| k);
+        return match known {
+            Some(k) => format!("unknown key (known: {k})"),
+            None => "unknown key".into(),
+        };
+    }
+    // "invalid type: string \"x\", expected u64" → "…, expected a whole number".
+    let whole = ["u8", "u16", "u32", "u64", "usize"];
+    match m.rsplit_once(", expected ") {
+        Some((head, ty)) if whole.contains(&ty) => format!("{head}, expected a whole number"),
+        Some((head, "a boolean")) => format!("{head}, expected true or false"),
+        _ => m,
     }
 }
 
