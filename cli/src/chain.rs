@@ -45,7 +45,7 @@ pub async fn connect(
         Backend::Qtum => "cannot connect to the Qtum node",
         Backend::EvmRpc => "cannot connect to the chain",
     };
-    Ok(chain.connect(key, chain_id).await.context(what)?)
+    chain.connect(key, chain_id).await.context(what)
 }
 
 /// Connects to send transactions as you: with your key on `evm-rpc` and on `qtum` with
