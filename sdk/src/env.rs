@@ -78,3 +78,24 @@ pub fn var(name: &str) -> Option<String> {
 pub fn var_os(name: &str) -> Option<OsString> {
     std::env::var_os(name).filter(|v| !v.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variable_is_documented_and_listed_once() {
+        let docs = ["CLI.md", "OPERATIONS.md", "RELIABILITY.md"]
+            .iter()
+            .map(|f| {
+                let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/").to_string() + f;
+                std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+            })
+            .collect::<String>();
+        for name in ALL {
+            assert!(name.starts_with("SPRINGMAIL_"), "{name}");
+            assert!(docs.contains(name), "{name} is not in docs/");
+            assert_eq!(ALL.iter().filter(|n| *n == name).count(), 1, "{name}");
+        }
+    }
+}
