@@ -169,6 +169,51 @@ pub fn unknown_keys(table: toml::Table, known: &str, issues: &mut Vec<ConfigIssu
     }
 }
 
+/// `value` (or `default` when absent) as one of `choices`; anything else is an issue at
+/// `key` that names them.
+pub fn one_of<T: Copy>(
+    key: &str,
+    value: Option<&str>,
+    default: &str,
+    choices: &[(&str, T)],
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<T> {
+    let v = value.map(str::trim).unwrap_or(default);
+    if let Some((_, t)) = choices.iter().find(|(name, _)| *name == v) {
+        return Some(*t);
+    }
+    let names: Vec<String> = choices.iter().map(|(n, _)| format!("{n:?}")).collect();
+    let problem = format!("{v:?} is not one of {}", names.join(", "));
+    issues.push(ConfigIssue::new(key, problem));
+    None
+}
+
+/// The secret in the environment variable `var` that the key `key` names. An unset or
+/// empty variable is an issue when it was named or the secret is `required`.
+pub fn secret(
+    env: &dyn Fn(&str) -> Option<String>,
+    key: &str,
+    var: Option<&str>,
+    required: bool,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<String> {
+    let Some(name) = var else {
+        if required {
+            let problem = "is required (the name of an environment variable holding the secret)";
+            issues.push(ConfigIssue::new(key, problem));
+        }
+        return None;
+    };
+    let value = env(name).filter(|v| !v.is_empty());
+    if value.is_none() {
+        issues.push(ConfigIssue::new(
+            key,
+            format!("environment variable {name} is not set"),
+        ));
+    }
+    value
+}
+
 /// A deserializer's message in the words of the config docs.
 fn plain(e: &toml::de::Error) -> String {
     let m = e.message().trim().replace('`', "");
@@ -323,25 +368,18 @@ impl ChainConfig {
         issues: &mut Vec<ConfigIssue>,
     ) -> Option<ChainSettings> {
         let before = issues.len();
-        let mut bad = |key: &str, problem: String| issues.push(ConfigIssue::new(key, problem));
         let service = need == Need::Service;
-        let backend = match self.backend.as_deref().map(str::trim) {
-            None | Some("evm-rpc" | "evm_rpc" | "evm") => Backend::EvmRpc,
-            Some("qtum") => Backend::Qtum,
-            Some("embedded") if !service => Backend::Embedded,
-            Some(other) => {
-                let known = if service {
-                    "evm-rpc or qtum"
-                } else {
-                    "evm-rpc, qtum or embedded"
-                };
-                bad(
-                    "chain.backend",
-                    format!("unknown backend {other:?} (use {known})"),
-                );
-                Backend::EvmRpc
-            }
-        };
+        let mut backends = vec![("evm-rpc", Backend::EvmRpc), ("qtum", Backend::Qtum)];
+        if !service {
+            backends.push(("embedded", Backend::Embedded));
+        }
+        let backend = self.backend.as_deref().map(|b| match b.trim() {
+            "evm_rpc" | "evm" => "evm-rpc",
+            other => other,
+        });
+        let backend = one_of("chain.backend", backend, "evm-rpc", &backends, issues)
+            .unwrap_or(Backend::EvmRpc);
+        let mut bad = |key: &str, problem: String| issues.push(ConfigIssue::new(key, problem));
         let url = match self.url.as_deref().map(str::trim) {
             None if service => {
                 bad("chain.url", "is required (the node's JSON-RPC URL)".into());
@@ -427,31 +465,21 @@ impl ChainConfig {
                 "is required with signer = \"node\" (an address in the node's wallet)".into(),
             );
         }
-        let mut secret = |key: &str, var: &str, required: bool| match env(var) {
-            Some(v) if !v.is_empty() => Some(v),
-            _ if required => {
-                bad(key, format!("environment variable {var} is not set"));
-                None
+        let rpc_user = match (&self.rpc_user, self.rpc_user_env.as_deref()) {
+            (Some(u), _) => u.clone(),
+            (None, var) => {
+                secret(env, "chain.rpc_user_env", var, false, issues).unwrap_or_default()
             }
-            _ => None,
         };
-        let rpc_user = match (&self.rpc_user, &self.rpc_user_env) {
-            (Some(u), None) => u.clone(),
-            (None, Some(var)) => {
-                secret("chain.rpc_user_env", var.as_str(), true).unwrap_or_default()
+        // The default password variable is needed only by a qtumd service.
+        let rpc_password = match self.rpc_password_env.as_deref() {
+            Some(var) => secret(env, "chain.rpc_password_env", Some(var), true, issues),
+            None if qtum_service => {
+                let var = Some(crate::env::QTUM_RPC_PASSWORD);
+                secret(env, "chain.rpc_password_env", var, true, issues)
             }
-            (Some(u), Some(_)) => u.clone(),
-            (None, None) => String::new(),
-        };
-        let password_var = self
-            .rpc_password_env
-            .as_deref()
-            .unwrap_or(crate::env::QTUM_RPC_PASSWORD);
-        let rpc_password = secret(
-            "chain.rpc_password_env",
-            password_var,
-            qtum_service || self.rpc_password_env.is_some(),
-        )
+            None => env(crate::env::QTUM_RPC_PASSWORD),
+        }
         .unwrap_or_default();
         if qtum_service && rpc_user.is_empty() && self.rpc_user_env.is_none() {
             issues.push(ConfigIssue::new(

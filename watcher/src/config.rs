@@ -96,7 +96,9 @@ use serde::Deserialize;
 use springmail_sdk::amount::{parse_units, Asset};
 use springmail_sdk::chain::Chain;
 use springmail_sdk::client::SpringMail;
-use springmail_sdk::config::{take_section, take_value, ChainConfig, ChainSettings, Need};
+use springmail_sdk::config::{
+    one_of, secret, take_section, take_value, ChainConfig, ChainSettings, Need,
+};
 pub use springmail_sdk::config::{ConfigErrors, ConfigIssue};
 use springmail_sdk::keys::ClaimSecret;
 
@@ -410,23 +412,7 @@ impl Check<'_> {
     }
 
     fn secret_env(&mut self, key: &str, var: &Option<String>, required: bool) -> Option<String> {
-        match var {
-            None if required => {
-                self.bad(
-                    key,
-                    "is required (the name of an environment variable holding the secret)",
-                );
-                None
-            }
-            None => None,
-            Some(name) => match (self.env)(name) {
-                Some(v) if !v.is_empty() => Some(v),
-                _ => {
-                    self.bad(key, format!("environment variable {name} is not set"));
-                    None
-                }
-            },
-        }
+        secret(self.env, key, var.as_deref(), required, &mut self.issues)
     }
 }
 
@@ -506,17 +492,13 @@ impl RawConfig {
             c.bad("imap", "the [imap] section is required");
         }
         let imap_host = c.required("imap.host", &imap_raw.host);
-        let imap_security = match imap_raw.security.as_deref().unwrap_or("tls") {
-            "tls" => Some(ImapSecurity::Tls),
-            "plain" => Some(ImapSecurity::Plain),
-            other => {
-                c.bad(
-                    "imap.security",
-                    format!("{other:?} is not one of \"tls\", \"plain\""),
-                );
-                None
-            }
-        };
+        let imap_security = one_of(
+            "imap.security",
+            imap_raw.security.as_deref(),
+            "tls",
+            &[("tls", ImapSecurity::Tls), ("plain", ImapSecurity::Plain)],
+            &mut c.issues,
+        );
         if imap_security == Some(ImapSecurity::Plain)
             && imap_host.as_deref().is_some_and(|h| !is_loopback(h))
         {
@@ -545,18 +527,17 @@ impl RawConfig {
             c.bad("smtp", "the [smtp] section is required");
         }
         let smtp_host = c.required("smtp.host", &smtp_raw.host);
-        let smtp_security = match smtp_raw.security.as_deref().unwrap_or("tls") {
-            "tls" => Some(SmtpSecurity::Tls),
-            "starttls" => Some(SmtpSecurity::StartTls),
-            "plain" => Some(SmtpSecurity::Plain),
-            other => {
-                c.bad(
-                    "smtp.security",
-                    format!("{other:?} is not one of \"tls\", \"starttls\", \"plain\""),
-                );
-                None
-            }
-        };
+        let smtp_security = one_of(
+            "smtp.security",
+            smtp_raw.security.as_deref(),
+            "tls",
+            &[
+                ("tls", SmtpSecurity::Tls),
+                ("starttls", SmtpSecurity::StartTls),
+                ("plain", SmtpSecurity::Plain),
+            ],
+            &mut c.issues,
+        );
         if smtp_security == Some(SmtpSecurity::Plain)
             && smtp_host.as_deref().is_some_and(|h| !is_loopback(h))
         {
@@ -598,17 +579,16 @@ impl RawConfig {
         };
 
         // DNS
-        let pinned_only = match self.dns.resolver.as_deref().unwrap_or("system") {
-            "system" => false,
-            "pinned" => true,
-            other => {
-                c.bad(
-                    "dns.resolver",
-                    format!("{other:?} is not one of \"system\", \"pinned\""),
-                );
-                false
-            }
-        };
+        let resolvers = [("system", false), ("pinned", true)];
+        let resolver = self.dns.resolver.as_deref();
+        let pinned_only = one_of(
+            "dns.resolver",
+            resolver,
+            "system",
+            &resolvers,
+            &mut c.issues,
+        )
+        .unwrap_or(false);
         let mut pinned = PinnedRecords::new();
         for (name, record) in &self.dns.pinned {
             if let Err(e) = pinned.pin(name, record) {
