@@ -30,7 +30,7 @@ use springmail_sdk::keys::ClaimSecret;
 use crate::corpus::DepositSpec;
 
 /// The dev chain's id.
-pub const CHAIN_ID: u64 = 8890;
+pub const CHAIN_ID: u64 = springmail_sdk::protocol::REGTEST_CHAIN_ID;
 
 /// An anvil this process started (stopped on drop), or one given by URL.
 pub struct Anvil {

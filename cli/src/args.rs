@@ -36,22 +36,22 @@ pub struct Cli {
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Config file (default: ./springmail.toml, then ~/.config/springmail/springmail.toml)
-    #[arg(long, global = true, env = "SPRINGMAIL_CONFIG", value_name = "FILE")]
+    #[arg(long, global = true, env = springmail_sdk::env::CONFIG, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Chain backend: evm-rpc (anvil, any EVM node) or qtum (qtumd)
-    #[arg(long, global = true, env = "SPRINGMAIL_BACKEND", value_name = "NAME")]
+    #[arg(long, global = true, env = springmail_sdk::env::BACKEND, value_name = "NAME")]
     pub backend: Option<String>,
     /// Node URL, e.g. http://127.0.0.1:8545
-    #[arg(long, global = true, env = "SPRINGMAIL_RPC_URL", value_name = "URL")]
+    #[arg(long, global = true, env = springmail_sdk::env::RPC_URL, value_name = "URL")]
     pub rpc: Option<String>,
     /// Chain id the node must have (8890 regtest/anvil, 8889 testnet, 81 mainnet)
-    #[arg(long, global = true, env = "SPRINGMAIL_CHAIN_ID", value_name = "ID")]
+    #[arg(long, global = true, env = springmail_sdk::env::CHAIN_ID, value_name = "ID")]
     pub chain_id: Option<u64>,
     /// Escrow contract address (from `springmail deploy`)
-    #[arg(long, global = true, env = "SPRINGMAIL_ESCROW", value_name = "ADDR")]
+    #[arg(long, global = true, env = springmail_sdk::env::ESCROW, value_name = "ADDR")]
     pub escrow: Option<String>,
     /// Encrypted keystore file of your key
-    #[arg(long, global = true, env = "SPRINGMAIL_KEYSTORE", value_name = "FILE")]
+    #[arg(long, global = true, env = springmail_sdk::env::KEYSTORE, value_name = "FILE")]
     pub keystore: Option<PathBuf>,
     /// Print results as JSON on stdout
     #[arg(long, global = true)]

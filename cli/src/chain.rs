@@ -5,8 +5,6 @@ use std::sync::Arc;
 use alloy::sol_types::SolCall;
 use anyhow::Context;
 use springmail_sdk::amount::Asset;
-use springmail_sdk::chain::evm_rpc::EvmRpcChain;
-use springmail_sdk::chain::qtum::{QtumChain, QtumConfig};
 use springmail_sdk::chain::{CallResult, Chain};
 use springmail_sdk::client::SpringMail;
 use springmail_sdk::keys::ClaimSecret;
@@ -14,9 +12,6 @@ use springmail_sdk::Address;
 
 use crate::config::{Backend, QtumSignerKind, Settings};
 use crate::report::input_error;
-
-/// The environment variable with qtumd's RPC password.
-pub const QTUM_RPC_PASSWORD_ENV: &str = "SPRINGMAIL_QTUM_RPC_PASSWORD";
 
 /// Connects to the configured node. `key` signs transactions on `evm-rpc` and on `qtum`
 /// with `[chain] signer = "local"` (a throwaway key is used for read-only work when
@@ -27,74 +22,30 @@ pub async fn connect(
     key: Option<&ClaimSecret>,
     chain_id: Option<u64>,
 ) -> anyhow::Result<Arc<dyn Chain>> {
-    let expected = match (settings.chain_id, chain_id) {
-        (Some(a), Some(b)) if a != b => {
+    let chain = &settings.chain;
+    if let (Some(a), Some(b)) = (chain.chain_id, chain_id) {
+        if a != b {
             return Err(input_error(
                 format!("the claim link is for chain {b}, but the configuration says chain {a}"),
                 "point --rpc and --chain-id at the chain the link was made on",
-            ))
+            ));
         }
-        (a, b) => b.or(a),
-    };
-    match settings.backend {
-        Backend::Embedded => Err(input_error(
+    }
+    let what = match chain.backend {
+        Backend::Embedded => return Err(input_error(
             "the embedded chain lives inside one springmail process only, so nothing sent on it would last",
             "use `springmail demo` to see it, or set [chain] backend = \"evm-rpc\" or \"qtum\" with a url",
         )),
-        Backend::EvmRpc => {
-            let secret = match key {
-                Some(k) => k.clone(),
-                None => ClaimSecret::random(),
-            };
-            let chain = EvmRpcChain::connect(&settings.rpc_url, secret.signer(), expected)
-                .await
-                .context("cannot connect to the chain")?;
-            tracing::debug!(chain = %chain.describe(), "connected");
-            Ok(Arc::new(chain))
+        Backend::Qtum if chain.signer == QtumSignerKind::Node && chain.sender.is_none() => {
+            return Err(input_error(
+                "the qtum backend needs your sender address ([chain] sender or SPRINGMAIL_QTUM_SENDER)",
+                "use an address whose key is in the node's wallet (qtum-cli getnewaddress), or let your keystore key sign with [chain] signer = \"local\" (qtumd with -addrindex; no node wallet needed)",
+            ))
         }
-        Backend::Qtum if settings.qtum.signer == QtumSignerKind::Local => {
-            let user = settings.qtum.rpc_user.clone().unwrap_or_default();
-            let password = std::env::var(QTUM_RPC_PASSWORD_ENV).unwrap_or_default();
-            // Read-only work needs no key: a throwaway one, and then no sender to match.
-            let (secret, sender) = match key {
-                Some(k) => (k.clone(), settings.qtum.sender.clone().unwrap_or_default()),
-                None => (ClaimSecret::random(), String::new()),
-            };
-            let mut cfg =
-                QtumConfig::new(settings.rpc_url.clone(), user, password, sender).local_key(secret);
-            if let Some(p) = settings.qtum.gas_price {
-                cfg.gas_price_sat = p;
-            }
-            if let Some(id) = expected {
-                cfg = cfg.expect_chain_id(id);
-            }
-            let chain = QtumChain::connect(cfg).await.context("cannot connect to the Qtum node")?;
-            tracing::debug!(chain = %chain.describe(), "connected");
-            Ok(Arc::new(chain))
-        }
-        Backend::Qtum => {
-            let sender = settings.qtum.sender.clone().ok_or_else(|| {
-                input_error(
-                    "the qtum backend needs your sender address ([chain] sender or SPRINGMAIL_QTUM_SENDER)",
-                    "use an address whose key is in the node's wallet (qtum-cli getnewaddress), or let your keystore key sign with [chain] signer = \"local\" (qtumd with -addrindex; no node wallet needed)",
-                )
-            })?;
-            let user = settings.qtum.rpc_user.clone().unwrap_or_default();
-            let password = std::env::var(QTUM_RPC_PASSWORD_ENV).unwrap_or_default();
-            let mut cfg = QtumConfig::new(settings.rpc_url.clone(), user, password, sender);
-            if let Some(w) = &settings.qtum.node_wallet {
-                cfg = cfg.wallet(w.clone());
-            }
-            if let Some(p) = settings.qtum.gas_price {
-                cfg.gas_price_sat = p;
-            }
-            if let Some(id) = expected {
-                cfg = cfg.expect_chain_id(id);
-            }
-            let chain = QtumChain::connect(cfg).await.context("cannot connect to the Qtum node")?;
-            Ok(Arc::new(chain))
-        }
-    }
+        Backend::Qtum => "cannot connect to the Qtum node",
+        Backend::EvmRpc => "cannot connect to the chain",
+    };
+    chain.connect(key, chain_id).await.context(what)
 }
 
 /// Connects to send transactions as you: with your key on `evm-rpc` and on `qtum` with
@@ -104,7 +55,7 @@ pub async fn connect_signing(
     settings: &Settings,
     chain_id: Option<u64>,
 ) -> anyhow::Result<Arc<dyn Chain>> {
-    if settings.backend == Backend::Qtum && settings.qtum.signer == QtumSignerKind::Node {
+    if settings.chain.backend == Backend::Qtum && settings.chain.signer == QtumSignerKind::Node {
         return connect(settings, None, chain_id).await;
     }
     let key = crate::secrets::signing_key(&settings.keystore)?;
@@ -113,7 +64,7 @@ pub async fn connect_signing(
 
 /// The configured escrow, or an error that says how to get one.
 pub fn escrow(settings: &Settings) -> anyhow::Result<Address> {
-    settings.escrow.ok_or_else(|| {
+    settings.chain.escrow.ok_or_else(|| {
         input_error(
             "no escrow contract is configured",
             "deploy one with `springmail deploy`, then set [chain] escrow in springmail.toml (or --escrow ADDR)",
@@ -124,7 +75,7 @@ pub fn escrow(settings: &Settings) -> anyhow::Result<Address> {
 /// Refuses a claim link whose escrow is not the configured one (`--escrow` or
 /// `[chain] escrow`), as a chain-id mismatch is refused: the link must not silently win.
 pub fn check_link_escrow(settings: &Settings, link_escrow: Address) -> anyhow::Result<()> {
-    match settings.escrow {
+    match settings.chain.escrow {
         Some(configured) if configured != link_escrow => Err(input_error(
             format!(
                 "the claim link is for escrow {}, but the configuration says escrow {}",
@@ -142,7 +93,7 @@ pub fn check_link_escrow(settings: &Settings, link_escrow: Address) -> anyhow::R
 /// means 45 s from now even when the chain's last block is minutes old).
 pub fn client(settings: &Settings, chain: Arc<dyn Chain>, escrow: Address) -> SpringMail {
     SpringMail::new(chain, escrow)
-        .with_start_block(settings.start_block)
+        .with_start_block(settings.chain.start_block)
         .with_clock(wall_clock)
 }
 
@@ -191,7 +142,7 @@ pub async fn asset_for(chain: &dyn Chain, token: Option<Address>) -> anyhow::Res
 /// qtumd node, `0x` on an EVM backend (anvil keeps Qtum's chain id, but a base58 form
 /// there invites paying a key's Qtum address, which no key controls on that chain).
 pub fn show(settings: &Settings, chain_id: u64, address: Address) -> String {
-    match settings.backend {
+    match settings.chain.backend {
         Backend::Qtum => springmail_sdk::qtum::format_address(chain_id, address),
         Backend::EvmRpc | Backend::Embedded => address.to_checksum(None),
     }

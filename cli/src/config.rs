@@ -1,11 +1,15 @@
 //! The CLI's configuration, in two steps (STYLE.md §5):
 //!
-//! 1. [`RawConfig`]: what the TOML file, the environment and the flags say, as text,
-//!    with no I/O beyond reading the one file. Later sources override earlier ones:
+//! 1. [`RawConfig`]: what the TOML file, the environment and the flags say, with no I/O
+//!    beyond reading the one file. Later sources override earlier ones:
 //!    file < `SPRINGMAIL_*` environment < flags.
 //! 2. [`Settings`]: every value parsed and checked. [`Settings::resolve`] reports every
-//!    bad key by its path in one pass ([`ConfigError`]). Connecting to the chain and
-//!    unlocking keys happen later, in the commands, and only for what they need.
+//!    bad key by its name in one pass ([`ConfigErrors`]), a flag or variable by its own
+//!    name. Connecting to the chain and unlocking keys happen later, in the commands, and
+//!    only for what they need.
+//!
+//! `[chain]` is the watcher's section too: its keys and checks are
+//! [`springmail_sdk::config::ChainConfig`]'s.
 //!
 //! The file (`springmail.toml`; every key optional):
 //!
@@ -16,8 +20,9 @@
 //! chain_id = 8890                  # refuse a node on another chain
 //! escrow = "0x…"                   # the EmailEscrow contract (springmail deploy prints it)
 //! start_block = 0                  # its deployment block: event scans start here
-//! rpc_user = "qtum"                # qtum: -rpcuser (password: SPRINGMAIL_QTUM_RPC_PASSWORD)
-//! node_wallet = "alice"            # qtum: wallet name (/wallet/<name>)
+//! rpc_user = "qtum"                # qtum: -rpcuser (password: SPRINGMAIL_QTUM_RPC_PASSWORD,
+//!                                  #   or the variable rpc_password_env names)
+//! wallet = "alice"                 # qtum: wallet name (/wallet/<name>; also spelled node_wallet)
 //! signer = "node"                  # qtum: "node" (the node's wallet signs) | "local" (your keystore key signs; qtumd needs -addrindex, no wallet)
 //! sender = "q…"                    # qtum, signer = "node": your address in the node's wallet
 //! gas_price = 40                   # qtum: satoshi per gas
@@ -47,8 +52,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
 use springmail_sdk::amount::{check_amount_text, Amount, AmountError, Asset};
-use springmail_sdk::qtum::{self, QtumNetwork};
+pub use springmail_sdk::config::{
+    parse_address, Backend, ConfigErrors, ConfigIssue, QtumSignerKind, DEFAULT_RPC_URL,
+};
+use springmail_sdk::config::{take_section, ChainConfig, ChainSettings, Need};
+use springmail_sdk::env;
+use springmail_sdk::qtum;
 use springmail_sdk::Address;
 
 use crate::args::GlobalArgs;
@@ -57,129 +68,93 @@ use crate::args::GlobalArgs;
 pub const LOCAL_CONFIG: &str = "springmail.toml";
 /// Default claim window.
 pub const DEFAULT_EXPIRES: &str = "30d";
-/// Default node URL (anvil's default port).
-pub const DEFAULT_RPC_URL: &str = "http://127.0.0.1:8545";
 
-/// Known keys per section, for the unknown-key check.
-const KNOWN: &[(&str, &[&str])] = &[
-    (
-        "chain",
-        &[
-            "backend",
-            "url",
-            "chain_id",
-            "escrow",
-            "start_block",
-            "rpc_user",
-            "node_wallet",
-            "signer",
-            "sender",
-            "gas_price",
-        ],
-    ),
-    ("wallet", &["keystore"]),
-    (
-        "mail",
-        &["address", "name", "smtp_url", "smtp_user", "claim_host"],
-    ),
-    ("watcher", &["address", "email"]),
-    ("send", &["expires", "cancellable"]),
-    ("claim", &["max_fee"]),
-];
-
-/// One bad key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigIssue {
-    /// `chain.escrow`, or the flag/variable that set it.
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
+/// `[wallet]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalletSection {
+    /// Keystore file.
+    pub keystore: Option<String>,
 }
 
-/// Every bad key found in one pass.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", describe(.issues, .source_file.as_deref()))]
-pub struct ConfigError {
-    /// The file that was read, if any.
-    pub source_file: Option<PathBuf>,
-    /// The problems.
-    pub issues: Vec<ConfigIssue>,
+/// `[mail]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSection {
+    /// Your mailbox.
+    pub address: Option<String>,
+    /// Your display name.
+    pub name: Option<String>,
+    /// `smtp://` or `smtps://` URL.
+    pub smtp_url: Option<String>,
+    /// SMTP login, when not in the URL.
+    pub smtp_user: Option<String>,
+    /// Your claim page's host.
+    pub claim_host: Option<String>,
 }
 
-fn describe(issues: &[ConfigIssue], file: Option<&Path>) -> String {
-    let list = issues
-        .iter()
-        .map(|i| format!("{}: {}", shown_path(&i.path), i.message))
-        .collect::<Vec<_>>()
-        .join("; ");
-    match file {
-        Some(f) => format!(
-            "bad configuration in {} ({} problem(s)): {list}",
-            f.display(),
-            issues.len()
-        ),
-        None => format!("bad configuration ({} problem(s)): {list}", issues.len()),
-    }
+/// `[watcher]`: the watcher you use.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatcherSection {
+    /// Its attestation key's 0x address.
+    pub address: Option<String>,
+    /// Its mailbox.
+    pub email: Option<String>,
 }
 
-/// A key as written in the file (`[claim] max_fee`); flags and variables as they are.
-fn shown_path(path: &str) -> String {
-    match path.split_once('.') {
-        Some((section, key)) if !path.starts_with('-') => format!("[{section}] {key}"),
-        _ => path.to_string(),
-    }
+/// `[send]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendSection {
+    /// Default claim window (`30d`).
+    pub expires: Option<String>,
+    /// Default cancellable flag.
+    pub cancellable: Option<bool>,
 }
 
-/// A text value and where it came from (a config key, a variable or a flag).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sourced<T> {
-    /// The value.
-    pub value: T,
-    /// Where it was set, for error messages.
-    pub origin: String,
+/// `[claim]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimSection {
+    /// The most a watcher may keep.
+    pub max_fee: Option<String>,
 }
 
-type Field<T> = Option<Sourced<T>>;
-
-/// Step 1: the raw values, as set by file, environment and flags.
+/// Step 1: the values set by file, environment and flags.
 #[derive(Debug, Clone, Default)]
 pub struct RawConfig {
     /// The file read, if any.
     pub file: Option<PathBuf>,
-    /// Keys by dotted path (`chain.url`), with their origin.
-    values: BTreeMap<&'static str, Sourced<toml::Value>>,
-    /// Problems found while reading (unknown keys, wrong types).
+    /// `[chain]`.
+    pub chain: ChainConfig,
+    /// `[wallet]`.
+    pub wallet: WalletSection,
+    /// `[mail]`.
+    pub mail: MailSection,
+    /// `[watcher]`.
+    pub watcher: WatcherSection,
+    /// `[send]`.
+    pub send: SendSection,
+    /// `[claim]`.
+    pub claim: ClaimSection,
+    /// Keys set by a variable or a flag, by the name to report them with.
+    origins: BTreeMap<&'static str, String>,
+    /// Unknown and mistyped keys found while reading.
     issues: Vec<ConfigIssue>,
 }
 
-fn dotted(section: &str, key: &str) -> Option<&'static str> {
-    const ALL: &[&str] = &[
-        "chain.backend",
-        "chain.url",
-        "chain.chain_id",
-        "chain.escrow",
-        "chain.start_block",
-        "chain.rpc_user",
-        "chain.node_wallet",
-        "chain.signer",
-        "chain.sender",
-        "chain.gas_price",
-        "wallet.keystore",
-        "mail.address",
-        "mail.name",
-        "mail.smtp_url",
-        "mail.smtp_user",
-        "mail.claim_host",
-        "watcher.address",
-        "watcher.email",
-        "send.expires",
-        "send.cancellable",
-        "claim.max_fee",
-    ];
-    ALL.iter()
-        .copied()
-        .find(|p| p.split_once('.') == Some((section, key)))
-}
+/// The variables that set a key (clap reads those of the flags).
+const ENV_KEYS: [(&str, &str); 8] = [
+    (env::EMAIL, "mail.address"),
+    (env::SMTP_URL, "mail.smtp_url"),
+    (env::SMTP_USER, "mail.smtp_user"),
+    (env::WATCHER, "watcher.address"),
+    (env::WATCHER_EMAIL, "watcher.email"),
+    (env::QTUM_SENDER, "chain.sender"),
+    (env::QTUM_SIGNER, "chain.signer"),
+    (env::QTUM_RPC_USER, "chain.rpc_user"),
+];
 
 impl RawConfig {
     /// Reads the config file: `explicit` (which must exist), else `./springmail.toml`,
@@ -211,167 +186,80 @@ impl RawConfig {
         Self::from_toml(&text, Some(path))
     }
 
-    /// Parses config text (no I/O).
+    /// Parses config text (no I/O). Bad keys are kept for [`Settings::resolve`] to report
+    /// with the rest; only text that is not TOML fails here.
     pub fn from_toml(text: &str, file: Option<PathBuf>) -> anyhow::Result<Self> {
         let shown = file
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "config".into());
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let mut t = springmail_sdk::config::parse_table(text).map_err(|e| {
             crate::report::hinted(
-                anyhow::anyhow!("{shown} is not valid TOML: {}", e.message()),
+                anyhow::anyhow!("{shown} is not valid TOML ({}): {}", e.key, e.problem),
                 "see docs/CLI.md for the config file format",
                 crate::report::ExitKind::Input,
             )
         })?;
-        let mut raw = RawConfig {
+        let mut issues = Vec::new();
+        let i = &mut issues;
+        let raw = RawConfig {
             file,
+            chain: take_section(&mut t, "chain", i).unwrap_or_default(),
+            wallet: take_section(&mut t, "wallet", i).unwrap_or_default(),
+            mail: take_section(&mut t, "mail", i).unwrap_or_default(),
+            watcher: take_section(&mut t, "watcher", i).unwrap_or_default(),
+            send: take_section(&mut t, "send", i).unwrap_or_default(),
+            claim: take_section(&mut t, "claim", i).unwrap_or_default(),
             ..Default::default()
         };
-        for (section, value) in table {
-            let Some(inner) = value.as_table() else {
-                raw.issues.push(ConfigIssue {
-                    path: section.clone(),
-                    message: "unknown key (expected a [section]: chain, wallet, mail, watcher, send, claim)".into(),
-                });
-                continue;
-            };
-            if !KNOWN.iter().any(|(s, _)| *s == section) {
-                raw.issues.push(ConfigIssue {
-                    path: section.clone(),
-                    message: "unknown section (known: chain, wallet, mail, watcher, send, claim)"
-                        .into(),
-                });
-                continue;
-            }
-            for (key, v) in inner {
-                match dotted(&section, key) {
-                    Some(path) => {
-                        raw.values.insert(
-                            path,
-                            Sourced {
-                                value: v.clone(),
-                                origin: path.to_string(),
-                            },
-                        );
-                    }
-                    None => raw.issues.push(ConfigIssue {
-                        path: format!("{section}.{key}"),
-                        message: "unknown key".into(),
-                    }),
-                }
-            }
-        }
-        Ok(raw)
+        springmail_sdk::config::unknown_keys(t, "chain, wallet, mail, watcher, send, claim", i);
+        Ok(RawConfig { issues, ..raw })
     }
 
-    fn set_text(&mut self, path: &'static str, value: Option<String>, origin: &str) {
+    /// The text field of `key`, for the variables and flags that set one.
+    fn slot(&mut self, key: &str) -> &mut Option<String> {
+        match key {
+            "mail.address" => &mut self.mail.address,
+            "mail.smtp_url" => &mut self.mail.smtp_url,
+            "mail.smtp_user" => &mut self.mail.smtp_user,
+            "watcher.address" => &mut self.watcher.address,
+            "watcher.email" => &mut self.watcher.email,
+            "chain.sender" => &mut self.chain.sender,
+            "chain.signer" => &mut self.chain.signer,
+            "chain.rpc_user" => &mut self.chain.rpc_user,
+            "chain.backend" => &mut self.chain.backend,
+            "chain.url" => &mut self.chain.url,
+            "chain.escrow" => &mut self.chain.escrow,
+            "wallet.keystore" => &mut self.wallet.keystore,
+            other => unreachable!("no variable or flag sets {other}"),
+        }
+    }
+
+    fn set(&mut self, key: &'static str, value: Option<String>, origin: &str) {
         if let Some(v) = value {
-            self.values.insert(
-                path,
-                Sourced {
-                    value: toml::Value::String(v),
-                    origin: origin.to_string(),
-                },
-            );
+            *self.slot(key) = Some(v);
+            self.origins.insert(key, origin.to_string());
         }
     }
 
     /// Applies `SPRINGMAIL_*` variables that have no flag (`get` reads one variable).
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
-        for (var, path) in [
-            ("SPRINGMAIL_EMAIL", "mail.address"),
-            ("SPRINGMAIL_SMTP_URL", "mail.smtp_url"),
-            ("SPRINGMAIL_SMTP_USER", "mail.smtp_user"),
-            ("SPRINGMAIL_WATCHER", "watcher.address"),
-            ("SPRINGMAIL_WATCHER_EMAIL", "watcher.email"),
-            ("SPRINGMAIL_QTUM_SENDER", "chain.sender"),
-            ("SPRINGMAIL_QTUM_SIGNER", "chain.signer"),
-            ("SPRINGMAIL_QTUM_RPC_USER", "chain.rpc_user"),
-        ] {
-            let value = get(var).filter(|v| !v.is_empty());
-            self.set_text(path, value, var);
+        for (var, key) in ENV_KEYS {
+            self.set(key, get(var).filter(|v| !v.is_empty()), var);
         }
     }
 
     /// Applies the global flags (clap has already folded their variables in).
     pub fn apply_flags(&mut self, g: &GlobalArgs) {
-        self.set_text("chain.backend", g.backend.clone(), "--backend");
-        self.set_text("chain.url", g.rpc.clone(), "--rpc");
+        self.set("chain.backend", g.backend.clone(), "--backend");
+        self.set("chain.url", g.rpc.clone(), "--rpc");
         if let Some(id) = g.chain_id {
-            self.values.insert(
-                "chain.chain_id",
-                Sourced {
-                    value: toml::Value::Integer(id as i64),
-                    origin: "--chain-id".into(),
-                },
-            );
+            self.chain.chain_id = Some(id);
+            self.origins.insert("chain.chain_id", "--chain-id".into());
         }
-        self.set_text("chain.escrow", g.escrow.clone(), "--escrow");
-        self.set_text(
-            "wallet.keystore",
-            g.keystore.as_ref().map(|p| p.display().to_string()),
-            "--keystore",
-        );
-    }
-
-    fn text(&self, path: &'static str, issues: &mut Vec<ConfigIssue>) -> Field<String> {
-        let s = self.values.get(path)?;
-        match &s.value {
-            toml::Value::String(v) => Some(Sourced {
-                value: v.clone(),
-                origin: s.origin.clone(),
-            }),
-            other => {
-                issues.push(ConfigIssue {
-                    path: s.origin.clone(),
-                    message: format!("expected a string, got {}", other.type_str()),
-                });
-                None
-            }
-        }
-    }
-
-    fn integer(&self, path: &'static str, issues: &mut Vec<ConfigIssue>) -> Field<u64> {
-        let s = self.values.get(path)?;
-        let parsed = match &s.value {
-            toml::Value::Integer(i) if *i >= 0 => Ok(*i as u64),
-            toml::Value::String(t) => t
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| format!("{t:?} is not a whole number")),
-            other => Err(format!("expected a whole number, got {}", other.type_str())),
-        };
-        match parsed {
-            Ok(value) => Some(Sourced {
-                value,
-                origin: s.origin.clone(),
-            }),
-            Err(message) => {
-                issues.push(ConfigIssue {
-                    path: s.origin.clone(),
-                    message,
-                });
-                None
-            }
-        }
-    }
-
-    fn boolean(&self, path: &'static str, issues: &mut Vec<ConfigIssue>) -> Field<bool> {
-        let s = self.values.get(path)?;
-        match &s.value {
-            toml::Value::Boolean(b) => Some(Sourced {
-                value: *b,
-                origin: s.origin.clone(),
-            }),
-            other => {
-                issues.push(ConfigIssue {
-                    path: s.origin.clone(),
-                    message: format!("expected true or false, got {}", other.type_str()),
-                });
-                None
-            }
-        }
+        self.set("chain.escrow", g.escrow.clone(), "--escrow");
+        let keystore = g.keystore.as_ref().map(|p| p.display().to_string());
+        self.set("wallet.keystore", keystore, "--keystore");
     }
 }
 
@@ -385,22 +273,18 @@ pub fn default_config_paths() -> Vec<PathBuf> {
 }
 
 fn config_home() -> Option<PathBuf> {
-    std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
+    env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .or_else(|| home().map(|h| h.join(".config")))
 }
 
 fn home() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+    env::var_os("HOME").map(PathBuf::from)
 }
 
 /// The default keystore: `$XDG_DATA_HOME/springmail/wallet.json` (`~/.local/share/…`).
 pub fn default_keystore() -> PathBuf {
-    std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
+    env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|| home().map(|h| h.join(".local").join("share")))
         .unwrap_or_else(|| PathBuf::from("."))
@@ -415,71 +299,13 @@ fn expand_home(text: &str) -> PathBuf {
     }
 }
 
-/// Which chain backend to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// Ethereum JSON-RPC with a local key (anvil, any EVM node).
-    EvmRpc,
-    /// qtumd JSON-RPC, the key in the node's wallet.
-    Qtum,
-    /// The in-process development chain (only inside one process: the demo).
-    Embedded,
-}
-
-impl Backend {
-    /// The config spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::EvmRpc => "evm-rpc",
-            Backend::Qtum => "qtum",
-            Backend::Embedded => "embedded",
-        }
-    }
-}
-
-/// Who signs Qtum transactions (`[chain] signer`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum QtumSignerKind {
-    /// The node's wallet holds the key (`sendtocontract` with a sender).
-    #[default]
-    Node,
-    /// The keystore key signs raw transactions here; the node needs no wallet.
-    Local,
-}
-
-/// qtumd specifics.
-#[derive(Debug, Clone, Default)]
-pub struct QtumSettings {
-    /// `-rpcuser`.
-    pub rpc_user: Option<String>,
-    /// Wallet name.
-    pub node_wallet: Option<String>,
-    /// Who signs.
-    pub signer: QtumSignerKind,
-    /// The sender's base58 address: in the node's wallet (node signer), or the keystore
-    /// key's address (local signer, optional).
-    pub sender: Option<String>,
-    /// Satoshi per gas.
-    pub gas_price: Option<u64>,
-}
-
 /// Step 2: checked settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The config file read, if any.
     pub file: Option<PathBuf>,
-    /// The backend.
-    pub backend: Backend,
-    /// Node URL.
-    pub rpc_url: String,
-    /// Required chain id, if set.
-    pub chain_id: Option<u64>,
-    /// Escrow contract, if set.
-    pub escrow: Option<Address>,
-    /// First block of event scans.
-    pub start_block: u64,
-    /// qtumd settings.
-    pub qtum: QtumSettings,
+    /// `[chain]`: backend, node, chain id, escrow, qtumd specifics.
+    pub chain: ChainSettings,
     /// Keystore file.
     pub keystore: PathBuf,
     /// Your mailbox.
@@ -521,21 +347,6 @@ pub fn parse_watcher(text: &str) -> Result<Address, String> {
         ));
     }
     qtum::parse_hex_address(t).map_err(|e| e.to_string())
-}
-
-/// Parses an address: `0x`-hex anywhere; base58 on Qtum chains (any Qtum network when
-/// the chain is not known yet, else the network of `chain_id`).
-pub fn parse_address(chain_id: Option<u64>, text: &str) -> Result<Address, String> {
-    let text = text.trim();
-    match chain_id {
-        Some(id) => qtum::parse_address(id, text).map_err(|e| e.to_string()),
-        None if text.starts_with("0x") || text.starts_with("0X") => {
-            qtum::parse_hex_address(text).map_err(|e| e.to_string())
-        }
-        None => qtum::decode_address(text)
-            .map(|(_, a)| a)
-            .map_err(|e| e.to_string()),
-    }
 }
 
 /// Parses a duration: a whole number followed by s, m, h, d or w (`30d`, `12h`).
@@ -586,218 +397,89 @@ fn check_max_fee(text: &str, chain_id: Option<u64>) -> Result<(), AmountError> {
 
 impl Settings {
     /// Checks every value, reporting all problems at once.
-    pub fn resolve(raw: &RawConfig) -> Result<Settings, ConfigError> {
+    pub fn resolve(raw: &RawConfig) -> Result<Settings, ConfigErrors> {
         let mut issues = raw.issues.clone();
+        let from_values = issues.len();
         let i = &mut issues;
-        let backend = match raw.text("chain.backend", i) {
-            None => Backend::EvmRpc,
-            Some(s) => match s.value.trim() {
-                "evm-rpc" | "evm_rpc" | "evm" => Backend::EvmRpc,
-                "qtum" => Backend::Qtum,
-                "embedded" => Backend::Embedded,
-                other => {
-                    i.push(ConfigIssue {
-                        path: s.origin,
-                        message: format!(
-                            "unknown backend {other:?} (use evm-rpc, qtum or embedded)"
-                        ),
-                    });
-                    Backend::EvmRpc
-                }
-            },
+        let chain = raw.chain.resolve(Need::Client, &env::var, i);
+        let chain_id = raw.chain.chain_id.filter(|id| *id != 0);
+        let mut check =
+            |key: &str, value: &Option<String>, f: &dyn Fn(&str) -> Result<String, String>| {
+                let v = value.as_deref()?;
+                f(v).map_err(|e| i.push(ConfigIssue::new(key, e))).ok()
+            };
+        let watcher = check("watcher.address", &raw.watcher.address, &|v| {
+            parse_watcher(v)
+                .map(|_| v.trim().to_string())
+                .map_err(|m| format!("{m} ({WATCHER_HINT})"))
+        })
+        .map(|v| parse_watcher(&v).expect("checked"));
+        let mailbox = |v: &str| {
+            springmail_sdk::email::normalize(v)
+                .map(|_| v.trim().to_string())
+                .map_err(|e| e.to_string())
         };
-        let rpc_url = match raw.text("chain.url", i) {
-            None => DEFAULT_RPC_URL.to_string(),
-            Some(s) => {
-                let v = s.value.trim().to_string();
-                if !(v.starts_with("http://") || v.starts_with("https://")) {
-                    i.push(ConfigIssue {
-                        path: s.origin,
-                        message: format!("{v:?} must start with http:// or https://"),
-                    });
-                }
-                v
-            }
-        };
-        let chain_id = raw.integer("chain.chain_id", i).and_then(|s| {
-            if s.value == 0 {
-                i.push(ConfigIssue {
-                    path: s.origin,
-                    message: "0 is no chain id".into(),
-                });
-                None
-            } else {
-                Some(s.value)
+        let mail_address = check("mail.address", &raw.mail.address, &mailbox);
+        let watcher_email = check("watcher.email", &raw.watcher.email, &mailbox);
+        let smtp_url = check("mail.smtp_url", &raw.mail.smtp_url, &|v| {
+            let v = v.trim();
+            match v.starts_with("smtp://") || v.starts_with("smtps://") {
+                true => Ok(v.to_string()),
+                false => Err("must start with smtp:// or smtps://".into()),
             }
         });
-        let address = |path: &'static str, i: &mut Vec<ConfigIssue>| -> Option<Address> {
-            let s = raw.text(path, i)?;
-            match parse_address(chain_id, &s.value) {
-                Ok(a) => Some(a),
-                Err(e) => {
-                    i.push(ConfigIssue {
-                        path: s.origin,
-                        message: e,
-                    });
-                    None
-                }
-            }
-        };
-        let escrow = address("chain.escrow", i);
-        let watcher = raw
-            .text("watcher.address", i)
-            .and_then(|s| match parse_watcher(&s.value) {
-                Ok(a) => Some(a),
-                Err(message) => {
-                    i.push(ConfigIssue {
-                        path: s.origin,
-                        message: format!("{message} ({WATCHER_HINT})"),
-                    });
-                    None
-                }
-            });
-        let start_block = raw
-            .integer("chain.start_block", i)
-            .map(|s| s.value)
-            .unwrap_or(0);
-        let qtum_settings = QtumSettings {
-            rpc_user: raw.text("chain.rpc_user", i).map(|s| s.value),
-            node_wallet: raw.text("chain.node_wallet", i).map(|s| s.value),
-            signer: match raw.text("chain.signer", i) {
-                None => QtumSignerKind::Node,
-                Some(s) => match s.value.trim() {
-                    "node" => QtumSignerKind::Node,
-                    "local" => QtumSignerKind::Local,
-                    other => {
-                        i.push(ConfigIssue {
-                            path: s.origin,
-                            message: format!(
-                                "unknown signer {other:?} (use \"node\": the node's wallet signs, \
-                                 or \"local\": your keystore key signs)"
-                            ),
-                        });
-                        QtumSignerKind::Node
-                    }
-                },
-            },
-            sender: raw
-                .text("chain.sender", i)
-                .map(|s| s.value.trim().to_string()),
-            gas_price: raw.integer("chain.gas_price", i).map(|s| s.value),
-        };
-        if let (Some(sender), Some(id)) = (&qtum_settings.sender, chain_id) {
-            if let Some(net) = QtumNetwork::from_chain_id(id) {
-                if let Err(e) = qtum::decode_address_for(sender, net) {
-                    i.push(ConfigIssue {
-                        path: "chain.sender".into(),
-                        message: e.to_string(),
-                    });
-                }
-            }
-        }
-        let keystore = raw
-            .text("wallet.keystore", i)
-            .map(|s| expand_home(&s.value))
-            .unwrap_or_else(default_keystore);
-        let mailbox = |path: &'static str, i: &mut Vec<ConfigIssue>| -> Option<String> {
-            let s = raw.text(path, i)?;
-            match springmail_sdk::email::normalize(&s.value) {
-                Ok(_) => Some(s.value.trim().to_string()),
-                Err(e) => {
-                    i.push(ConfigIssue {
-                        path: s.origin,
-                        message: e.to_string(),
-                    });
-                    None
-                }
-            }
-        };
-        let mail_address = mailbox("mail.address", i);
-        let watcher_email = mailbox("watcher.email", i);
-        let mail_name = raw.text("mail.name", i).map(|s| s.value);
-        let smtp_url = raw.text("mail.smtp_url", i).and_then(|s| {
-            let v = s.value.trim().to_string();
-            if v.starts_with("smtp://") || v.starts_with("smtps://") {
-                Some(v)
-            } else {
-                i.push(ConfigIssue {
-                    path: s.origin,
-                    message: "must start with smtp:// or smtps://".into(),
-                });
-                None
-            }
+        let expires = check("send.expires", &raw.send.expires, &|v| {
+            parse_duration(v).map(|s| s.to_string())
         });
-        let smtp_user = raw.text("mail.smtp_user", i).map(|s| s.value);
+        let max_fee = check("claim.max_fee", &raw.claim.max_fee, &|v| {
+            check_max_fee(v, chain_id)
+                .map(|()| v.trim().to_string())
+                .map_err(|e| e.to_string())
+        });
         let claim_host = raw
-            .text("mail.claim_host", i)
-            .map(|s| {
-                s.value
-                    .trim()
+            .mail
+            .claim_host
+            .as_deref()
+            .map(|h| {
+                h.trim()
                     .trim_start_matches("https://")
                     .trim_end_matches('/')
                     .to_string()
             })
             .filter(|h| !h.is_empty());
-        let expires = match raw.text("send.expires", i) {
-            None => parse_duration(DEFAULT_EXPIRES).expect("valid default"),
-            Some(s) => parse_duration(&s.value).unwrap_or_else(|e| {
-                i.push(ConfigIssue {
-                    path: s.origin,
-                    message: e,
-                });
-                0
-            }),
-        };
-        let cancellable = raw
-            .boolean("send.cancellable", i)
-            .map(|s| s.value)
-            .unwrap_or(false);
-        let max_fee =
-            raw.text("claim.max_fee", i)
-                .and_then(|s| match check_max_fee(&s.value, chain_id) {
-                    Ok(()) => Some(s.value.trim().to_string()),
-                    Err(e) => {
-                        i.push(ConfigIssue {
-                            path: s.origin,
-                            message: e.to_string(),
-                        });
-                        None
-                    }
-                });
-        if let (Some(id), Backend::Qtum) = (chain_id, backend) {
-            if QtumNetwork::from_chain_id(id).is_none() {
-                i.push(ConfigIssue {
-                    path: "chain.chain_id".into(),
-                    message: format!(
-                        "{id} is not a Qtum chain (81, 8889 or 8890) but the backend is qtum"
-                    ),
-                });
+        // A key a variable or flag set is named by that variable or flag.
+        for issue in &mut issues[from_values..] {
+            if let Some(origin) = raw.origins.get(issue.key.as_str()) {
+                issue.key = origin.clone();
             }
         }
-        if !issues.is_empty() {
-            return Err(ConfigError {
-                source_file: raw.file.clone(),
+        let Some(chain) = chain.filter(|_| issues.is_empty()) else {
+            return Err(ConfigErrors {
+                file: raw.file.clone(),
                 issues,
             });
-        }
+        };
         Ok(Settings {
             file: raw.file.clone(),
-            backend,
-            rpc_url,
-            chain_id,
-            escrow,
-            start_block,
-            qtum: qtum_settings,
-            keystore,
+            chain,
+            keystore: raw
+                .wallet
+                .keystore
+                .as_deref()
+                .map(expand_home)
+                .unwrap_or_else(default_keystore),
             mail_address,
-            mail_name,
+            mail_name: raw.mail.name.clone(),
             smtp_url,
-            smtp_user,
+            smtp_user: raw.mail.smtp_user.clone(),
             claim_host,
             watcher,
             watcher_email,
-            expires,
-            cancellable,
+            expires: match expires {
+                Some(s) => s.parse().expect("checked"),
+                None => parse_duration(DEFAULT_EXPIRES).expect("valid default"),
+            },
+            cancellable: raw.send.cancellable.unwrap_or(false),
             max_fee,
         })
     }
@@ -807,17 +489,17 @@ impl Settings {
 mod tests {
     use super::*;
 
-    fn resolve(text: &str) -> Result<Settings, ConfigError> {
+    fn resolve(text: &str) -> Result<Settings, ConfigErrors> {
         Settings::resolve(&RawConfig::from_toml(text, None).unwrap())
     }
 
     #[test]
     fn empty_config_has_defaults() {
         let s = resolve("").unwrap();
-        assert_eq!(s.backend, Backend::EvmRpc);
-        assert_eq!(s.rpc_url, DEFAULT_RPC_URL);
+        assert_eq!(s.chain.backend, Backend::EvmRpc);
+        assert_eq!(s.chain.url, DEFAULT_RPC_URL);
         assert_eq!(s.expires, 30 * 86_400);
-        assert!(s.escrow.is_none());
+        assert!(s.chain.escrow.is_none());
     }
 
     #[test]
@@ -844,24 +526,24 @@ mod tests {
         // The sender above may not be a valid regtest address; only check the shape.
         match s {
             Ok(s) => {
-                assert_eq!(s.backend, Backend::Qtum);
+                assert_eq!(s.chain.backend, Backend::Qtum);
                 assert_eq!(s.expires, 14 * 86_400);
                 assert!(s.cancellable);
             }
-            Err(e) => assert!(e.issues.iter().all(|i| i.path == "chain.sender"), "{e}"),
+            Err(e) => assert!(e.issues.iter().all(|i| i.key == "chain.sender"), "{e}"),
         }
     }
 
     #[test]
     fn qtum_signer_is_node_by_default_local_on_request_and_checked() {
         let s = resolve("[chain]\nbackend = \"qtum\"\n").unwrap();
-        assert_eq!(s.qtum.signer, QtumSignerKind::Node);
+        assert_eq!(s.chain.signer, QtumSignerKind::Node);
         let s = resolve("[chain]\nbackend = \"qtum\"\nsigner = \"local\"\n").unwrap();
-        assert_eq!(s.qtum.signer, QtumSignerKind::Local);
+        assert_eq!(s.chain.signer, QtumSignerKind::Local);
         let err = resolve("[chain]\nbackend = \"qtum\"\nsigner = \"hsm\"\n").unwrap_err();
         assert_eq!(err.issues.len(), 1, "{err}");
-        assert_eq!(err.issues[0].path, "chain.signer");
-        assert!(err.issues[0].message.contains("\"hsm\""), "{err}");
+        assert_eq!(err.issues[0].key, "chain.signer");
+        assert!(err.issues[0].problem.contains("\"hsm\""), "{err}");
     }
 
     #[test]
@@ -883,7 +565,7 @@ mod tests {
             "#,
         )
         .unwrap_err();
-        let paths: Vec<&str> = err.issues.iter().map(|i| i.path.as_str()).collect();
+        let paths: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
         for want in [
             "colour",
             "chain.speed",
@@ -898,6 +580,28 @@ mod tests {
             assert!(paths.contains(&want), "{want} missing from {paths:?}");
         }
         assert!(!err.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn three_bad_keys_in_three_sections_are_all_reported_in_one_pass() {
+        let err = resolve(
+            "[chain]\nchain_id = \"eighty\"\n[mail]\nadress = \"a@example.org\"\n\
+             [send]\nexpires = \"soon\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.keys(),
+            ["chain.chain_id", "mail.adress", "send.expires"],
+            "{err}"
+        );
+        let text = err.to_string();
+        for key in [
+            "[chain] chain_id",
+            "[mail] adress: unknown key",
+            "[send] expires",
+        ] {
+            assert!(text.contains(key), "{key} missing: {text}");
+        }
     }
 
     #[test]
@@ -933,7 +637,7 @@ mod tests {
             ..Default::default()
         });
         let s = Settings::resolve(&raw).unwrap();
-        assert_eq!(s.rpc_url, "http://b:2");
+        assert_eq!(s.chain.url, "http://b:2");
         assert_eq!(s.mail_address.as_deref(), Some("b@example.org"));
         // A bad flag value names the flag.
         let mut raw = RawConfig::default();
@@ -942,7 +646,7 @@ mod tests {
             ..Default::default()
         });
         let err = Settings::resolve(&raw).unwrap_err();
-        assert_eq!(err.issues[0].path, "--escrow");
+        assert_eq!(err.issues[0].key, "--escrow");
     }
 
     #[test]

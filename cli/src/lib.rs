@@ -30,7 +30,7 @@ pub struct Ctx {
 /// Reads the configuration (file, environment, flags) and checks it.
 pub fn load_settings(global: &args::GlobalArgs) -> anyhow::Result<Settings> {
     let mut raw = RawConfig::load(global.config.as_deref())?;
-    raw.apply_env(|k| std::env::var(k).ok());
+    raw.apply_env(springmail_sdk::env::var);
     raw.apply_flags(global);
     Ok(Settings::resolve(&raw)?)
 }
@@ -93,7 +93,7 @@ pub fn init_logging(verbose: u8) {
     use std::io::IsTerminal;
     let colour = log_colour(
         std::io::stderr().is_terminal(),
-        std::env::var_os("NO_COLOR").as_deref(),
+        springmail_sdk::env::var_os("NO_COLOR").as_deref(),
     );
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

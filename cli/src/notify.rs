@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::report::input_error;
 
 /// The environment variable with the SMTP password.
-pub const SMTP_PASSWORD_ENV: &str = "SPRINGMAIL_SMTP_PASSWORD";
+pub const SMTP_PASSWORD_ENV: &str = springmail_sdk::env::SMTP_PASSWORD;
 
 /// Where a mail goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub async fn send_smtp(settings: &Settings, url: &str, mail: &BuiltMail) -> anyh
             "write it like smtps://user@host:465 or smtp://host:587?tls=required",
         )
     })?;
-    if let Ok(password) = std::env::var(SMTP_PASSWORD_ENV) {
+    if let Some(password) = springmail_sdk::env::var(SMTP_PASSWORD_ENV) {
         let user = settings
             .smtp_user
             .clone()

@@ -16,7 +16,7 @@ use springmail_sdk::mail::MailError;
 use springmail_sdk::markup::MarkupError;
 use springmail_sdk::qtum::{AddressError, WifError};
 
-use crate::config::ConfigError;
+use springmail_sdk::config::ConfigErrors as ConfigError;
 
 /// What kind of failure, which decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -437,11 +437,8 @@ mod tests {
     #[test]
     fn configuration_errors_exit_2() {
         let config = anyhow::Error::new(ConfigError {
-            source_file: None,
-            issues: vec![crate::config::ConfigIssue {
-                path: "claim.max_fee".into(),
-                message: "bad".into(),
-            }],
+            file: None,
+            issues: vec![crate::config::ConfigIssue::new("claim.max_fee", "bad")],
         });
         let http = anyhow::Error::new(ChainError::Http {
             endpoint: "http://host/nope".into(),

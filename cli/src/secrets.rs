@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use crate::report::input_error;
 
 /// A private key given in the environment instead of a keystore (hex or WIF).
-pub const PRIVATE_KEY_ENV: &str = "SPRINGMAIL_PRIVATE_KEY";
+pub const PRIVATE_KEY_ENV: &str = springmail_sdk::env::PRIVATE_KEY;
 
 /// Parses a private key: `0x` + 64 hex digits, 64 hex digits, or WIF.
 pub fn parse_private_key(text: &str) -> anyhow::Result<ClaimSecret> {
@@ -121,10 +121,7 @@ pub fn prompt_key() -> anyhow::Result<ClaimSecret> {
 /// Your signing key: `SPRINGMAIL_PRIVATE_KEY`, else the keystore (password from
 /// `SPRINGMAIL_PASSWORD` or a prompt).
 pub fn signing_key(keystore_path: &Path) -> anyhow::Result<ClaimSecret> {
-    if let Some(text) = std::env::var(PRIVATE_KEY_ENV)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-    {
+    if let Some(text) = springmail_sdk::env::var(PRIVATE_KEY_ENV).filter(|v| !v.trim().is_empty()) {
         return parse_private_key(&text)
             .with_context(|| format!("{PRIVATE_KEY_ENV} is not a private key"));
     }
@@ -133,7 +130,8 @@ pub fn signing_key(keystore_path: &Path) -> anyhow::Result<ClaimSecret> {
 
 /// Whether a key is available without asking (env key, or a keystore file exists).
 pub fn key_available(keystore_path: &Path) -> bool {
-    std::env::var(PRIVATE_KEY_ENV).is_ok_and(|v| !v.trim().is_empty()) || keystore_path.is_file()
+    springmail_sdk::env::var(PRIVATE_KEY_ENV).is_some_and(|v| !v.trim().is_empty())
+        || keystore_path.is_file()
 }
 
 /// Opens the keystore at `path`.

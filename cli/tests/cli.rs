@@ -487,7 +487,34 @@ fn configuration_errors_exit_2() {
     // The watcher's own config file.
     sb.write("w.toml", "data_dir = \"d\"\n[dns]\nresolver = \"maybe\"\n");
     let out = sb.run(&["watch", "--config", "w.toml"]);
-    assert!(out.fails(2).contains("dns.resolver"));
+    let line = out.fails(2);
+    assert!(line.contains("[dns] resolver"), "{line}");
+}
+
+#[test]
+fn three_bad_keys_are_named_in_one_pass_in_either_file() {
+    let sb = Sandbox::new();
+    // The CLI's file: a mistyped value, an unknown key, a bad value; three sections.
+    sb.write(
+        "springmail.toml",
+        "[chain]\nchain_id = \"eighty\"\n[mail]\nadress = \"a@example.org\"\n\
+         [send]\nexpires = \"soon\"\n",
+    );
+    let line = sb.run(&["status", SOME_LINK]).fails(2);
+    for key in ["[chain] chain_id", "[mail] adress", "[send] expires"] {
+        assert!(line.contains(key), "{key} missing: {line}");
+    }
+    assert!(line.contains("3 problem(s)"), "{line}");
+    // The watcher's file: the same kinds of mistake, the [chain] ones in the same words.
+    sb.write(
+        "w.toml",
+        "data_dir = \"d\"\n[imap]\nhost = \"127.0.0.1\"\nport = \"imap\"\n\
+         [chain]\nurl = \"http://127.0.0.1:9\"\nchain_id = 8890\nescrow = \"0x12\"\ncolour = 1\n",
+    );
+    let line = sb.run(&["watch", "--config", "w.toml"]).fails(2);
+    for key in ["[imap] port", "[chain] colour", "[chain] escrow", "w.toml"] {
+        assert!(line.contains(key), "{key} missing: {line}");
+    }
 }
 
 #[test]

@@ -23,8 +23,8 @@ const BOB_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let url =
-        std::env::var("SPRINGMAIL_RPC_URL").unwrap_or_else(|_| "http://127.0.0.1:8545".into());
+    let url = springmail_sdk::env::var(springmail_sdk::env::RPC_URL)
+        .unwrap_or_else(|| springmail_sdk::config::DEFAULT_RPC_URL.into());
 
     // Alice deploys the escrow and deposits 1.5 QTUM (150,000,000 base units).
     let alice: PrivateKeySigner = ALICE_KEY.parse()?;

@@ -25,8 +25,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         [key, escrow] => (key.parse::<Address>()?, escrow.parse::<Address>()?),
         _ => return Err("usage: status LINK | status CLAIM_KEY ESCROW".into()),
     };
-    let url =
-        std::env::var("SPRINGMAIL_RPC_URL").unwrap_or_else(|_| "http://127.0.0.1:8545".into());
+    let url = springmail_sdk::env::var(springmail_sdk::env::RPC_URL)
+        .unwrap_or_else(|| springmail_sdk::config::DEFAULT_RPC_URL.into());
     let chain = EvmRpcChain::connect(&url, PrivateKeySigner::random(), None).await?;
     let client = SpringMail::new(Arc::new(chain), escrow);
 

@@ -31,7 +31,9 @@ use alloy::primitives::aliases::U96;
 use crate::qtum;
 
 /// The largest amount the contract can hold: `2^96 - 1` base units.
-pub const MAX_UINT96: u128 = (1u128 << 96) - 1;
+pub use crate::protocol::MAX_UINT96;
+/// Decimals of QTUM (satoshi), the native coin of Qtum chains.
+pub const QTUM_DECIMALS: u8 = 8;
 /// The largest number of decimals an [`Asset`] may have (`10^38` still fits in `u128`).
 pub const MAX_DECIMALS: u8 = 38;
 /// The longest symbol, in bytes.
@@ -142,7 +144,7 @@ impl Asset {
     pub fn qtum() -> Self {
         Self {
             symbol: "QTUM".into(),
-            decimals: 8,
+            decimals: QTUM_DECIMALS,
         }
     }
 
@@ -451,6 +453,20 @@ pub fn format_units(units: u128, decimals: u8) -> String {
         int.to_string()
     } else {
         format!("{int}.{frac}")
+    }
+}
+
+/// Prints base units with every decimal place, as nodes write amounts:
+/// `40, 8` → `0.00000040`, `150000000, 8` → `1.50000000`.
+pub fn format_units_padded(units: u128, decimals: u8) -> String {
+    let d = usize::from(decimals);
+    let short = format_units(units, decimals);
+    if d == 0 {
+        return short;
+    }
+    match short.split_once('.') {
+        Some((int, frac)) => format!("{int}.{frac:0<d$}"),
+        None => format!("{short}.{}", "0".repeat(d)),
     }
 }
 

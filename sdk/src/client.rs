@@ -333,6 +333,33 @@ impl std::fmt::Debug for SpringMail {
     }
 }
 
+/// Solidity's own revert data.
+enum Standard {
+    /// `Error(string)`.
+    Message(String),
+    /// `Panic(uint256)`.
+    Panic(U256),
+}
+
+fn standard_revert(data: &[u8]) -> Option<Standard> {
+    use alloy::sol_types::{Panic, Revert, SolError};
+    if let Ok(r) = Revert::abi_decode(data) {
+        return Some(Standard::Message(r.reason));
+    }
+    Panic::abi_decode(data)
+        .ok()
+        .map(|p| Standard::Panic(p.code))
+}
+
+/// The reason in standard revert data, short: the `Error(string)` message, or
+/// `panic 0x…`; `None` for other data (an escrow error: see [`describe_revert`]).
+pub fn revert_reason(data: &[u8]) -> Option<String> {
+    standard_revert(data).map(|s| match s {
+        Standard::Message(m) => m,
+        Standard::Panic(code) => format!("panic 0x{code:x}"),
+    })
+}
+
 /// What a `Panic(uint256)` code means (Solidity's list).
 fn panic_meaning(code: U256) -> &'static str {
     match code.saturating_to::<u64>() {
@@ -355,15 +382,17 @@ fn panic_meaning(code: U256) -> &'static str {
 pub fn describe_revert(data: &[u8]) -> String {
     use EmailEscrow::EmailEscrowErrors as E;
     let Ok(err) = E::abi_decode(data) else {
-        if let Ok(r) = alloy::sol_types::Revert::abi_decode(data) {
-            return format!("the contract reverted with the message {:?}", r.reason);
-        }
-        if let Ok(p) = alloy::sol_types::Panic::abi_decode(data) {
-            return format!(
-                "the contract panicked with code 0x{:x} ({})",
-                p.code,
-                panic_meaning(p.code)
-            );
+        match standard_revert(data) {
+            Some(Standard::Message(m)) => {
+                return format!("the contract reverted with the message {m:?}")
+            }
+            Some(Standard::Panic(code)) => {
+                return format!(
+                    "the contract panicked with code 0x{code:x} ({})",
+                    panic_meaning(code)
+                )
+            }
+            None => {}
         }
         return if data.is_empty() {
             "reverted without a reason".into()
@@ -560,7 +589,7 @@ impl SpringMail {
             _ => {
                 return Err(ClientError::Reverted {
                     action: "deploying the escrow",
-                    reason: revert_reason(&receipt),
+                    reason: receipt_reason(&receipt),
                     tx_hash: receipt.tx_hash,
                 })
             }
@@ -1365,7 +1394,7 @@ impl SpringMail {
     }
 }
 
-fn revert_reason(receipt: &Receipt) -> String {
+fn receipt_reason(receipt: &Receipt) -> String {
     match &receipt.status {
         TxStatus::Success => "succeeded".into(),
         TxStatus::Reverted { data: Some(d), .. } if !d.is_empty() => describe_revert(d),
@@ -1382,7 +1411,7 @@ fn check(receipt: &Receipt, action: &'static str) -> Result<(), ClientError> {
     } else {
         Err(ClientError::Reverted {
             action,
-            reason: revert_reason(receipt),
+            reason: receipt_reason(receipt),
             tx_hash: receipt.tx_hash,
         })
     }
@@ -1390,7 +1419,7 @@ fn check(receipt: &Receipt, action: &'static str) -> Result<(), ClientError> {
 
 /// The reason a receipt reverted, in words (empty for success).
 pub fn receipt_revert_reason(receipt: &Receipt) -> Option<String> {
-    (!receipt.succeeded()).then(|| revert_reason(receipt))
+    (!receipt.succeeded()).then(|| receipt_reason(receipt))
 }
 
 #[cfg(test)]
@@ -1398,6 +1427,28 @@ mod tests {
     use super::*;
     use alloy::sol_types::SolInterface;
     use EmailEscrow::EmailEscrowErrors as E;
+
+    #[test]
+    fn standard_reverts_decode_short_and_in_words_from_one_decoder() {
+        use alloy::sol_types::SolError;
+        let data = alloy::sol_types::Revert::from("key in use").abi_encode();
+        assert_eq!(revert_reason(&data).as_deref(), Some("key in use"));
+        assert_eq!(
+            describe_revert(&data),
+            "the contract reverted with the message \"key in use\""
+        );
+        let data = alloy::sol_types::Panic {
+            code: U256::from(0x11),
+        }
+        .abi_encode();
+        assert_eq!(revert_reason(&data).as_deref(), Some("panic 0x11"));
+        assert!(describe_revert(&data).contains("0x11 (an arithmetic overflow"));
+        // An escrow error is not a standard revert.
+        let data = EmailEscrow::ZeroAmount {}.abi_encode();
+        assert_eq!(revert_reason(&data), None);
+        assert_eq!(describe_revert(&data), "the amount is zero");
+        assert_eq!(revert_reason(&[0x6d, 0xc3, 0xba, 0x9d]), None);
+    }
 
     #[test]
     fn every_escrow_error_decodes_to_words_not_a_selector() {

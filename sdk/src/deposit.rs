@@ -5,9 +5,9 @@ use alloy::primitives::{keccak256, Address, B256, U256};
 use crate::contract::EmailEscrow;
 
 /// Largest `uint96`: the contract stores amounts in 96 bits.
-pub const MAX_AMOUNT: u128 = (1u128 << 96) - 1;
+pub const MAX_AMOUNT: u128 = crate::protocol::MAX_UINT96;
 /// Largest `uint40`: expiries and deadlines are 40-bit unix seconds.
-pub const MAX_TIMESTAMP: u64 = (1u64 << 40) - 1;
+pub const MAX_TIMESTAMP: u64 = crate::protocol::MAX_UINT40;
 
 /// Errors in deposit fields.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -51,7 +51,7 @@ use crate::keys::ClaimSecret;
 /// The file format version this software writes and reads.
 pub const KEYSTORE_VERSION: u32 = 1;
 /// The environment variable that holds the keystore password.
-pub const PASSWORD_ENV: &str = "SPRINGMAIL_PASSWORD";
+pub const PASSWORD_ENV: &str = crate::env::PASSWORD;
 /// Domain-separation prefix of the GCM associated data.
 const AAD_TAG: &[u8] = b"springmail-keystore/v1";
 /// Keystore files larger than this are refused before parsing.
@@ -472,10 +472,7 @@ impl KeystoreFile {
 
 /// The password from [`PASSWORD_ENV`], when it is set and not empty.
 pub fn password_from_env() -> Option<Zeroizing<String>> {
-    std::env::var(PASSWORD_ENV)
-        .ok()
-        .filter(|p| !p.is_empty())
-        .map(Zeroizing::new)
+    crate::env::var(PASSWORD_ENV).map(Zeroizing::new)
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ pub const MARKUP_VERSION: u64 = 1;
 /// The largest block, in bytes from the BEGIN line to the END line inclusive.
 pub const MAX_BLOCK_BYTES: usize = 16 * 1024;
 /// The largest `Deadline` (`uint40`).
-pub const MAX_DEADLINE: u64 = (1 << 40) - 1;
+pub const MAX_DEADLINE: u64 = crate::protocol::MAX_UINT40;
 
 /// The required fields of a CLAIM block, in rendering order.
 pub const CLAIM_FIELDS: [&str; 9] = [

@@ -34,12 +34,7 @@ use zeroize::Zeroizing;
 
 use crate::keys::ClaimSecret;
 
-/// Qtum mainnet chain id.
-pub const MAINNET_CHAIN_ID: u64 = 81;
-/// Qtum testnet chain id.
-pub const TESTNET_CHAIN_ID: u64 = 8889;
-/// Qtum regtest chain id.
-pub const REGTEST_CHAIN_ID: u64 = 8890;
+pub use crate::protocol::{MAINNET_CHAIN_ID, REGTEST_CHAIN_ID, TESTNET_CHAIN_ID};
 /// Base58 P2PKH version byte on mainnet (addresses start with `Q`).
 pub const MAINNET_ADDRESS_VERSION: u8 = 58;
 /// Base58 P2PKH version byte on testnet and regtest (addresses start with `q`).

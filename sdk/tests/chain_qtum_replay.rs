@@ -19,9 +19,9 @@ use alloy::sol_types::{SolError, SolValue};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use springmail_sdk::chain::evm_rpc::revert_reason;
 use springmail_sdk::chain::qtum::{QtumChain, QtumConfig};
 use springmail_sdk::chain::{CallResult, Chain, ChainError, LogFilter, TxRequest, TxStatus};
+use springmail_sdk::client::revert_reason;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -559,6 +559,83 @@ fn fixtures_load_and_agree_with_the_session_log() {
         all.iter().any(|f| f.leading_spaces > 0),
         "waitforlogs keep-alive spaces were found"
     );
+}
+
+/// Every QTUM amount in the recordings, as the JSON number text it was written in, with
+/// its key and file: `"relayfee":0.00400000`, `"amount":-1.50000000`, and our own request
+/// params (`"amount":0.75`).
+fn recorded_amounts(all: &[Fixture]) -> Vec<(String, &'static str, String)> {
+    const KEYS: &[&str] = &[
+        "amount",
+        "fee",
+        "gasPrice",
+        "immature",
+        "incrementalfee",
+        "relayfee",
+        "stake",
+        "trusted",
+        "untrusted_pending",
+        "value",
+    ];
+    let mut out = Vec::new();
+    for f in all {
+        for text in [Some(&f.request_text), f.response_text.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            for key in KEYS {
+                let quoted = format!("\"{key}\":");
+                for (at, _) in text.match_indices(&quoted) {
+                    let rest = &text[at + quoted.len()..];
+                    let number: String = rest
+                        .chars()
+                        .take_while(|c| {
+                            c.is_ascii_digit() || matches!(c, '.' | '-' | 'e' | 'E' | '+')
+                        })
+                        .collect();
+                    // A hex `value` or an object is no amount.
+                    if number.contains('.') {
+                        out.push((f.file.clone(), *key, number));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn recorded_qtum_amounts_round_trip_through_the_amount_codec() {
+    use springmail_sdk::chain::qtum::{format_qtum, format_qtum_fixed, parse_qtum};
+    let Some(all) = fixtures() else { return };
+    let amounts = recorded_amounts(&all);
+    assert!(amounts.len() >= 30, "too few amounts found: {amounts:?}");
+    let mut fixed = 0;
+    for (file, key, text) in &amounts {
+        // Debits are negative in gettransaction; the codec reads magnitudes.
+        let magnitude = text.strip_prefix('-').unwrap_or(text);
+        let sat =
+            parse_qtum(magnitude).unwrap_or_else(|| panic!("{file}: {key} {text} does not parse"));
+        // The node writes all eight places; our requests write the shortest form.
+        let again = if magnitude.split_once('.').is_some_and(|(_, f)| f.len() == 8) {
+            fixed += 1;
+            format_qtum_fixed(sat)
+        } else {
+            format_qtum(sat)
+        };
+        assert_eq!(&again, magnitude, "{file}: {key}");
+    }
+    assert!(fixed > 0 && fixed < amounts.len(), "both forms occur");
+    // Known values, to the satoshi.
+    let find = |key: &str| {
+        let (_, _, t) = amounts.iter().find(|(_, k, _)| *k == key).unwrap();
+        parse_qtum(t.trim_start_matches('-')).unwrap()
+    };
+    assert_eq!(find("relayfee"), 400_000);
+    assert_eq!(find("incrementalfee"), 10_000);
+    assert_eq!(find("gasPrice"), 40);
+    // qtumd's float fields (difficulty) are no amounts and are refused.
+    assert_eq!(parse_qtum("4.656542373906925e-10"), None);
 }
 
 #[tokio::test]

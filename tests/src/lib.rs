@@ -56,7 +56,7 @@ impl Stack {
             chain_id: std::env::var("SPRINGMAIL_CHAIN_ID")
                 .ok()
                 .and_then(|c| c.parse().ok())
-                .unwrap_or(8890),
+                .unwrap_or(springmail_sdk::protocol::REGTEST_CHAIN_ID),
             imap_host: var("SPRINGMAIL_IMAP_HOST")?,
             imap_port: var("SPRINGMAIL_IMAP_PORT")?.parse()?,
             smtp_host: var("SPRINGMAIL_SMTP_HOST")?,

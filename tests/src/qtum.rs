@@ -45,7 +45,7 @@ impl QtumNode {
     pub async fn chain(&self, sender: &str) -> Result<QtumChain> {
         let cfg = QtumConfig::new(&self.url, &self.user, &self.password, sender)
             .wallet(&self.wallet)
-            .expect_chain_id(8890);
+            .expect_chain_id(springmail_sdk::protocol::REGTEST_CHAIN_ID);
         QtumChain::connect(cfg)
             .await
             .map_err(|e| anyhow!("connecting to qtumd: {e}"))
@@ -90,7 +90,7 @@ impl QtumNode {
         self.mine(1).await?;
         let cfg = QtumConfig::new(&self.url, &self.user, &self.password, "")
             .local_key(key.clone())
-            .expect_chain_id(8890);
+            .expect_chain_id(springmail_sdk::protocol::REGTEST_CHAIN_ID);
         let chain = QtumChain::connect(cfg)
             .await
             .map_err(|e| anyhow!("connecting to qtumd with a local key: {e}"))?;
@@ -117,7 +117,7 @@ impl QtumNode {
         let scratch = QtumChain::connect(
             QtumConfig::new(&self.url, &self.user, &self.password, &self.miner)
                 .wallet(&name)
-                .expect_chain_id(8890),
+                .expect_chain_id(springmail_sdk::protocol::REGTEST_CHAIN_ID),
         )
         .await
         .map_err(|e| anyhow!("{e}"))?;

@@ -410,7 +410,8 @@ impl MailAuthenticator {
             match out.result() {
                 DkimResult::Pass => {
                     let sig = out.signature().expect("a passing result has its signature");
-                    if !sig.h.iter().any(|h| h.eq_ignore_ascii_case("from")) {
+                    let required = springmail_sdk::protocol::DKIM_REQUIRED_HEADER;
+                    if !sig.h.iter().any(|h| h.eq_ignore_ascii_case(required)) {
                         failure.get_or_insert_with(|| "the signature does not cover From".into());
                     } else if !aligned(&domain, &from_domain) {
                         misaligned.get_or_insert(domain);

@@ -1,9 +1,9 @@
 //! The watcher's configuration: one TOML file, read in two steps.
 //!
-//! 1. [`RawConfig`]: the file as written (unknown keys are errors), parsed without
-//!    any I/O. [`RawConfig::validate`] checks every key, reads the secrets' environment
-//!    variables through the function it is given, and reports **every** problem in one
-//!    [`ConfigErrors`], each naming its key (`imap.port: …`).
+//! 1. [`RawConfig`]: the file as written, parsed without any I/O; unknown and mistyped
+//!    keys are all named at once. [`RawConfig::validate`] checks every value, reads the
+//!    secrets' environment variables through the function it is given, and reports
+//!    **every** problem in one [`ConfigErrors`], each naming its key (`[imap] port: …`).
 //! 2. [`Settings`]: typed and checked. [`Settings::resolve`] does the I/O: creates the
 //!    data directory, opens the journal, decrypts the watcher keystore, loads the DKIM
 //!    key, connects to the chain and checks the escrow, and returns the
@@ -45,17 +45,18 @@
 //! [dns.pinned]
 //! "sm._domainkey.example.com" = "v=DKIM1; k=ed25519; p=…"
 //!
-//! [chain]
+//! [chain]                          # the CLI's keys: springmail_sdk::config
 //! backend = "evm-rpc"              # or "qtum"
-//! url = "http://127.0.0.1:8545"
-//! chain_id = 8890
-//! escrow = "0x…"
+//! url = "http://127.0.0.1:8545"    # required
+//! chain_id = 8890                  # required
+//! escrow = "0x…"                   # required
 //! start_block = 0                  # the escrow's deployment block
 //! gas_limit = 300000
 //! receipt_timeout_secs = 120
-//! # qtum only: rpc_user_env, rpc_password_env, wallet, signer = "node" | "local",
-//! #   sender (the node wallet's q… address; with signer = "local" the watcher key's
-//! #   Qtum address signs and pays gas, qtumd needs -addrindex and no wallet)
+//! # qtum only: rpc_user (or rpc_user_env), rpc_password_env (default
+//! #   SPRINGMAIL_QTUM_RPC_PASSWORD), wallet, signer = "node" | "local", sender (the node
+//! #   wallet's q… address; with signer = "local" the watcher key's Qtum address signs
+//! #   and pays gas, qtumd needs -addrindex and no wallet)
 //!
 //! [watcher_key]                    # exactly one of:
 //! keystore = "/etc/springmail/watcher.json"   # password in password_env (default SPRINGMAIL_PASSWORD)
@@ -95,6 +96,10 @@ use serde::Deserialize;
 use springmail_sdk::amount::{parse_units, Asset};
 use springmail_sdk::chain::Chain;
 use springmail_sdk::client::SpringMail;
+use springmail_sdk::config::{
+    one_of, secret, take_section, take_value, ChainConfig, ChainSettings, Need,
+};
+pub use springmail_sdk::config::{ConfigErrors, ConfigIssue};
 use springmail_sdk::keys::ClaimSecret;
 
 use crate::authenticate::{AuthPolicy, DkimKeys, MailAuthenticator, PinnedRecords};
@@ -107,8 +112,7 @@ use crate::submit::SubmitPolicy;
 use crate::verify::{TokenFee, VerifyPolicy};
 
 /// The file as written.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct RawConfig {
     /// Journal and state directory.
     pub data_dir: Option<PathBuf>,
@@ -119,26 +123,23 @@ pub struct RawConfig {
     /// Key that signs replies.
     pub dkim: Option<RawDkim>,
     /// DNS for verifying claimants' signatures.
-    #[serde(default)]
     pub dns: RawDns,
-    /// Chain and escrow.
-    pub chain: Option<RawChain>,
+    /// Chain and escrow (the section the CLI reads too).
+    pub chain: Option<ChainConfig>,
     /// The watcher's attestation key.
     pub watcher_key: Option<RawKey>,
     /// Fee policy.
-    #[serde(default)]
     pub fees: RawFees,
     /// Limits.
-    #[serde(default)]
     pub limits: RawLimits,
     /// Health and metrics endpoint.
-    #[serde(default)]
     pub metrics: RawMetrics,
     /// The claim page and its API.
     pub http: Option<RawHttp>,
     /// The directory of the file read, for relative paths in it (`dns.pinned_file`).
-    #[serde(skip)]
     pub base_dir: Option<PathBuf>,
+    /// Unknown and mistyped keys found while parsing.
+    pub issues: Vec<ConfigIssue>,
 }
 
 /// `[imap]`.
@@ -207,40 +208,6 @@ pub struct RawDns {
     /// More pinned records from a file: a zone file of TXT records, or (`.json`) a JSON
     /// object of name → TXT. Relative to the config file's directory.
     pub pinned_file: Option<PathBuf>,
-}
-
-/// `[chain]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawChain {
-    /// `evm-rpc` or `qtum`.
-    pub backend: Option<String>,
-    /// Node URL.
-    pub url: Option<String>,
-    /// Expected chain id.
-    pub chain_id: Option<u64>,
-    /// Escrow contract.
-    pub escrow: Option<String>,
-    /// First block with escrow events.
-    pub start_block: Option<u64>,
-    /// Claim gas limit.
-    pub gas_limit: Option<u64>,
-    /// Receipt wait.
-    pub receipt_timeout_secs: Option<u64>,
-    /// Seconds to watch for an uncertain broadcast before resending (default 30).
-    pub resend_guard_secs: Option<u64>,
-    /// qtum: variable with the RPC user.
-    pub rpc_user_env: Option<String>,
-    /// qtum: variable with the RPC password.
-    pub rpc_password_env: Option<String>,
-    /// qtum: the node wallet's sender address (with `signer = "local"`: optional, and
-    /// then it must be the watcher key's address).
-    pub sender: Option<String>,
-    /// qtum: wallet name.
-    pub wallet: Option<String>,
-    /// qtum: `"node"` (the node's wallet signs, the default) or `"local"` (the watcher key
-    /// signs raw transactions; the node needs `-addrindex`, no wallet).
-    pub signer: Option<String>,
 }
 
 /// `[watcher_key]`.
@@ -321,25 +288,6 @@ pub struct HttpSettings {
     pub claim: crate::http::ClaimSettings,
 }
 
-/// One bad key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigIssue {
-    /// The key path, e.g. `imap.port`.
-    pub key: String,
-    /// What is wrong.
-    pub problem: String,
-}
-
-/// Every problem found in a configuration.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", .issues.iter().map(|i| format!("{}: {}", i.key, i.problem)).collect::<Vec<_>>().join("\n"))]
-pub struct ConfigErrors {
-    /// The file, when read from one.
-    pub file: Option<PathBuf>,
-    /// The problems, in file order.
-    pub issues: Vec<ConfigIssue>,
-}
-
 /// Errors of [`Settings::resolve`] (I/O, keys, chain).
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -373,47 +321,6 @@ impl ResolveError {
             ResolveError::Unreachable { key, problem }
         } else {
             ResolveError::Key { key, problem }
-        }
-    }
-}
-
-/// The chain backend.
-#[derive(Clone, PartialEq, Eq)]
-pub enum ChainSettings {
-    /// Ethereum JSON-RPC, signing locally with the watcher key.
-    EvmRpc {
-        /// Node URL.
-        url: String,
-    },
-    /// qtumd JSON-RPC; the node's wallet sends, or the watcher key when `local`.
-    Qtum {
-        /// Node URL.
-        url: String,
-        /// RPC user.
-        user: String,
-        /// RPC password.
-        password: String,
-        /// Sender address in the node's wallet (may be empty when `local`).
-        sender: String,
-        /// Wallet name.
-        wallet: Option<String>,
-        /// The watcher key signs transactions (`signer = "local"`).
-        local: bool,
-    },
-}
-
-impl std::fmt::Debug for ChainSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ChainSettings::EvmRpc { url } => f.debug_struct("EvmRpc").field("url", url).finish(),
-            ChainSettings::Qtum {
-                url, sender, local, ..
-            } => f
-                .debug_struct("Qtum")
-                .field("url", url)
-                .field("sender", sender)
-                .field("local", local)
-                .finish_non_exhaustive(),
         }
     }
 }
@@ -462,14 +369,8 @@ pub struct Settings {
     pub pinned_only: bool,
     /// Pinned records.
     pub pinned: PinnedRecords,
-    /// Chain backend.
+    /// Chain backend, chain id (set), escrow (set) and first block.
     pub chain: ChainSettings,
-    /// Chain id.
-    pub chain_id: u64,
-    /// Escrow.
-    pub escrow: Address,
-    /// First block with escrow events.
-    pub start_block: u64,
     /// Submission.
     pub submit: SubmitPolicy,
     /// Watcher key.
@@ -488,240 +389,6 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// The claim page and its API (`[http]`).
     pub http: Option<HttpSettings>,
-}
-
-/// A pinned record read from a file: its line, name and TXT text.
-type PinnedLine = (usize, String, String);
-
-/// Pins the TXT records of a file: JSON (`.json`: `{"name": "TXT"}`, a value may be a
-/// list of strings to join) or a zone file. Errors name the file and the line.
-fn pin_file(path: &Path, pinned: &mut PinnedRecords) -> Result<(), String> {
-    let shown = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let records: Vec<PinnedLine> = if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-    {
-        parse_json_records(&text).map_err(|(line, e)| format!("{shown} line {line}: {e}"))?
-    } else {
-        parse_zone_txt(&text).map_err(|(line, e)| format!("{shown} line {line}: {e}"))?
-    };
-    if records.is_empty() {
-        return Err(format!("{shown} has no TXT records"));
-    }
-    for (line, name, txt) in records {
-        pinned
-            .pin(&name, &txt)
-            .map_err(|e| format!("{shown} line {line}: {e}"))?;
-    }
-    Ok(())
-}
-
-/// `{"name": "TXT" | ["part", "part"]}` with the line of each name.
-fn parse_json_records(text: &str) -> Result<Vec<PinnedLine>, (usize, String)> {
-    let map: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(text).map_err(|e| (e.line(), e.to_string()))?;
-    let line_of = |name: &str| {
-        let quoted = serde_json::to_string(name).unwrap_or_default();
-        text.find(&quoted)
-            .map(|at| text[..at].lines().count().max(1))
-            .unwrap_or(1)
-    };
-    let mut out = Vec::new();
-    for (name, v) in map {
-        let line = line_of(&name);
-        let txt = match v {
-            serde_json::Value::String(s) => s,
-            serde_json::Value::Array(parts) => parts
-                .iter()
-                .map(|p| p.as_str().map(str::to_string))
-                .collect::<Option<Vec<_>>>()
-                .ok_or((line, format!("{name:?}: a list must hold only strings")))?
-                .concat(),
-            _ => {
-                return Err((
-                    line,
-                    format!("{name:?}: the TXT record must be a string or a list of strings"),
-                ))
-            }
-        };
-        out.push((line, name, txt));
-    }
-    Ok(out)
-}
-
-/// The TXT records of a DNS zone file (RFC 1035 §5): `$ORIGIN`, `$TTL`, `;` comments,
-/// `( … )` across lines, `@` and names relative to the origin, a blank owner for the
-/// previous one, and quoted strings (joined). Records of other types are skipped.
-fn parse_zone_txt(text: &str) -> Result<Vec<PinnedLine>, (usize, String)> {
-    #[derive(Debug)]
-    enum Tok {
-        Word(String),
-        Quoted(String),
-    }
-    // Tokenize one logical record (which may span lines inside parentheses).
-    let mut out = Vec::new();
-    let mut origin: Option<String> = None;
-    let mut last_owner: Option<String> = None;
-    let mut lines = text.lines().enumerate().peekable();
-    while let Some((idx, first)) = lines.next() {
-        let start_line = idx + 1;
-        let mut toks: Vec<Tok> = Vec::new();
-        let mut depth = 0usize;
-        let blank_owner = first.starts_with([' ', '\t']);
-        let mut line = first.to_string();
-        let mut line_no = start_line;
-        loop {
-            let mut chars = line.chars().peekable();
-            while let Some(c) = chars.next() {
-                match c {
-                    ';' => break,
-                    '(' => depth += 1,
-                    ')' => {
-                        depth = depth
-                            .checked_sub(1)
-                            .ok_or((line_no, "a ')' without its '('".to_string()))?
-                    }
-                    '"' => {
-                        let mut s = String::new();
-                        let mut closed = false;
-                        while let Some(c) = chars.next() {
-                            match c {
-                                '"' => {
-                                    closed = true;
-                                    break;
-                                }
-                                '\\' => {
-                                    let digits: String = std::iter::from_fn(|| {
-                                        chars.next_if(|d| d.is_ascii_digit())
-                                    })
-                                    .take(3)
-                                    .collect();
-                                    if digits.is_empty() {
-                                        match chars.next() {
-                                            Some(e) => s.push(e),
-                                            None => break,
-                                        }
-                                    } else {
-                                        let code: u32 = digits.parse().unwrap_or(256);
-                                        let ch = u8::try_from(code).map_err(|_| {
-                                            (line_no, format!("bad escape \\{digits}"))
-                                        })?;
-                                        s.push(char::from(ch));
-                                    }
-                                }
-                                other => s.push(other),
-                            }
-                        }
-                        if !closed {
-                            return Err((
-                                line_no,
-                                "a quoted string is not closed on its line".into(),
-                            ));
-                        }
-                        toks.push(Tok::Quoted(s));
-                    }
-                    c if c.is_whitespace() => {}
-                    c => {
-                        let mut w = String::from(c);
-                        while let Some(n) = chars
-                            .next_if(|n| !n.is_whitespace() && !matches!(n, ';' | '(' | ')' | '"'))
-                        {
-                            w.push(n);
-                        }
-                        toks.push(Tok::Word(w));
-                    }
-                }
-            }
-            if depth == 0 {
-                break;
-            }
-            match lines.next() {
-                Some((i, next)) => {
-                    line = next.to_string();
-                    line_no = i + 1;
-                }
-                None => return Err((start_line, "a '(' is never closed".into())),
-            }
-        }
-        if toks.is_empty() {
-            continue;
-        }
-        let err = |m: String| (start_line, m);
-        let word = |t: &Tok| match t {
-            Tok::Word(w) => Some(w.clone()),
-            Tok::Quoted(_) => None,
-        };
-        let first_word = word(&toks[0]);
-        match first_word.as_deref() {
-            Some(d) if d.eq_ignore_ascii_case("$ORIGIN") => {
-                let o = toks
-                    .get(1)
-                    .and_then(word)
-                    .ok_or_else(|| err("$ORIGIN needs a domain name".into()))?;
-                origin = Some(o.trim_end_matches('.').to_string());
-                continue;
-            }
-            Some(d) if d.eq_ignore_ascii_case("$TTL") => continue,
-            Some(d) if d.starts_with('$') => {
-                return Err(err(format!("the directive {d} is not supported")))
-            }
-            _ => {}
-        }
-        let mut rest = toks.iter();
-        let owner_raw = if blank_owner {
-            last_owner
-                .clone()
-                .ok_or_else(|| err("the record has no owner name".into()))?
-        } else {
-            rest.next()
-                .and_then(word)
-                .ok_or_else(|| err("the record must start with a name".into()))?
-        };
-        let owner = if owner_raw == "@" {
-            origin
-                .clone()
-                .ok_or_else(|| err("@ needs a $ORIGIN before it".into()))?
-        } else if owner_raw.ends_with('.') || blank_owner {
-            owner_raw.trim_end_matches('.').to_string()
-        } else {
-            match &origin {
-                Some(o) => format!("{owner_raw}.{o}"),
-                None => owner_raw.clone(),
-            }
-        };
-        last_owner = Some(format!("{owner}."));
-        // [TTL] [class] TYPE, in either order of TTL and class.
-        let mut rtype = None;
-        for t in rest.by_ref() {
-            let w = word(t).ok_or_else(|| err("a quoted string before the record type".into()))?;
-            if w.bytes().all(|b| b.is_ascii_digit())
-                || ["IN", "CH", "HS", "CS"]
-                    .iter()
-                    .any(|c| w.eq_ignore_ascii_case(c))
-            {
-                continue;
-            }
-            rtype = Some(w);
-            break;
-        }
-        let rtype = rtype.ok_or_else(|| err(format!("the record for {owner} has no type")))?;
-        if !rtype.eq_ignore_ascii_case("TXT") {
-            continue;
-        }
-        let mut txt = String::new();
-        for t in rest {
-            match t {
-                Tok::Quoted(s) => txt.push_str(s),
-                Tok::Word(w) => txt.push_str(w),
-            }
-        }
-        if txt.is_empty() {
-            return Err(err(format!("the TXT record for {owner} is empty")));
-        }
-        out.push((start_line, owner, txt));
-    }
-    Ok(out)
 }
 
 struct Check<'a> {
@@ -745,45 +412,56 @@ impl Check<'_> {
     }
 
     fn secret_env(&mut self, key: &str, var: &Option<String>, required: bool) -> Option<String> {
-        match var {
-            None if required => {
-                self.bad(
-                    key,
-                    "is required (the name of an environment variable holding the secret)",
-                );
-                None
-            }
-            None => None,
-            Some(name) => match (self.env)(name) {
-                Some(v) if !v.is_empty() => Some(v),
-                _ => {
-                    self.bad(key, format!("environment variable {name} is not set"));
-                    None
-                }
-            },
-        }
+        secret(self.env, key, var.as_deref(), required, &mut self.issues)
     }
 }
 
 impl RawConfig {
-    /// Parses TOML text (no I/O).
+    /// Parses TOML text (no I/O), naming every unknown or mistyped key at once.
     pub fn parse(text: &str) -> Result<Self, ConfigErrors> {
-        toml::from_str(text).map_err(|e| {
-            let key = e
-                .span()
-                .map(|s| format!("line {}", text[..s.start].lines().count().max(1)))
-                .unwrap_or_default();
-            ConfigErrors {
+        let raw = Self::parse_keeping_issues(text)?;
+        match raw.issues.is_empty() {
+            true => Ok(raw),
+            false => Err(ConfigErrors {
                 file: None,
-                issues: vec![ConfigIssue {
-                    key,
-                    problem: e.message().to_string(),
-                }],
-            }
-        })
+                issues: raw.issues,
+            }),
+        }
     }
 
-    /// Reads and parses a file.
+    /// Parses TOML text, keeping unknown and mistyped keys for [`RawConfig::validate`] to
+    /// report with the bad values (one pass names them all). Only bad TOML is an error.
+    pub fn parse_keeping_issues(text: &str) -> Result<Self, ConfigErrors> {
+        let mut t = springmail_sdk::config::parse_table(text).map_err(|i| ConfigErrors {
+            file: None,
+            issues: vec![i],
+        })?;
+        let mut issues = Vec::new();
+        let i = &mut issues;
+        let raw = RawConfig {
+            data_dir: take_value(&mut t, "data_dir", "data_dir", i),
+            imap: take_section(&mut t, "imap", i),
+            smtp: take_section(&mut t, "smtp", i),
+            dkim: take_section(&mut t, "dkim", i),
+            dns: take_section(&mut t, "dns", i).unwrap_or_default(),
+            chain: take_section(&mut t, "chain", i),
+            watcher_key: take_section(&mut t, "watcher_key", i),
+            fees: take_section(&mut t, "fees", i).unwrap_or_default(),
+            limits: take_section(&mut t, "limits", i).unwrap_or_default(),
+            metrics: take_section(&mut t, "metrics", i).unwrap_or_default(),
+            http: take_section(&mut t, "http", i),
+            base_dir: None,
+            issues: Vec::new(),
+        };
+        springmail_sdk::config::unknown_keys(
+            t,
+            "data_dir, imap, smtp, dkim, dns, chain, watcher_key, fees, limits, metrics, http",
+            i,
+        );
+        Ok(RawConfig { issues, ..raw })
+    }
+
+    /// Reads and parses a file; bad keys are reported by [`RawConfig::validate`].
     pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
             file: Some(path.to_path_buf()),
@@ -792,7 +470,7 @@ impl RawConfig {
                 problem: e.to_string(),
             }],
         })?;
-        let mut raw = Self::parse(&text).map_err(|mut e| {
+        let mut raw = Self::parse_keeping_issues(&text).map_err(|mut e| {
             e.file = Some(path.to_path_buf());
             e
         })?;
@@ -803,7 +481,7 @@ impl RawConfig {
     /// Checks every key; secrets' variables are read through `env`.
     pub fn validate(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigErrors> {
         let mut c = Check {
-            issues: Vec::new(),
+            issues: self.issues.clone(),
             env,
         };
         let data_dir = c.required("data_dir", &self.data_dir);
@@ -814,17 +492,13 @@ impl RawConfig {
             c.bad("imap", "the [imap] section is required");
         }
         let imap_host = c.required("imap.host", &imap_raw.host);
-        let imap_security = match imap_raw.security.as_deref().unwrap_or("tls") {
-            "tls" => Some(ImapSecurity::Tls),
-            "plain" => Some(ImapSecurity::Plain),
-            other => {
-                c.bad(
-                    "imap.security",
-                    format!("{other:?} is not one of \"tls\", \"plain\""),
-                );
-                None
-            }
-        };
+        let imap_security = one_of(
+            "imap.security",
+            imap_raw.security.as_deref(),
+            "tls",
+            &[("tls", ImapSecurity::Tls), ("plain", ImapSecurity::Plain)],
+            &mut c.issues,
+        );
         if imap_security == Some(ImapSecurity::Plain)
             && imap_host.as_deref().is_some_and(|h| !is_loopback(h))
         {
@@ -853,18 +527,17 @@ impl RawConfig {
             c.bad("smtp", "the [smtp] section is required");
         }
         let smtp_host = c.required("smtp.host", &smtp_raw.host);
-        let smtp_security = match smtp_raw.security.as_deref().unwrap_or("tls") {
-            "tls" => Some(SmtpSecurity::Tls),
-            "starttls" => Some(SmtpSecurity::StartTls),
-            "plain" => Some(SmtpSecurity::Plain),
-            other => {
-                c.bad(
-                    "smtp.security",
-                    format!("{other:?} is not one of \"tls\", \"starttls\", \"plain\""),
-                );
-                None
-            }
-        };
+        let smtp_security = one_of(
+            "smtp.security",
+            smtp_raw.security.as_deref(),
+            "tls",
+            &[
+                ("tls", SmtpSecurity::Tls),
+                ("starttls", SmtpSecurity::StartTls),
+                ("plain", SmtpSecurity::Plain),
+            ],
+            &mut c.issues,
+        );
         if smtp_security == Some(SmtpSecurity::Plain)
             && smtp_host.as_deref().is_some_and(|h| !is_loopback(h))
         {
@@ -906,17 +579,16 @@ impl RawConfig {
         };
 
         // DNS
-        let pinned_only = match self.dns.resolver.as_deref().unwrap_or("system") {
-            "system" => false,
-            "pinned" => true,
-            other => {
-                c.bad(
-                    "dns.resolver",
-                    format!("{other:?} is not one of \"system\", \"pinned\""),
-                );
-                false
-            }
-        };
+        let resolvers = [("system", false), ("pinned", true)];
+        let resolver = self.dns.resolver.as_deref();
+        let pinned_only = one_of(
+            "dns.resolver",
+            resolver,
+            "system",
+            &resolvers,
+            &mut c.issues,
+        )
+        .unwrap_or(false);
         let mut pinned = PinnedRecords::new();
         for (name, record) in &self.dns.pinned {
             if let Err(e) = pinned.pin(name, record) {
@@ -928,78 +600,21 @@ impl RawConfig {
                 Some(dir) if file.is_relative() => dir.join(file),
                 _ => file.clone(),
             };
-            if let Err(problem) = pin_file(&path, &mut pinned) {
+            if let Err(problem) = crate::pinned_file::pin_file(&path, &mut pinned) {
                 c.bad("dns.pinned_file", problem);
             }
         }
 
-        // Chain
-        let chain_raw = self.chain.clone().unwrap_or_default();
+        // Chain: the same section and checks as the CLI's.
         if self.chain.is_none() {
             c.bad("chain", "the [chain] section is required");
         }
-        let url = c.required("chain.url", &chain_raw.url);
-        let chain_id = c.required("chain.chain_id", &chain_raw.chain_id);
-        let escrow = match c.required("chain.escrow", &chain_raw.escrow) {
-            Some(e) => match springmail_sdk::qtum::parse_hex_address(&e) {
-                Ok(a) if a != Address::ZERO => Some(a),
-                Ok(_) => {
-                    c.bad("chain.escrow", "the zero address is no escrow");
-                    None
-                }
-                Err(err) => {
-                    c.bad("chain.escrow", err.to_string());
-                    None
-                }
-            },
-            None => None,
-        };
-        let chain = match chain_raw.backend.as_deref().unwrap_or("evm-rpc") {
-            "evm-rpc" => url.clone().map(|url| ChainSettings::EvmRpc { url }),
-            "qtum" => {
-                let user = c.secret_env("chain.rpc_user_env", &chain_raw.rpc_user_env, true);
-                let password =
-                    c.secret_env("chain.rpc_password_env", &chain_raw.rpc_password_env, true);
-                let local = match chain_raw.signer.as_deref().unwrap_or("node") {
-                    "node" => Some(false),
-                    "local" => Some(true),
-                    other => {
-                        c.bad(
-                            "chain.signer",
-                            format!("{other:?} is not one of \"node\", \"local\""),
-                        );
-                        None
-                    }
-                };
-                // Only the node signer needs the wallet's sender (an unknown signer is
-                // reported once, as itself).
-                let sender = if local == Some(false) {
-                    c.required("chain.sender", &chain_raw.sender)
-                } else {
-                    Some(chain_raw.sender.clone().unwrap_or_default())
-                };
-                match (url.clone(), user, password, sender, local) {
-                    (Some(url), Some(user), Some(password), Some(sender), Some(local)) => {
-                        Some(ChainSettings::Qtum {
-                            url,
-                            user,
-                            password,
-                            sender,
-                            wallet: chain_raw.wallet.clone(),
-                            local,
-                        })
-                    }
-                    _ => None,
-                }
-            }
-            other => {
-                c.bad(
-                    "chain.backend",
-                    format!("{other:?} is not one of \"evm-rpc\", \"qtum\""),
-                );
-                None
-            }
-        };
+        let chain =
+            self.chain
+                .clone()
+                .unwrap_or_default()
+                .resolve(Need::Service, c.env, &mut c.issues);
+        let chain_id = self.chain.as_ref().and_then(|ch| ch.chain_id);
 
         // Watcher key
         let key = match &self.watcher_key {
@@ -1173,6 +788,7 @@ impl RawConfig {
             });
         }
         let imap_security = imap_security.expect("checked");
+        let chain = chain.expect("checked");
         let smtp_security = smtp_security.expect("checked");
         Ok(Settings {
             data_dir: data_dir.expect("checked"),
@@ -1211,15 +827,12 @@ impl RawConfig {
             dkim,
             pinned_only,
             pinned,
-            chain: chain.expect("checked"),
-            chain_id: chain_id.expect("checked"),
-            escrow: escrow.expect("checked"),
-            start_block: chain_raw.start_block.unwrap_or(0),
             submit: SubmitPolicy {
-                receipt_timeout: Duration::from_secs(chain_raw.receipt_timeout_secs.unwrap_or(120)),
-                gas_limit: Some(chain_raw.gas_limit.unwrap_or(300_000)),
-                resend_guard: Duration::from_secs(chain_raw.resend_guard_secs.unwrap_or(30)),
+                receipt_timeout: chain.receipt_timeout,
+                gas_limit: Some(chain.gas_limit),
+                resend_guard: chain.resend_guard,
             },
+            chain,
             key: key.expect("checked"),
             native_fee: native_fee.expect("checked"),
             tokens,
@@ -1282,47 +895,15 @@ impl Settings {
     /// Connects the chain backend, sending as the watcher key (evm-rpc, and qtum with
     /// `signer = "local"`) or the node wallet's sender (qtum).
     pub async fn connect_chain(&self, key: &ClaimSecret) -> Result<Arc<dyn Chain>, ResolveError> {
-        let err = |e: springmail_sdk::chain::ChainError| {
-            ResolveError::chain("chain.url", e.to_string(), e.is_transient())
-        };
-        Ok(match &self.chain {
-            ChainSettings::EvmRpc { url } => Arc::new(
-                springmail_sdk::chain::evm_rpc::EvmRpcChain::connect(
-                    url,
-                    key.signer(),
-                    Some(self.chain_id),
-                )
-                .await
-                .map_err(err)?,
-            ),
-            ChainSettings::Qtum {
-                url,
-                user,
-                password,
-                sender,
-                wallet,
-                local,
-            } => {
-                let mut cfg = springmail_sdk::chain::qtum::QtumConfig::new(
-                    url.clone(),
-                    user.clone(),
-                    password.clone(),
-                    sender.clone(),
-                )
-                .expect_chain_id(self.chain_id);
-                if *local {
-                    cfg = cfg.local_key(key.clone());
-                }
-                if let Some(w) = wallet {
-                    cfg = cfg.wallet(w.clone());
-                }
-                Arc::new(
-                    springmail_sdk::chain::qtum::QtumChain::connect(cfg)
-                        .await
-                        .map_err(err)?,
-                )
-            }
-        })
+        self.chain
+            .connect(Some(key), None)
+            .await
+            .map_err(|e| ResolveError::chain("chain.url", e.to_string(), e.is_transient()))
+    }
+
+    /// The escrow (required in the file).
+    pub fn escrow(&self) -> Address {
+        self.chain.escrow.expect("checked")
     }
 
     /// Does the I/O and returns the parts of a watcher: data directory, journal,
@@ -1338,7 +919,7 @@ impl Settings {
         })?;
         let key = Arc::new(self.load_key()?);
         let chain = self.connect_chain(&key).await?;
-        let client = SpringMail::new(chain, self.escrow).with_start_block(self.start_block);
+        let client = SpringMail::new(chain, self.escrow()).with_start_block(self.chain.start_block);
         client.stored_hash(Address::ZERO).await.map_err(|e| {
             ResolveError::chain(
                 "chain.escrow",
@@ -1447,12 +1028,10 @@ pub async fn run_from_file(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let raw = RawConfig::load(path)?;
-    let settings = raw
-        .validate(&|name| std::env::var(name).ok())
-        .map_err(|mut e| {
-            e.file = Some(path.to_path_buf());
-            e
-        })?;
+    let settings = raw.validate(&springmail_sdk::env::var).map_err(|mut e| {
+        e.file = Some(path.to_path_buf());
+        e
+    })?;
     let parts = settings.resolve().await?;
     let watcher = crate::service::Watcher::new(parts)?;
     let _servers = settings.serve_http(&watcher).await?;
@@ -1542,7 +1121,10 @@ native = "0.001"
             ],
             "{err}"
         );
-        assert!(err.to_string().contains("imap.security: \"plain\""));
+        assert!(
+            err.to_string().contains("[imap] security: \"plain\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1560,10 +1142,19 @@ native = "0.001"
             .unwrap()
             .validate(&env)
             .unwrap();
-        assert!(
-            matches!(&s.chain, ChainSettings::Qtum { local: true, sender, .. } if sender.is_empty()),
-            "{:?}",
-            s.chain
+        let c = &s.chain;
+        assert_eq!(
+            (c.backend, c.signer, c.sender.as_deref()),
+            (
+                springmail_sdk::config::Backend::Qtum,
+                springmail_sdk::config::QtumSignerKind::Local,
+                None
+            ),
+            "{c:?}"
+        );
+        assert_eq!(
+            (c.rpc_user.as_str(), c.rpc_password.as_str()),
+            ("springmail", "springmail")
         );
         // The node signer still needs the wallet's sender.
         let err = RawConfig::parse(&qtum(""))
@@ -1605,7 +1196,7 @@ native = "0.001"
             .unwrap()
             .validate(&env)
             .unwrap_err();
-        assert!(err.to_string().contains("http.listen: missing"), "{err}");
+        assert!(err.to_string().contains("[http] listen: missing"), "{err}");
     }
 
     #[test]
@@ -1624,6 +1215,33 @@ native = "0.001"
         ] {
             assert!(keys.contains(&k), "{k} missing from {keys:?}");
         }
+    }
+
+    #[test]
+    fn three_bad_keys_in_one_file_are_all_named_in_one_pass() {
+        // A mistyped value, an unknown key and a bad value, in three sections: serde alone
+        // would stop at the first.
+        let text = GOOD
+            .replace("port = 1143", "port = \"imap\"")
+            .replace("chain_id = 8890", "chain_id = 8890\ncolour = \"blue\"")
+            .replace("native = \"0.001\"", "native = \"lots\"");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("watcher.toml");
+        std::fs::write(&file, &text).unwrap();
+        let err = RawConfig::load(&file).unwrap().validate(&env).unwrap_err();
+        assert_eq!(
+            err.keys(),
+            ["imap.port", "chain.colour", "fees.native"],
+            "{err}"
+        );
+        let shown = err.to_string();
+        for key in ["[imap] port", "[chain] colour", "[fees] native"] {
+            assert!(shown.contains(key), "{key} missing: {shown}");
+        }
+        assert!(!shown.contains('\n'), "one line: {shown}");
+        // parse() alone refuses the two it can see.
+        let err = RawConfig::parse(&text).unwrap_err();
+        assert_eq!(err.keys(), ["imap.port", "chain.colour"], "{err}");
     }
 
     const KEY_P: &str = "p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
@@ -1678,7 +1296,7 @@ native = "0.001"
         let err = with_pinned_file(dir.path(), "keys.zone", &zone).unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("dns.pinned_file") && text.contains("keys.zone line 3"),
+            text.contains("[dns] pinned_file") && text.contains("keys.zone line 3"),
             "{text}"
         );
         let json = "{\n  \"a.example.com\": \"v=DKIM1; k=ed25519; p=x\",\n  oops\n}\n";

@@ -72,15 +72,7 @@ impl DkimDomain {
         let signer = DkimSigner::from_key(self.key())
             .domain(self.domain.clone())
             .selector(self.selector.clone())
-            .headers([
-                "From",
-                "To",
-                "Subject",
-                "Date",
-                "Message-ID",
-                "In-Reply-To",
-                "References",
-            ])
+            .headers(springmail_sdk::protocol::DKIM_THREAD_HEADERS)
             .body_length(body_length);
         let sig = signer.sign(raw).expect("signing works");
         let mut out = sig.to_header().into_bytes();

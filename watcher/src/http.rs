@@ -395,7 +395,7 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
     let mut res = state.metrics.render().into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     res
 }

@@ -32,6 +32,7 @@ pub mod http;
 pub mod ingest;
 pub mod journal;
 pub mod metrics;
+mod pinned_file;
 pub mod reply;
 pub mod service;
 pub mod submit;

@@ -330,17 +330,7 @@ pub fn generate_ed25519_dkim_key() -> (String, String) {
 }
 
 /// The headers the broker signs.
-pub const SIGNED_HEADERS: [&str; 9] = [
-    "From",
-    "To",
-    "Subject",
-    "Date",
-    "Message-ID",
-    "In-Reply-To",
-    "References",
-    "Auto-Submitted",
-    "MIME-Version",
-];
+pub use springmail_sdk::protocol::DKIM_REPLY_HEADERS as SIGNED_HEADERS;
 
 /// Who to answer, in which thread: stored with the message until the reply is composed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -33,7 +33,7 @@ struct Args {
     runs: usize,
 }
 
-const CHAIN_ID: u64 = 8890;
+const CHAIN_ID: u64 = springmail_sdk::protocol::REGTEST_CHAIN_ID;
 const T0: u64 = 1_767_225_600;
 
 fn main() -> Result<()> {

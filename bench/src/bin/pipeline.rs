@@ -64,7 +64,7 @@ struct Args {
     json: Option<std::path::PathBuf>,
 }
 
-const CHAIN_ID: u64 = 8890;
+const CHAIN_ID: u64 = springmail_sdk::protocol::REGTEST_CHAIN_ID;
 /// Whether the watcher composes the claim-in-progress reply for every accepted claim
 /// (it did before it composed that reply only for a deposit whose claim slot is taken).
 const BUSY_REPLY: bool = false;

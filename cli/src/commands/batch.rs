@@ -292,7 +292,7 @@ pub async fn run(ctx: &Ctx, a: &SendArgs) -> anyhow::Result<()> {
     check_delivery(settings, &delivery)?;
     // With the chain known from the configuration, bad rows are refused before any key
     // is unlocked or node contacted.
-    if let (None, Some(id)) = (plan.token, settings.chain_id) {
+    if let (None, Some(id)) = (plan.token, settings.chain.chain_id) {
         check_rows(&rows, &plan, &Asset::for_chain(id))?;
     }
     let results_file = results_path(input);

@@ -34,8 +34,8 @@ fn client_for(
     link: &ClaimLink,
 ) -> SpringMail {
     // Event scans start at the configured block only when the link is for the configured escrow.
-    let start = if ctx.settings.escrow == Some(link.escrow) {
-        ctx.settings.start_block
+    let start = if ctx.settings.chain.escrow == Some(link.escrow) {
+        ctx.settings.chain.start_block
     } else {
         0
     };
@@ -77,15 +77,14 @@ fn parse_payee(
 ) -> anyhow::Result<Address> {
     let t = text.trim();
     let is_hex = t.starts_with("0x") || t.starts_with("0X");
-    if settings.backend == crate::config::Backend::EvmRpc && !is_hex {
+    if settings.chain.backend == crate::config::Backend::EvmRpc && !is_hex {
         // Known keys: the keystore's (readable without its password) and the env key's.
         let mut known: Vec<(String, Address, Address)> = Vec::new();
         if let Ok(f) = springmail_sdk::keystore::KeystoreFile::load(&settings.keystore) {
             let name = format!("your key {}", settings.keystore.display());
             known.push((name, f.qtum_hash160(), f.address()));
         }
-        if let Some(k) = std::env::var(secrets::PRIVATE_KEY_ENV)
-            .ok()
+        if let Some(k) = springmail_sdk::env::var(secrets::PRIVATE_KEY_ENV)
             .and_then(|v| secrets::parse_private_key(&v).ok())
         {
             let name = format!("your key {}", secrets::PRIVATE_KEY_ENV);
@@ -116,7 +115,7 @@ async fn claim_directly(
     to: Address,
     amount: &Amount,
 ) -> anyhow::Result<()> {
-    if ctx.settings.backend != crate::config::Backend::Qtum
+    if ctx.settings.chain.backend != crate::config::Backend::Qtum
         && !secrets::key_available(&ctx.settings.keystore)
     {
         return Err(input_error(

@@ -33,7 +33,7 @@ use super::claim::sign_claim_block;
 use crate::args::DemoArgs;
 use crate::notify;
 
-const CHAIN_ID: u64 = 8890;
+const CHAIN_ID: u64 = springmail_sdk::protocol::REGTEST_CHAIN_ID;
 const WATCHER_EMAIL: &str = "watcher@broker.test";
 const ALICE_EMAIL: &str = "alice@example.org";
 const BOB_EMAIL: &str = "bob@example.com";

@@ -15,13 +15,13 @@ pub async fn run(ctx: &Ctx, a: &crate::args::FeesArgs) -> anyhow::Result<()> {
     let escrow = escrow(&ctx.settings)?;
     // Parse every address before connecting: bad input changes nothing and costs nothing.
     let token = match &a.token {
-        Some(t) => parse_address(ctx.settings.chain_id, t).map_err(|e| {
+        Some(t) => parse_address(ctx.settings.chain.chain_id, t).map_err(|e| {
             crate::report::input_error(format!("--token {t}: {e}"), "give the token's address")
         })?,
         None => Address::ZERO,
     };
     let to = match &a.to {
-        Some(t) => Some(parse_address(ctx.settings.chain_id, t).map_err(|e| {
+        Some(t) => Some(parse_address(ctx.settings.chain.chain_id, t).map_err(|e| {
             crate::report::input_error(format!("--to {t}: {e}"), "give an address to pay")
         })?),
         None => None,

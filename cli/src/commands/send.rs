@@ -69,7 +69,7 @@ impl Plan {
             .token
             .as_deref()
             .map(|t| {
-                parse_address(settings.chain_id, t)
+                parse_address(settings.chain.chain_id, t)
                     .map_err(|e| input_error(format!("--token: {e}"), ADDRESS_HINT))
             })
             .transpose()?;
@@ -182,7 +182,7 @@ pub async fn run(ctx: &Ctx, a: &SendArgs) -> anyhow::Result<()> {
         springmail_sdk::email::normalize(to).with_context(|| format!("--to {to:?}"))?;
     let plan = Plan::from_args(settings, a)?;
     if plan.token.is_none() {
-        precheck_amount(settings.chain_id, amount_text)
+        precheck_amount(settings.chain.chain_id, amount_text)
             .with_context(|| format!("--amount {amount_text:?}"))?;
     }
     plan.check_watcher_email(plan.watcher)?;

@@ -35,7 +35,7 @@ pub fn resolve_ref(settings: &Settings, text: &str) -> anyhow::Result<DepositRef
     if t.starts_with("sm") || t.contains("://") || t.starts_with('<') {
         let link = ClaimLink::parse(t).context("the claim link")?;
         crate::chain::check_link_escrow(settings, link.escrow)?;
-        if let Some(configured) = settings.chain_id.filter(|c| *c != link.chain_id) {
+        if let Some(configured) = settings.chain.chain_id.filter(|c| *c != link.chain_id) {
             return Err(input_error(
                 format!(
                     "the claim link is for chain {}, but the configuration says chain {configured}",
@@ -50,7 +50,7 @@ pub fn resolve_ref(settings: &Settings, text: &str) -> anyhow::Result<DepositRef
             chain_id: Some(link.chain_id),
         });
     }
-    let claim_key = parse_address(settings.chain_id, t).map_err(|e| {
+    let claim_key = parse_address(settings.chain.chain_id, t).map_err(|e| {
         input_error(
             format!("{t:?} is neither a claim link nor a claim key: {e}"),
             "pass the claim key (0x…) that `send` printed, or the claim link",
@@ -73,8 +73,8 @@ pub async fn run(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<()> {
     };
     let r = resolve_ref(&ctx.settings, deposit)?;
     let chain = connect(&ctx.settings, None, r.chain_id).await?;
-    let start = if ctx.settings.escrow == Some(r.escrow) {
-        ctx.settings.start_block
+    let start = if ctx.settings.chain.escrow == Some(r.escrow) {
+        ctx.settings.chain.start_block
     } else {
         0
     };

@@ -31,8 +31,7 @@ pub async fn run(ctx: &Ctx, cmd: WalletCommand) -> anyhow::Result<()> {
         }
         WalletCommand::Import => {
             refuse_existing(&path)?;
-            let secret = match std::env::var(secrets::PRIVATE_KEY_ENV)
-                .ok()
+            let secret = match springmail_sdk::env::var(secrets::PRIVATE_KEY_ENV)
                 .filter(|v| !v.trim().is_empty())
             {
                 Some(text) => secrets::parse_private_key(&text)?,
@@ -79,6 +78,7 @@ fn print(
 ) {
     let network = ctx
         .settings
+        .chain
         .chain_id
         .and_then(QtumNetwork::from_chain_id)
         .unwrap_or(QtumNetwork::Regtest);
@@ -109,8 +109,8 @@ fn print(
         QtumNetwork::Testnet => "qtum-cli -testnet",
         QtumNetwork::Regtest => "qtum-cli -regtest",
     };
-    let local = ctx.settings.backend == crate::config::Backend::Qtum
-        && ctx.settings.qtum.signer == crate::config::QtumSignerKind::Local;
+    let local = ctx.settings.chain.backend == crate::config::Backend::Qtum
+        && ctx.settings.chain.signer == crate::config::QtumSignerKind::Local;
     if local {
         // springmail signs Qtum transactions with this key: nothing goes into a node.
         s.note(format!(

@@ -14,7 +14,7 @@ use crate::output::Summary;
 use crate::report::{hinted, input_error, ExitKind};
 
 /// Names a simulated crash, `<point>[:<nth>]` (see `springmail_watcher::crash`).
-pub const CRASH_ENV: &str = "SPRINGMAIL_CRASH_AT";
+pub const CRASH_ENV: &str = springmail_sdk::env::CRASH_AT;
 
 /// Runs the watcher.
 pub async fn run(a: &WatchArgs, g: &GlobalArgs) -> anyhow::Result<()> {
@@ -26,7 +26,7 @@ pub async fn run(a: &WatchArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     })?;
     // Crash tests only (cli/tests/crash_restart.rs): read once, here, and handed to the
     // pipeline; the process then SIGKILLs itself at that point.
-    let crash = match std::env::var(CRASH_ENV) {
+    let crash = match springmail_sdk::env::var(CRASH_ENV).ok_or(()) {
         Ok(_) if !springmail_watcher::crash::ENABLED => {
             return Err(input_error(
                 format!("{CRASH_ENV} is set, but this build of springmail has no crash points"),
@@ -48,7 +48,7 @@ pub async fn run(a: &WatchArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     let raw = RawConfig::load(path)
         .map_err(|e| hinted(with_file(e, path), config_hint, ExitKind::Input))?;
     let settings = raw
-        .validate(&|name| std::env::var(name).ok())
+        .validate(&springmail_sdk::env::var)
         .map_err(|e| hinted(with_file(e, path), config_hint, ExitKind::Input))?;
     if a.print_address {
         return print_address(&settings, g.json);

@@ -26,7 +26,6 @@ use alloy::primitives::{Address, Bytes, TxKind, B256, U256};
 use alloy::providers::{Provider, ProviderBuilder, RootProvider};
 use alloy::rpc::types::{Filter, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolError;
 use alloy::transports::{RpcError, TransportErrorKind};
 use async_trait::async_trait;
 
@@ -271,18 +270,6 @@ impl EvmRpcChain {
             },
         }
     }
-}
-
-/// `Error(string)` and `Panic(uint256)` as text; `None` for custom errors (their data is
-/// in [`TxStatus::Reverted::data`] for the caller to decode with the contract's ABI).
-pub fn revert_reason(data: &[u8]) -> Option<String> {
-    if let Ok(r) = alloy::sol_types::Revert::abi_decode(data) {
-        return Some(r.reason);
-    }
-    if let Ok(p) = alloy::sol_types::Panic::abi_decode(data) {
-        return Some(format!("panic 0x{:x}", p.code));
-    }
-    None
 }
 
 /// What a `send` error means for the managed nonce.
@@ -647,18 +634,6 @@ mod tests {
         assert_eq!(redact_url("https://u:p@ss@host"), "https://u:***@host");
     }
 
-    #[test]
-    fn revert_reasons_decode() {
-        let data = alloy::sol_types::Revert::from("key in use").abi_encode();
-        assert_eq!(revert_reason(&data).as_deref(), Some("key in use"));
-        let data = alloy::sol_types::Panic {
-            code: U256::from(0x11),
-        }
-        .abi_encode();
-        assert_eq!(revert_reason(&data).as_deref(), Some("panic 0x11"));
-        assert_eq!(revert_reason(&[0x6d, 0xc3, 0xba, 0x9d]), None);
-    }
-
     fn rpc_error(code: i64, message: &str, data: Option<&str>) -> RpcError<TransportErrorKind> {
         let payload = serde_json::json!({"code": code, "message": message, "data": data});
         RpcError::ErrorResp(serde_json::from_str(&payload.to_string()).unwrap())
@@ -667,6 +642,7 @@ mod tests {
     #[test]
     fn custom_errors_in_rpc_answers_are_decoded() {
         use crate::contract::EmailEscrow;
+        use alloy::sol_types::SolError;
         let data = EmailEscrow::RefundNotAllowed {
             caller: Address::repeat_byte(0xca),
             expiry: alloy::primitives::Uint::from(1_800_000_000u64),

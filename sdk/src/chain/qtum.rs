@@ -33,13 +33,15 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::amount::{self, QTUM_DECIMALS};
+
 use super::qtum_tx::{self, ContractOp, ContractTx, OutPoint, TxSigner, Utxo};
 use super::{
     CallResult, Chain, ChainError, ChainLog, Head, LogFilter, Receipt, TxRequest, TxStatus,
 };
 
 /// Satoshi per QTUM.
-const COIN: u64 = 100_000_000;
+const COIN: u64 = 10u64.pow(QTUM_DECIMALS as u32);
 
 /// The longest coinbase maturity of any Qtum network (regtest; 500 × 4 on main and test
 /// after the block-time reduction): an output at least this many blocks below the tip is
@@ -1198,48 +1200,26 @@ fn parse_hex_bytes(method: &str, s: &str) -> Result<Bytes, ChainError> {
         })
 }
 
+// QTUM amounts in JSON-RPC are the SDK's amount codec (crate::amount) at 8 decimals.
+
 /// Satoshi as an exact QTUM decimal with no trailing zeros: `150000000` → `1.5`,
 /// `100000000` → `1`, `1` → `0.00000001`, `0` → `0`.
 pub fn format_qtum(sat: u64) -> String {
-    let whole = sat / COIN;
-    let frac = sat % COIN;
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let digits = format!("{frac:08}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
+    amount::format_units(u128::from(sat), QTUM_DECIMALS)
 }
 
-/// Satoshi as a QTUM decimal with all eight places, the way qtum-cli writes a gas
-/// price: `40` → `0.00000040`.
+/// Satoshi as a QTUM decimal with all eight places, the way qtumd and qtum-cli write
+/// amounts: `40` → `0.00000040`.
 pub fn format_qtum_fixed(sat: u64) -> String {
-    format!("{}.{:08}", sat / COIN, sat % COIN)
+    amount::format_units_padded(u128::from(sat), QTUM_DECIMALS)
 }
 
 /// A QTUM decimal as the node writes it (`2220000.00000000`, `0.5`, `3`) to satoshi, exactly.
-/// Refuses signs, exponents and more than eight decimals.
+/// Refuses signs, exponents, significant digits past the eighth decimal, and more than
+/// `u64` satoshi.
 pub fn parse_qtum(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let (whole, frac) = match text.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (text, ""),
-    };
-    if whole.is_empty() || frac.len() > 8 {
-        return None;
-    }
-    if !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if text.contains('.') && frac.is_empty() {
-        return None;
-    }
-    let whole: u64 = whole.parse().ok()?;
-    let frac_sat: u64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<8}").parse().ok()?
-    };
-    whole.checked_mul(COIN)?.checked_add(frac_sat)
+    let units = amount::parse_units(text.trim(), &amount::Asset::qtum()).ok()?;
+    u64::try_from(units).ok()
 }
 
 #[cfg(test)]
@@ -1275,6 +1255,7 @@ mod tests {
             "1e-8",
             "0.000000001",
             "1.2.3",
+            "4.656542373906925e-10",
             "abc",
             "184467440737.09551616",
         ] {
