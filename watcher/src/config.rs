@@ -97,7 +97,8 @@ use springmail_sdk::amount::{parse_units, Asset};
 use springmail_sdk::chain::Chain;
 use springmail_sdk::client::SpringMail;
 use springmail_sdk::config::{
-    one_of, secret, take_section, take_value, ChainConfig, ChainSettings, Need,
+    one_of, secret, take_section, take_value, Backend, ChainConfig, ChainSettings, Need,
+    QtumSignerKind,
 };
 pub use springmail_sdk::config::{ConfigErrors, ConfigIssue};
 use springmail_sdk::keys::ClaimSecret;
@@ -881,14 +882,16 @@ impl Settings {
     /// qtum local signer, the node wallet's `sender` otherwise. A deposit naming this
     /// account is claimed without attestation (docs/PROTOCOL.md, "Self-submitted claims").
     pub fn sending_account(&self, key: &ClaimSecret) -> Option<Address> {
-        match &self.chain {
-            ChainSettings::EvmRpc { .. } => Some(key.address()),
-            ChainSettings::Qtum { local: true, .. } => {
+        let chain = &self.chain;
+        match (chain.backend, chain.signer) {
+            (Backend::Qtum, QtumSignerKind::Local) => {
                 Some(springmail_sdk::qtum::qtum_sender_of_secret(key))
             }
-            ChainSettings::Qtum { sender, .. } => {
-                springmail_sdk::qtum::parse_address(self.chain_id, sender).ok()
+            (Backend::Qtum, QtumSignerKind::Node) => {
+                let chain_id = chain.chain_id?;
+                springmail_sdk::qtum::parse_address(chain_id, chain.sender.as_deref()?).ok()
             }
+            (Backend::EvmRpc | Backend::Embedded, _) => Some(key.address()),
         }
     }
 
