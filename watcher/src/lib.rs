@@ -34,6 +34,7 @@ pub mod journal;
 pub mod metrics;
 pub mod reply;
 pub mod service;
+pub mod smtp_ingress;
 pub mod submit;
 pub mod verify;
 
