@@ -26,11 +26,11 @@ use springmail_sdk::client::{EscrowEvent, SpringMail};
 use springmail_sdk::contract::EmailEscrow;
 use springmail_sdk::eip712::EscrowId;
 use springmail_sdk::keys::ClaimSecret;
+use springmail_watcher::authenticate::DkimKeys;
 use springmail_watcher::ingest::imap::{ImapSecurity, ImapSettings, ImapSource};
 use springmail_watcher::journal::Journal;
 use springmail_watcher::metrics::Metrics;
 use springmail_watcher::reply::{SmtpSecurity, SmtpSettings, SmtpSink};
-use springmail_watcher::authenticate::DkimKeys;
 use springmail_watcher::service::Watcher;
 use springmail_watcher::smtp_ingress::{IngressSettings, Spool};
 

@@ -1371,12 +1371,7 @@ fn validate_smtp_ingress(
         }
         v
     };
-    let max_recipients = positive(
-        c,
-        "smtp_ingress.max_recipients",
-        raw.max_recipients,
-        10,
-    );
+    let max_recipients = positive(c, "smtp_ingress.max_recipients", raw.max_recipients, 10);
     let max_connections_per_client = positive(
         c,
         "smtp_ingress.max_connections_per_client",
@@ -1553,12 +1548,14 @@ impl Settings {
                 key: "smtp_ingress.spool_dir",
                 problem: e.to_string(),
             })?),
-            None => Box::new(ImapSource::new(self.imap.clone()).map_err(|e| {
-                ResolveError::Key {
-                    key: "imap.security",
-                    problem: e.to_string(),
-                }
-            })?),
+            None => {
+                Box::new(
+                    ImapSource::new(self.imap.clone()).map_err(|e| ResolveError::Key {
+                        key: "imap.security",
+                        problem: e.to_string(),
+                    })?,
+                )
+            }
         };
         let sink = SmtpSink::new(&self.smtp).map_err(|e| ResolveError::Key {
             key: "smtp.host",

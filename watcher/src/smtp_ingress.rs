@@ -28,10 +28,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mail_auth::common::headers::HeaderWriter;
+use mail_auth::{dmarc::verify::DmarcParameters, spf::verify::SpfParameters};
 use mail_auth::{
     AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, Parameters, SpfResult,
 };
-use mail_auth::{dmarc::verify::DmarcParameters, spf::verify::SpfParameters};
 use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver, RequestReceiver};
 use smtp_proto::{EhloResponse, Request, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -74,7 +74,10 @@ pub struct IngressSettings {
 impl IngressSettings {
     /// Defaults for `hostname`, with everything else given.
     pub fn new(listen: SocketAddr, domains: Vec<String>, recipients: Vec<String>) -> Self {
-        let hostname = domains.first().cloned().unwrap_or_else(|| "localhost".into());
+        let hostname = domains
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "localhost".into());
         IngressSettings {
             listen,
             hostname,
@@ -307,8 +310,10 @@ pub async fn verdicts(
     } else {
         resolver
             .verify_spf(
-                Parameters::new(SpfParameters::verify_mail_from(ip, helo, hostname, mail_from))
-                    .with_txt_cache(pins),
+                Parameters::new(SpfParameters::verify_mail_from(
+                    ip, helo, hostname, mail_from,
+                ))
+                .with_txt_cache(pins),
             )
             .await
     };
@@ -373,7 +378,11 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut clients = self.shared.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let mut clients = self
+            .shared
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(n) = clients.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -482,7 +491,11 @@ async fn connection(
     };
     if !admitted {
         warn!(%peer, "SMTP ingress: too many connections from this client");
-        let msg = reply(421, [4, 7, 0], "Too many connections from your address, try later");
+        let msg = reply(
+            421,
+            [4, 7, 0],
+            "Too many connections from your address, try later",
+        );
         stream.write_all(&msg).await?;
         return Ok(());
     }
@@ -581,21 +594,24 @@ impl Session {
         self.data = Vec::new();
     }
 
-    async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut S) -> std::io::Result<Flow> {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+    ) -> std::io::Result<Flow> {
         let mut receiver = RequestReceiver::default();
         let mut mode = Mode::Command;
         let mut buf = vec![0u8; 16 * 1024];
         let max = self.shared.settings.max_message_bytes as usize;
         loop {
-            let n = match tokio::time::timeout(self.shared.settings.timeout, io.read(&mut buf)).await
-            {
-                Ok(r) => r?,
-                Err(_) => {
-                    io.write_all(&reply(421, [4, 4, 2], "Idle too long, closing"))
-                        .await?;
-                    return Ok(Flow::Close);
-                }
-            };
+            let n =
+                match tokio::time::timeout(self.shared.settings.timeout, io.read(&mut buf)).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        io.write_all(&reply(421, [4, 4, 2], "Idle too long, closing"))
+                            .await?;
+                        return Ok(Flow::Close);
+                    }
+                };
             if n == 0 {
                 return Ok(Flow::Close);
             }
@@ -816,7 +832,10 @@ impl Session {
             return Some((
                 550,
                 [5, 7, 1],
-                format!("Relaying denied: this server accepts mail only for {}", s.domains.join(", ")),
+                format!(
+                    "Relaying denied: this server accepts mail only for {}",
+                    s.domains.join(", ")
+                ),
             ));
         }
         if !s.recipients.iter().any(|r| r == &lower) {
@@ -882,7 +901,11 @@ impl Session {
             }
             Err(e) => {
                 warn!(peer = %self.peer, error = %e, "SMTP ingress cannot spool a message");
-                reply(451, [4, 3, 0], "Cannot store the message now, try again later")
+                reply(
+                    451,
+                    [4, 3, 0],
+                    "Cannot store the message now, try again later",
+                )
             }
         }
     }
@@ -890,10 +913,7 @@ impl Session {
 
 /// A header value with no line breaks (trace fields carry client-chosen text).
 fn clean(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(256)
-        .collect()
+    s.chars().filter(|c| !c.is_control()).take(256).collect()
 }
 
 fn too_big(max: usize) -> Vec<u8> {
@@ -1071,8 +1091,14 @@ mod tests {
         assert_eq!(batch.mails.len(), 1);
         let raw = batch.mails[0].raw.clone().unwrap();
         let text = String::from_utf8_lossy(&raw);
-        assert!(text.starts_with("Return-Path: <bob@example.com>\r\n"), "{text}");
-        assert!(text.contains("by broker.test (Spring Mail) with ESMTP"), "{text}");
+        assert!(
+            text.starts_with("Return-Path: <bob@example.com>\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("by broker.test (Spring Mail) with ESMTP"),
+            "{text}"
+        );
         assert!(text.contains("dkim=pass"), "{text}");
         assert!(text.contains("spf="), "{text}");
         assert!(text.contains("dmarc="), "{text}");
@@ -1112,7 +1138,10 @@ mod tests {
         let (mut c, banner) = Raw::connect(ing.addr).await;
         assert!(banner.starts_with("220 broker.test"), "{banner}");
         assert!(c.cmd("EHLO client.example").await.starts_with("250"));
-        assert!(c.cmd("MAIL FROM:<bob@example.com>").await.starts_with("250"));
+        assert!(c
+            .cmd("MAIL FROM:<bob@example.com>")
+            .await
+            .starts_with("250"));
         for rcpt in [
             "alice@example.org",
             "watcher@broker.test.evil.example",
@@ -1137,10 +1166,16 @@ mod tests {
         let (mut c, _) = Raw::connect(ing.addr).await;
         assert!(c.cmd("MAIL FROM:<a@example.com>").await.starts_with("503"));
         assert!(c.cmd("HELO client.example").await.starts_with("250"));
-        assert!(c.cmd("RCPT TO:<watcher@broker.test>").await.starts_with("503"));
+        assert!(c
+            .cmd("RCPT TO:<watcher@broker.test>")
+            .await
+            .starts_with("503"));
         assert!(c.cmd("DATA").await.starts_with("503"));
         assert!(c.cmd("BOGUS").await.starts_with("500"));
-        assert!(c.cmd("STARTTLS").await.starts_with("502"), "no TLS configured");
+        assert!(
+            c.cmd("STARTTLS").await.starts_with("502"),
+            "no TLS configured"
+        );
         assert!(c.cmd("AUTH PLAIN AGJvYgBwdw==").await.starts_with("502"));
         assert!(c.cmd("NOOP").await.starts_with("250"));
         assert!(ing.inbox().is_empty());
@@ -1156,8 +1191,14 @@ mod tests {
         let r = c.cmd("MAIL FROM:<bob@example.com> SIZE=9000").await;
         assert!(r.starts_with("552 5.3.4"), "{r}");
         // Undeclared, and too big once sent.
-        assert!(c.cmd("MAIL FROM:<bob@example.com>").await.starts_with("250"));
-        assert!(c.cmd("RCPT TO:<watcher@broker.test>").await.starts_with("250"));
+        assert!(c
+            .cmd("MAIL FROM:<bob@example.com>")
+            .await
+            .starts_with("250"));
+        assert!(c
+            .cmd("RCPT TO:<watcher@broker.test>")
+            .await
+            .starts_with("250"));
         assert!(c.cmd("DATA").await.starts_with("354"));
         let body = "x".repeat(100);
         for _ in 0..200 {
@@ -1167,16 +1208,26 @@ mod tests {
         assert!(r.starts_with("552 5.3.4"), "{r}");
         assert!(ing.inbox().is_empty());
         // A small message on the same connection still goes through.
-        assert!(c.cmd("MAIL FROM:<bob@example.com>").await.starts_with("250"));
-        assert!(c.cmd("RCPT TO:<watcher@broker.test>").await.starts_with("250"));
+        assert!(c
+            .cmd("MAIL FROM:<bob@example.com>")
+            .await
+            .starts_with("250"));
+        assert!(c
+            .cmd("RCPT TO:<watcher@broker.test>")
+            .await
+            .starts_with("250"));
         assert!(c.cmd("DATA").await.starts_with("354"));
-        c.send(&message("bob@example.com", "..dot-stuffed line")).await;
+        c.send(&message("bob@example.com", "..dot-stuffed line"))
+            .await;
         let r = c.cmd(".").await;
         assert!(r.starts_with("250"), "{r}");
         let inbox = ing.inbox();
         assert_eq!(inbox.len(), 1);
         let text = String::from_utf8_lossy(&inbox[0]);
-        assert!(text.contains("\r\n.dot-stuffed line\r\n"), "unstuffed: {text}");
+        assert!(
+            text.contains("\r\n.dot-stuffed line\r\n"),
+            "unstuffed: {text}"
+        );
     }
 
     #[tokio::test]
@@ -1191,12 +1242,24 @@ mod tests {
         let (_b, banner) = Raw::connect(ing.addr).await;
         assert!(banner.starts_with("220"), "{banner}");
         let (_c, banner) = Raw::connect(ing.addr).await;
-        assert!(banner.starts_with("421 4.7.0"), "third connection: {banner}");
+        assert!(
+            banner.starts_with("421 4.7.0"),
+            "third connection: {banner}"
+        );
         // One recipient per message.
         assert!(a.cmd("EHLO client.example").await.starts_with("250"));
-        assert!(a.cmd("MAIL FROM:<bob@example.com>").await.starts_with("250"));
-        assert!(a.cmd("RCPT TO:<watcher@broker.test>").await.starts_with("250"));
-        assert!(a.cmd("RCPT TO:<watcher@broker.test>").await.starts_with("452"));
+        assert!(a
+            .cmd("MAIL FROM:<bob@example.com>")
+            .await
+            .starts_with("250"));
+        assert!(a
+            .cmd("RCPT TO:<watcher@broker.test>")
+            .await
+            .starts_with("250"));
+        assert!(a
+            .cmd("RCPT TO:<watcher@broker.test>")
+            .await
+            .starts_with("452"));
         assert!(a.cmd("DATA").await.starts_with("354"));
         a.send(&message("bob@example.com", "one")).await;
         assert!(a.cmd(".").await.starts_with("250"));
@@ -1216,14 +1279,23 @@ mod tests {
         let ing = start(|_| {}).await;
         let (mut c, _) = Raw::connect(ing.addr).await;
         assert!(c.cmd("EHLO client.example").await.starts_with("250"));
-        assert!(c.cmd("MAIL FROM:<bob@example.com>").await.starts_with("250"));
-        assert!(c.cmd("RCPT TO:<watcher@broker.test>").await.starts_with("250"));
+        assert!(c
+            .cmd("MAIL FROM:<bob@example.com>")
+            .await
+            .starts_with("250"));
+        assert!(c
+            .cmd("RCPT TO:<watcher@broker.test>")
+            .await
+            .starts_with("250"));
         assert!(c.cmd("DATA").await.starts_with("354"));
-        c.send(b"From: <bob@example.com>\r\nSubject: half\r\n\r\nhalf a bo").await;
+        c.send(b"From: <bob@example.com>\r\nSubject: half\r\n\r\nhalf a bo")
+            .await;
         drop(c);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(ing.inbox().is_empty());
-        let tmp: Vec<_> = std::fs::read_dir(ing.spool.root().join("tmp")).unwrap().collect();
+        let tmp: Vec<_> = std::fs::read_dir(ing.spool.root().join("tmp"))
+            .unwrap()
+            .collect();
         assert!(tmp.is_empty());
     }
 
@@ -1253,7 +1325,14 @@ mod tests {
         let certs = tempfile::tempdir().unwrap();
         let (cert, key) = (certs.path().join("c.pem"), certs.path().join("k.pem"));
         let made = std::process::Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
             .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
             .args(["-addext", "subjectAltName=DNS:localhost", "-keyout"])
             .arg(&key)

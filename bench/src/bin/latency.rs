@@ -273,11 +273,7 @@ fn report(res: &mut Results, args: &Args, mode: Ingress, m: &Measured) {
     let poisson = args.mean_gap_ms.is_some();
     let (name, via, fetched) = match (mode, poisson) {
         (Ingress::Smtp, false) => ("latency_smtp", "SMTP ingress", "spooled → fetched"),
-        (Ingress::Smtp, true) => (
-            "latency_smtp_poisson",
-            "SMTP ingress",
-            "spooled → fetched",
-        ),
+        (Ingress::Smtp, true) => ("latency_smtp_poisson", "SMTP ingress", "spooled → fetched"),
         (_, false) => ("latency", "IMAP", "fetched over IMAP"),
         (_, true) => ("latency_poisson", "IMAP", "fetched over IMAP"),
     };
