@@ -1731,6 +1731,51 @@ native = "0.001"
     }
 
     #[test]
+    fn smtp_ingress_defaults_and_every_bad_key_named() {
+        let s = RawConfig::parse(&format!(
+            "{GOOD}[smtp_ingress]\nlisten = \"127.0.0.1:2525\"\ndomains = [\"Broker.Test\"]\n"
+        ))
+        .unwrap()
+        .validate(&env)
+        .unwrap();
+        let i = s.smtp_ingress.clone().unwrap();
+        assert_eq!(i.domains, vec!["broker.test".to_string()]);
+        // The watcher's own address (imap.user, as smtp.from is unset) is the mailbox.
+        assert_eq!(i.recipients, vec!["watcher@broker.test".to_string()]);
+        assert_eq!(i.hostname, "broker.test");
+        assert_eq!(i.spool_dir, PathBuf::from("/tmp/sm/spool"));
+        assert_eq!(i.max_message_bytes, s.max_message_bytes);
+        assert!(i.tls.is_none());
+
+        let err = RawConfig::parse(&format!(
+            "{GOOD}[smtp_ingress]\nlisten = \"port 25\"\ndomains = [\"@x\"]\n\
+             recipients = [\"alice@example.org\"]\nmax_recipients = 0\ntls_cert = \"c.pem\"\n"
+        ))
+        .unwrap()
+        .validate(&env)
+        .unwrap_err();
+        let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
+        for key in [
+            "smtp_ingress.listen",
+            "smtp_ingress.domains",
+            "smtp_ingress.max_recipients",
+            "smtp_ingress.tls_key",
+        ] {
+            assert!(keys.contains(&key), "{key} not in {keys:?}");
+        }
+        let err = RawConfig::parse(&format!(
+            "{GOOD}[smtp_ingress]\nlisten = \"127.0.0.1:25\"\ndomains = [\"broker.test\"]\n\
+             recipients = [\"alice@example.org\"]\n"
+        ))
+        .unwrap()
+        .validate(&env)
+        .unwrap_err();
+        assert_eq!(err.issues.len(), 1, "{err}");
+        assert_eq!(err.issues[0].key, "smtp_ingress.recipients");
+        assert!(err.issues[0].problem.contains("alice@example.org"));
+    }
+
+    #[test]
     fn a_good_file_validates_with_defaults() {
         let s = RawConfig::parse(GOOD).unwrap().validate(&env).unwrap();
         assert_eq!(s.imap.mailbox, "INBOX");
