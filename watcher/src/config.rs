@@ -84,6 +84,7 @@
 //! hostname = "mx.broker.example"   # banner, EHLO, trace headers (default: first domain)
 //! domains = ["broker.example"]     # mail for any other domain is refused (no relay)
 //! recipients = ["watcher@broker.example"]   # default: smtp.from
+//! qtum_addresses = false           # true: also <q-address>@domain (Qtum chains)
 //! spool_dir = "spool"              # default: data_dir/spool
 //! max_message_bytes = 1048576      # default: limits.max_message_bytes
 //! max_recipients = 10
@@ -343,6 +344,8 @@ pub struct RawSmtpIngress {
     /// Mailboxes accepted (default: `smtp.from`).
     #[serde(default)]
     pub recipients: Vec<String>,
+    /// Also accept `<q-address>@<domain>` for valid addresses of the chain's network.
+    pub qtum_addresses: Option<bool>,
     /// Spool directory (default `data_dir/spool`; relative to `data_dir`).
     pub spool_dir: Option<PathBuf>,
     /// Larger messages are refused (default `limits.max_message_bytes`).
@@ -1226,6 +1229,7 @@ impl RawConfig {
                 data_dir.as_deref(),
                 from.as_deref(),
                 max_message_bytes,
+                chain_id,
             )
         });
 
@@ -1303,6 +1307,7 @@ fn validate_smtp_ingress(
     data_dir: Option<&Path>,
     from: Option<&str>,
     default_max: u64,
+    chain_id: Option<u64>,
 ) -> Option<IngressSettings> {
     let listen = match raw.listen.as_deref().map(str::parse::<SocketAddr>) {
         Some(Ok(a)) => Some(a),
@@ -1400,6 +1405,19 @@ fn validate_smtp_ingress(
             None
         }
     };
+    let qtum_addresses = match (raw.qtum_addresses, chain_id) {
+        (Some(true), Some(id)) => match springmail_sdk::qtum::QtumNetwork::from_chain_id(id) {
+            Some(n) => Some(n),
+            None => {
+                c.bad(
+                    "smtp_ingress.qtum_addresses",
+                    format!("chain.chain_id {id} is not a Qtum chain (81, 8889, 8890)"),
+                );
+                None
+            }
+        },
+        _ => None,
+    };
     let spool_dir = match (&raw.spool_dir, data_dir) {
         (Some(p), Some(d)) if p.is_relative() => d.join(p),
         (Some(p), _) => p.clone(),
@@ -1417,6 +1435,7 @@ fn validate_smtp_ingress(
         hostname,
         domains,
         recipients,
+        qtum_addresses,
         spool_dir,
         max_message_bytes,
         max_recipients,
@@ -1746,6 +1765,27 @@ native = "0.001"
         assert_eq!(i.spool_dir, PathBuf::from("/tmp/sm/spool"));
         assert_eq!(i.max_message_bytes, s.max_message_bytes);
         assert!(i.tls.is_none());
+        assert!(i.qtum_addresses.is_none());
+        let with_q = |chain_id: u64| {
+            RawConfig::parse(
+                &format!(
+                    "{GOOD}[smtp_ingress]\nlisten = \"127.0.0.1:2525\"\n\
+                     domains = [\"broker.test\"]\nqtum_addresses = true\n"
+                )
+                .replace("chain_id = 8890", &format!("chain_id = {chain_id}")),
+            )
+            .unwrap()
+            .validate(&env)
+        };
+        let q = with_q(8890).unwrap().smtp_ingress.unwrap().qtum_addresses;
+        assert_eq!(q, Some(springmail_sdk::qtum::QtumNetwork::Regtest));
+        let err = with_q(31337).unwrap_err();
+        assert!(
+            err.issues
+                .iter()
+                .any(|i| i.key == "smtp_ingress.qtum_addresses"),
+            "{err}"
+        );
 
         let err = RawConfig::parse(&format!(
             "{GOOD}[smtp_ingress]\nlisten = \"port 25\"\ndomains = [\"@x\"]\n\

@@ -55,6 +55,9 @@ pub struct IngressSettings {
     pub domains: Vec<String>,
     /// Mailboxes accepted at those domains (normalized, lowercase).
     pub recipients: Vec<String>,
+    /// With a network, `<q-address>@<domain>` is accepted for any valid P2PKH address
+    /// of that network (the local part is then case-sensitive, as base58 is).
+    pub qtum_addresses: Option<springmail_sdk::qtum::QtumNetwork>,
     /// The spool directory.
     pub spool_dir: PathBuf,
     /// Larger messages are refused (`552`).
@@ -83,6 +86,7 @@ impl IngressSettings {
             hostname,
             domains,
             recipients,
+            qtum_addresses: None,
             spool_dir: PathBuf::from("spool"),
             max_message_bytes: 1 << 20,
             max_recipients: 10,
@@ -838,10 +842,34 @@ impl Session {
                 ),
             ));
         }
-        if !s.recipients.iter().any(|r| r == &lower) {
-            return Some((550, [5, 1, 1], format!("No such mailbox here: {rcpt}")));
+        if s.recipients.iter().any(|r| r == &lower) {
+            return None;
         }
-        None
+        let local = &rcpt[..rcpt.rfind('@').unwrap_or(0)];
+        if looks_like_phone_number(local) {
+            return Some((
+                550,
+                [5, 1, 1],
+                format!(
+                    "{rcpt}: phone-number addresses are not offered here (they need a check \
+                     that the number's owner holds it, which this broker does not make)"
+                ),
+            ));
+        }
+        if let Some(network) = s.qtum_addresses {
+            match springmail_sdk::qtum::decode_address_for(local, network) {
+                Ok(_) => return None,
+                Err(e) if local.len() >= 26 && local.starts_with(['q', 'Q']) => {
+                    return Some((
+                        550,
+                        [5, 1, 1],
+                        format!("{rcpt}: not a {} Qtum address: {e}", network.name()),
+                    ));
+                }
+                Err(_) => {}
+            }
+        }
+        Some((550, [5, 1, 1], format!("No such mailbox here: {rcpt}")))
     }
 
     /// DATA is complete: verdicts, trace headers, fsync, then the answer.
@@ -909,6 +937,16 @@ impl Session {
             }
         }
     }
+}
+
+/// `+41 79 123 45 67`, `0791234567`, `+1-555-0100`: seven or more digits and only
+/// phone punctuation.
+fn looks_like_phone_number(local: &str) -> bool {
+    let digits = local.chars().filter(char::is_ascii_digit).count();
+    digits >= 7
+        && local
+            .chars()
+            .all(|c| c.is_ascii_digit() || "+-.() ".contains(c))
 }
 
 /// A header value with no line breaks (trace fields carry client-chosen text).
@@ -1368,6 +1406,58 @@ mod tests {
         let inbox = ing.inbox();
         assert_eq!(inbox.len(), 1);
         assert!(String::from_utf8_lossy(&inbox[0]).contains("with ESMTPS"));
+    }
+
+    #[tokio::test]
+    async fn qtum_addresses_at_our_domain_are_accepted_and_phone_numbers_refused() {
+        use springmail_sdk::qtum::{encode_address, QtumNetwork};
+        let ing = start(|s| s.qtum_addresses = Some(QtumNetwork::Regtest)).await;
+        let owner = alloy::primitives::Address::repeat_byte(0x5a);
+        let q = encode_address(owner, QtumNetwork::Regtest);
+        let main = encode_address(owner, QtumNetwork::Mainnet);
+        let (mut c, _) = Raw::connect(ing.addr).await;
+        assert!(c.cmd("EHLO client.example").await.starts_with("250"));
+        assert!(c
+            .cmd("MAIL FROM:<bob@example.com>")
+            .await
+            .starts_with("250"));
+        let r = c.cmd(&format!("RCPT TO:<{q}@broker.test>")).await;
+        assert!(r.starts_with("250"), "{r}");
+        // Base58 is case-sensitive: another case is another (invalid) address.
+        let r = c
+            .cmd(&format!("RCPT TO:<{}@broker.test>", q.to_ascii_lowercase()))
+            .await;
+        assert!(
+            r.starts_with("550 5.1.1") && r.contains("Qtum address"),
+            "{r}"
+        );
+        let r = c.cmd(&format!("RCPT TO:<{main}@broker.test>")).await;
+        assert!(r.starts_with("550 5.1.1") && r.contains("regtest"), "{r}");
+        // At another domain it is a relay attempt like any other.
+        let r = c.cmd(&format!("RCPT TO:<{q}@example.org>")).await;
+        assert!(r.starts_with("550 5.7.1"), "{r}");
+        for phone in ["+41791234567", "0791234567", "+1-555-0100"] {
+            let r = c.cmd(&format!("RCPT TO:<{phone}@broker.test>")).await;
+            assert!(
+                r.starts_with("550 5.1.1") && r.contains("phone-number addresses"),
+                "{phone}: {r}"
+            );
+        }
+        assert!(c.cmd("DATA").await.starts_with("354"));
+        c.send(&message("bob@example.com", "to a Qtum address"))
+            .await;
+        assert!(c.cmd(".").await.starts_with("250"));
+        assert_eq!(ing.inbox().len(), 1);
+        // Without the setting the same address is unknown.
+        let plain = start(|_| {}).await;
+        let (mut c, _) = Raw::connect(plain.addr).await;
+        assert!(c.cmd("EHLO client.example").await.starts_with("250"));
+        assert!(c
+            .cmd("MAIL FROM:<bob@example.com>")
+            .await
+            .starts_with("250"));
+        let r = c.cmd(&format!("RCPT TO:<{q}@broker.test>")).await;
+        assert!(r.starts_with("550 5.1.1 No such mailbox"), "{r}");
     }
 
     #[test]
