@@ -153,9 +153,19 @@ impl Spool {
             reason: e.to_string(),
         })?;
         // Leftovers of a crash mid-write were never acknowledged: the sender retries.
+        // Recent files may be another process's write in progress (`watch --once`
+        // beside a running watcher), so only older ones go.
         if let Ok(rd) = std::fs::read_dir(&tmp) {
             for e in rd.flatten() {
-                let _ = std::fs::remove_file(e.path());
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > Duration::from_secs(60));
+                if old {
+                    let _ = std::fs::remove_file(e.path());
+                }
             }
         }
         Ok(Arc::new(Spool {
@@ -1458,6 +1468,26 @@ mod tests {
             .starts_with("250"));
         let r = c.cmd(&format!("RCPT TO:<{q}@broker.test>")).await;
         assert!(r.starts_with("550 5.1.1 No such mailbox"), "{r}");
+    }
+
+    #[test]
+    fn reopening_the_spool_removes_only_old_half_written_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let tmp = spool.root().join("tmp");
+        std::fs::write(tmp.join("old.eml"), b"half").unwrap();
+        std::fs::write(tmp.join("new.eml"), b"half").unwrap();
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(tmp.join("old.eml"))
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        drop(spool);
+        let _spool = Spool::open(dir.path()).unwrap();
+        assert!(!tmp.join("old.eml").exists());
+        assert!(tmp.join("new.eml").exists());
     }
 
     #[test]
