@@ -98,7 +98,9 @@ struct World {
 }
 
 impl World {
-    async fn new(mta: Mta) -> Self {
+    /// With `tls`, the ingress offers STARTTLS with a self-signed certificate (made
+    /// with openssl; `false` back when openssl cannot make one).
+    async fn new(mta: Mta, tls: bool) -> (Self, bool) {
         let stack = Stack::from_env().unwrap();
         stack.clear_inbox(BOB).await.unwrap();
         mta.purge();
@@ -115,6 +117,39 @@ impl World {
         let pins = serde_json::Value::Object(pins);
         std::fs::write(dir.path().join("pins.json"), pins.to_string()).unwrap();
         std::fs::write(dir.path().join("broker.pem"), &broker.key_pem).unwrap();
+        let (cert, key) = (dir.path().join("mx.crt"), dir.path().join("mx.key"));
+        let tls = tls
+            && Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                ])
+                .args([
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=broker.test",
+                    "-keyout",
+                ])
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .output()
+                .is_ok_and(|o| o.status.success());
+        let tls_keys = if tls {
+            format!(
+                "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                cert.display(),
+                key.display()
+            )
+        } else {
+            String::new()
+        };
         let config = dir.path().join("watcher.toml");
         std::fs::write(
             &config,
@@ -165,7 +200,7 @@ listen = "127.0.0.1:{ingress}"
 domains = ["broker.test"]
 recipients = ["{WATCHER}"]
 max_message_bytes = 65536
-"#,
+{tls_keys}"#,
                 data = dir.path().join("data").display(),
                 imap_port = stack.imap_port,
                 smtp_port = stack.smtp_port,
@@ -184,15 +219,18 @@ max_message_bytes = 65536
             &format!("key_file = \"{}\"", dir.path().join("broker.pem").display()),
         );
         std::fs::write(&config, text).unwrap();
-        World {
-            stack,
-            mta,
-            sender,
-            watcher_key: Arc::new(watcher_key),
-            example,
-            dir,
-            config,
-        }
+        (
+            World {
+                stack,
+                mta,
+                sender,
+                watcher_key: Arc::new(watcher_key),
+                example,
+                dir,
+                config,
+            },
+            tls,
+        )
     }
 
     fn data(&self) -> PathBuf {
@@ -389,7 +427,7 @@ async fn a_claim_relayed_by_postfix_is_paid_and_answered() {
         eprintln!("SKIPPED: the dev stack has no Postfix (mta needs root)");
         return;
     };
-    let w = World::new(mta).await;
+    let (w, tls) = World::new(mta, true).await;
     let mut watcher = Killed(Some(w.start_watcher()));
     let t = w.deposit().await;
     let payee = fresh_address();
@@ -411,6 +449,12 @@ async fn a_claim_relayed_by_postfix_is_paid_and_answered() {
         spooled.contains("by broker.test (Spring Mail)"),
         "{spooled}"
     );
+    if tls {
+        // Postfix (smtp_tls_security_level = may) took the STARTTLS offered.
+        assert!(spooled.contains("with ESMTPS"), "{spooled}");
+    } else {
+        eprintln!("SKIPPED: STARTTLS with Postfix (openssl cannot make a certificate)");
+    }
     assert!(
         spooled.contains("by mta.example.org"),
         "relayed by Postfix: {spooled}"
@@ -429,7 +473,7 @@ async fn relay_unknown_recipient_and_oversize_mail_are_refused_and_nothing_is_st
         eprintln!("SKIPPED: the dev stack has no Postfix (mta needs root)");
         return;
     };
-    let w = World::new(mta).await;
+    let (w, _) = World::new(mta, false).await;
     let _watcher = Killed(Some(w.start_watcher()));
     let t = w.deposit().await;
     let (_, signed) = w.signed_claim(&t, fresh_address()).await;
@@ -494,7 +538,7 @@ async fn kill_9_mid_data_then_postfix_retries_and_the_claim_is_paid_exactly_once
         eprintln!("SKIPPED: the dev stack has no Postfix (mta needs root)");
         return;
     };
-    let w = World::new(mta).await;
+    let (w, _) = World::new(mta, false).await;
     let mut watcher = Killed(Some(w.start_watcher()));
     let t = w.deposit().await;
     let payee = fresh_address();
