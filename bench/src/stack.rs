@@ -26,11 +26,13 @@ use springmail_sdk::client::{EscrowEvent, SpringMail};
 use springmail_sdk::contract::EmailEscrow;
 use springmail_sdk::eip712::EscrowId;
 use springmail_sdk::keys::ClaimSecret;
+use springmail_watcher::authenticate::DkimKeys;
 use springmail_watcher::ingest::imap::{ImapSecurity, ImapSettings, ImapSource};
 use springmail_watcher::journal::Journal;
 use springmail_watcher::metrics::Metrics;
 use springmail_watcher::reply::{SmtpSecurity, SmtpSettings, SmtpSink};
 use springmail_watcher::service::Watcher;
+use springmail_watcher::smtp_ingress::{IngressSettings, Spool};
 
 use crate::anvil::{self, rpc, rpc_batch, CHAIN_ID};
 use crate::corpus::{self, DepositSpec, Provider, WATCHER_EMAIL};
@@ -142,19 +144,24 @@ impl Stack {
     /// returns when the server accepted the message (250 after DATA: the relay
     /// answers only after dovecot stored it).
     pub async fn smtp_send(&self, from: &str, to: &str, bytes: &[u8]) -> Result<()> {
-        use lettre::AsyncTransport;
-        let transport =
-            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
-                .port(self.smtp_port)
-                .timeout(Some(Duration::from_secs(60)))
-                .build();
-        let envelope = lettre::address::Envelope::new(Some(from.parse()?), vec![to.parse()?])?;
-        transport
-            .send_raw(&envelope, bytes)
-            .await
-            .context("SMTP send")?;
-        Ok(())
+        smtp_send_to(self.smtp_port, from, to, bytes).await
     }
+}
+
+/// Sends raw bytes to the SMTP server on 127.0.0.1:`port`; returns after its `250`.
+pub async fn smtp_send_to(port: u16, from: &str, to: &str, bytes: &[u8]) -> Result<()> {
+    use lettre::AsyncTransport;
+    let transport =
+        lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
+            .port(port)
+            .timeout(Some(Duration::from_secs(60)))
+            .build();
+    let envelope = lettre::address::Envelope::new(Some(from.parse()?), vec![to.parse()?])?;
+    transport
+        .send_raw(&envelope, bytes)
+        .await
+        .context("SMTP send")?;
+    Ok(())
 }
 
 /// A run's escrow, deposits and claim mails.
@@ -345,6 +352,28 @@ impl RunningWatcher {
         poll: Duration,
         count_replies: bool,
     ) -> Result<Self> {
+        Ok(Self::start_with(stack, fixture, poll, count_replies, false)?.0)
+    }
+
+    /// As [`RunningWatcher::start`], but mail comes in over the watcher's own SMTP
+    /// ingress (a spool woken at each `250`) instead of IMAP; returns its address.
+    pub fn start_smtp_ingress(
+        stack: &Stack,
+        fixture: &Fixture,
+        poll: Duration,
+        count_replies: bool,
+    ) -> Result<(Self, std::net::SocketAddr)> {
+        let (w, addr) = Self::start_with(stack, fixture, poll, count_replies, true)?;
+        Ok((w, addr.expect("the ingress address")))
+    }
+
+    fn start_with(
+        stack: &Stack,
+        fixture: &Fixture,
+        poll: Duration,
+        count_replies: bool,
+        smtp_ingress: bool,
+    ) -> Result<(Self, Option<std::net::SocketAddr>)> {
         let seen = Arc::new(Submissions::default());
         let tmp = crate::work_dir().join("tmp");
         std::fs::create_dir_all(&tmp)?;
@@ -377,10 +406,20 @@ impl RunningWatcher {
                 .map_err(|e| anyhow!("{e}"))?,
             )
         };
-        let source = TimedSource::new(Box::new(source));
-        let fetched = source.fetched.clone();
         let mut pins = springmail_watcher::authenticate::PinnedRecords::new();
         fixture.provider.pin(&mut pins)?;
+        let spool = if smtp_ingress {
+            Some(Spool::open(dir.path().join("spool"))?)
+        } else {
+            None
+        };
+        let source: Box<dyn springmail_watcher::ingest::MailSource> = match &spool {
+            Some(spool) => Box::new(spool.source()?),
+            None => Box::new(source),
+        };
+        let source = TimedSource::new(source);
+        let fetched = source.fetched.clone();
+        let ingress_keys = DkimKeys::pinned(pins.clone());
         let parts = rig::parts(
             client,
             fixture.watcher_key.clone(),
@@ -392,12 +431,28 @@ impl RunningWatcher {
         );
         let metrics = parts.metrics.clone();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || -> Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
             rt.block_on(async move {
+                let _ingress = match spool {
+                    Some(spool) => {
+                        let settings = IngressSettings::new(
+                            "127.0.0.1:0".parse().expect("an address"),
+                            vec!["broker.test".into()],
+                            vec![WATCHER_EMAIL.into()],
+                        );
+                        let (addr, task) =
+                            springmail_watcher::smtp_ingress::serve(settings, spool, ingress_keys)
+                                .await?;
+                        let _ = addr_tx.send(addr);
+                        Some(task)
+                    }
+                    None => None,
+                };
                 let watcher = Watcher::new(parts)?;
                 watcher
                     .run(async move {
@@ -407,15 +462,27 @@ impl RunningWatcher {
                 anyhow::Ok(())
             })
         });
-        Ok(RunningWatcher {
-            seen,
-            fetched,
-            metrics,
-            journal,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-            _dir: dir,
-        })
+        let addr = if smtp_ingress {
+            Some(
+                addr_rx
+                    .recv_timeout(Duration::from_secs(10))
+                    .map_err(|_| anyhow!("the SMTP ingress did not start"))?,
+            )
+        } else {
+            None
+        };
+        Ok((
+            RunningWatcher {
+                seen,
+                fetched,
+                metrics,
+                journal,
+                stop: Some(stop_tx),
+                thread: Some(thread),
+                _dir: dir,
+            },
+            addr,
+        ))
     }
 
     /// Asks the watcher to stop and waits for it.

@@ -179,6 +179,11 @@ impl DkimKeys {
     pub fn uses_network(&self) -> bool {
         self.network
     }
+
+    /// The resolver and the pins (the SMTP ingress's SPF, DKIM and DMARC verdicts).
+    pub(crate) fn parts(&self) -> (&MessageAuthenticator, &PinnedRecords) {
+        (&self.resolver, &self.pins)
+    }
 }
 
 /// What authentication needs besides the keys.

@@ -79,6 +79,21 @@
 //! listen = "127.0.0.1:8080"        # with /healthz and /metrics; put TLS in front of it
 //! reply_to = "watcher@broker.example"   # email mode's mailto (default: smtp.from, else imap.user)
 //! rate_limit_per_minute = 60       # /api/ requests per client address
+//!
+//! [smtp_ingress]                   # the watcher as its domain's MX (docs/OPERATIONS.md);
+//! listen = "0.0.0.0:25"            # mail is then read from its spool instead of [imap]
+//! hostname = "mx.broker.example"   # banner, EHLO, trace headers (default: first domain)
+//! domains = ["broker.example"]     # mail for any other domain is refused (no relay)
+//! recipients = ["watcher@broker.example"]   # default: smtp.from
+//! qtum_addresses = false           # true: also <q-address>@domain (Qtum chains)
+//! spool_dir = "spool"              # default: data_dir/spool
+//! max_message_bytes = 1048576      # default: limits.max_message_bytes
+//! max_recipients = 10
+//! max_connections_per_client = 10
+//! max_messages_per_connection = 100
+//! timeout_secs = 60
+//! tls_cert = "/etc/springmail/mx.crt"   # both or neither: STARTTLS
+//! tls_key = "/etc/springmail/mx.key"
 //! ```
 //!
 //! `springmail watch` serves one HTTP service (axum, [`crate::http`]) per address:
@@ -109,6 +124,7 @@ use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::reply::{DkimSigningKey, ReplyComposer, SmtpSecurity, SmtpSettings, SmtpSink};
 use crate::service::{PipelineSettings, WatcherParts};
+use crate::smtp_ingress::{IngressSettings, Spool};
 use crate::submit::SubmitPolicy;
 use crate::verify::{TokenFee, VerifyPolicy};
 
@@ -137,6 +153,8 @@ pub struct RawConfig {
     pub metrics: RawMetrics,
     /// The claim page and its API.
     pub http: Option<RawHttp>,
+    /// The SMTP ingress (the watcher as the MX).
+    pub smtp_ingress: Option<RawSmtpIngress>,
     /// The directory of the file read, for relative paths in it (`dns.pinned_file`).
     pub base_dir: Option<PathBuf>,
     /// Unknown and mistyped keys found while parsing.
@@ -280,6 +298,40 @@ pub struct RawHttp {
     pub rate_limit_per_minute: Option<u32>,
 }
 
+/// `[smtp_ingress]`: the watcher as its domain's MX.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmtpIngress {
+    /// Listen address (`0.0.0.0:25`); required.
+    pub listen: Option<String>,
+    /// Name in the banner, EHLO and trace headers (default: the first domain).
+    pub hostname: Option<String>,
+    /// Domains mail is accepted for; required.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Mailboxes accepted (default: `smtp.from`).
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// Also accept `<q-address>@<domain>` for valid addresses of the chain's network.
+    pub qtum_addresses: Option<bool>,
+    /// Spool directory (default `data_dir/spool`; relative to `data_dir`).
+    pub spool_dir: Option<PathBuf>,
+    /// Larger messages are refused (default `limits.max_message_bytes`).
+    pub max_message_bytes: Option<u64>,
+    /// Recipients per message (default 10).
+    pub max_recipients: Option<usize>,
+    /// Connections per client IP address (default 10).
+    pub max_connections_per_client: Option<usize>,
+    /// Messages per connection (default 100).
+    pub max_messages_per_connection: Option<usize>,
+    /// Idle timeout in seconds (default 60).
+    pub timeout_secs: Option<u64>,
+    /// STARTTLS certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// STARTTLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+}
+
 /// The claim page's service, validated.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -390,6 +442,10 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// The claim page and its API (`[http]`).
     pub http: Option<HttpSettings>,
+    /// The SMTP ingress (`[smtp_ingress]`); mail is then read from its spool.
+    pub smtp_ingress: Option<IngressSettings>,
+    /// The ingress's spool, opened once and shared by the source and the server.
+    spool: Arc<std::sync::OnceLock<Arc<Spool>>>,
 }
 
 struct Check<'a> {
@@ -782,6 +838,17 @@ impl RawConfig {
             },
         };
 
+        let smtp_ingress = self.smtp_ingress.as_ref().and_then(|raw| {
+            validate_smtp_ingress(
+                raw,
+                &mut c,
+                data_dir.as_deref(),
+                from.as_deref(),
+                max_message_bytes,
+                chain_id,
+            )
+        });
+
         if !c.issues.is_empty() {
             return Err(ConfigErrors {
                 file: None,
@@ -842,8 +909,155 @@ impl RawConfig {
             batch_size,
             metrics_listen,
             http,
+            smtp_ingress,
+            spool: Default::default(),
         })
     }
+}
+
+fn validate_smtp_ingress(
+    raw: &RawSmtpIngress,
+    c: &mut Check<'_>,
+    data_dir: Option<&Path>,
+    from: Option<&str>,
+    default_max: u64,
+    chain_id: Option<u64>,
+) -> Option<IngressSettings> {
+    let listen = match raw.listen.as_deref().map(str::parse::<SocketAddr>) {
+        Some(Ok(a)) => Some(a),
+        Some(Err(e)) => {
+            c.bad("smtp_ingress.listen", format!("not an address:port ({e})"));
+            None
+        }
+        None => {
+            c.bad(
+                "smtp_ingress.listen",
+                "missing: the address to receive mail on (0.0.0.0:25 as the MX)",
+            );
+            None
+        }
+    };
+    let mut domains = Vec::new();
+    for d in &raw.domains {
+        let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
+        if d.is_empty() || d.contains('@') || !d.contains('.') {
+            c.bad(
+                "smtp_ingress.domains",
+                format!("{d:?} is not a domain name like broker.example"),
+            );
+        } else {
+            domains.push(d);
+        }
+    }
+    if raw.domains.is_empty() {
+        c.bad(
+            "smtp_ingress.domains",
+            "is required: the domains this server receives mail for",
+        );
+    }
+    let mut recipients = Vec::new();
+    let named: Vec<String> = if raw.recipients.is_empty() {
+        from.map(str::to_string).into_iter().collect()
+    } else {
+        raw.recipients.clone()
+    };
+    for r in &named {
+        match springmail_sdk::email::normalize(r) {
+            Ok(r) => {
+                let domain = r.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+                if !domains.is_empty() && !domains.iter().any(|d| d == domain) {
+                    c.bad(
+                        "smtp_ingress.recipients",
+                        format!("{r} is not at one of smtp_ingress.domains"),
+                    );
+                }
+                recipients.push(r);
+            }
+            Err(e) => c.bad("smtp_ingress.recipients", format!("{r:?}: {e}")),
+        }
+    }
+    let max_message_bytes = raw.max_message_bytes.unwrap_or(default_max);
+    if !(4096..=64 << 20).contains(&max_message_bytes) {
+        c.bad(
+            "smtp_ingress.max_message_bytes",
+            "must be between 4096 and 67108864",
+        );
+    }
+    let positive = |c: &mut Check<'_>, key: &str, v: Option<usize>, default: usize| {
+        let v = v.unwrap_or(default);
+        if !(1..=10_000).contains(&v) {
+            c.bad(key, "must be between 1 and 10000");
+        }
+        v
+    };
+    let max_recipients = positive(c, "smtp_ingress.max_recipients", raw.max_recipients, 10);
+    let max_connections_per_client = positive(
+        c,
+        "smtp_ingress.max_connections_per_client",
+        raw.max_connections_per_client,
+        10,
+    );
+    let max_messages_per_connection = positive(
+        c,
+        "smtp_ingress.max_messages_per_connection",
+        raw.max_messages_per_connection,
+        100,
+    );
+    let timeout = raw.timeout_secs.unwrap_or(60);
+    if !(1..=3600).contains(&timeout) {
+        c.bad("smtp_ingress.timeout_secs", "must be between 1 and 3600");
+    }
+    let tls = match (&raw.tls_cert, &raw.tls_key) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        (None, None) => None,
+        (Some(_), None) => {
+            c.bad("smtp_ingress.tls_key", "is required with tls_cert");
+            None
+        }
+        (None, Some(_)) => {
+            c.bad("smtp_ingress.tls_cert", "is required with tls_key");
+            None
+        }
+    };
+    let qtum_addresses = match (raw.qtum_addresses, chain_id) {
+        (Some(true), Some(id)) => match springmail_sdk::qtum::QtumNetwork::from_chain_id(id) {
+            Some(n) => Some(n),
+            None => {
+                c.bad(
+                    "smtp_ingress.qtum_addresses",
+                    format!("chain.chain_id {id} is not a Qtum chain (81, 8889, 8890)"),
+                );
+                None
+            }
+        },
+        _ => None,
+    };
+    let spool_dir = match (&raw.spool_dir, data_dir) {
+        (Some(p), Some(d)) if p.is_relative() => d.join(p),
+        (Some(p), _) => p.clone(),
+        (None, Some(d)) => d.join("spool"),
+        (None, None) => PathBuf::from("spool"),
+    };
+    let listen = listen?;
+    let hostname = raw
+        .hostname
+        .clone()
+        .or_else(|| domains.first().cloned())
+        .unwrap_or_default();
+    Some(IngressSettings {
+        listen,
+        hostname,
+        domains,
+        recipients,
+        qtum_addresses,
+        spool_dir,
+        max_message_bytes,
+        max_recipients,
+        max_connections_per_client,
+        max_messages_per_connection,
+        timeout: Duration::from_secs(timeout),
+        tls,
+    })
 }
 
 fn parse_secret(hex_text: &str) -> Result<ClaimSecret, String> {
@@ -947,18 +1161,21 @@ impl Settings {
                 Some((k, domain.clone(), selector.clone()))
             }
         };
-        let keys = if self.pinned_only {
-            DkimKeys::pinned(self.pinned.clone())
-        } else {
-            DkimKeys::system(self.pinned.clone()).map_err(|e| ResolveError::Key {
-                key: "dns.resolver",
+        let keys = self.dkim_keys()?;
+        let source: Box<dyn crate::ingest::MailSource> = match self.smtp_spool()? {
+            Some(spool) => Box::new(spool.source().map_err(|e| ResolveError::Key {
+                key: "smtp_ingress.spool_dir",
                 problem: e.to_string(),
-            })?
+            })?),
+            None => {
+                Box::new(
+                    ImapSource::new(self.imap.clone()).map_err(|e| ResolveError::Key {
+                        key: "imap.security",
+                        problem: e.to_string(),
+                    })?,
+                )
+            }
         };
-        let source = ImapSource::new(self.imap.clone()).map_err(|e| ResolveError::Key {
-            key: "imap.security",
-            problem: e.to_string(),
-        })?;
         let sink = SmtpSink::new(&self.smtp).map_err(|e| ResolveError::Key {
             key: "smtp.host",
             problem: e.to_string(),
@@ -967,7 +1184,7 @@ impl Settings {
             client,
             watcher_key: key.clone(),
             journal: Arc::new(journal),
-            source: Box::new(source),
+            source,
             sink: Arc::new(sink),
             authenticator: MailAuthenticator::new(
                 keys,
@@ -995,6 +1212,51 @@ impl Settings {
 }
 
 impl Settings {
+    /// The keys that verify DKIM signatures: pinned records, then DNS unless pinned only.
+    fn dkim_keys(&self) -> Result<DkimKeys, ResolveError> {
+        if self.pinned_only {
+            Ok(DkimKeys::pinned(self.pinned.clone()))
+        } else {
+            DkimKeys::system(self.pinned.clone()).map_err(|e| ResolveError::Key {
+                key: "dns.resolver",
+                problem: e.to_string(),
+            })
+        }
+    }
+
+    /// The SMTP ingress's spool (`None` without `[smtp_ingress]`), opened on first use.
+    pub fn smtp_spool(&self) -> Result<Option<Arc<Spool>>, ResolveError> {
+        let Some(ingress) = &self.smtp_ingress else {
+            return Ok(None);
+        };
+        if let Some(s) = self.spool.get() {
+            return Ok(Some(s.clone()));
+        }
+        let spool = Spool::open(&ingress.spool_dir).map_err(|e| ResolveError::Key {
+            key: "smtp_ingress.spool_dir",
+            problem: e.to_string(),
+        })?;
+        Ok(Some(self.spool.get_or_init(|| spool).clone()))
+    }
+
+    /// Starts the SMTP ingress of `[smtp_ingress]`, writing to the spool that
+    /// [`Settings::resolve`] made the watcher's source. `None` without the section.
+    pub async fn serve_smtp_ingress(
+        &self,
+    ) -> Result<Option<(SocketAddr, tokio::task::JoinHandle<()>)>, ResolveError> {
+        let (Some(ingress), Some(spool)) = (&self.smtp_ingress, self.smtp_spool()?) else {
+            return Ok(None);
+        };
+        let keys = self.dkim_keys()?;
+        crate::smtp_ingress::serve(ingress.clone(), spool, keys)
+            .await
+            .map(Some)
+            .map_err(|e| ResolveError::Key {
+                key: e.key(),
+                problem: e.to_string(),
+            })
+    }
+
     /// Starts the HTTP services this configuration names (see the module docs): the
     /// claim page with its API on `[http] listen`, and `/healthz` + `/metrics` alone on
     /// `[metrics] listen` when that is another address. Each runs until its handle is dropped
@@ -1038,6 +1300,7 @@ pub async fn run_from_file(
     let parts = settings.resolve().await?;
     let watcher = crate::service::Watcher::new(parts)?;
     let _servers = settings.serve_http(&watcher).await?;
+    let _ingress = settings.serve_smtp_ingress().await?;
     watcher.run(shutdown).await?;
     Ok(())
 }
@@ -1082,6 +1345,72 @@ native = "0.001"
             "WKEY" => Some(format!("0x{}", "11".repeat(32))),
             _ => None,
         }
+    }
+
+    #[test]
+    fn smtp_ingress_defaults_and_every_bad_key_named() {
+        let s = RawConfig::parse(&format!(
+            "{GOOD}[smtp_ingress]\nlisten = \"127.0.0.1:2525\"\ndomains = [\"Broker.Test\"]\n"
+        ))
+        .unwrap()
+        .validate(&env)
+        .unwrap();
+        let i = s.smtp_ingress.clone().unwrap();
+        assert_eq!(i.domains, vec!["broker.test".to_string()]);
+        // The watcher's own address (imap.user, as smtp.from is unset) is the mailbox.
+        assert_eq!(i.recipients, vec!["watcher@broker.test".to_string()]);
+        assert_eq!(i.hostname, "broker.test");
+        assert_eq!(i.spool_dir, PathBuf::from("/tmp/sm/spool"));
+        assert_eq!(i.max_message_bytes, s.max_message_bytes);
+        assert!(i.tls.is_none());
+        assert!(i.qtum_addresses.is_none());
+        let with_q = |chain_id: u64| {
+            RawConfig::parse(
+                &format!(
+                    "{GOOD}[smtp_ingress]\nlisten = \"127.0.0.1:2525\"\n\
+                     domains = [\"broker.test\"]\nqtum_addresses = true\n"
+                )
+                .replace("chain_id = 8890", &format!("chain_id = {chain_id}")),
+            )
+            .unwrap()
+            .validate(&env)
+        };
+        let q = with_q(8890).unwrap().smtp_ingress.unwrap().qtum_addresses;
+        assert_eq!(q, Some(springmail_sdk::qtum::QtumNetwork::Regtest));
+        let err = with_q(31337).unwrap_err();
+        assert!(
+            err.issues
+                .iter()
+                .any(|i| i.key == "smtp_ingress.qtum_addresses"),
+            "{err}"
+        );
+
+        let err = RawConfig::parse(&format!(
+            "{GOOD}[smtp_ingress]\nlisten = \"port 25\"\ndomains = [\"@x\"]\n\
+             recipients = [\"alice@example.org\"]\nmax_recipients = 0\ntls_cert = \"c.pem\"\n"
+        ))
+        .unwrap()
+        .validate(&env)
+        .unwrap_err();
+        let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
+        for key in [
+            "smtp_ingress.listen",
+            "smtp_ingress.domains",
+            "smtp_ingress.max_recipients",
+            "smtp_ingress.tls_key",
+        ] {
+            assert!(keys.contains(&key), "{key} not in {keys:?}");
+        }
+        let err = RawConfig::parse(&format!(
+            "{GOOD}[smtp_ingress]\nlisten = \"127.0.0.1:25\"\ndomains = [\"broker.test\"]\n\
+             recipients = [\"alice@example.org\"]\n"
+        ))
+        .unwrap()
+        .validate(&env)
+        .unwrap_err();
+        assert_eq!(err.issues.len(), 1, "{err}");
+        assert_eq!(err.issues[0].key, "smtp_ingress.recipients");
+        assert!(err.issues[0].problem.contains("alice@example.org"));
     }
 
     #[test]

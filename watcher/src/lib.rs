@@ -35,6 +35,7 @@ pub mod metrics;
 mod pinned_file;
 pub mod reply;
 pub mod service;
+pub mod smtp_ingress;
 pub mod submit;
 pub mod verify;
 

@@ -49,7 +49,7 @@ struct Results {
     figures: Vec<Figure>,
 }
 
-const ORDER: [(&str, &str); 6] = [
+const ORDER: [(&str, &str); 7] = [
     ("pipeline", "Verification throughput on one core"),
     (
         "memory",
@@ -63,6 +63,10 @@ const ORDER: [(&str, &str); 6] = [
     (
         "latency_poisson",
         "Mail-to-transaction latency on the dev stack, claims at Poisson arrival times",
+    ),
+    (
+        "latency_ingress",
+        "Mail-to-transaction latency, the watcher's own SMTP ingress beside IMAP",
     ),
     ("load", "Sustained load on the dev stack"),
 ];

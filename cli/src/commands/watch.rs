@@ -105,6 +105,13 @@ pub async fn run(a: &WatchArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     for (addr, _) in &servers {
         eprintln!("springmail watch: HTTP service on http://{addr}");
     }
+    let ingress = settings
+        .serve_smtp_ingress()
+        .await
+        .context("cannot start the SMTP ingress ([smtp_ingress])")?;
+    if let Some((addr, _)) = &ingress {
+        eprintln!("springmail watch: SMTP ingress on {addr}");
+    }
     eprintln!("springmail watch: running (Ctrl-C to stop)");
     watcher
         .run(shutdown_signal())
