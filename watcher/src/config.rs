@@ -507,12 +507,13 @@ impl RawConfig {
             limits: take_section(&mut t, "limits", i).unwrap_or_default(),
             metrics: take_section(&mut t, "metrics", i).unwrap_or_default(),
             http: take_section(&mut t, "http", i),
+            smtp_ingress: take_section(&mut t, "smtp_ingress", i),
             base_dir: None,
             issues: Vec::new(),
         };
         springmail_sdk::config::unknown_keys(
             t,
-            "data_dir, imap, smtp, dkim, dns, chain, watcher_key, fees, limits, metrics, http",
+            "data_dir, imap, smtp, dkim, dns, chain, watcher_key, fees, limits, metrics, http, smtp_ingress",
             i,
         );
         Ok(RawConfig { issues, ..raw })
