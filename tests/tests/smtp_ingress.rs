@@ -621,5 +621,8 @@ fn the_child_binary_refuses_a_bad_config_naming_the_key() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("smtp_ingress.listen"), "{err}");
+    assert!(
+        err.contains("[smtp_ingress] listen: not an address:port"),
+        "{err}"
+    );
 }
