@@ -1367,7 +1367,7 @@ impl Settings {
             client,
             watcher_key: key.clone(),
             journal: Arc::new(journal),
-            source: Box::new(source),
+            sources: vec![Box::new(source)],
             sink: Arc::new(sink),
             authenticator: MailAuthenticator::new(
                 keys,

@@ -40,6 +40,7 @@ use tracing::{info, warn, Instrument};
 use crate::crash::{CrashPoint, CrashSwitch};
 use crate::journal::{Journal, JournalError, MessageState};
 use crate::metrics::Metrics;
+use crate::transition::Transition;
 use crate::verify::{ClaimPlan, RefusalReason};
 
 /// The most claims one `claimBatch` transaction carries.
@@ -289,7 +290,7 @@ impl Submitter {
                 }
             }
         }
-        if let Err(e) = self.journal.write(|tx| tx.mark_submitting(job.row)) {
+        if let Err(e) = self.record(Transition::Submitting { id: job.row }).await {
             return Started::Done(SubmitOutcome::Retry {
                 error: e.to_string(),
             });
@@ -318,7 +319,7 @@ impl Submitter {
                 if let Some(crashed) = self.crashed(CrashPoint::AfterBroadcast) {
                     return crashed;
                 }
-                if let Err(e) = self.record_submitted(job.row, tx_hash) {
+                if let Err(e) = self.record_submitted(job.row, tx_hash).await {
                     // The transaction is out; the next attempt re-reads the chain first.
                     return Started::Done(SubmitOutcome::Retry {
                         error: e.to_string(),
@@ -345,7 +346,7 @@ impl Submitter {
         };
         let id = self.client.escrow_id();
         // Re-read each deposit; mark the open ones `submitting` and attest them.
-        let mut ready: Vec<(SubmitJob, BatchClaim)> = Vec::new();
+        let mut open: Vec<SubmitJob> = Vec::new();
         for job in jobs {
             let reread = self.reread(&job.plan).instrument(job.span.clone()).await;
             match reread {
@@ -364,15 +365,26 @@ impl Submitter {
                     continue;
                 }
             }
-            if let Err(e) = self.journal.write(|tx| tx.mark_submitting(job.row)) {
+            open.push(job);
+        }
+        // One commit for the batch's `submitting`.
+        let submitting = open
+            .iter()
+            .map(|job| Transition::Submitting { id: job.row })
+            .collect();
+        if let Err(e) = self.record_all(submitting).await {
+            for job in open {
                 done(
                     job.row,
                     SubmitOutcome::Retry {
                         error: e.to_string(),
                     },
                 );
-                continue;
             }
+            return;
+        }
+        let mut ready: Vec<(SubmitJob, BatchClaim)> = Vec::new();
+        for job in open {
             let attestation = job.plan.signed.auth.sign_attest(id, &self.key);
             let claim = BatchClaim {
                 deposit: job.plan.deposit,
@@ -453,16 +465,25 @@ impl Submitter {
             return;
         }
         let mut waiting = Vec::new();
-        for (job, _) in sending {
-            match self.record_submitted(job.row, tx_hash) {
-                Ok(()) => waiting.push(job),
-                // The transaction is out; the next attempt re-reads the chain first.
-                Err(e) => done(
-                    job.row,
-                    SubmitOutcome::Retry {
-                        error: e.to_string(),
-                    },
-                ),
+        let submitted = sending
+            .iter()
+            .map(|(job, _)| Transition::Submitted {
+                id: job.row,
+                tx_hash: tx_hash.to_string(),
+            })
+            .collect();
+        match self.record_all(submitted).await {
+            Ok(()) => waiting.extend(sending.into_iter().map(|(job, _)| job)),
+            // The transaction is out; the next attempt re-reads the chain first.
+            Err(e) => {
+                for (job, _) in sending {
+                    done(
+                        job.row,
+                        SubmitOutcome::Retry {
+                            error: e.to_string(),
+                        },
+                    );
+                }
             }
         }
         // One waiter for the batch's receipt; each claim settles from it.
@@ -497,9 +518,22 @@ impl Submitter {
         });
     }
 
-    fn record_submitted(&self, row: i64, tx_hash: B256) -> Result<(), JournalError> {
-        self.journal
-            .write(|tx| tx.mark_submitted(row, &tx_hash.to_string()))
+    async fn record_submitted(&self, row: i64, tx_hash: B256) -> Result<(), JournalError> {
+        self.record(Transition::Submitted {
+            id: row,
+            tx_hash: tx_hash.to_string(),
+        })
+        .await
+    }
+
+    async fn record(&self, t: Transition) -> Result<(), JournalError> {
+        self.record_all(vec![t]).await
+    }
+
+    async fn record_all(&self, t: Vec<Transition>) -> Result<(), JournalError> {
+        crate::transition::commit(&self.journal, t, Default::default())
+            .await
+            .map(|_| ())
     }
 
     fn classify_send_error(&self, e: ChainError) -> SubmitOutcome {

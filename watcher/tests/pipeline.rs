@@ -134,7 +134,7 @@ impl World {
             client,
             watcher_key: self.watcher_key.clone(),
             journal,
-            source: Box::new(self.source.clone()),
+            sources: vec![Box::new(self.source.clone())],
             sink,
             authenticator: MailAuthenticator::new(
                 DkimKeys::pinned(self.pins.clone()),
