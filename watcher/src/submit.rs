@@ -464,7 +464,6 @@ impl Submitter {
             }
             return;
         }
-        let mut waiting = Vec::new();
         let submitted = sending
             .iter()
             .map(|(job, _)| Transition::Submitted {
@@ -472,24 +471,41 @@ impl Submitter {
                 tx_hash: tx_hash.to_string(),
             })
             .collect();
-        match self.record_all(submitted).await {
-            Ok(()) => waiting.extend(sending.into_iter().map(|(job, _)| job)),
-            // The transaction is out; the next attempt re-reads the chain first.
-            Err(e) => {
-                for (job, _) in sending {
-                    done(
-                        job.row,
-                        SubmitOutcome::Retry {
-                            error: e.to_string(),
-                        },
-                    );
+        // `submitted` is sent to the journal now and awaited by the receipt's waiter:
+        // the next round's `submitting` joins its commit instead of waiting for it.
+        let recorded =
+            match crate::transition::enqueue(&self.journal, submitted, Default::default()) {
+                Ok(p) => p,
+                // The transaction is out; the next attempt re-reads the chain first.
+                Err(e) => {
+                    for (job, _) in sending {
+                        done(
+                            job.row,
+                            SubmitOutcome::Retry {
+                                error: e.to_string(),
+                            },
+                        );
+                    }
+                    return;
                 }
-            }
-        }
+            };
+        let waiting: Vec<SubmitJob> = sending.into_iter().map(|(job, _)| job).collect();
         // One waiter for the batch's receipt; each claim settles from it.
         let this = self.clone();
         let done_tx = done_tx.clone();
         tokio::spawn(async move {
+            if let Err(e) = recorded.durable().await {
+                for job in waiting {
+                    let _ = done_tx.send(SubmitDone {
+                        row: job.row,
+                        outcome: SubmitOutcome::Retry {
+                            error: e.to_string(),
+                        },
+                    });
+                }
+                this.wake.notify_one();
+                return;
+            }
             let receipt = this
                 .client
                 .chain()
