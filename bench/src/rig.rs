@@ -68,7 +68,7 @@ pub fn parts(
         verify: verify_policy(&watcher_key),
         watcher_key,
         journal,
-        source,
+        sources: vec![source],
         sink,
         authenticator: authenticator(pins),
         composer: composer(),

@@ -74,7 +74,7 @@ impl Stack {
             client: w.client,
             watcher_key: w.watcher_key.clone(),
             journal: Arc::new(Journal::open_in(w.journal_dir).expect("journal")),
-            source: Box::new(source),
+            sources: vec![Box::new(source)],
             sink: Arc::new(sink),
             authenticator: MailAuthenticator::new(
                 DkimKeys::pinned(w.pins),

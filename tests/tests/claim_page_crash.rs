@@ -36,7 +36,7 @@ fn watcher(
         client: w.relayer.clone(),
         watcher_key: w.watcher_key.clone(),
         journal: Arc::new(Journal::open_in(data).unwrap()),
-        source: Box::new(MemorySource::new()),
+        sources: vec![Box::new(MemorySource::new())],
         sink: Arc::new(MemorySink::new()),
         authenticator: w.authenticator(),
         composer: ReplyComposer::new(

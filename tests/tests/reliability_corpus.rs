@@ -85,7 +85,7 @@ fn watcher(
         client: w.relayer.clone(),
         watcher_key: w.watcher_key.clone(),
         journal: Arc::new(Journal::open_in(data).unwrap()),
-        source: Box::new(DirSource::open(root).unwrap()),
+        sources: vec![Box::new(DirSource::open(root).unwrap())],
         sink: Arc::new(sink.clone()),
         authenticator: w.authenticator(),
         composer: ReplyComposer::new(

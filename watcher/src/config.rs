@@ -1185,7 +1185,7 @@ impl Settings {
             client,
             watcher_key: key.clone(),
             journal: Arc::new(journal),
-            source,
+            sources: vec![source],
             sink: Arc::new(sink),
             authenticator: MailAuthenticator::new(
                 keys,

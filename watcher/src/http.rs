@@ -822,14 +822,21 @@ async fn post_claim(
     let to = plan.signed.auth.to;
     let key_text = claim_key.to_string();
     let plan_json = plan.to_json();
-    let recorded = b
-        .journal
-        .write(|tx| tx.accept_web(&key_text, &plan_json))
-        .map_err(|e| Problem::internal(&e.to_string()))?;
-    let row = match recorded {
-        Ok(row) => row,
+    let recorded = crate::transition::commit(
+        &b.journal,
+        vec![crate::transition::Transition::AcceptWeb {
+            claim_key: key_text,
+            plan: plan_json,
+        }],
+        Default::default(),
+    )
+    .await
+    .map_err(|e| Problem::internal(&e.to_string()))?;
+    let row = match recorded.web {
+        Some(Ok(row)) => row,
+        None => return Err(Problem::internal("the claim was not recorded")),
         // Another request took the slot in between: answer with its state.
-        Err(_) => {
+        Some(Err(_)) => {
             return existing(b, claim_key, to)?
                 .ok_or_else(|| Problem::internal("the claim slot holder vanished"))
         }

@@ -2,8 +2,15 @@
 //!
 //! One SQLite file (`journal.sqlite3` in the data directory) in WAL mode with
 //! `synchronous = FULL`, so a committed change survives a crash or a power cut.
-//! Writes go through [`Journal::write`], which runs a closure inside one transaction:
-//! the pipeline batches the changes of many messages into one commit (group commit).
+//!
+//! A thread of its own owns the pipeline's writing connection. The pipeline's writes
+//! are closures sent to it ([`Journal::commit`], [`Journal::enqueue`]); every write
+//! that arrives while a commit is in flight joins the next one (group commit: one
+//! fsync per batch, each write in a savepoint of its own, so one failing write rolls
+//! back alone). A caller hears back only after the commit, so a state is durable
+//! before its effect. Reads use a second connection (WAL readers do not wait for the
+//! writer) and see every commit a caller has heard back from; blocking callers
+//! (setup, tests, the operator's tools) write there with [`Journal::write`].
 //!
 //! A message moves through these states, each committed before the effect that
 //! follows it:
@@ -42,10 +49,10 @@
 //! A restart resumes every message that is not `done` and every unsent reply.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 /// Name of the journal file inside the data directory.
 pub const JOURNAL_FILE: &str = "journal.sqlite3";
@@ -74,6 +81,20 @@ pub enum JournalError {
         stored: String,
         /// What the configuration says.
         current: String,
+    },
+    /// The commit of a group of writes failed (nothing of the group is written).
+    #[error("journal {path}: commit failed: {reason}")]
+    Commit {
+        /// The journal file.
+        path: PathBuf,
+        /// The SQLite error.
+        reason: String,
+    },
+    /// The journal's writer thread has stopped.
+    #[error("journal {path}: the writer thread has stopped")]
+    Stopped {
+        /// The journal file.
+        path: PathBuf,
     },
     /// A stored value does not decode.
     #[error("journal {path}: corrupt {what}: {reason}")]
@@ -331,12 +352,141 @@ pub struct JournalStats {
     pub outbox_unconfirmed: u64,
 }
 
-/// The journal. Cheap to share behind an `Arc`; writes are serialized.
+/// The journal. Cheap to share behind an `Arc`; writes go to its writer thread.
 pub struct Journal {
+    /// Reads, and the deposit index's own tables.
     conn: Mutex<Connection>,
+    writer: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     path: PathBuf,
+    shared: Arc<WriterShared>,
+}
+
+/// A write sent to the journal's writer thread, not yet known to be committed.
+#[must_use = "a write is durable only once `durable` returns"]
+pub struct Pending<T> {
+    rx: tokio::sync::oneshot::Receiver<Result<T, JournalError>>,
+    path: PathBuf,
+}
+
+impl<T> Pending<T> {
+    /// Waits until the write is committed (or failed), and returns its value.
+    pub async fn durable(self) -> Result<T, JournalError> {
+        match self.rx.await {
+            Ok(r) => r,
+            Err(_) => Err(JournalError::Stopped { path: self.path }),
+        }
+    }
+}
+
+/// What the writer thread and the callers share.
+#[derive(Default)]
+struct WriterShared {
     /// Crash tests: the process dies before the commit of this many-th write from now (0: never).
     abort_countdown: AtomicU32,
+    /// Commits (fsyncs) and the writes they carried.
+    commits: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// Hands a write's result to its caller once the group it ran in is committed (or not).
+type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
+/// One write: runs in a savepoint; `true` keeps its changes.
+type Job = Box<dyn FnOnce(&mut JournalTx<'_>) -> (bool, Finish) + Send>;
+
+/// Writes joined into one commit at most (bounds the latency of the first).
+const MAX_GROUP: usize = 1024;
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer thread after the writes already sent.
+        self.writer.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    path: PathBuf,
+    rx: mpsc::Receiver<Job>,
+    shared: Arc<WriterShared>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let now = unix_now();
+        let mut finishes: Vec<Finish> = Vec::with_capacity(group.len());
+        // IMMEDIATE: the write lock is taken at the start, waiting (busy timeout) for
+        // a blocking writer on the other connection, never failing half-way.
+        let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        {
+            Ok(tx) => tx,
+            Err(e) => {
+                // The jobs are dropped unrun: their callers hear that the write failed.
+                tracing::error!(error = %e, "the journal cannot begin a transaction");
+                continue;
+            }
+        };
+        let mut kept = 0u64;
+        for job in group {
+            let mut sp = match tx.savepoint() {
+                Ok(sp) => sp,
+                Err(e) => {
+                    tracing::error!(error = %e, "the journal cannot open a savepoint");
+                    continue;
+                }
+            };
+            let mut jtx = JournalTx {
+                tx: &sp,
+                path: &path,
+                now,
+            };
+            // A panicking write loses only itself: its caller hears that the writer stopped.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut jtx)));
+            match ran {
+                Ok((true, finish)) => {
+                    if sp.commit().is_ok() {
+                        kept += 1;
+                        finishes.push(finish);
+                    } else {
+                        finish(Some("cannot release the savepoint"));
+                    }
+                }
+                Ok((false, finish)) => {
+                    let _ = sp.rollback();
+                    drop(sp);
+                    finish(None);
+                }
+                Err(_) => {
+                    let _ = sp.rollback();
+                }
+            }
+        }
+        if crate::crash::ENABLED && kept > 0 {
+            let c = &shared.abort_countdown;
+            let left = c.load(Ordering::SeqCst);
+            if left > 0 && left as u64 <= kept {
+                crate::crash::die(crate::crash::CrashPoint::JournalCommit);
+            }
+            if left > 0 {
+                c.store(left - kept as u32, Ordering::SeqCst);
+            }
+        }
+        let result = tx.commit().map_err(|e| e.to_string());
+        shared.commits.fetch_add(1, Ordering::Relaxed);
+        shared.writes.fetch_add(kept, Ordering::Relaxed);
+        let failed = result.as_ref().err().map(String::as_str);
+        for finish in finishes {
+            finish(failed);
+        }
+    }
 }
 
 impl std::fmt::Debug for Journal {
@@ -455,10 +605,101 @@ impl Journal {
             params![SCHEMA_VERSION.to_string()],
         )
         .map_err(err)?;
+        let writer_conn = Connection::open(&path).map_err(err)?;
+        writer_conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        writer_conn
+            .pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
+        writer_conn
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        let shared = Arc::new(WriterShared::default());
+        let (tx, rx) = mpsc::channel();
+        let thread = {
+            let (thread_path, shared) = (path.clone(), shared.clone());
+            std::thread::Builder::new()
+                .name("journal".into())
+                .spawn(move || writer_loop(writer_conn, thread_path, rx, shared))
+                .map_err(|e| JournalError::Commit {
+                    path: path.clone(),
+                    reason: format!("cannot start the writer thread: {e}"),
+                })?
+        };
         Ok(Journal {
             conn: Mutex::new(conn),
+            writer: Some(tx),
+            thread: Some(thread),
             path,
-            abort_countdown: AtomicU32::new(0),
+            shared,
+        })
+    }
+
+    /// Commits (fsyncs) so far, and the writes they carried (the group-commit ratio).
+    pub fn commit_counts(&self) -> (u64, u64) {
+        (
+            self.shared.commits.load(Ordering::Relaxed),
+            self.shared.writes.load(Ordering::Relaxed),
+        )
+    }
+
+    fn send<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut JournalTx<'_>) -> Result<T, JournalError> + Send + 'static,
+        reply: impl FnOnce(Result<T, JournalError>) + Send + 'static,
+    ) -> Result<(), JournalError> {
+        let path = self.path.clone();
+        let job: Job = Box::new(move |tx: &mut JournalTx<'_>| match f(tx) {
+            Ok(v) => (
+                true,
+                Box::new(move |failed: Option<&str>| {
+                    reply(match failed {
+                        None => Ok(v),
+                        Some(reason) => Err(JournalError::Commit {
+                            path,
+                            reason: reason.to_string(),
+                        }),
+                    })
+                }),
+            ),
+            Err(e) => (false, Box::new(move |_| reply(Err(e)))),
+        });
+        self.writer
+            .as_ref()
+            .and_then(|w| w.send(job).ok())
+            .ok_or_else(|| self.stopped())
+    }
+
+    fn stopped(&self) -> JournalError {
+        JournalError::Stopped {
+            path: self.path.clone(),
+        }
+    }
+
+    /// Runs `f` in the writer thread, inside the next group commit, and returns its
+    /// value once that commit is durable. On `Err` nothing of `f` is written.
+    pub async fn commit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut JournalTx<'_>) -> Result<T, JournalError> + Send + 'static,
+    ) -> Result<T, JournalError> {
+        self.enqueue(f)?.durable().await
+    }
+
+    /// Sends `f` to the writer thread now and returns what waits for its commit, so
+    /// the caller can prepare the next write meanwhile (writes commit in the order
+    /// they are sent). Nothing may act on `f`'s changes before [`Pending::durable`].
+    pub fn enqueue<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut JournalTx<'_>) -> Result<T, JournalError> + Send + 'static,
+    ) -> Result<Pending<T>, JournalError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(f, move |r| {
+            let _ = tx.send(r);
+        })?;
+        Ok(Pending {
+            rx,
+            path: self.path.clone(),
         })
     }
 
@@ -509,34 +750,39 @@ impl Journal {
         }
     }
 
-    /// Runs `f` in one transaction and commits it (group commit: batch as many
-    /// changes as are ready). On `Err` nothing is written.
+    /// A write for blocking callers (setup, tests, the operator's tools), run on the
+    /// calling thread in a transaction of its own on the read connection (`BEGIN
+    /// IMMEDIATE`: SQLite serializes it with the writer thread's commits). The
+    /// pipeline writes with [`Journal::commit`] instead. On `Err` nothing is written.
     pub fn write<T>(
         &self,
         f: impl FnOnce(&mut JournalTx<'_>) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(self.err())?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(self.err())?;
         let mut jtx = JournalTx {
-            tx,
+            tx: &tx,
             path: &self.path,
             now: unix_now(),
         };
         let out = f(&mut jtx)?;
+        let c = &self.shared.abort_countdown;
         if crate::crash::ENABLED
-            && self.abort_countdown.load(Ordering::SeqCst) > 0
-            && self.abort_countdown.fetch_sub(1, Ordering::SeqCst) == 1
+            && c.load(Ordering::SeqCst) > 0
+            && c.fetch_sub(1, Ordering::SeqCst) == 1
         {
             crate::crash::die(crate::crash::CrashPoint::JournalCommit);
         }
-        jtx.tx.commit().map_err(self.err())?;
+        tx.commit().map_err(self.err())?;
         Ok(out)
     }
 
     /// Crash tests: kills the process (as SIGKILL) inside the `nth` write from now,
     /// after its statements ran and before its commit.
     pub fn abort_before_commit(&self, nth: u32) {
-        self.abort_countdown.store(nth, Ordering::SeqCst);
+        self.shared.abort_countdown.store(nth, Ordering::SeqCst);
     }
 
     /// A value from the meta table.
@@ -679,6 +925,33 @@ impl Journal {
             )
             .optional()
             .map_err(self.err())
+    }
+
+    /// The first message recorded with each of these Message-ID hashes, for those
+    /// met before (one read for a batch).
+    pub fn seen_owners(
+        &self,
+        hashes: &[&str],
+    ) -> Result<std::collections::HashMap<String, i64>, JournalError> {
+        let mut owners = std::collections::HashMap::new();
+        if hashes.is_empty() {
+            return Ok(owners);
+        }
+        let conn = self.lock();
+        let tx = conn.unchecked_transaction().map_err(self.err())?;
+        let mut stmt = tx
+            .prepare_cached("SELECT message_id FROM seen WHERE msgid_hash = ?1")
+            .map_err(self.err())?;
+        for h in hashes {
+            if let Some(id) = stmt
+                .query_row(params![h], |r| r.get::<_, i64>(0))
+                .optional()
+                .map_err(self.err())?
+            {
+                owners.insert(h.to_string(), id);
+            }
+        }
+        Ok(owners)
     }
 
     /// When the next reply waiting for a retry is due (unix seconds), if one waits.
@@ -848,7 +1121,7 @@ pub enum ReplyRetry {
 
 /// One open journal transaction; see [`Journal::write`].
 pub struct JournalTx<'c> {
-    tx: Transaction<'c>,
+    tx: &'c Connection,
     path: &'c Path,
     now: u64,
 }

@@ -5,16 +5,20 @@
 //!
 //! | stage | module | output |
 //! |---|---|---|
-//! | 1 ingest | [`ingest`] | [`ingest::FetchedMail`] (IMAP, a directory, memory) |
+//! | 1 ingest | [`ingest`] | [`ingest::FetchedMail`] from each door (IMAP, SMTP ingress, a directory, memory) |
 //! | 2 authenticate | [`authenticate`] | [`authenticate::AuthOutcome`]: DKIM-proven sender, or dropped |
 //! | 3 verify | [`verify`] | [`verify::Verdict`]: a [`verify::ClaimPlan`], or a refusal with a sentence |
+//! | 1–3 as run | `judge` | a [`transition::Decision`] per message, recorded with the door's checkpoint |
 //! | 4 submit | [`submit`] | [`submit::SubmitOutcome`]: claimed with a transaction id, or refused |
-//! | 5 reply | [`reply`] | a DKIM-signed, threaded reply through a [`reply::ReplySink`] |
+//! | 4 as run | `settle` | a [`transition::Settlement`] per finished claim |
+//! | 5 reply, filing | [`reply`], `outbox` | a DKIM-signed, threaded reply through a [`reply::ReplySink`]; the message filed |
 //!
-//! The [`journal`] records every state change before its effect; [`deposits`] keeps
-//! the deposits naming this watcher, indexed from the escrow's logs, in the same file;
-//! [`service::Watcher`] runs the pipeline; [`config`] reads the TOML file; [`metrics`] counts;
-//! [`http`] serves `/healthz`, `/metrics` and the claim page with its API.
+//! Every change to the journal is a [`transition::Transition`], written by one
+//! function, [`transition::apply`]. The [`journal`] records each before its effect, on
+//! a thread of its own with group commit; [`deposits`] keeps the deposits naming this
+//! watcher, indexed from the escrow's logs, in the same file; [`service::Watcher`]
+//! runs the pipeline; [`config`] reads the TOML file; [`metrics`] counts; [`http`]
+//! serves `/healthz`, `/metrics` and the claim page with its API.
 //!
 //! Library users (the CLI's `springmail watch` and `springmail demo`) build a
 //! [`service::WatcherParts`] — by hand, or from a file with
@@ -31,12 +35,16 @@ pub mod dkim_domain;
 pub mod http;
 pub mod ingest;
 pub mod journal;
+mod judge;
 pub mod metrics;
+mod outbox;
 mod pinned_file;
 pub mod reply;
 pub mod service;
+mod settle;
 pub mod smtp_ingress;
 pub mod submit;
+pub mod transition;
 pub mod verify;
 
 #[cfg(feature = "testkit")]

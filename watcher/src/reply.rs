@@ -511,3 +511,60 @@ impl ReplyComposer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(msgid_hash: &str) -> ReplyContext {
+        ReplyContext {
+            to: "alice@example.com".into(),
+            subject: "claim".into(),
+            message_id: Some(format!("{msgid_hash}@mail.example.com")),
+            references: Vec::new(),
+            msgid_hash: msgid_hash.into(),
+        }
+    }
+
+    fn message_id(mail: &OutgoingMail) -> String {
+        mail_parser::MessageParser::default()
+            .parse(&mail.bytes)
+            .and_then(|m| m.message_id().map(str::to_string))
+            .expect("a Message-ID")
+    }
+
+    /// A reply composed again (after a crash, before its outcome was committed) has
+    /// the same Message-ID, so a second copy folds into the first; each claim and
+    /// each outcome has its own.
+    #[test]
+    fn the_message_id_of_a_reply_is_derived_from_the_claim_and_its_outcome() {
+        let (pem, _) = generate_ed25519_dkim_key();
+        let key = DkimSigningKey::from_pem(&pem, "test key").unwrap();
+        let composer = ReplyComposer::new(
+            "broker@springmail.example",
+            "Spring Mail",
+            Some((key, "springmail.example".into(), "s1".into())),
+        );
+        let refused = ReplyBody::Refused {
+            reason: "no deposit".into(),
+        };
+        let first = composer.compose(&ctx("aa11"), &refused, 1_000).unwrap();
+        let again = composer.compose(&ctx("aa11"), &refused, 9_000).unwrap();
+        assert_ne!(first.bytes, again.bytes, "the date differs");
+        assert_eq!(message_id(&first), message_id(&again));
+        assert_eq!(
+            message_id(&first),
+            "springmail.aa11.refused@springmail.example"
+        );
+        let other = composer.compose(&ctx("bb22"), &refused, 1_000).unwrap();
+        assert_ne!(message_id(&first), message_id(&other));
+        let claimed = ReplyBody::Claimed {
+            paid: "1 QTUM".into(),
+            fee: "0.01 QTUM".into(),
+            to: "qabc".into(),
+            tx_hash: "0x01".into(),
+        };
+        let paid = composer.compose(&ctx("aa11"), &claimed, 1_000).unwrap();
+        assert_ne!(message_id(&first), message_id(&paid));
+    }
+}

@@ -6,40 +6,41 @@
 //! waiting for new mail with IDLE (or polling) between passes and reconnecting with
 //! backoff when the mail server or the chain goes away.
 //!
-//! One pass: finished submissions are recorded; new mail is fetched, authenticated
-//! and verified, and recorded with its verdicts and the mailbox checkpoint in one
-//! transaction (group commit; the bytes of a judged message are never written);
-//! messages whose judgement was deferred by a transient failure are judged again;
-//! accepted claims go to the submitter task; replies in the outbox are sent;
-//! decided messages are filed. Each message is handled inside a tracing span with its
-//! UID and a hash of its Message-ID.
+//! One pass, stage by stage, each in its own module and each writing
+//! [`crate::transition::Transition`]s: finished submissions are settled
+//! ([`crate::settle`]); new mail is fetched from every door, judged and recorded with
+//! its decision and the door's checkpoint in one commit ([`crate::judge`]; the bytes
+//! of a judged message are never written); the journal's unfinished messages are read
+//! once; messages whose judgement was deferred are judged again; accepted claims go
+//! to the submitter task ([`crate::settle`]); replies in the outbox are sent and
+//! decided messages filed ([`crate::outbox`]). Each message is handled inside a
+//! tracing span with its UID and a hash of its Message-ID.
+//!
+//! A door is a [`MailSource`]: IMAP, a directory, memory, SMTP ingress. The claim
+//! page writes its claims into the journal directly (accepted rows of the `web`
+//! pseudo-mailbox) and they follow the same path from the submitter on.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::primitives::B256;
 use springmail_sdk::client::SpringMail;
 use springmail_sdk::keys::ClaimSecret;
 use tokio::sync::{mpsc, Notify};
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{debug, info, warn};
 
-use crate::authenticate::{AuthOutcome, Authenticated, DropReason, MailAuthenticator};
+use crate::authenticate::MailAuthenticator;
 use crate::crash::CrashSwitch;
 use crate::deposits::{DepositIndex, IndexSettings};
-use crate::ingest::{FetchLimits, IngestError, MailSource};
-use crate::journal::{
-    Checkpoint, Folder, Journal, JournalError, JournalTx, MessageRecord, MessageState, Outcome,
-    OutcomeKind, QueuedReply, ReplyRetry, WEB_MAILBOX,
-};
+use crate::ingest::{IngestError, MailSource};
+use crate::journal::{Folder, Journal, JournalError, MailKey, OutcomeKind};
 use crate::metrics::Metrics;
-use crate::reply::{ReplyBody, ReplyComposer, ReplyContext, ReplySink};
-use crate::submit::{
-    SubmitDone, SubmitJob, SubmitOutcome, SubmitPolicy, Submitter, SubmitterHandle,
-};
-use crate::verify::{RefusalReason, Verdict, Verifier, VerifyPolicy};
+use crate::reply::{ReplyComposer, ReplyContext, ReplySink};
+use crate::submit::{SubmitDone, SubmitPolicy, Submitter, SubmitterHandle};
+use crate::transition::{Applied, Env, Transition};
+use crate::verify::{ClaimPlan, Verifier, VerifyPolicy};
 
 /// Failures of the machinery (never of a message: those are outcomes).
 #[derive(Debug, thiserror::Error)]
@@ -122,8 +123,9 @@ pub struct WatcherParts {
     pub watcher_key: Arc<ClaimSecret>,
     /// The journal.
     pub journal: Arc<Journal>,
-    /// Where mail comes from.
-    pub source: Box<dyn MailSource>,
+    /// Where mail comes from: one or more doors (IMAP, a directory, SMTP ingress),
+    /// each with its own mailbox name and checkpoint.
+    pub sources: Vec<Box<dyn MailSource>>,
     /// Where replies go.
     pub sink: Arc<dyn ReplySink>,
     /// DKIM and mail policy.
@@ -153,32 +155,45 @@ pub struct RunReport {
     pub filed: usize,
 }
 
+/// A claim handed to the submitter: what settling it needs, so that it is not read
+/// back from the journal.
+pub(crate) struct Inflight {
+    pub(crate) key: MailKey,
+    pub(crate) plan: Box<ClaimPlan>,
+    pub(crate) ctx: Option<ReplyContext>,
+    pub(crate) attempts: u32,
+}
+
 /// A running watcher.
 pub struct Watcher {
-    client: SpringMail,
-    journal: Arc<Journal>,
-    source: Box<dyn MailSource>,
-    sink: Arc<dyn ReplySink>,
-    authenticator: MailAuthenticator,
-    composer: ReplyComposer,
-    verifier: Verifier,
-    pipeline: PipelineSettings,
-    metrics: Arc<Metrics>,
-    submitter: SubmitterHandle,
-    done: mpsc::UnboundedReceiver<SubmitDone>,
+    pub(crate) client: SpringMail,
+    pub(crate) journal: Arc<Journal>,
+    pub(crate) sources: Vec<Box<dyn MailSource>>,
+    pub(crate) sink: Arc<dyn ReplySink>,
+    pub(crate) authenticator: MailAuthenticator,
+    pub(crate) composer: Arc<ReplyComposer>,
+    pub(crate) verifier: Verifier,
+    pub(crate) pipeline: PipelineSettings,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) submitter: SubmitterHandle,
+    pub(crate) done: mpsc::UnboundedReceiver<SubmitDone>,
     submitter_task: tokio::task::JoinHandle<()>,
-    wake: Arc<Notify>,
-    inflight: HashSet<i64>,
-    report: RunReport,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) inflight: HashMap<i64, Inflight>,
+    pub(crate) report: RunReport,
     crash: Arc<CrashSwitch>,
     index: Arc<DepositIndex>,
+    /// The earliest deferred retry of a message, from the pass's journal read.
+    next_due: Option<u64>,
+    /// When the journal's counts were last read for the metrics.
+    stats_at: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Watcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Watcher")
             .field("client", &self.client)
-            .field("source", &self.source.describe())
+            .field("sources", &self.describe_sources())
             .field("sink", &self.sink.describe())
             .finish()
     }
@@ -190,21 +205,11 @@ impl Drop for Watcher {
     }
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// What a judged message becomes, before it is committed.
-enum Judgement {
-    Dropped(DropReason),
-    Refused(Box<Authenticated>, RefusalReason),
-    Accepted(Box<Authenticated>, Box<crate::verify::ClaimPlan>),
-    /// Same Message-ID (hash) as a message already handled.
-    Duplicate(String),
-    Deferred(String),
 }
 
 impl Watcher {
@@ -215,7 +220,7 @@ impl Watcher {
             client,
             watcher_key,
             journal,
-            source,
+            sources,
             sink,
             authenticator,
             composer,
@@ -230,6 +235,18 @@ impl Watcher {
                 verify.watcher,
                 watcher_key.address()
             )));
+        }
+        if sources.is_empty() {
+            return Err(WatcherError::Setup("the watcher has no mail source".into()));
+        }
+        let mut mailboxes = std::collections::HashSet::new();
+        for s in &sources {
+            let name = s.mailbox();
+            if name == crate::journal::WEB_MAILBOX || !mailboxes.insert(name.to_string()) {
+                return Err(WatcherError::Setup(format!(
+                    "two mail sources, or a source and the claim page, share the mailbox name {name:?}; each needs its own"
+                )));
+            }
         }
         let id = client.escrow_id();
         journal.bind_identity(&format!(
@@ -282,10 +299,10 @@ impl Watcher {
         Ok(Watcher {
             client,
             journal,
-            source,
+            sources,
             sink,
             authenticator,
-            composer,
+            composer: Arc::new(composer),
             verifier,
             pipeline,
             metrics,
@@ -293,10 +310,12 @@ impl Watcher {
             done,
             submitter_task,
             wake,
-            inflight: HashSet::new(),
+            inflight: HashMap::new(),
             report: RunReport::default(),
             crash,
             index,
+            next_due: None,
+            stats_at: None,
         })
     }
 
@@ -338,6 +357,14 @@ impl Watcher {
         }
     }
 
+    fn describe_sources(&self) -> String {
+        self.sources
+            .iter()
+            .map(|s| s.describe())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Handles everything available now and waits until no claim is in flight.
     pub async fn run_once(&mut self) -> Result<RunReport, WatcherError> {
         self.report = RunReport::default();
@@ -346,7 +373,7 @@ impl Watcher {
             if self.inflight.is_empty() && !progressed {
                 break;
             }
-            if !self.inflight.is_empty() {
+            if !self.inflight.is_empty() && self.done.is_empty() {
                 // Wait for a submission to finish (or a safety timeout for the next pass).
                 tokio::select! {
                     _ = self.wake.notified() => {}
@@ -372,7 +399,7 @@ impl Watcher {
                 wake.notify_one();
             });
         }
-        info!(source = %self.source.describe(), sink = %self.sink.describe(), chain = %self.client.chain().describe(), "watcher started");
+        info!(source = %self.describe_sources(), sink = %self.sink.describe(), chain = %self.client.chain().describe(), "watcher started");
         let mut backoff = Duration::from_secs(1);
         while !stop.load(Ordering::SeqCst) {
             match self.pass().await {
@@ -403,7 +430,7 @@ impl Watcher {
                 continue;
             }
             let wait = self.next_wait();
-            if let Err(e) = self.source.wait(wait, &self.wake).await {
+            if let Err(e) = self.wait_for_mail(wait).await {
                 self.metrics.error();
                 self.metrics.mail_connected(false);
                 warn!(error = %e, "waiting for mail failed; reconnecting");
@@ -415,17 +442,42 @@ impl Watcher {
         Ok(())
     }
 
+    /// Waits at every door at once, until one has mail, the watcher is woken, or
+    /// `max` passed. The first door to return stops the others' waits (through
+    /// their `wake`), so an IMAP IDLE is ended properly, not dropped.
+    async fn wait_for_mail(&mut self, max: Duration) -> Result<(), IngestError> {
+        if let [only] = &mut self.sources[..] {
+            return only.wait(max, &self.wake).await;
+        }
+        let stops: Vec<Notify> = self.sources.iter().map(|_| Notify::new()).collect();
+        let stops = &stops;
+        let stop_all = move || stops.iter().for_each(Notify::notify_one);
+        let waits = futures::future::join_all(self.sources.iter_mut().zip(stops).map(
+            |(s, stop)| async move {
+                let r = s.wait(max, stop).await;
+                stop_all();
+                r
+            },
+        ));
+        tokio::pin!(waits);
+        let results = tokio::select! {
+            r = &mut waits => r,
+            _ = self.wake.notified() => {
+                stop_all();
+                waits.await
+            }
+        };
+        results
+            .into_iter()
+            .collect::<Result<Vec<()>, _>>()
+            .map(|_| ())
+    }
+
     fn next_wait(&self) -> Duration {
         // Come back in time for the earliest deferred retry, of a message or a reply.
         let now = unix_now();
-        let message = self.journal.unfinished().ok().and_then(|v| {
-            v.iter()
-                .filter(|m| m.next_attempt_at > now)
-                .map(|m| m.next_attempt_at)
-                .min()
-        });
         let reply = self.journal.outbox_next_attempt().ok().flatten();
-        let earliest = match (message, reply) {
+        let earliest = match (self.next_due, reply) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -441,13 +493,13 @@ impl Watcher {
         }
     }
 
-    fn crash(&self, at: CrashPoint) -> Result<(), WatcherError> {
+    pub(crate) fn crash(&self, at: CrashPoint) -> Result<(), WatcherError> {
         self.crash.hit(at).map_err(WatcherError::Crashed)
     }
 
     /// Brings the deposit index up to `head`. A failure only leaves it behind:
     /// verification reads the chain for keys the index does not hold.
-    async fn catch_up_index(&self, head: u64) {
+    pub(crate) async fn catch_up_index(&self, head: u64) {
         match self.index.catch_up(head).await {
             Ok(done) if done.deposits > 0 => {
                 debug!(
@@ -463,9 +515,37 @@ impl Watcher {
         }
     }
 
-    fn backoff(&self, attempts: u32) -> u64 {
+    /// When a message or reply that failed `attempts` times is tried again.
+    pub(crate) fn backoff(&self, attempts: u32) -> u64 {
         let base = self.pipeline.retry_base.as_secs().max(1);
         unix_now() + base.saturating_mul(1u64 << attempts.min(16)).min(300)
+    }
+
+    /// What [`crate::transition::apply`] needs from the watcher.
+    pub(crate) fn env(&self) -> Env {
+        Env {
+            composer: Some(self.composer.clone()),
+            now: unix_now(),
+        }
+    }
+
+    /// Applies transitions in one group commit and counts what they decided.
+    pub(crate) async fn commit(
+        &mut self,
+        transitions: Vec<Transition>,
+    ) -> Result<Applied, WatcherError> {
+        let applied = crate::transition::commit(&self.journal, transitions, self.env()).await?;
+        Ok(self.count(applied))
+    }
+
+    /// Counts what committed transitions decided (metrics and the run's report).
+    pub(crate) fn count(&mut self, mut applied: Applied) -> Applied {
+        self.report.received += applied.received;
+        for (kind, code) in std::mem::take(&mut applied.decided) {
+            self.metrics.outcome(kind, &code);
+            self.report.decided.push((kind, code));
+        }
+        applied
     }
 
     /// One pass. Returns whether anything changed.
@@ -474,668 +554,50 @@ impl Watcher {
         progressed |= self.collect_submissions().await?;
         progressed |= self.fetch().await?;
         self.crash(CrashPoint::AfterReceive)?;
+        // The pass's one read of the journal's messages.
         let unfinished = self.journal.unfinished()?;
         let now = unix_now();
-        let due: Vec<MessageRecord> = unfinished
-            .into_iter()
-            .filter(|m| !self.inflight.contains(&m.id) && m.next_attempt_at <= now)
-            .collect();
-        let received: Vec<MessageRecord> = due
+        self.next_due = unfinished
             .iter()
-            .filter(|m| m.state == MessageState::Received)
-            .cloned()
-            .collect();
-        if !received.is_empty() {
-            self.judge(received).await?;
+            .filter(|m| m.next_attempt_at > now)
+            .map(|m| m.next_attempt_at)
+            .min();
+        let mut work =
+            crate::judge::Work::sort(unfinished, now, &self.inflight, self.journal.path())?;
+        if !work.received.is_empty() {
+            let received = std::mem::take(&mut work.received);
+            let applied = self.judge_stored(received).await?;
+            work.add(applied);
             progressed = true;
         }
         self.crash(CrashPoint::AfterJudge)?;
         // Hand accepted and in-flight claims to the submitter.
-        for m in self.journal.unfinished()? {
-            if self.inflight.contains(&m.id) || m.next_attempt_at > now {
-                continue;
-            }
-            if matches!(
-                m.state,
-                MessageState::Accepted | MessageState::Submitting | MessageState::Submitted
-            ) {
-                self.dispatch(&m)?;
-                progressed = true;
-            }
+        for claim in std::mem::take(&mut work.claims) {
+            self.dispatch(claim)?;
+            progressed = true;
         }
         self.crash(CrashPoint::BeforeReplies)?;
         progressed |= self.flush_outbox().await?;
         self.crash(CrashPoint::BeforeFiling)?;
-        progressed |= self.file_decided().await?;
-        let stats = self.journal.stats().unwrap_or_default();
-        self.metrics.outbox(&stats);
-        self.metrics.loop_pass(stats.unfinished);
+        progressed |= self.file_decided(std::mem::take(&mut work.decided)).await?;
+        // The journal's counts are a full scan: at most once a second, and always
+        // when the pass did nothing (the last pass of `run_once`).
+        let stale = self
+            .stats_at
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+        if stale || !progressed {
+            let stats = self.journal.stats().unwrap_or_default();
+            self.metrics.outbox(&stats);
+            self.metrics.loop_pass(stats.unfinished);
+            self.stats_at = Some(std::time::Instant::now());
+        }
         if let Ok(head) = self.client.chain().head().await {
             self.metrics.chain_head(head.number, head.timestamp);
             self.catch_up_index(head.number).await;
         }
         Ok(progressed)
     }
-
-    async fn fetch(&mut self) -> Result<bool, WatcherError> {
-        let mailbox = self.source.mailbox().to_string();
-        let cp = self.journal.checkpoint(&mailbox)?;
-        let limits = FetchLimits {
-            max_messages: self.pipeline.batch_size,
-            max_bytes: self.authenticator.max_message_bytes(),
-        };
-        let batch = self.source.fetch_new(cp, limits).await?;
-        if batch.mails.is_empty() {
-            return Ok(false);
-        }
-        if let Some(cp) = cp {
-            if cp.uid_validity != batch.uid_validity {
-                warn!(
-                    old = cp.uid_validity,
-                    new = batch.uid_validity,
-                    "UIDVALIDITY changed; reading the mailbox again from the start"
-                );
-            }
-        }
-        let last_uid = batch.mails.iter().map(|m| m.key.uid).max().unwrap_or(0);
-        // New mail is judged before it is recorded, and recorded with its verdict and
-        // the checkpoint in one transaction (group commit). So the bytes of a judged
-        // message are never written, and a crash before the commit leaves the
-        // checkpoint where it was: the mail is fetched and judged again. Only mail whose
-        // judgement hit a transient failure is stored with its bytes, to be retried.
-        let fetched: Vec<(MessageRecord, Option<Vec<u8>>)> = batch
-            .mails
-            .into_iter()
-            .map(|m| (MessageRecord::fetched(m.key, m.size), m.raw))
-            .collect();
-        let rows = self.prepare(fetched).await?;
-        let (n, decided) = self.journal.write(|tx| {
-            let mut n = 0;
-            let mut recorded = Vec::with_capacity(rows.len());
-            for (mut m, raw, p) in rows {
-                let keep = if matches!(p, Prepared::Defer(_)) {
-                    raw.as_deref()
-                } else {
-                    None
-                };
-                if let Some(id) = tx.insert_received(&m.key, m.size, keep)? {
-                    m.id = id;
-                    n += 1;
-                    recorded.push((m, p));
-                }
-            }
-            let decided = self.record_verdicts(tx, &recorded)?;
-            tx.set_checkpoint(
-                &mailbox,
-                Checkpoint {
-                    uid_validity: batch.uid_validity,
-                    last_uid,
-                },
-            )?;
-            Ok((n, decided))
-        })?;
-        self.metrics.checkpoint(last_uid);
-        self.report.received += n;
-        self.count_decided(decided);
-        debug!(count = n, last_uid, "recorded and judged new mail");
-        Ok(true)
-    }
-
-    /// Authenticates and verifies recorded messages whose earlier judgement was
-    /// deferred, then commits every verdict in one transaction.
-    async fn judge(&mut self, batch: Vec<MessageRecord>) -> Result<(), WatcherError> {
-        let mut with_raw = Vec::with_capacity(batch.len());
-        for m in batch {
-            let raw = self.journal.raw(m.id)?;
-            with_raw.push((m, raw));
-        }
-        let rows = self.prepare(with_raw).await?;
-        let decided = self.journal.write(|tx| {
-            let rows: Vec<(MessageRecord, Prepared)> =
-                rows.into_iter().map(|(m, _, p)| (m, p)).collect();
-            self.record_verdicts(tx, &rows)
-        })?;
-        self.count_decided(decided);
-        Ok(())
-    }
-
-    fn count_decided(&mut self, decided: Vec<(OutcomeKind, String)>) {
-        for (kind, code) in decided {
-            self.metrics.outcome(kind, &code);
-            self.report.decided.push((kind, code));
-        }
-    }
-
-    /// Authenticates and verifies messages (their bytes beside them; `None` when too
-    /// large to fetch) and composes the replies: CPU and chain reads, nothing written.
-    #[allow(clippy::type_complexity)]
-    async fn prepare(
-        &self,
-        batch: Vec<(MessageRecord, Option<Vec<u8>>)>,
-    ) -> Result<Vec<(MessageRecord, Option<Vec<u8>>, Prepared)>, WatcherError> {
-        let mut judged = Vec::with_capacity(batch.len());
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        let head = self.client.chain().head().await;
-        if let Ok(h) = &head {
-            self.catch_up_index(h.number).await;
-        }
-        for (m, raw) in batch {
-            let span = info_span!("message", uid = m.key.uid, msg = tracing::field::Empty);
-            // One bad message is never fatal: a panic while judging it (a bug, here or
-            // in a parser) files it unanswered instead of killing the watcher, which
-            // would meet the same message again after every restart.
-            let j = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-                self.judge_one(&m, raw.as_deref(), head.as_ref().ok().map(|h| h.timestamp)),
-            ))
-            .instrument(span.clone())
-            .await
-            .unwrap_or_else(|_| {
-                tracing::error!(parent: &span, "judging the message panicked; filed without an answer");
-                Judgement::Dropped(DropReason::Internal)
-            });
-            judged.push((m, raw, j, span));
-        }
-        // Compose replies outside the transaction (CPU only).
-        let mut rows = Vec::with_capacity(judged.len());
-        // Message-ID hashes met in this batch: a second copy in one batch is a duplicate too.
-        let mut batch_seen = HashSet::new();
-        for (m, raw, j, span) in judged {
-            let _g = span.enter();
-            // A copy of a message already handled is a duplicate whatever its verdict
-            // would be now (a paid claim's copy would read `already-claimed`): say so.
-            let j = match j {
-                Judgement::Refused(mail, _) | Judgement::Accepted(mail, _)
-                    if !batch_seen.insert(mail.msgid_hash.clone())
-                        || self
-                            .journal
-                            .seen_owner(&mail.msgid_hash)?
-                            .is_some_and(|owner| owner != m.id) =>
-                {
-                    Judgement::Duplicate(mail.msgid_hash.clone())
-                }
-                j => j,
-            };
-            let prepared = match j {
-                Judgement::Duplicate(msgid) => {
-                    let dup = duplicate_outcome();
-                    info!(reason = %dup.code, "duplicate of a message already handled (same Message-ID); not answered");
-                    Prepared::Duplicate { msgid }
-                }
-                Judgement::Dropped(r) => {
-                    info!(reason = r.code(), "dropped (no reply)");
-                    Prepared::Decide {
-                        outcome: Outcome {
-                            kind: OutcomeKind::Dropped,
-                            code: r.code().into(),
-                            text: r.explain(),
-                            tx_hash: None,
-                        },
-                        msgid: None,
-                        ctx: None,
-                        reply: None,
-                    }
-                }
-                Judgement::Refused(mail, r) => {
-                    info!(reason = r.code(), "refused");
-                    let ctx = ReplyContext::of(&mail);
-                    let reply = self.compose_refusal(&ctx, &r)?;
-                    Prepared::Decide {
-                        outcome: Outcome {
-                            kind: OutcomeKind::Refused,
-                            code: r.code().into(),
-                            text: r.explain(),
-                            tx_hash: None,
-                        },
-                        msgid: Some(mail.msgid_hash.clone()),
-                        ctx: Some(ctx),
-                        reply: Some(reply),
-                    }
-                }
-                Judgement::Accepted(mail, plan) => {
-                    info!(amount = %plan.format(plan.deposit.amount), "claim verified");
-                    // The claim-in-progress reply is composed only if the deposit's
-                    // claim slot turns out to be taken (rare), in `record_verdicts`.
-                    Prepared::Accept {
-                        plan,
-                        msgid: mail.msgid_hash.clone(),
-                        ctx: ReplyContext::of(&mail),
-                    }
-                }
-                Judgement::Deferred(error) => {
-                    warn!(%error, attempts = m.attempts + 1, "transient failure; will retry");
-                    Prepared::Defer(error)
-                }
-            };
-            rows.push((m, raw, prepared));
-        }
-        Ok(rows)
-    }
-
-    /// Writes prepared verdicts of recorded messages in `tx`: outcomes with their
-    /// replies, accepted claims with their plans (one claim per deposit), deferrals.
-    fn record_verdicts(
-        &self,
-        tx: &mut JournalTx<'_>,
-        rows: &[(MessageRecord, Prepared)],
-    ) -> Result<Vec<(OutcomeKind, String)>, JournalError> {
-        {
-            let mut decided = Vec::new();
-            for (m, p) in rows {
-                match p {
-                    Prepared::Defer(error) => {
-                        tx.defer(m.id, self.backoff(m.attempts), error)?;
-                    }
-                    Prepared::Duplicate { msgid } => {
-                        tx.mark_seen(m.id, msgid)?;
-                        let dup = duplicate_outcome();
-                        tx.decide(m.id, &dup, Folder::Rejected, None, None)?;
-                        decided.push((dup.kind, dup.code));
-                    }
-                    Prepared::Decide {
-                        outcome,
-                        msgid,
-                        ctx,
-                        reply,
-                    } => {
-                        if let Some(h) = msgid {
-                            if tx.mark_seen(m.id, h)?.is_some() {
-                                let dup = duplicate_outcome();
-                                tx.decide(m.id, &dup, Folder::Rejected, None, None)?;
-                                decided.push((dup.kind, dup.code));
-                                continue;
-                            }
-                        }
-                        let ctx_json = ctx
-                            .as_ref()
-                            .map(|c| serde_json::to_string(c).expect("serializable"));
-                        let folder = Folder::Rejected;
-                        let q = reply.as_ref().map(|r| QueuedReply {
-                            mail_from: &r.mail_from,
-                            rcpt: &r.rcpt,
-                            bytes: &r.bytes,
-                        });
-                        tx.decide(m.id, outcome, folder, ctx_json.as_deref(), q)?;
-                        decided.push((outcome.kind, outcome.code.clone()));
-                    }
-                    Prepared::Accept { plan, msgid, ctx } => {
-                        if tx.mark_seen(m.id, msgid)?.is_some() {
-                            let dup = duplicate_outcome();
-                            tx.decide(m.id, &dup, Folder::Rejected, None, None)?;
-                            decided.push((dup.kind, dup.code));
-                            continue;
-                        }
-                        let ctx_json = serde_json::to_string(ctx).expect("serializable");
-                        let key = plan.claim_key().to_string();
-                        if tx.accept(m.id, &key, &plan.to_json(), &ctx_json)?.is_some() {
-                            let r = RefusalReason::ClaimInProgress;
-                            let outcome = Outcome {
-                                kind: OutcomeKind::Refused,
-                                code: r.code().into(),
-                                text: r.explain(),
-                                tx_hash: None,
-                            };
-                            // CPU only, inside the transaction: this is the rare case.
-                            let busy = self.compose_refusal(ctx, &r).map_err(|e| {
-                                tracing::error!(error = %e, "cannot compose the claim-in-progress reply; refusing without one");
-                            });
-                            let q = busy.as_ref().ok().map(|b| QueuedReply {
-                                mail_from: &b.mail_from,
-                                rcpt: &b.rcpt,
-                                bytes: &b.bytes,
-                            });
-                            tx.decide(m.id, &outcome, Folder::Rejected, Some(&ctx_json), q)?;
-                            decided.push((outcome.kind, outcome.code));
-                        }
-                    }
-                }
-            }
-            Ok(decided)
-        }
-    }
-
-    async fn judge_one(
-        &self,
-        m: &MessageRecord,
-        raw: Option<&[u8]>,
-        chain_now: Option<u64>,
-    ) -> Judgement {
-        let Some(raw) = raw else {
-            return Judgement::Dropped(DropReason::TooLarge {
-                size: m.size,
-                max: self.authenticator.max_message_bytes(),
-            });
-        };
-        let give_up = m.attempts + 1 >= self.pipeline.max_attempts;
-        let mail = match self.authenticator.authenticate(raw).await {
-            Ok(AuthOutcome::Authenticated(mail)) => mail,
-            Ok(AuthOutcome::Dropped(r)) => return Judgement::Dropped(r),
-            Err(e) if give_up => return Judgement::Dropped(DropReason::DkimFailed(e.to_string())),
-            Err(e) => return Judgement::Deferred(e.to_string()),
-        };
-        tracing::Span::current().record("msg", mail.msgid_hash.as_str());
-        let Some(now) = chain_now else {
-            return if give_up {
-                Judgement::Refused(mail, RefusalReason::Unavailable)
-            } else {
-                Judgement::Deferred("cannot read the chain head".into())
-            };
-        };
-        match self.verifier.verify(&mail, now).await {
-            Ok(Verdict::Accepted(plan)) => Judgement::Accepted(mail, plan),
-            Ok(Verdict::Refused(r)) => Judgement::Refused(mail, r),
-            Err(e) if give_up || !e.is_transient() && m.attempts + 1 >= 2 => {
-                Judgement::Refused(mail, RefusalReason::Unavailable)
-            }
-            Err(e) => Judgement::Deferred(e.to_string()),
-        }
-    }
-
-    fn compose_refusal(
-        &self,
-        ctx: &ReplyContext,
-        r: &RefusalReason,
-    ) -> Result<crate::reply::OutgoingMail, WatcherError> {
-        self.composer
-            .compose(
-                ctx,
-                &ReplyBody::Refused {
-                    reason: r.explain(),
-                },
-                unix_now(),
-            )
-            .map_err(|e| WatcherError::Setup(e.to_string()))
-    }
-
-    fn dispatch(&mut self, m: &MessageRecord) -> Result<(), WatcherError> {
-        let plan_json = m.plan.as_deref().ok_or_else(|| JournalError::Corrupt {
-            path: self.journal.path().to_path_buf(),
-            what: "claim plan",
-            reason: format!("message {} is {} without a plan", m.id, m.state.as_str()),
-        })?;
-        let plan = crate::verify::ClaimPlan::from_json(plan_json).map_err(|reason| {
-            JournalError::Corrupt {
-                path: self.journal.path().to_path_buf(),
-                what: "claim plan",
-                reason,
-            }
-        })?;
-        let tx_hash = m.tx_hash.as_deref().and_then(|t| t.parse::<B256>().ok());
-        let span = info_span!(
-            "message",
-            uid = m.key.uid,
-            msg = m.msgid_hash.as_deref().unwrap_or("")
-        );
-        let job = SubmitJob {
-            row: m.id,
-            plan,
-            state: m.state,
-            tx_hash,
-            span,
-        };
-        if !self.submitter.submit(job) {
-            return Err(WatcherError::Setup("the submitter task has stopped".into()));
-        }
-        self.inflight.insert(m.id);
-        Ok(())
-    }
-
-    /// Records finished submissions: outcome and reply in one transaction each batch.
-    async fn collect_submissions(&mut self) -> Result<bool, WatcherError> {
-        let mut finished = Vec::new();
-        while let Ok(done) = self.done.try_recv() {
-            finished.push(done);
-        }
-        if finished.is_empty() {
-            return Ok(false);
-        }
-        self.crash(CrashPoint::AfterSubmit)?;
-        let chain_id = self.client.escrow_id().chain_id;
-        let mut prepared = Vec::new();
-        for done in finished {
-            self.inflight.remove(&done.row);
-            let Some(m) = self.journal.message(done.row)? else {
-                continue;
-            };
-            let ctx: Option<ReplyContext> = m
-                .reply_ctx
-                .as_deref()
-                .and_then(|c| serde_json::from_str(c).ok());
-            let plan = m
-                .plan
-                .as_deref()
-                .and_then(|p| crate::verify::ClaimPlan::from_json(p).ok());
-            let span = info_span!(
-                "message",
-                uid = m.key.uid,
-                msg = m.msgid_hash.as_deref().unwrap_or("")
-            );
-            let _g = span.enter();
-            match (done.outcome, ctx, plan) {
-                (SubmitOutcome::Retry { error }, _, _) => {
-                    warn!(%error, "submission will be retried after re-reading the chain");
-                    prepared.push((m, PreparedSettle::Defer(error)));
-                }
-                (SubmitOutcome::Claimed { tx_hash, .. }, Some(ctx), Some(plan)) => {
-                    info!(tx = %tx_hash, "claim paid");
-                    let body = ReplyBody::Claimed {
-                        paid: plan.format(plan.payout()),
-                        fee: plan.format(plan.fee),
-                        to: springmail_sdk::qtum::format_address(chain_id, plan.signed.auth.to),
-                        tx_hash: tx_hash.to_string(),
-                    };
-                    let reply = self
-                        .composer
-                        .compose(&ctx, &body, unix_now())
-                        .map_err(|e| WatcherError::Setup(e.to_string()))?;
-                    let outcome = Outcome {
-                        kind: OutcomeKind::Claimed,
-                        code: "claimed".into(),
-                        text: format!(
-                            "paid {} to {} (fee {})",
-                            plan.format(plan.payout()),
-                            springmail_sdk::qtum::format_address(chain_id, plan.signed.auth.to),
-                            plan.format(plan.fee)
-                        ),
-                        tx_hash: Some(tx_hash.to_string()),
-                    };
-                    prepared.push((
-                        m,
-                        PreparedSettle::Decide(outcome, Folder::Processed, Some(reply)),
-                    ));
-                }
-                (SubmitOutcome::Refused(r), ctx, _) => {
-                    info!(reason = r.code(), "claim not paid");
-                    let reply = match &ctx {
-                        Some(ctx) => Some(self.compose_refusal(ctx, &r)?),
-                        None => None,
-                    };
-                    let outcome = Outcome {
-                        kind: OutcomeKind::Refused,
-                        code: r.code().into(),
-                        text: r.explain(),
-                        tx_hash: None,
-                    };
-                    prepared.push((m, PreparedSettle::Decide(outcome, Folder::Rejected, reply)));
-                }
-                (SubmitOutcome::Claimed { tx_hash, .. }, None, Some(plan))
-                    if m.key.mailbox == WEB_MAILBOX =>
-                {
-                    // A claim from the claim page: no mail to answer; the page reads the outcome.
-                    info!(tx = %tx_hash, "claim paid (claim page)");
-                    let outcome = Outcome {
-                        kind: OutcomeKind::Claimed,
-                        code: "claimed".into(),
-                        text: format!(
-                            "paid {} to {} (fee {})",
-                            plan.format(plan.payout()),
-                            springmail_sdk::qtum::format_address(chain_id, plan.signed.auth.to),
-                            plan.format(plan.fee)
-                        ),
-                        tx_hash: Some(tx_hash.to_string()),
-                    };
-                    prepared.push((m, PreparedSettle::Decide(outcome, Folder::Processed, None)));
-                }
-                (SubmitOutcome::Claimed { .. }, _, _) => {
-                    return Err(WatcherError::Journal(JournalError::Corrupt {
-                        path: self.journal.path().to_path_buf(),
-                        what: "reply context",
-                        reason: format!("message {} has no reply context or plan", m.id),
-                    }))
-                }
-            }
-        }
-        let decided = self.journal.write(|tx| {
-            let mut decided = Vec::new();
-            for (m, p) in &prepared {
-                match p {
-                    PreparedSettle::Defer(error) => {
-                        tx.defer(m.id, self.backoff(m.attempts), error)?
-                    }
-                    PreparedSettle::Decide(outcome, folder, reply) => {
-                        let q = reply.as_ref().map(|r| QueuedReply {
-                            mail_from: &r.mail_from,
-                            rcpt: &r.rcpt,
-                            bytes: &r.bytes,
-                        });
-                        tx.decide(m.id, outcome, *folder, None, q)?;
-                        decided.push((outcome.kind, outcome.code.clone()));
-                    }
-                }
-            }
-            Ok(decided)
-        })?;
-        for (kind, code) in decided {
-            self.metrics.outcome(kind, &code);
-            self.report.decided.push((kind, code));
-        }
-        Ok(true)
-    }
-
-    /// Sends the due replies, [`REPLY_CONCURRENCY`] at a time: a reply costs a round
-    /// trip to the mail server (tens of ms), and one by one they held up the next
-    /// fetch under load.
-    async fn flush_outbox(&mut self) -> Result<bool, WatcherError> {
-        let mut due = self.journal.outbox_due(unix_now())?.into_iter().peekable();
-        let mut any = false;
-        while due.peek().is_some() {
-            let group: Vec<_> = due.by_ref().take(REPLY_CONCURRENCY).collect();
-            // `sending` marks the hand-over: a crash during it sends these again at the
-            // next start (at least once; the same Message-ID, so a copy folds).
-            self.journal
-                .write(|tx| group.iter().try_for_each(|item| tx.outbox_sending(item.id)))?;
-            self.crash(CrashPoint::AfterReplyMarked)?;
-            let sink = self.sink.clone();
-            let results = futures::future::join_all(group.iter().map(|item| {
-                let sink = sink.clone();
-                async move {
-                    let mail = crate::reply::OutgoingMail {
-                        mail_from: item.mail_from.clone(),
-                        rcpt: item.rcpt.clone(),
-                        bytes: item.bytes.clone(),
-                    };
-                    sink.send(&mail).await
-                }
-            }))
-            .await;
-            if results.iter().any(Result::is_ok) {
-                self.crash(CrashPoint::AfterReplySent)?;
-            }
-            let mut failed = Vec::new();
-            for (item, result) in group.iter().zip(&results) {
-                match result {
-                    Ok(()) => {
-                        self.metrics.reply(true);
-                        self.report.replies_sent += 1;
-                        any = true;
-                    }
-                    Err(e) => {
-                        self.metrics.reply(false);
-                        let now = unix_now();
-                        let age = now.saturating_sub(item.created_at);
-                        let next = if !e.transient {
-                            warn!(error = %e, outbox = item.id, attempts = item.attempts + 1, "the mail server refused a reply for good; given up");
-                            ReplyRetry::Failed
-                        } else if age >= self.pipeline.reply_expiry.as_secs() {
-                            warn!(error = %e, outbox = item.id, attempts = item.attempts + 1, age_secs = age, "a reply could not be sent before it expired; given up");
-                            ReplyRetry::Expired
-                        } else {
-                            let at = self.backoff(item.attempts);
-                            warn!(error = %e, outbox = item.id, attempts = item.attempts + 1, retry_in_secs = at.saturating_sub(now), "sending a reply failed; will retry");
-                            ReplyRetry::At(at)
-                        };
-                        failed.push((item.id, e.message.clone(), next));
-                    }
-                }
-            }
-            self.journal.write(|tx| {
-                for (item, result) in group.iter().zip(&results) {
-                    if result.is_ok() {
-                        tx.outbox_sent(item.id)?;
-                    }
-                }
-                for (id, message, next) in &failed {
-                    tx.outbox_failed(*id, message, *next)?;
-                }
-                Ok(())
-            })?;
-        }
-        Ok(any)
-    }
-
-    async fn file_decided(&mut self) -> Result<bool, WatcherError> {
-        let mut any = false;
-        for m in self.journal.unfinished()? {
-            if m.state != MessageState::Decided {
-                continue;
-            }
-            let folder = m.folder.unwrap_or(Folder::Rejected);
-            if m.key.mailbox != WEB_MAILBOX {
-                self.source.file(&m.key, folder).await?;
-            }
-            self.crash(CrashPoint::AfterFiling)?;
-            self.journal.write(|tx| tx.mark_done(m.id))?;
-            self.report.filed += 1;
-            any = true;
-        }
-        Ok(any)
-    }
 }
 
-/// Replies handed to the mail server at once, each over its own connection.
-const REPLY_CONCURRENCY: usize = 8;
-
-fn duplicate_outcome() -> Outcome {
-    Outcome {
-        kind: OutcomeKind::Duplicate,
-        code: "duplicate".into(),
-        text: "a copy of a message that was already handled (same Message-ID); not answered again"
-            .into(),
-        tx_hash: None,
-    }
-}
-
-enum Prepared {
-    Decide {
-        outcome: Outcome,
-        msgid: Option<String>,
-        ctx: Option<ReplyContext>,
-        reply: Option<crate::reply::OutgoingMail>,
-    },
-    Accept {
-        plan: Box<crate::verify::ClaimPlan>,
-        msgid: String,
-        ctx: ReplyContext,
-    },
-    /// A copy of a message already handled (its Message-ID hash).
-    Duplicate {
-        msgid: String,
-    },
-    Defer(String),
-}
-
-enum PreparedSettle {
-    Decide(Outcome, Folder, Option<crate::reply::OutgoingMail>),
-    Defer(String),
-}
+/// Where a decided message is filed (its row, door key and folder).
+pub(crate) type ToFile = (i64, MailKey, Folder);

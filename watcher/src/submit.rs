@@ -40,6 +40,7 @@ use tracing::{info, warn, Instrument};
 use crate::crash::{CrashPoint, CrashSwitch};
 use crate::journal::{Journal, JournalError, MessageState};
 use crate::metrics::Metrics;
+use crate::transition::Transition;
 use crate::verify::{ClaimPlan, RefusalReason};
 
 /// The most claims one `claimBatch` transaction carries.
@@ -289,7 +290,7 @@ impl Submitter {
                 }
             }
         }
-        if let Err(e) = self.journal.write(|tx| tx.mark_submitting(job.row)) {
+        if let Err(e) = self.record(Transition::Submitting { id: job.row }).await {
             return Started::Done(SubmitOutcome::Retry {
                 error: e.to_string(),
             });
@@ -315,7 +316,7 @@ impl Submitter {
                 if let Some(crashed) = self.crashed(CrashPoint::AfterBroadcast) {
                     return crashed;
                 }
-                if let Err(e) = self.record_submitted(job.row, tx_hash) {
+                if let Err(e) = self.record_submitted(job.row, tx_hash).await {
                     // The transaction is out; the next attempt re-reads the chain first.
                     return Started::Done(SubmitOutcome::Retry {
                         error: e.to_string(),
@@ -342,7 +343,7 @@ impl Submitter {
         };
         let id = self.client.escrow_id();
         // Re-read each deposit; mark the open ones `submitting` and attest them.
-        let mut ready: Vec<(SubmitJob, BatchClaim)> = Vec::new();
+        let mut open: Vec<SubmitJob> = Vec::new();
         for job in jobs {
             let reread = self.reread(&job.plan).instrument(job.span.clone()).await;
             match reread {
@@ -361,15 +362,26 @@ impl Submitter {
                     continue;
                 }
             }
-            if let Err(e) = self.journal.write(|tx| tx.mark_submitting(job.row)) {
+            open.push(job);
+        }
+        // One commit for the batch's `submitting`.
+        let submitting = open
+            .iter()
+            .map(|job| Transition::Submitting { id: job.row })
+            .collect();
+        if let Err(e) = self.record_all(submitting).await {
+            for job in open {
                 done(
                     job.row,
                     SubmitOutcome::Retry {
                         error: e.to_string(),
                     },
                 );
-                continue;
             }
+            return;
+        }
+        let mut ready: Vec<(SubmitJob, BatchClaim)> = Vec::new();
+        for job in open {
             let claim = BatchClaim {
                 deposit: job.plan.deposit,
                 signed: job.plan.signed.clone(),
@@ -448,23 +460,48 @@ impl Submitter {
             }
             return;
         }
-        let mut waiting = Vec::new();
-        for (job, _) in sending {
-            match self.record_submitted(job.row, tx_hash) {
-                Ok(()) => waiting.push(job),
+        let submitted = sending
+            .iter()
+            .map(|(job, _)| Transition::Submitted {
+                id: job.row,
+                tx_hash: tx_hash.to_string(),
+            })
+            .collect();
+        // `submitted` is sent to the journal now and awaited by the receipt's waiter:
+        // the next round's `submitting` joins its commit instead of waiting for it.
+        let recorded =
+            match crate::transition::enqueue(&self.journal, submitted, Default::default()) {
+                Ok(p) => p,
                 // The transaction is out; the next attempt re-reads the chain first.
-                Err(e) => done(
-                    job.row,
-                    SubmitOutcome::Retry {
-                        error: e.to_string(),
-                    },
-                ),
-            }
-        }
+                Err(e) => {
+                    for (job, _) in sending {
+                        done(
+                            job.row,
+                            SubmitOutcome::Retry {
+                                error: e.to_string(),
+                            },
+                        );
+                    }
+                    return;
+                }
+            };
+        let waiting: Vec<SubmitJob> = sending.into_iter().map(|(job, _)| job).collect();
         // One waiter for the batch's receipt; each claim settles from it.
         let this = self.clone();
         let done_tx = done_tx.clone();
         tokio::spawn(async move {
+            if let Err(e) = recorded.durable().await {
+                for job in waiting {
+                    let _ = done_tx.send(SubmitDone {
+                        row: job.row,
+                        outcome: SubmitOutcome::Retry {
+                            error: e.to_string(),
+                        },
+                    });
+                }
+                this.wake.notify_one();
+                return;
+            }
             let receipt = this
                 .client
                 .chain()
@@ -506,9 +543,22 @@ impl Submitter {
             .to_bytes()
     }
 
-    fn record_submitted(&self, row: i64, tx_hash: B256) -> Result<(), JournalError> {
-        self.journal
-            .write(|tx| tx.mark_submitted(row, &tx_hash.to_string()))
+    async fn record_submitted(&self, row: i64, tx_hash: B256) -> Result<(), JournalError> {
+        self.record(Transition::Submitted {
+            id: row,
+            tx_hash: tx_hash.to_string(),
+        })
+        .await
+    }
+
+    async fn record(&self, t: Transition) -> Result<(), JournalError> {
+        self.record_all(vec![t]).await
+    }
+
+    async fn record_all(&self, t: Vec<Transition>) -> Result<(), JournalError> {
+        crate::transition::commit(&self.journal, t, Default::default())
+            .await
+            .map(|_| ())
     }
 
     fn classify_send_error(&self, e: ChainError) -> SubmitOutcome {

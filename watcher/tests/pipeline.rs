@@ -21,7 +21,7 @@ use springmail_watcher::service::{
 use springmail_watcher::submit::SubmitPolicy;
 use springmail_watcher::testkit::{claim_block, claim_body, mail, TestDomain};
 use springmail_watcher::verify::VerifyPolicy;
-use springmail_watcher::MemorySource;
+use springmail_watcher::{MailSource, MemorySource};
 
 const T0: u64 = 1_767_225_600;
 const AMOUNT: u128 = 150_000_000; // 1.5 QTUM
@@ -125,6 +125,24 @@ impl World {
     }
 
     fn watcher_with(&self, sink: Arc<dyn ReplySink>, pipeline: PipelineSettings) -> Watcher {
+        self.watcher_doors(sink, pipeline, vec![Box::new(self.source.clone())])
+    }
+
+    fn watcher_doors(
+        &self,
+        sink: Arc<dyn ReplySink>,
+        pipeline: PipelineSettings,
+        sources: Vec<Box<dyn MailSource>>,
+    ) -> Watcher {
+        self.try_watcher_doors(sink, pipeline, sources).unwrap()
+    }
+
+    fn try_watcher_doors(
+        &self,
+        sink: Arc<dyn ReplySink>,
+        pipeline: PipelineSettings,
+        sources: Vec<Box<dyn MailSource>>,
+    ) -> Result<Watcher, springmail_watcher::WatcherError> {
         let journal = Arc::new(Journal::open_in(self.dir.path()).unwrap());
         let relayer = Arc::new(self.chain.as_account(self.watcher_key.address()));
         let client = SpringMail::new(relayer, self.sender.escrow())
@@ -134,7 +152,7 @@ impl World {
             client,
             watcher_key: self.watcher_key.clone(),
             journal,
-            source: Box::new(self.source.clone()),
+            sources,
             sink,
             authenticator: MailAuthenticator::new(
                 DkimKeys::pinned(self.pins.clone()),
@@ -162,7 +180,6 @@ impl World {
             pipeline,
             metrics: Metrics::new(),
         })
-        .unwrap()
     }
 
     async fn balance(&self, who: Address) -> U256 {
@@ -863,4 +880,95 @@ async fn claims_ready_together_are_paid_in_one_batch_and_fees_accrue() {
     );
     assert_eq!(w.sink.sent().len(), 3);
     assert!(watcher.journal().unfinished().unwrap().is_empty());
+}
+
+/// A memory mailbox under another name: a second door.
+struct Door(MemorySource, &'static str);
+
+#[async_trait::async_trait]
+impl MailSource for Door {
+    fn mailbox(&self) -> &str {
+        self.1
+    }
+    fn describe(&self) -> String {
+        format!("door {}", self.1)
+    }
+    async fn fetch_new(
+        &mut self,
+        after: Option<springmail_watcher::journal::Checkpoint>,
+        limits: springmail_watcher::ingest::FetchLimits,
+    ) -> Result<springmail_watcher::ingest::FetchBatch, springmail_watcher::ingest::IngestError>
+    {
+        let mut batch = self.0.fetch_new(after, limits).await?;
+        for m in &mut batch.mails {
+            m.key.mailbox = self.1.to_string();
+        }
+        Ok(batch)
+    }
+    async fn file(
+        &mut self,
+        key: &springmail_watcher::journal::MailKey,
+        folder: Folder,
+    ) -> Result<(), springmail_watcher::ingest::IngestError> {
+        let mut inner = key.clone();
+        inner.mailbox = self.0.mailbox().to_string();
+        self.0.file(&inner, folder).await
+    }
+}
+
+/// Two doors feed one pipeline: a claim through each is paid and answered, each is
+/// filed by its own door, and each door keeps its own checkpoint. Two doors with one
+/// mailbox name are refused (their checkpoints would collide).
+#[tokio::test]
+async fn claims_through_two_doors_share_one_pipeline() {
+    let w = World::new().await;
+    let (a, b) = (w.deposit().await, w.deposit().await);
+    let second = MemorySource::new();
+    w.source
+        .deliver(w.bob_mail("door-1@example.com", &w.claim_text(&a, 200_000)));
+    second.deliver(w.bob_mail("door-2@example.com", &w.claim_text(&b, 200_000)));
+    let settings = || PipelineSettings {
+        retry_base: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let mut watcher = w.watcher_doors(
+        Arc::new(w.sink.clone()),
+        settings(),
+        vec![
+            Box::new(w.source.clone()),
+            Box::new(Door(second.clone(), "smtp")),
+        ],
+    );
+    let report = watcher.run_once().await.unwrap();
+    assert_eq!(report.received, 2, "{report:?}");
+    assert_eq!(
+        report.decided,
+        vec![(OutcomeKind::Claimed, "claimed".to_string()); 2]
+    );
+    assert!(matches!(
+        status(&w, &a).await,
+        DepositStatus::Claimed { .. }
+    ));
+    assert!(matches!(
+        status(&w, &b).await,
+        DepositStatus::Claimed { .. }
+    ));
+    assert_eq!(w.sink.sent().len(), 2);
+    for door in [&w.source, &second] {
+        assert_eq!(door.inbox_len(), 0);
+        assert_eq!(door.folder(Folder::Processed).len(), 1);
+    }
+    let journal = watcher.journal().clone();
+    assert_eq!(journal.checkpoint("INBOX").unwrap().unwrap().last_uid, 1);
+    assert_eq!(journal.checkpoint("smtp").unwrap().unwrap().last_uid, 1);
+    drop(watcher);
+
+    let clash = w
+        .try_watcher_doors(
+            Arc::new(w.sink.clone()),
+            settings(),
+            vec![Box::new(w.source.clone()), Box::new(MemorySource::new())],
+        )
+        .expect_err("two doors named INBOX");
+    assert!(clash.to_string().contains("mailbox name"), "{clash}");
 }

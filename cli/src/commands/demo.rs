@@ -334,7 +334,7 @@ pub async fn run(a: &DemoArgs, _json: bool) -> anyhow::Result<()> {
             .with_start_block(alice_client.start_block()),
         watcher_key: watcher_key.clone(),
         journal: Arc::new(Journal::open_in(&data_dir)?),
-        source: Box::new(DirSource::open(&inbox_root)?),
+        sources: vec![Box::new(DirSource::open(&inbox_root)?)],
         sink: Arc::new(DirSink::new(&replies_dir)),
         authenticator: MailAuthenticator::new(
             DkimKeys::pinned(pins.clone()),
