@@ -558,17 +558,7 @@ impl ClaimBlock {
                 reason,
             }
         };
-        let version = get("Version")?;
-        if version.value != "1" {
-            let reason = if version.value.is_empty() {
-                FieldError::Empty
-            } else {
-                FieldError::UnsupportedVersion {
-                    got: truncate(&version.value),
-                }
-            };
-            return Err(invalid("Version", version.line)(reason));
-        }
+        check_version(get("Version")?)?;
         for name in CLAIM_FIELDS {
             get(name)?;
         }
@@ -619,6 +609,26 @@ impl ClaimBlock {
             signature,
         })
     }
+}
+
+/// `Version` must be exactly `1`; it is checked before any other field, so a future
+/// version fails clearly.
+fn check_version(version: &RawField) -> Result<(), MarkupError> {
+    if version.value == "1" {
+        return Ok(());
+    }
+    let reason = if version.value.is_empty() {
+        FieldError::Empty
+    } else {
+        FieldError::UnsupportedVersion {
+            got: truncate(&version.value),
+        }
+    };
+    Err(MarkupError::InvalidField {
+        field: "Version",
+        line: version.line,
+        reason,
+    })
 }
 
 fn index_of(names: &[&'static str], name: &str) -> usize {

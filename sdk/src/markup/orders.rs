@@ -29,8 +29,8 @@ use alloy::primitives::Address;
 use rand::RngCore;
 
 use super::{
-    collect_fields, find_all_armor, index_of, is_hex_continuation, nonzero, parse_hex, parse_u64,
-    truncate, unquote, ArmorBlock, FieldError, MarkupError, RawField,
+    check_version, collect_fields, find_all_armor, index_of, is_hex_continuation, nonzero,
+    parse_hex, parse_u64, truncate, unquote, ArmorBlock, FieldError, MarkupError, RawField,
 };
 use crate::amount::{Amount, Asset};
 use crate::email;
@@ -548,17 +548,7 @@ fn from_block(block: &ArmorBlock, chain_id: u64, assets: &[Asset]) -> Result<Ord
             })
         }
     };
-    let version = get("Version")?;
-    if version.value != "1" {
-        let reason = if version.value.is_empty() {
-            FieldError::Empty
-        } else {
-            FieldError::UnsupportedVersion {
-                got: truncate(&version.value),
-            }
-        };
-        return Err(invalid("Version", version.line)(reason));
-    }
+    check_version(get("Version")?)?;
     for name in names {
         get(name)?;
     }
