@@ -17,8 +17,9 @@
 //! nothing of a secret); all in a 375 × 812 (phone) window with no horizontal scrolling. Screenshots go to
 //! the test's output directory (`target/tmp/claim-page/`).
 //!
-//! Needs the dev stack and `chromium` + `chromium-driver`, so it is `#[ignore]`d for a
-//! plain `cargo test`; scripts/test installs both and runs it with `--include-ignored`.
+//! Needs the dev stack and `chromium` + `chromium-driver`, so a plain `cargo test` skips
+//! it (the attribute's reason says so); scripts/test installs both and runs it with
+//! `--include-ignored`.
 //! Without chromedriver it fails, naming what to install: a browser test that cannot run
 //! must not pass.
 
