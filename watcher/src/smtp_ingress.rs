@@ -1099,6 +1099,14 @@ mod tests {
         async fn send(&mut self, bytes: &[u8]) {
             self.w.write_all(bytes).await.unwrap();
         }
+
+        /// EHLO, then MAIL FROM bob@example.com; both must be accepted.
+        async fn greet_and_mail_from_bob(&mut self) {
+            let r = self.cmd("EHLO client.example").await;
+            assert!(r.starts_with("250"), "EHLO: {r}");
+            let r = self.cmd("MAIL FROM:<bob@example.com>").await;
+            assert!(r.starts_with("250"), "MAIL FROM: {r}");
+        }
     }
 
     fn message(from: &str, body: &str) -> Vec<u8> {
@@ -1185,11 +1193,7 @@ mod tests {
         let ing = start(|_| {}).await;
         let (mut c, banner) = Raw::connect(ing.addr).await;
         assert!(banner.starts_with("220 broker.test"), "{banner}");
-        assert!(c.cmd("EHLO client.example").await.starts_with("250"));
-        assert!(c
-            .cmd("MAIL FROM:<bob@example.com>")
-            .await
-            .starts_with("250"));
+        c.greet_and_mail_from_bob().await;
         for rcpt in [
             "alice@example.org",
             "watcher@broker.test.evil.example",
@@ -1295,11 +1299,7 @@ mod tests {
             "third connection: {banner}"
         );
         // One recipient per message.
-        assert!(a.cmd("EHLO client.example").await.starts_with("250"));
-        assert!(a
-            .cmd("MAIL FROM:<bob@example.com>")
-            .await
-            .starts_with("250"));
+        a.greet_and_mail_from_bob().await;
         assert!(a
             .cmd("RCPT TO:<watcher@broker.test>")
             .await
@@ -1326,11 +1326,7 @@ mod tests {
     async fn a_connection_dropped_mid_data_stores_nothing() {
         let ing = start(|_| {}).await;
         let (mut c, _) = Raw::connect(ing.addr).await;
-        assert!(c.cmd("EHLO client.example").await.starts_with("250"));
-        assert!(c
-            .cmd("MAIL FROM:<bob@example.com>")
-            .await
-            .starts_with("250"));
+        c.greet_and_mail_from_bob().await;
         assert!(c
             .cmd("RCPT TO:<watcher@broker.test>")
             .await
@@ -1426,11 +1422,7 @@ mod tests {
         let q = encode_address(owner, QtumNetwork::Regtest);
         let main = encode_address(owner, QtumNetwork::Mainnet);
         let (mut c, _) = Raw::connect(ing.addr).await;
-        assert!(c.cmd("EHLO client.example").await.starts_with("250"));
-        assert!(c
-            .cmd("MAIL FROM:<bob@example.com>")
-            .await
-            .starts_with("250"));
+        c.greet_and_mail_from_bob().await;
         let r = c.cmd(&format!("RCPT TO:<{q}@broker.test>")).await;
         assert!(r.starts_with("250"), "{r}");
         // Base58 is case-sensitive: another case is another (invalid) address.
@@ -1461,11 +1453,7 @@ mod tests {
         // Without the setting the same address is unknown.
         let plain = start(|_| {}).await;
         let (mut c, _) = Raw::connect(plain.addr).await;
-        assert!(c.cmd("EHLO client.example").await.starts_with("250"));
-        assert!(c
-            .cmd("MAIL FROM:<bob@example.com>")
-            .await
-            .starts_with("250"));
+        c.greet_and_mail_from_bob().await;
         let r = c.cmd(&format!("RCPT TO:<{q}@broker.test>")).await;
         assert!(r.starts_with("550 5.1.1 No such mailbox"), "{r}");
     }
