@@ -531,6 +531,21 @@ pub fn parse_address(chain_id: Option<u64>, text: &str) -> Result<Address, Strin
 }
 
 impl ChainSettings {
+    /// The account transactions signed with `key` come from (`msg.sender`), when the
+    /// configuration alone tells: the key's address on EVM backends, its hash160 with the
+    /// qtum local signer, the node wallet's `sender` otherwise. A deposit naming this
+    /// account as its watcher is claimed without attestation (docs/PROTOCOL.md,
+    /// "Self-submitted claims").
+    pub fn sending_account(&self, key: &ClaimSecret) -> Option<Address> {
+        match (self.backend, self.signer) {
+            (Backend::Qtum, QtumSignerKind::Local) => Some(qtum_addr::qtum_sender_of_secret(key)),
+            (Backend::Qtum, QtumSignerKind::Node) => {
+                qtum_addr::parse_address(self.chain_id?, self.sender.as_deref()?).ok()
+            }
+            (Backend::EvmRpc | Backend::Embedded, _) => Some(key.address()),
+        }
+    }
+
     /// Connects to the node. `key` signs on `evm-rpc` and on `qtum` with
     /// `signer = "local"` (a throwaway key stands in for read-only work when `None`, and
     /// then no sender is matched); with the node signer the node's wallet signs for

@@ -112,8 +112,7 @@ use springmail_sdk::amount::{parse_units, Asset};
 use springmail_sdk::chain::Chain;
 use springmail_sdk::client::SpringMail;
 use springmail_sdk::config::{
-    one_of, secret, take_section, take_value, Backend, ChainConfig, ChainSettings, Need,
-    QtumSignerKind,
+    one_of, secret, take_section, take_value, ChainConfig, ChainSettings, Need,
 };
 pub use springmail_sdk::config::{ConfigErrors, ConfigIssue};
 use springmail_sdk::keys::ClaimSecret;
@@ -1089,24 +1088,6 @@ impl Settings {
                         problem: e.to_string(),
                     })
             }
-        }
-    }
-
-    /// The account the watcher's transactions come from (`msg.sender` of its claims), when
-    /// the configuration alone tells: the key's address on evm-rpc, its hash160 with the
-    /// qtum local signer, the node wallet's `sender` otherwise. A deposit naming this
-    /// account is claimed without attestation (docs/PROTOCOL.md, "Self-submitted claims").
-    pub fn sending_account(&self, key: &ClaimSecret) -> Option<Address> {
-        let chain = &self.chain;
-        match (chain.backend, chain.signer) {
-            (Backend::Qtum, QtumSignerKind::Local) => {
-                Some(springmail_sdk::qtum::qtum_sender_of_secret(key))
-            }
-            (Backend::Qtum, QtumSignerKind::Node) => {
-                let chain_id = chain.chain_id?;
-                springmail_sdk::qtum::parse_address(chain_id, chain.sender.as_deref()?).ok()
-            }
-            (Backend::EvmRpc | Backend::Embedded, _) => Some(key.address()),
         }
     }
 

@@ -139,6 +139,7 @@ fn print_address(
     s.row("address", "address", address.clone());
     // On Qtum the transactions come from another number than the key's EVM address.
     let own = settings
+        .chain
         .sending_account(&key)
         .filter(|a| *a != key.address())
         .map(|a| a.to_checksum(None));
