@@ -46,6 +46,7 @@ pub mod smtp_ingress;
 pub mod submit;
 pub mod transition;
 pub mod verify;
+pub mod wallet;
 
 #[cfg(feature = "testkit")]
 #[doc(hidden)]

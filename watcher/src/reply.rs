@@ -451,6 +451,20 @@ impl ReplyComposer {
         body: &ReplyBody,
         date: u64,
     ) -> Result<OutgoingMail, ReplyError> {
+        self.compose_parts(ctx, body.tag(), &body.text(&self.from), None, date)
+            .map(|(mail, _)| mail)
+    }
+
+    /// Builds and signs a reply from its parts (`tag` makes its Message-ID differ from
+    /// the other replies to the same mail); returns it with its Message-ID.
+    pub fn compose_parts(
+        &self,
+        ctx: &ReplyContext,
+        tag: &str,
+        text: &str,
+        html: Option<&str>,
+        date: u64,
+    ) -> Result<(OutgoingMail, String), ReplyError> {
         let domain = self
             .from
             .rsplit_once('@')
@@ -468,22 +482,21 @@ impl ReplyComposer {
         } else {
             format!("Re: {}", ctx.subject)
         };
+        let message_id = format!("springmail.{}.{}@{}", ctx.msgid_hash, tag, domain);
         let mut builder = MessageBuilder::new()
             .from((self.display_name.as_str(), self.from.as_str()))
             .to(ctx.to.as_str())
             .subject(subject)
             .date(date as i64)
-            .message_id(format!(
-                "springmail.{}.{}@{}",
-                ctx.msgid_hash,
-                body.tag(),
-                domain
-            ))
+            .message_id(message_id.clone())
             .header(
                 "Auto-Submitted",
                 mail_builder::headers::raw::Raw::new("auto-replied"),
             )
-            .text_body(body.text(&self.from));
+            .text_body(text.to_string());
+        if let Some(html) = html {
+            builder = builder.html_body(html.to_string());
+        }
         if let Some(id) = &ctx.message_id {
             let mut refs: Vec<String> = ctx.references.clone();
             if !refs.contains(id) {
@@ -493,9 +506,22 @@ impl ReplyComposer {
                 .in_reply_to(id.clone())
                 .references(MessageId::new_list(refs.into_iter()));
         }
-        let mut bytes = builder
+        let bytes = builder
             .write_to_vec()
             .map_err(|e| ReplyError::Build(e.to_string()))?;
+        let bytes = self.sign(bytes)?;
+        Ok((
+            OutgoingMail {
+                mail_from: self.from.clone(),
+                rcpt: ctx.to.clone(),
+                bytes,
+            },
+            message_id,
+        ))
+    }
+
+    /// DKIM-signs a message as the broker (unchanged when no key is configured).
+    pub fn sign(&self, mut bytes: Vec<u8>) -> Result<Vec<u8>, ReplyError> {
         if let Some((signer, _)) = &self.signer {
             let sig = signer
                 .sign(&bytes)
@@ -504,11 +530,7 @@ impl ReplyComposer {
             signed.append(&mut bytes);
             bytes = signed;
         }
-        Ok(OutgoingMail {
-            mail_from: self.from.clone(),
-            rcpt: ctx.to.clone(),
-            bytes,
-        })
+        Ok(bytes)
     }
 }
 

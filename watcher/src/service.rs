@@ -187,6 +187,8 @@ pub struct Watcher {
     next_due: Option<u64>,
     /// When the journal's counts were last read for the metrics.
     stats_at: Option<std::time::Instant>,
+    /// Mailbox wallets, when enabled ([`Watcher::with_wallet`]).
+    pub(crate) wallet: Option<Arc<crate::wallet::Wallet>>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -316,6 +318,7 @@ impl Watcher {
             index,
             next_due: None,
             stats_at: None,
+            wallet: None,
         })
     }
 
@@ -576,6 +579,7 @@ impl Watcher {
             self.dispatch(claim)?;
             progressed = true;
         }
+        progressed |= self.wallet_pass().await?;
         self.crash(CrashPoint::BeforeReplies)?;
         progressed |= self.flush_outbox().await?;
         self.crash(CrashPoint::BeforeFiling)?;

@@ -1,0 +1,285 @@
+use super::*;
+
+fn view(balance: u128) -> AccountView {
+    AccountView {
+        balance,
+        spent_today: 0,
+        day: 100,
+        nonce: 3,
+        per_payment: 1_000,
+        per_day: 1_500,
+        controller: Address::ZERO,
+        owner: None,
+    }
+}
+
+fn settings() -> WalletSettings {
+    WalletSettings {
+        per_payment: 1_000,
+        per_day: 1_500,
+        confirm_above: 500,
+        order_window: 3_600,
+    }
+}
+
+fn pay(v: &AccountView, amount: u128, today: u64, confirmed: bool) -> PayDecision {
+    judge_pay(&settings(), v, amount, today, confirmed, false, 2, "QTUM")
+}
+
+/// The account commitment of docs/PROTOCOL.md's wallet vectors.
+#[test]
+fn account_ids_match_the_protocol_vectors() {
+    let salt: [u8; 16] = core::array::from_fn(|i| i as u8);
+    assert_eq!(
+        account_id("bob@example.com", &salt).to_string(),
+        "0xffc8aebd829a7513f31a4313d8c1fdee536b9b94ea8bfa98fe8c8fd45d64cd6b"
+    );
+    let salt: [u8; 16] = core::array::from_fn(|i| 0x10 + i as u8);
+    assert_eq!(
+        account_id("carol@example.net", &salt).to_string(),
+        "0x64e4d4591d94db0bc7add3932d41cb83c6d4d8e032e1641810eaadf2052d21fe"
+    );
+}
+
+#[test]
+fn a_payment_within_balance_and_limits_acts_and_above_confirm_asks_first() {
+    let v = view(2_000);
+    assert_eq!(pay(&v, 400, 100, false), PayDecision::Act);
+    assert_eq!(
+        pay(&v, 500, 100, false),
+        PayDecision::Act,
+        "the limit itself needs no code"
+    );
+    assert_eq!(pay(&v, 501, 100, false), PayDecision::AskConfirm);
+    assert_eq!(pay(&v, 501, 100, true), PayDecision::Act);
+}
+
+#[test]
+fn a_payment_above_balance_or_a_limit_is_refused_with_the_figures() {
+    let v = view(300);
+    let PayDecision::Refuse(s) = pay(&v, 301, 100, true) else {
+        panic!("over balance must be refused")
+    };
+    assert!(s.contains("3 QTUM") && s.contains("3.01 QTUM"), "{s}");
+    let v = view(5_000);
+    let PayDecision::Refuse(s) = pay(&v, 1_001, 100, true) else {
+        panic!("over the per-payment limit must be refused")
+    };
+    assert!(s.contains("per payment"), "{s}");
+    let spent = AccountView {
+        spent_today: 1_000,
+        ..view(5_000)
+    };
+    let PayDecision::Refuse(s) = pay(&spent, 600, 100, true) else {
+        panic!("over the day's limit must be refused")
+    };
+    assert!(s.contains("today") && s.contains("5 QTUM"), "{s}");
+    // The next day the spending restarts.
+    assert_eq!(pay(&spent, 600, 101, true), PayDecision::Act);
+    assert!(matches!(
+        judge_pay(&settings(), &view(5_000), 10, 100, true, true, 2, "QTUM"),
+        PayDecision::Refuse(_)
+    ));
+}
+
+fn link() -> ClaimLink {
+    ClaimLink {
+        chain_id: 8890,
+        escrow: Address::repeat_byte(0x11),
+        secret: springmail_sdk::keys::ClaimSecret::from_bytes([7; 32]).unwrap(),
+        salt: Salt::from_bytes([9; 16]),
+    }
+}
+
+#[test]
+fn a_quoted_link_is_found_in_a_reply_and_a_broken_one_is_not() {
+    let l = link();
+    let body = format!(
+        "claim\n\nOn Mon, Alice wrote:\n> Open https://claim.example/claim?from=a#{}\n> bye\n",
+        l.to_bare()
+    );
+    assert_eq!(
+        find_link(&[body]).map(|f| f.claim_key()),
+        Some(l.claim_key())
+    );
+    let mut bare = l.to_bare();
+    bare.truncate(bare.len() - 3);
+    assert!(find_link(&[format!("> {bare}\n")]).is_none());
+    assert!(find_link(&["sm1. nothing here".into()]).is_none());
+}
+
+struct NoChain;
+
+#[async_trait::async_trait]
+impl WalletChain for NoChain {
+    fn chain_id(&self) -> u64 {
+        8890
+    }
+    fn escrow(&self) -> Address {
+        Address::repeat_byte(0x11)
+    }
+    async fn now(&self) -> Result<u64, WalletChainError> {
+        unreachable!()
+    }
+    async fn account(&self, _: B256) -> Result<Option<AccountView>, WalletChainError> {
+        unreachable!()
+    }
+    async fn deposit(&self, _: Address) -> Result<DepositStatus, WalletChainError> {
+        unreachable!()
+    }
+    async fn open_account(&self, _: B256, _: u128, _: u128) -> Result<Sent, WalletChainError> {
+        unreachable!()
+    }
+    async fn claim_into(
+        &self,
+        _: &ClaimLink,
+        _: B256,
+        _: u32,
+        _: B256,
+    ) -> Result<(Sent, u128), WalletChainError> {
+        unreachable!()
+    }
+    async fn transfer(
+        &self,
+        _: B256,
+        _: B256,
+        _: u128,
+        _: u32,
+        _: B256,
+    ) -> Result<Sent, WalletChainError> {
+        unreachable!()
+    }
+    async fn pay_email(
+        &self,
+        _: B256,
+        _: &str,
+        _: u128,
+        _: u32,
+        _: B256,
+    ) -> Result<NewDeposit, WalletChainError> {
+        unreachable!()
+    }
+    async fn withdraw(
+        &self,
+        _: B256,
+        _: Address,
+        _: u128,
+        _: u32,
+        _: B256,
+    ) -> Result<Sent, WalletChainError> {
+        unreachable!()
+    }
+}
+
+fn mail(subject: &str, body: &str) -> Authenticated {
+    Authenticated {
+        from: "bob@example.com".into(),
+        from_domain: "example.com".into(),
+        signer_domain: "example.com".into(),
+        message_id: Some("m1@example.com".into()),
+        msgid_hash: "abcd".into(),
+        subject: subject.into(),
+        references: vec!["n1@example.com".into()],
+        texts: vec![body.into()],
+    }
+}
+
+fn raw(date: &str) -> Vec<u8> {
+    format!("From: bob@example.com\r\nDate: {date}\r\nSubject: x\r\n\r\nbody\r\n").into_bytes()
+}
+
+const NOW: u64 = 1_796_000_000;
+const NOW_DATE: &str = "Mon, 30 Nov 2026 00:50:00 +0000";
+
+fn intake(subject: &str, body: &str, raw: &[u8]) -> Option<Request> {
+    let w = Wallet::new(settings(), Arc::new(NoChain));
+    w.intake(&mail(subject, body), raw, NOW).map(|i| i.request)
+}
+
+#[test]
+fn intake_reads_pay_balance_confirm_and_a_plain_reply_to_a_notification() {
+    let r = raw(NOW_DATE);
+    assert_eq!(
+        intake("pay 0.5 QTUM to Carol@Outlook.test", "", &r).or(intake(
+            "x",
+            "pay 0.5 QTUM to Carol@Outlook.test\n",
+            &r
+        )),
+        Some(Request::Pay {
+            amount: "50000000".into(),
+            to: Target::Email("carol@outlook.test".into()),
+            confirmed: false,
+            ordered_by: None
+        })
+    );
+    assert_eq!(intake("", "balance\n", &r), Some(Request::Balance));
+    assert_eq!(
+        intake("", "confirm k7qm 2xhd\n", &r),
+        Some(Request::Confirm {
+            code: Some("K7QM-2XHD".into()),
+            thread: vec!["n1@example.com".into()]
+        })
+    );
+    let quoted = format!("\n\n> {}\n", link().to_bare());
+    assert!(matches!(
+        intake("Re: x sent you 1 QTUM", &quoted, &r),
+        Some(Request::Claim { link: Some(_) })
+    ));
+    // Neither an order nor a notification: the claim path's.
+    assert_eq!(intake("Hello", "just chatting\n", &r), None);
+    // A CLAIM block stays on the claim path.
+    assert_eq!(
+        intake(
+            "",
+            "-----BEGIN BISMTP CLAIM-----\nVersion: 1\n-----END BISMTP CLAIM-----\n",
+            &r
+        ),
+        None
+    );
+}
+
+#[test]
+fn a_pay_older_than_the_window_or_undated_is_refused_at_intake() {
+    let old = raw("Sun, 29 Nov 2026 20:00:00 +0000");
+    assert!(matches!(
+        intake("", "pay 1 QTUM to carol@outlook.test\n", &old),
+        Some(Request::Refuse { sentence }) if sentence.contains("longer ago")
+    ));
+    let undated = b"From: bob@example.com\r\nSubject: x\r\n\r\nbody\r\n".to_vec();
+    assert!(matches!(
+        intake("", "pay 1 QTUM to carol@outlook.test\n", &undated),
+        Some(Request::Refuse { .. })
+    ));
+    // BALANCE has no window.
+    assert_eq!(intake("", "balance\n", &old), Some(Request::Balance));
+}
+
+#[test]
+fn a_mistyped_order_is_answered_not_ignored() {
+    let r = raw(NOW_DATE);
+    assert!(matches!(
+        intake("", "pay carol@outlook.test 1 QTUM\n", &r),
+        Some(Request::Refuse { sentence }) if sentence.contains("write it as")
+    ));
+}
+
+#[test]
+fn replies_have_one_sentence_first_in_text_and_html_and_escape_html() {
+    let b = text::Body::new("Paid 1 QTUM to <x>.")
+        .then("more")
+        .item("a & b");
+    assert!(b.text().starts_with("Hello,\n\nPaid 1 QTUM to <x>.\n"));
+    assert!(b.html().contains("<p>Paid 1 QTUM to &lt;x&gt;.</p>"));
+    assert!(b.html().contains("a &amp; b"));
+}
+
+#[test]
+fn an_account_row_does_not_print_its_salt() {
+    let row = store::AccountRow {
+        email: "bob@example.com".into(),
+        account: "0x01".into(),
+        salt: "00112233445566778899aabbccddeeff".into(),
+        opened_tx: None,
+    };
+    assert!(!format!("{row:?}").contains("0011223344"));
+}
