@@ -94,6 +94,13 @@
 //! timeout_secs = 60
 //! tls_cert = "/etc/springmail/mx.crt"   # both or neither: STARTTLS
 //! tls_key = "/etc/springmail/mx.key"
+//!
+//! [wallet]                         # mailbox wallets (docs/OPERATIONS.md)
+//! enabled = true
+//! per_payment = "10"               # limits new accounts are opened with, native asset
+//! per_day = "50"
+//! confirm_above = "1"              # larger payments wait for a CONFIRM with a code
+//! order_window_secs = 86400        # older PAY/CONFIRM mail is refused; codes expire
 //! ```
 //!
 //! `springmail watch` serves one HTTP service (axum, [`crate::http`]) per address:
@@ -154,6 +161,8 @@ pub struct RawConfig {
     pub http: Option<RawHttp>,
     /// The SMTP ingress (the watcher as the MX).
     pub smtp_ingress: Option<RawSmtpIngress>,
+    /// Mailbox wallets.
+    pub wallet: Option<crate::wallet::RawWallet>,
     /// The directory of the file read, for relative paths in it (`dns.pinned_file`).
     pub base_dir: Option<PathBuf>,
     /// Unknown and mistyped keys found while parsing.
@@ -443,6 +452,8 @@ pub struct Settings {
     pub http: Option<HttpSettings>,
     /// The SMTP ingress (`[smtp_ingress]`); mail is then read from its spool.
     pub smtp_ingress: Option<IngressSettings>,
+    /// Mailbox wallets (`[wallet]`, when enabled).
+    pub wallet: Option<crate::wallet::WalletSettings>,
     /// The ingress's spool, opened once and shared by the source and the server.
     spool: Arc<std::sync::OnceLock<Arc<Spool>>>,
 }
@@ -507,12 +518,13 @@ impl RawConfig {
             metrics: take_section(&mut t, "metrics", i).unwrap_or_default(),
             http: take_section(&mut t, "http", i),
             smtp_ingress: take_section(&mut t, "smtp_ingress", i),
+            wallet: take_section(&mut t, "wallet", i),
             base_dir: None,
             issues: Vec::new(),
         };
         springmail_sdk::config::unknown_keys(
             t,
-            "data_dir, imap, smtp, dkim, dns, chain, watcher_key, fees, limits, metrics, http, smtp_ingress",
+            "data_dir, imap, smtp, dkim, dns, chain, watcher_key, fees, limits, metrics, http, smtp_ingress, wallet",
             i,
         );
         Ok(RawConfig { issues, ..raw })
@@ -735,6 +747,10 @@ impl RawConfig {
             },
             (Some(_), None) => None,
         };
+        let wallet = match (&self.wallet, &native_asset) {
+            (Some(w), Some(asset)) => w.validate(asset, &mut c.issues),
+            _ => None,
+        };
         let mut tokens = Vec::new();
         for (i, t) in self.fees.tokens.iter().enumerate() {
             let k = |f: &str| format!("fees.tokens[{i}].{f}");
@@ -910,6 +926,7 @@ impl RawConfig {
             metrics_listen,
             http,
             smtp_ingress,
+            wallet,
             spool: Default::default(),
         })
     }

@@ -83,6 +83,90 @@ impl Default for WalletSettings {
     }
 }
 
+/// `[wallet]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWallet {
+    /// Read orders at all (default false).
+    pub enabled: Option<bool>,
+    /// Per-payment limit of new accounts, decimal in the native asset.
+    pub per_payment: Option<String>,
+    /// Per-day limit of new accounts, decimal in the native asset.
+    pub per_day: Option<String>,
+    /// Payments above this wait for a confirmation code, decimal in the native asset.
+    pub confirm_above: Option<String>,
+    /// Oldest PAY or CONFIRM mail accepted, and a code's lifetime, seconds.
+    pub order_window_secs: Option<u64>,
+}
+
+/// The largest limit the escrow stores (`uint48`).
+const MAX_LIMIT: u128 = (1 << 48) - 1;
+
+impl RawWallet {
+    /// The settings, or `None` when disabled; each bad value is pushed to `issues`
+    /// under its key.
+    pub fn validate(
+        &self,
+        asset: &Asset,
+        issues: &mut Vec<springmail_sdk::config::ConfigIssue>,
+    ) -> Option<WalletSettings> {
+        let mut bad = |key: &str, problem: String| {
+            issues.push(springmail_sdk::config::ConfigIssue {
+                key: format!("wallet.{key}"),
+                problem,
+            })
+        };
+        let defaults = WalletSettings::default();
+        let mut amount = |key: &str, v: &Option<String>, default: u128| match v {
+            None => Some(default),
+            Some(text) => match springmail_sdk::amount::parse_units(text.trim(), asset) {
+                Ok(u) if u > MAX_LIMIT => {
+                    bad(
+                        key,
+                        format!(
+                            "is above the escrow's largest limit ({})",
+                            format_units(MAX_LIMIT, asset.decimals())
+                        ),
+                    );
+                    None
+                }
+                Ok(u) => Some(u),
+                Err(e) => {
+                    bad(key, e.to_string());
+                    None
+                }
+            },
+        };
+        let per_payment = amount("per_payment", &self.per_payment, defaults.per_payment);
+        let per_day = amount("per_day", &self.per_day, defaults.per_day);
+        let confirm_above = amount("confirm_above", &self.confirm_above, defaults.confirm_above);
+        let window = self.order_window_secs.unwrap_or(defaults.order_window);
+        if !(60..=30 * 86_400).contains(&window) {
+            bad(
+                "order_window_secs",
+                "must be between 60 and 2592000 (30 days)".into(),
+            );
+        }
+        if let (Some(p), Some(d)) = (per_payment, per_day) {
+            if p > d {
+                bad(
+                    "per_payment",
+                    "is above per_day; no payment could use it".into(),
+                );
+            }
+        }
+        if !self.enabled.unwrap_or(false) {
+            return None;
+        }
+        Some(WalletSettings {
+            per_payment: per_payment?,
+            per_day: per_day?,
+            confirm_above: confirm_above?,
+            order_window: window,
+        })
+    }
+}
+
 /// The wallet: its policy and the chain it moves money on.
 #[derive(Clone)]
 pub struct Wallet {

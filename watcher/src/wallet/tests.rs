@@ -283,3 +283,62 @@ fn an_account_row_does_not_print_its_salt() {
     };
     assert!(!format!("{row:?}").contains("0011223344"));
 }
+
+#[test]
+fn the_wallet_section_names_each_bad_key_and_reads_good_values() {
+    let asset = Asset::qtum();
+    let mut issues = Vec::new();
+    let good = RawWallet {
+        enabled: Some(true),
+        per_payment: Some("2".into()),
+        per_day: Some("5.5".into()),
+        confirm_above: Some("0.5".into()),
+        order_window_secs: Some(600),
+    };
+    assert_eq!(
+        good.validate(&asset, &mut issues),
+        Some(WalletSettings {
+            per_payment: 200_000_000,
+            per_day: 550_000_000,
+            confirm_above: 50_000_000,
+            order_window: 600,
+        })
+    );
+    assert!(issues.is_empty());
+    let bad = RawWallet {
+        enabled: Some(true),
+        per_payment: Some("6".into()),
+        per_day: Some("5".into()),
+        confirm_above: Some("lots".into()),
+        order_window_secs: Some(5),
+    };
+    assert_eq!(bad.validate(&asset, &mut issues), None);
+    let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "wallet.confirm_above",
+            "wallet.order_window_secs",
+            "wallet.per_payment"
+        ]
+    );
+    issues.clear();
+    assert_eq!(
+        RawWallet::default().validate(&asset, &mut issues),
+        None,
+        "off unless enabled"
+    );
+}
+
+#[test]
+fn an_unknown_key_in_the_wallet_section_is_named() {
+    let text = r#"
+[wallet]
+enabled = true
+per_paymnet = "1"
+"#;
+    let err = crate::config::RawConfig::parse(text)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("per_paymnet"), "{err}");
+}
