@@ -261,6 +261,9 @@ enum Step {
     },
     PayEmail {
         nonce: u32,
+        /// The new deposit's link (secret), made before sending so that a restart
+        /// after the payment landed can still notify the recipient.
+        link: String,
     },
     Withdraw {
         nonce: u32,
@@ -272,7 +275,7 @@ impl Step {
         match self {
             Step::Claim { nonce }
             | Step::Transfer { nonce, .. }
-            | Step::PayEmail { nonce }
+            | Step::PayEmail { nonce, .. }
             | Step::Withdraw { nonce } => *nonce,
         }
     }
@@ -1074,7 +1077,16 @@ impl Watcher {
                                 to_account: r.account,
                                 to_email: email.clone(),
                             },
-                            _ => Step::PayEmail { nonce },
+                            _ => Step::PayEmail {
+                                nonce,
+                                link: ClaimLink {
+                                    chain_id: chain.chain_id(),
+                                    escrow: chain.escrow(),
+                                    secret: springmail_sdk::keys::ClaimSecret::random(),
+                                    salt: Salt::random(),
+                                }
+                                .to_bare(),
+                            },
                         }
                     }
                 };
@@ -1092,10 +1104,17 @@ impl Watcher {
                 .transfer(account, parse_b256(to_account), amount, nonce, mail_hash)
                 .await
                 .map(|s| (s.tx_hash, None)),
-            (Step::PayEmail { .. }, Target::Email(email)) => chain
-                .pay_email(account, email, amount, nonce, mail_hash)
-                .await
-                .map(|d| (d.tx_hash.clone(), Some(d))),
+            (Step::PayEmail { link, .. }, Target::Email(email)) => {
+                let Ok(link) = ClaimLink::parse(link) else {
+                    return Ok(self
+                        .wallet_refuse(order, "The recorded payment link cannot be read.".into())
+                        .await?);
+                };
+                chain
+                    .pay_email(account, email, amount, nonce, mail_hash, &link)
+                    .await
+                    .map(|d| (d.tx_hash.clone(), Some(d)))
+            }
             _ => {
                 return Ok(self
                     .wallet_refuse(order, "The recorded step does not fit the order.".into())
@@ -1235,10 +1254,27 @@ impl Watcher {
                 mails.push(self.wallet_reply(&ctx, "wallet-credit", &body)?.0);
                 "It landed in their mailbox wallet at this broker."
             }
-            Step::PayEmail { .. } => {
+            Step::PayEmail { link, .. } => {
+                let deposit = match deposit {
+                    Some(d) => Some(d),
+                    // Landed before a restart: the link was journaled, the expiry is on chain.
+                    None => match ClaimLink::parse(link) {
+                        Ok(link) => match wallet.chain.deposit(link.claim_key()).await? {
+                            DepositStatus::Open { deposit, .. } => Some(NewDeposit {
+                                tx_hash: String::new(),
+                                link,
+                                expiry: deposit.expiry,
+                            }),
+                            _ => None,
+                        },
+                        Err(_) => None,
+                    },
+                };
                 match &deposit {
-                    Some(d) => mails.push(self.wallet_notification(wallet, order, to_text, amount, d)?),
-                    None => warn!("the payment landed before a restart; its notification could not be rebuilt"),
+                    Some(d) => {
+                        mails.push(self.wallet_notification(wallet, order, to_text, amount, d)?)
+                    }
+                    None => warn!("the payment's deposit is no longer open; no notification sent"),
                 }
                 "They got a notification with a claim link; unclaimed, it comes back to your wallet when it expires."
             }

@@ -83,7 +83,7 @@ pub trait WalletChain: Send + Sync {
     async fn now(&self) -> Result<u64, WalletChainError>;
     /// The account, or `None` when it is not open.
     async fn account(&self, account: B256) -> Result<Option<AccountView>, WalletChainError>;
-    /// A deposit by its claim key.
+    /// A deposit by its claim key (ordinary, or paid from an account).
     async fn deposit(&self, claim_key: Address) -> Result<DepositStatus, WalletChainError>;
     /// Opens an account with the watcher as controller.
     async fn open_account(
@@ -109,7 +109,8 @@ pub trait WalletChain: Send + Sync {
         nonce: u32,
         mail_hash: B256,
     ) -> Result<Sent, WalletChainError>;
-    /// A new deposit to `email`, paid from the account.
+    /// A new deposit to `email`, paid from the account, claimable with `link` (made
+    /// and journaled by the caller before, so a restart can still notify).
     async fn pay_email(
         &self,
         from: B256,
@@ -117,6 +118,7 @@ pub trait WalletChain: Send + Sync {
         amount: u128,
         nonce: u32,
         mail_hash: B256,
+        link: &ClaimLink,
     ) -> Result<NewDeposit, WalletChainError>;
     /// Pays the account's money to an address.
     async fn withdraw(

@@ -156,6 +156,7 @@ impl WalletChain for NoChain {
         _: u128,
         _: u32,
         _: B256,
+        _: &ClaimLink,
     ) -> Result<NewDeposit, WalletChainError> {
         unreachable!()
     }
