@@ -343,3 +343,70 @@ per_paymnet = "1"
         .to_string();
     assert!(err.contains("per_paymnet"), "{err}");
 }
+
+/// The vectors of docs/PROTOCOL-TEXT.md, *BIND's signed text*.
+#[test]
+fn bind_signatures_match_the_vectors_and_bind_only_their_mailbox_and_key() {
+    let key = springmail_sdk::keys::ClaimSecret::from_bytes(
+        hex::decode("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    )
+    .unwrap();
+    let escrow: Address = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+        .parse()
+        .unwrap();
+    let cases = [
+        (
+            key.address(),
+            "qMcTJfub3U88y3vBekGfr9g7g6wcLT6R3w",
+            "0x156f8e49f0b634649b572b0c8015f18ddcfe6d542ebe400cd414525a65b3517e",
+            "3fd430a1516e651e3bd99eb7e97d5a1c2ef1b78c495b30f6c6690c6d056231277485bfaf5fe3034415574fef9af4deb7f0a0509220d8e3e6da0c4f7a29e9b7901c",
+        ),
+        (
+            springmail_sdk::qtum::qtum_sender_of_secret(&key),
+            "qXjRfUiTSbsUYVVmkQ8eS8mHhU5cAVyvTW",
+            "0x0a10316ef668e0adcf2e1bdf0e7f039403f88a89e7509ee1a399c8294a111168",
+            "b9f5d0f0025ae4d236981c7588e147d4b8d4a9af659572cb61ccf263d98e923b758d4352e7dd4635b267550093432aa825639956c69d2a4080513f68851011d61c",
+        ),
+    ];
+    for (owner, written, digest, sig) in cases {
+        let text = bind_text("bob@example.com", 8890, escrow, owner);
+        assert!(text.ends_with(&format!("Owner: {written}\n")), "{text}");
+        assert_eq!(bind_digest(&text).to_string(), digest);
+        let sig =
+            springmail_sdk::keys::Signature::from_slice("Signature", &hex::decode(sig).unwrap())
+                .unwrap();
+        assert_eq!(key.sign_digest(&bind_digest(&text)), sig);
+        assert!(bind_signature_valid(
+            "bob@example.com",
+            8890,
+            escrow,
+            owner,
+            &sig
+        ));
+        // Not for another mailbox, escrow or owner.
+        assert!(!bind_signature_valid(
+            "carol@example.net",
+            8890,
+            escrow,
+            owner,
+            &sig
+        ));
+        assert!(!bind_signature_valid(
+            "bob@example.com",
+            8890,
+            Address::ZERO,
+            owner,
+            &sig
+        ));
+        assert!(!bind_signature_valid(
+            "bob@example.com",
+            8890,
+            escrow,
+            Address::repeat_byte(1),
+            &sig
+        ));
+    }
+}
