@@ -214,6 +214,10 @@ pub(crate) enum Request {
         /// The Message-IDs the CONFIRM mail answers (`In-Reply-To`, `References`).
         thread: Vec<String>,
     },
+    /// Bind this owner key (its signature checked at intake).
+    Bind {
+        owner: Address,
+    },
     /// Answered with a sentence only.
     Refuse {
         sentence: String,
@@ -227,6 +231,7 @@ impl Request {
             Request::Balance => "balance",
             Request::Pay { .. } => "pay",
             Request::Confirm { .. } => "confirm",
+            Request::Bind { .. } => "bind",
             Request::Refuse { .. } => "refused",
         }
     }
@@ -268,6 +273,9 @@ enum Step {
     Withdraw {
         nonce: u32,
     },
+    Bind {
+        nonce: u32,
+    },
 }
 
 impl Step {
@@ -276,7 +284,8 @@ impl Step {
             Step::Claim { nonce }
             | Step::Transfer { nonce, .. }
             | Step::PayEmail { nonce, .. }
-            | Step::Withdraw { nonce } => *nonce,
+            | Step::Withdraw { nonce }
+            | Step::Bind { nonce } => *nonce,
         }
     }
 }
@@ -483,11 +492,25 @@ impl Wallet {
                         thread: mail.references.clone(),
                     },
                 },
-                Order::Bind(_) => Request::Refuse {
-                    sentence:
-                        "This broker does not bind keys by mail yet; your wallet is unchanged."
-                            .into(),
-                },
+                Order::Bind(bind) => {
+                    if bind_signature_valid(
+                        &mail.from,
+                        chain_id,
+                        self.chain.escrow(),
+                        bind.owner,
+                        &bind.signature,
+                    ) {
+                        Request::Bind { owner: bind.owner }
+                    } else {
+                        Request::Refuse {
+                            sentence: format!(
+                                "The signature is not {}'s signature of the binding text for {} at this broker's escrow (docs/PROTOCOL-TEXT.md, BIND's signed text).",
+                                springmail_sdk::qtum::format_address(chain_id, bind.owner),
+                                mail.from
+                            ),
+                        }
+                    }
+                }
             },
         };
         Some(Intake {
@@ -686,6 +709,7 @@ impl Watcher {
                 self.wallet_confirm(wallet, order.clone(), code, thread)
                     .await
             }
+            Request::Bind { owner } => self.wallet_bind(wallet, &order, owner).await,
         };
         match outcome {
             Ok(p) => Ok(p),
@@ -972,6 +996,83 @@ impl Watcher {
                     credited,
                     "a notification".into(),
                 )],
+                mails: vec![mail],
+                ..Finish::default()
+            },
+        )
+        .await?;
+        Ok(Progress::Moved)
+    }
+
+    async fn wallet_bind(
+        &self,
+        wallet: &Wallet,
+        order: &OrderRow,
+        owner: Address,
+    ) -> Result<Progress, Stop> {
+        let chain = &wallet.chain;
+        let e = order.email.clone();
+        let Some(row) = self.journal.with_conn(|c| store::account_of(c, &e))? else {
+            return Ok(self.wallet_refuse(order, text::NO_WALLET.into()).await?);
+        };
+        let account = parse_b256(&row.account);
+        let Some(view) = chain.account(account).await? else {
+            return Ok(self.wallet_refuse(order, text::NO_WALLET.into()).await?);
+        };
+        let written = springmail_sdk::qtum::format_address(chain.chain_id(), owner);
+        let resumed = self.resumed_step(wallet, order, account).await?;
+        let tx_hash = match (resumed, view.owner) {
+            (Some((_, true)), _) => None,
+            (None, Some(bound)) if bound == owner => {
+                return Ok(self
+                    .wallet_refuse(
+                        order,
+                        format!("{written} is already your wallet's owner key."),
+                    )
+                    .await?)
+            }
+            (None, Some(bound)) => return Ok(self
+                .wallet_refuse(
+                    order,
+                    format!(
+                        "Your wallet already has an owner key, {}; only that key can change it.",
+                        springmail_sdk::qtum::format_address(chain.chain_id(), bound)
+                    ),
+                )
+                .await?),
+            (resumed, None) => {
+                let nonce = match resumed {
+                    Some((step, _)) => step.nonce(),
+                    None => {
+                        self.begin_step(order, &Step::Bind { nonce: view.nonce })
+                            .await?;
+                        view.nonce
+                    }
+                };
+                match chain
+                    .bind_owner(account, owner, nonce, parse_b256(&order.mail_hash))
+                    .await
+                {
+                    Ok(sent) => Some(sent.tx_hash),
+                    Err(WalletChainError::BadNonce) => None,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            (Some(_), Some(_)) => None,
+        };
+        info!(tx = tx_hash.as_deref().unwrap_or("-"), "owner key bound");
+        let body = text::Body::new(&format!("{written} is now your wallet's owner key."))
+            .then("With it you can withdraw your balance yourself, without this broker, even if it disappears; this broker can still pay on your mail within your limits, and can no longer change the owner.")
+            .then(&format!(
+                "Transaction id: {}",
+                tx_hash.as_deref().unwrap_or("(sent before a restart)")
+            ));
+        let (mail, _) = self.wallet_reply(&order.ctx, "wallet-bound", &body)?;
+        self.wallet_commit(
+            order,
+            Finish {
+                tx_hash,
+                outcome: format!("bound {written}"),
                 mails: vec![mail],
                 ..Finish::default()
             },

@@ -120,6 +120,14 @@ pub trait WalletChain: Send + Sync {
         mail_hash: B256,
         link: &ClaimLink,
     ) -> Result<NewDeposit, WalletChainError>;
+    /// Binds the owner's key (the controller may, while none is bound).
+    async fn bind_owner(
+        &self,
+        account: B256,
+        owner: Address,
+        nonce: u32,
+        mail_hash: B256,
+    ) -> Result<Sent, WalletChainError>;
     /// Pays the account's money to an address.
     async fn withdraw(
         &self,

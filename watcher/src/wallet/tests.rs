@@ -170,6 +170,15 @@ impl WalletChain for NoChain {
     ) -> Result<Sent, WalletChainError> {
         unreachable!()
     }
+    async fn bind_owner(
+        &self,
+        _: B256,
+        _: Address,
+        _: u32,
+        _: B256,
+    ) -> Result<Sent, WalletChainError> {
+        unreachable!()
+    }
 }
 
 fn mail(subject: &str, body: &str) -> Authenticated {
@@ -409,4 +418,38 @@ fn bind_signatures_match_the_vectors_and_bind_only_their_mailbox_and_key() {
             &sig
         ));
     }
+}
+
+#[test]
+fn a_bind_is_taken_only_with_the_owner_keys_signature_for_this_mailbox() {
+    let key = springmail_sdk::keys::ClaimSecret::random();
+    let escrow = Address::repeat_byte(0x11);
+    let owner = key.address();
+    let written = springmail_sdk::qtum::format_address(8890, owner);
+    let sig = key.sign_digest(&bind_digest(&bind_text(
+        "bob@example.com",
+        8890,
+        escrow,
+        owner,
+    )));
+    let r = raw(NOW_DATE);
+    assert_eq!(
+        intake(
+            "",
+            &format!("bind {written} 0x{}\n", hex::encode(sig.0)),
+            &r
+        ),
+        Some(Request::Bind { owner })
+    );
+    // Carol's signature text signed by the same key does not bind Bob's wallet.
+    let other = key.sign_digest(&bind_digest(&bind_text(
+        "carol@example.net",
+        8890,
+        escrow,
+        owner,
+    )));
+    assert!(matches!(
+        intake("", &format!("bind {written} 0x{}\n", hex::encode(other.0)), &r),
+        Some(Request::Refuse { sentence }) if sentence.contains("binding text")
+    ));
 }
