@@ -473,7 +473,8 @@ pub fn describe_revert(data: &[u8]) -> String {
             e.relayer,
             asset_name(e.token)
         ),
-        E::ZeroPayee(_) => "fees cannot be withdrawn to the zero address".into(),
+        E::ZeroPayee(_) => "fees or an account's coin cannot be paid to the zero address".into(),
+        other => crate::accounts::describe_account_error(&other),
     }
 }
 
@@ -810,7 +811,11 @@ impl SpringMail {
     }
 
     /// [`Self::broadcast`], then wait for the receipt.
-    async fn execute(&self, action: &'static str, tx: TxRequest) -> Result<Receipt, ClientError> {
+    pub(crate) async fn execute(
+        &self,
+        action: &'static str,
+        tx: TxRequest,
+    ) -> Result<Receipt, ClientError> {
         let tx_hash = self.broadcast(action, tx).await?;
         self.wait(action, tx_hash, DEFAULT_WAIT).await
     }
@@ -1405,7 +1410,7 @@ fn receipt_reason(receipt: &Receipt) -> String {
     }
 }
 
-fn check(receipt: &Receipt, action: &'static str) -> Result<(), ClientError> {
+pub(crate) fn check(receipt: &Receipt, action: &'static str) -> Result<(), ClientError> {
     if receipt.succeeded() {
         Ok(())
     } else {
