@@ -1297,7 +1297,11 @@ pub async fn run_from_file(
         e
     })?;
     let parts = settings.resolve().await?;
-    let watcher = crate::service::Watcher::new(parts)?;
+    let wallet = settings.wallet_for(&parts);
+    let mut watcher = crate::service::Watcher::new(parts)?;
+    if let Some(w) = wallet {
+        watcher = watcher.with_wallet(w)?;
+    }
     let _servers = settings.serve_http(&watcher).await?;
     let _ingress = settings.serve_smtp_ingress().await?;
     watcher.run(shutdown).await?;

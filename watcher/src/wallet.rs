@@ -22,6 +22,7 @@
 //! a reply; neither is a claim link.
 
 pub mod chain;
+mod sdk;
 mod store;
 mod text;
 
@@ -42,20 +43,14 @@ use crate::reply::{OutgoingMail, ReplyContext};
 use crate::service::{unix_now, Watcher, WatcherError};
 
 pub use chain::{AccountView, NewDeposit, Sent, WalletChain, WalletChainError};
+pub use sdk::{SdkWallet, PAY_EMAIL_EXPIRY};
 use store::{OrderRow, State};
 
-/// The domain tag of account commitments (docs/PROTOCOL.md, *Account commitment*).
-pub const ACCOUNT_TAG: &[u8] = b"springmail/account/v1";
-
-/// `keccak256("springmail/account/v1" ‖ 0x00 ‖ normalized email ‖ 0x00 ‖ salt)`.
-pub fn account_id(normalized_email: &str, salt: &[u8; 16]) -> B256 {
-    let mut pre = Vec::with_capacity(ACCOUNT_TAG.len() + normalized_email.len() + 18);
-    pre.extend_from_slice(ACCOUNT_TAG);
-    pre.push(0);
-    pre.extend_from_slice(normalized_email.as_bytes());
-    pre.push(0);
-    pre.extend_from_slice(salt);
-    keccak256(&pre)
+/// The account id of a mailbox (docs/PROTOCOL.md, *Account commitment*).
+fn account_id(normalized_email: &str, salt: &Salt) -> B256 {
+    springmail_sdk::accounts::AccountId::commit(normalized_email, salt)
+        .map(|a| a.0)
+        .unwrap_or_default()
 }
 
 /// The broker's wallet policy (`[wallet]`).
@@ -598,6 +593,15 @@ struct Finish {
     mails: Vec<OutgoingMail>,
 }
 
+impl crate::config::Settings {
+    /// The mailbox wallet `[wallet]` asks for, moving money as `parts`' client.
+    pub fn wallet_for(&self, parts: &crate::service::WatcherParts) -> Option<Wallet> {
+        let settings = self.wallet.clone()?;
+        let chain = SdkWallet::new(parts.client.clone(), self.native_fee);
+        Some(Wallet::new(settings, Arc::new(chain)))
+    }
+}
+
 impl Watcher {
     /// Adds the mailbox wallet: orders in mail are read and carried out.
     pub fn with_wallet(mut self, wallet: Wallet) -> Result<Self, WatcherError> {
@@ -792,7 +796,7 @@ impl Watcher {
             Some(r) => r,
             None => {
                 let salt = Salt::random();
-                let id = account_id(email, salt.expose_bytes());
+                let id = account_id(email, &salt);
                 let (e, hex_salt, id_hex) = (email.to_string(), salt.expose_hex(), id.to_string());
                 self.journal
                     .commit(move |tx| {
@@ -1031,15 +1035,17 @@ impl Watcher {
                     )
                     .await?)
             }
-            (None, Some(bound)) => return Ok(self
-                .wallet_refuse(
-                    order,
-                    format!(
+            (None, Some(bound)) => {
+                return Ok(self
+                    .wallet_refuse(
+                        order,
+                        format!(
                         "Your wallet already has an owner key, {}; only that key can change it.",
                         springmail_sdk::qtum::format_address(chain.chain_id(), bound)
                     ),
-                )
-                .await?),
+                    )
+                    .await?)
+            }
             (resumed, None) => {
                 let nonce = match resumed {
                     Some((step, _)) => step.nonce(),

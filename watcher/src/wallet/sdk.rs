@@ -101,11 +101,7 @@ impl WalletChain for SdkWallet {
     }
 
     async fn account(&self, account: B256) -> Result<Option<AccountView>, WalletChainError> {
-        let s = self
-            .client
-            .account(AccountId(account))
-            .await
-            .map_err(map)?;
+        let s = self.client.account(AccountId(account)).await.map_err(map)?;
         Ok(s.is_open().then_some(AccountView {
             balance: s.balance,
             spent_today: s.spent_today.into(),
@@ -221,6 +217,21 @@ impl WalletChain for SdkWallet {
             link: t.link,
             expiry: t.deposit.expiry,
         })
+    }
+
+    async fn bind_owner(
+        &self,
+        account: B256,
+        owner: Address,
+        nonce: u32,
+        mail_hash: B256,
+    ) -> Result<Sent, WalletChainError> {
+        let r = self
+            .client
+            .bind_owner(AccountId(account), owner, Movement { nonce, mail_hash })
+            .await
+            .map_err(map)?;
+        Ok(sent(r.tx_hash))
     }
 
     async fn withdraw(

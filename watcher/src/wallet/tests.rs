@@ -29,12 +29,12 @@ fn pay(v: &AccountView, amount: u128, today: u64, confirmed: bool) -> PayDecisio
 /// The account commitment of docs/PROTOCOL.md's wallet vectors.
 #[test]
 fn account_ids_match_the_protocol_vectors() {
-    let salt: [u8; 16] = core::array::from_fn(|i| i as u8);
+    let salt = Salt::from_bytes(core::array::from_fn(|i| i as u8));
     assert_eq!(
         account_id("bob@example.com", &salt).to_string(),
         "0xffc8aebd829a7513f31a4313d8c1fdee536b9b94ea8bfa98fe8c8fd45d64cd6b"
     );
-    let salt: [u8; 16] = core::array::from_fn(|i| 0x10 + i as u8);
+    let salt = Salt::from_bytes(core::array::from_fn(|i| 0x10 + i as u8));
     assert_eq!(
         account_id("carol@example.net", &salt).to_string(),
         "0x64e4d4591d94db0bc7add3932d41cb83c6d4d8e032e1641810eaadf2052d21fe"
