@@ -293,6 +293,7 @@ async fn a_mailbox_receives_holds_and_pays_by_mail() {
     w.run().await;
     let text = w.reply(BOB, &again_id).await.expect("answered");
     assert!(text.contains("already claimed"), "{text}");
+    assert!(text.contains("Nothing was moved."), "{text}");
 
     // --- Hold: balance with the movement and its transaction id.
     let (balance_id, raw) = order_mail(BOB, "balance", "", None, now());
@@ -328,10 +329,14 @@ async fn a_mailbox_receives_holds_and_pays_by_mail() {
     assert_eq!(to_carol.len(), 1, "Carol got one notification");
     assert!(dkim_passes(&to_carol[0], &w.pins, "broker.test").await);
     let carol_link = link_in(&to_carol[0]);
-    match w.sender.status(carol_link.claim_key()).await.unwrap() {
-        DepositStatus::Open { deposit, .. } => assert_eq!(deposit.amount, COIN / 2),
-        other => panic!("Carol's deposit is {other:?}"),
-    }
+    let (deposit, _) = w
+        .sender
+        .find_account_deposit(carol_link.claim_key())
+        .await
+        .unwrap()
+        .expect("an open deposit paid from Bob's wallet");
+    assert_eq!(deposit.amount, COIN / 2);
+    assert_eq!(deposit.watcher, w.watcher_key.address());
 
     // --- Carol takes it into a wallet of her own by replying with nothing at all.
     let (carol_claim, raw) = reply_to_notification(CAROL, &to_carol[0], "");

@@ -444,7 +444,11 @@ impl Wallet {
             return None;
         }
         // HTML-only mail carries no order: the claim path answers it as today.
-        let body = mail.texts.iter().find(|t| !t.trim().is_empty())?;
+        let body = mail
+            .texts
+            .iter()
+            .find(|t| !t.trim().is_empty())
+            .or(mail.texts.first())?;
         let chain_id = self.chain.chain_id();
         let found = find_order(Some(&mail.subject), body, chain_id, &[]);
         let request = match found {
@@ -928,7 +932,7 @@ impl Watcher {
                 }
                 DepositStatus::Unknown => {
                     return Ok(self
-                        .wallet_refuse(order, "There is no deposit for this notification.".into())
+                        .wallet_refuse(order, "There is no open deposit for this notification: it was already claimed, refunded, or never made.".into())
                         .await?)
                 }
             };

@@ -35,30 +35,34 @@ impl SdkWallet {
         self.client.chain().account()
     }
 
-    /// The deposit behind a claim key, and the account that paid it, if one did.
+    /// The deposit behind a claim key, and the account that paid it, if one did (a
+    /// payment to an email is found by its `AccountDeposited` log, which `status`
+    /// does not read).
     async fn find(
         &self,
         claim_key: Address,
     ) -> Result<(DepositStatus, Option<AccountId>), WalletChainError> {
-        let status = self.client.status(claim_key).await.map_err(map)?;
-        if !matches!(status, DepositStatus::Unknown) {
-            return Ok((status, None));
-        }
-        match self
+        if let Some((deposit, from)) = self
             .client
             .find_account_deposit(claim_key)
             .await
             .map_err(map)?
         {
-            Some((deposit, from)) => Ok((
+            let now = self.client.now().await.map_err(map)?;
+            let status = if now >= deposit.expiry {
+                DepositStatus::Expired {
+                    deposit,
+                    block_number: 0,
+                }
+            } else {
                 DepositStatus::Open {
                     deposit,
                     block_number: 0,
-                },
-                Some(from),
-            )),
-            None => Ok((DepositStatus::Unknown, None)),
+                }
+            };
+            return Ok((status, Some(from)));
         }
+        Ok((self.client.status(claim_key).await.map_err(map)?, None))
     }
 }
 

@@ -453,3 +453,19 @@ fn a_bind_is_taken_only_with_the_owner_keys_signature_for_this_mailbox() {
         Some(Request::Refuse { sentence }) if sentence.contains("binding text")
     ));
 }
+
+#[test]
+fn an_order_in_the_subject_of_an_empty_mail_is_read_and_html_only_mail_is_not() {
+    let w = Wallet::new(settings(), Arc::new(NoChain));
+    let mut m = mail("balance", "");
+    assert_eq!(
+        w.intake(&m, &raw(NOW_DATE), NOW).map(|i| i.request),
+        Some(Request::Balance)
+    );
+    m.texts.clear();
+    assert_eq!(
+        w.intake(&m, &raw(NOW_DATE), NOW),
+        None,
+        "HTML-only: the claim path answers"
+    );
+}
