@@ -430,7 +430,8 @@ async fn a_mailbox_receives_holds_and_pays_by_mail() {
 #[ignore = "needs the dev stack (dovecot, SMTP, anvil): run scripts/test"]
 async fn replayed_old_unsigned_and_oversized_pay_mail_moves_nothing() {
     let _serial = SERIAL.lock().await;
-    let w = World::new().await;
+    let mut w = World::new().await;
+    w.settings.per_payment = COIN / 2;
     let (_, notification, _) = w.deposit(BOB, 2 * COIN).await;
     let (_, raw) = reply_to_notification(BOB, &notification, "claim");
     w.deliver(BOB, &raw, Some(&w.example)).await;
@@ -501,11 +502,90 @@ async fn replayed_old_unsigned_and_oversized_pay_mail_moves_nothing() {
         .await
         .unwrap()
         .contains("less than the 4 QTUM"));
+    let (over_limit, raw) =
+        order_mail(BOB, "x", &format!("pay 0.6 QTUM to {payee}\n"), None, now());
+    w.deliver(BOB, &raw, Some(&w.example)).await;
+    w.run().await;
+    let text = w.reply(BOB, &over_limit).await.unwrap();
+    assert!(
+        text.contains("0.6 QTUM is above your wallet's limit of 0.5 QTUM per payment."),
+        "{text}"
+    );
     assert_eq!(
         w.native(payee).await,
         U256::from(COIN / 10),
         "nothing more was paid"
     );
+}
+
+#[tokio::test]
+#[ignore = "needs the dev stack (dovecot, SMTP, anvil): run scripts/test"]
+async fn a_bound_owner_key_withdraws_without_the_broker() {
+    let _serial = SERIAL.lock().await;
+    let w = World::new().await;
+    let (_, notification, _) = w.deposit(BOB, COIN).await;
+    let (_, raw) = reply_to_notification(BOB, &notification, "claim");
+    w.deliver(BOB, &raw, Some(&w.example)).await;
+    w.run().await;
+    let (owner_key, owner_chain) = w.stack.funded_chain(10u128.pow(18)).await.unwrap();
+    let owner = owner_key.address();
+    let chain_id = w.sender.escrow_id().chain_id;
+    let text = springmail_watcher::wallet::bind_text(BOB, chain_id, w.sender.escrow(), owner);
+    let sig = owner_key.sign_digest(&springmail_watcher::wallet::bind_digest(&text));
+
+    // A signature of another mailbox's text binds nothing.
+    let carol_text =
+        springmail_watcher::wallet::bind_text(CAROL, chain_id, w.sender.escrow(), owner);
+    let wrong = owner_key.sign_digest(&springmail_watcher::wallet::bind_digest(&carol_text));
+    let (bad, raw) = order_mail(
+        BOB,
+        "key",
+        &format!("bind {owner} 0x{}\n", hex::encode(wrong.0)),
+        None,
+        now(),
+    );
+    w.deliver(BOB, &raw, Some(&w.example)).await;
+    w.run().await;
+    assert!(w.reply(BOB, &bad).await.unwrap().contains("binding text"));
+
+    let (bind, raw) = order_mail(
+        BOB,
+        "key",
+        &format!("bind {owner} 0x{}\n", hex::encode(sig.0)),
+        None,
+        now(),
+    );
+    w.deliver(BOB, &raw, Some(&w.example)).await;
+    w.run().await;
+    let text = w.reply(BOB, &bind).await.expect("bound");
+    assert!(text.contains("is now your wallet's owner key"), "{text}");
+    let account: alloy::primitives::B256 = text
+        .lines()
+        .find_map(|l| l.split("withdrawals name: ").nth(1))
+        .expect("the account id")
+        .trim()
+        .parse()
+        .unwrap();
+
+    // The owner withdraws with nothing but the key: no broker, no limits.
+    let own =
+        SpringMail::new(owner_chain, w.sender.escrow()).with_start_block(w.sender.start_block());
+    let id = springmail_sdk::accounts::AccountId(account);
+    let state = own.account(id).await.unwrap();
+    assert_eq!(state.owner, Some(owner));
+    let payee = fresh_address();
+    own.withdraw_from(
+        id,
+        payee,
+        state.balance,
+        springmail_sdk::accounts::Movement {
+            nonce: state.nonce,
+            mail_hash: alloy::primitives::B256::ZERO,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(w.native(payee).await, U256::from(COIN - FEE));
 }
 
 #[tokio::test]

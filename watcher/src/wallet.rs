@@ -986,7 +986,9 @@ impl Watcher {
             body = body.then(&format!("Transaction id: {tx}"));
         }
         if opened {
-            body = body.then(text::OPENED);
+            body = body
+                .then(text::OPENED)
+                .then(&format!("Your wallet's account id on chain: {account}"));
         }
         body = body.then(text::HOW_TO);
         let (mail, _) = self.wallet_reply(&order.ctx, "wallet-claimed", &body)?;
@@ -1073,6 +1075,9 @@ impl Watcher {
         info!(tx = tx_hash.as_deref().unwrap_or("-"), "owner key bound");
         let body = text::Body::new(&format!("{written} is now your wallet's owner key."))
             .then("With it you can withdraw your balance yourself, without this broker, even if it disappears; this broker can still pay on your mail within your limits, and can no longer change the owner.")
+            .then(&format!(
+                "Your wallet's account id, which your key's withdrawals name: {account}"
+            ))
             .then(&format!(
                 "Transaction id: {}",
                 tx_hash.as_deref().unwrap_or("(sent before a restart)")
