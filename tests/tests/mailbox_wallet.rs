@@ -250,6 +250,14 @@ fn code_in(text: &str) -> String {
 #[ignore = "needs the dev stack (dovecot, SMTP, anvil): run scripts/test"]
 async fn a_mailbox_receives_holds_and_pays_by_mail() {
     let _serial = SERIAL.lock().await;
+    let logs = LogBuffer::default();
+    let _logging = tracing_subscriber::util::SubscriberInitExt::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
+            .with_ansi(false)
+            .with_writer(logs.clone())
+            .finish(),
+    );
     let w = World::new().await;
 
     // --- Receive: a plain "claim" reply to the notification.
@@ -414,16 +422,64 @@ async fn a_mailbox_receives_holds_and_pays_by_mail() {
     assert!(w.reply(BOB, &again).await.unwrap().contains("No payment"));
     assert_eq!(w.native(payee).await, U256::from(amount));
 
-    // The journal's registry never holds a salt in clear in logs or replies; the
-    // replies above never carried the claim links either.
+    // Nothing secret in the logs or in Bob's replies: not the accounts' salts (kept
+    // in the journal), not the claim links.
+    let salts: Vec<String> = rusqlite::Connection::open(w.journal().path())
+        .unwrap()
+        .prepare("SELECT salt FROM wallet_accounts")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(salts.len(), 2, "Bob's and Carol's accounts");
+    let logged = logs.text();
+    assert!(
+        logged.contains("wallet order recorded"),
+        "the logs were captured"
+    );
+    let mut secrets = salts.clone();
+    secrets.push(t.link.to_bare());
+    secrets.push(carol_link.to_bare());
     for raw in w.stack.mailbox(BOB, "INBOX").await.unwrap() {
         let text = String::from_utf8_lossy(&raw).replace("=\r\n", "");
-        assert!(
-            !text.contains(&t.link.to_bare()),
-            "a reply carries a claim link"
-        );
+        for s in &secrets {
+            assert!(
+                !text.contains(s.as_str()),
+                "a reply to Bob carries a secret"
+            );
+        }
     }
-    let _ = w.journal();
+    for s in &secrets {
+        assert!(!logged.contains(s.as_str()), "the logs carry a secret");
+    }
+}
+
+/// Log lines, captured.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }
 
 #[tokio::test]
