@@ -305,10 +305,15 @@ pub(crate) fn judge_pay(
     today: u64,
     confirmed: bool,
     self_pay: bool,
-    decimals: u8,
-    symbol: &str,
+    asset: &Asset,
 ) -> PayDecision {
-    let f = |units: u128| format!("{} {symbol}", format_units(units, decimals));
+    let f = |units: u128| {
+        format!(
+            "{} {}",
+            format_units(units, asset.decimals()),
+            asset.symbol()
+        )
+    };
     if self_pay {
         return PayDecision::Refuse(
             "The payment names your own mailbox; a wallet does not pay itself.".into(),
@@ -579,6 +584,17 @@ enum Progress {
     Waiting,
 }
 
+/// A movement to list in a mailbox's history: whose, which order, `in`/`out`, what,
+/// how much, with whom.
+type Moved = (
+    String,
+    Option<i64>,
+    &'static str,
+    &'static str,
+    u128,
+    String,
+);
+
 /// A finished order's effects, written in one commit.
 #[derive(Default)]
 struct Finish {
@@ -586,14 +602,7 @@ struct Finish {
     tx_hash: Option<String>,
     outcome: String,
     request: Option<Request>,
-    movements: Vec<(
-        String,
-        Option<i64>,
-        &'static str,
-        &'static str,
-        u128,
-        String,
-    )>,
+    movements: Vec<Moved>,
     mails: Vec<OutgoingMail>,
 }
 
@@ -1211,8 +1220,7 @@ impl Watcher {
                     today,
                     confirmed,
                     self_pay,
-                    asset.decimals(),
-                    asset.symbol(),
+                    &asset,
                 ) {
                     PayDecision::Refuse(sentence) => {
                         return Ok(self.wallet_refuse(order, sentence).await?)

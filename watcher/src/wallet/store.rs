@@ -216,7 +216,7 @@ pub(crate) fn awaiting(
         let (order, reply_msgid) = row?;
         let named = match code {
             Some(code) => order.code.as_deref() == Some(code),
-            None => reply_msgid.is_some_and(|m| thread.iter().any(|t| *t == m)),
+            None => reply_msgid.is_some_and(|m| thread.contains(&m)),
         };
         if named {
             return Ok(Some(order));

@@ -13,6 +13,11 @@ fn view(balance: u128) -> AccountView {
     }
 }
 
+/// Two decimals, so the figures read easily.
+fn asset() -> Asset {
+    Asset::new("QTUM", 2).unwrap()
+}
+
 fn settings() -> WalletSettings {
     WalletSettings {
         per_payment: 1_000,
@@ -23,7 +28,7 @@ fn settings() -> WalletSettings {
 }
 
 fn pay(v: &AccountView, amount: u128, today: u64, confirmed: bool) -> PayDecision {
-    judge_pay(&settings(), v, amount, today, confirmed, false, 2, "QTUM")
+    judge_pay(&settings(), v, amount, today, confirmed, false, &asset())
 }
 
 /// The account commitment of docs/PROTOCOL.md's wallet vectors.
@@ -77,7 +82,7 @@ fn a_payment_above_balance_or_a_limit_is_refused_with_the_figures() {
     // The next day the spending restarts.
     assert_eq!(pay(&spent, 600, 101, true), PayDecision::Act);
     assert!(matches!(
-        judge_pay(&settings(), &view(5_000), 10, 100, true, true, 2, "QTUM"),
+        judge_pay(&settings(), &view(5_000), 10, 100, true, true, &asset()),
         PayDecision::Refuse(_)
     ));
 }
