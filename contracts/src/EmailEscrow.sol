@@ -257,41 +257,51 @@ contract EmailEscrow {
         _logClaimed(claimKey, to, amount, fee);
     }
 
-    /// @notice `claim` for a deposit an account paid (`payToEmail`): the same arguments,
-    /// and the paying account as one more word after them (its hash binds the account).
-    /// A separate entry keeps `claim` itself as it was.
-    function claimFromAccount_u44(
+    /// @notice `claim` for a deposit an account paid (`payToEmail_3wqa`), to an address: in
+    /// link mode by anyone, in email mode by the deposit's watcher itself (no attestation).
+    /// `from` is the paying account, which the deposit's hash binds; the claim key's `Claim`
+    /// signature comes in the 64-byte form of EIP-2098 (`sigR`, `sigVS`). A separate entry
+    /// with its own argument types keeps `claim` itself as it was.
+    function claimFromAccount_fjv(
+        bytes32 from,
         address claimKey,
         Deposit calldata d,
         address to,
         uint96 fee,
         uint96 maxFee,
         uint40 deadline,
-        bytes calldata linkSig,
-        bytes calldata attestation
+        bytes32 sigR,
+        bytes32 sigVS
     ) external {
         // The checks of `_verify` with the account-bound hash, written out again: a third
         // caller of `_verify` changes how the optimizer lays out `claim`.
-        bytes32 h = _fundedHash(d);
+        bytes32 h = _fundedHashOf(d, from);
         if (_load(claimKey) != h) revert UnknownDeposit(claimKey, h);
-        if (block.timestamp >= d.expiry) revert Expired(d.expiry, block.timestamp);
+        uint40 expiry = uint40(_word(d, 3));
+        if (block.timestamp >= expiry) revert Expired(expiry, block.timestamp);
         if (block.timestamp > deadline) revert DeadlinePassed(deadline, block.timestamp);
-        uint256 amount = d.amount;
+        uint256 amount = _word(d, 2);
         if (fee > maxFee || fee > amount) revert FeeTooHigh(fee, maxFee);
-        bytes32 sep = _domainSeparator();
-        if (_recover(_digest(sep, _claimStructHash(claimKey, h, to, maxFee, deadline)), linkSig) != claimKey) {
+        bytes32 digest = _typedDigest(CLAIM_TYPEHASH, claimKey, h, bytes32(uint256(uint160(to))), maxFee, deadline);
+        if (_signerOf(digest, sigR, sigVS) != claimKey) {
             revert BadClaimSignature(claimKey);
         }
-        address watcher = d.watcher;
-        if (watcher != address(0) && watcher != msg.sender) {
-            if (!_attested(watcher, _digest(sep, _attestStructHash(claimKey, h, to, deadline)), attestation)) {
-                revert BadAttestation(watcher);
-            }
-        }
+        address watcher = address(uint160(_word(d, 5)));
+        if (watcher != address(0) && watcher != msg.sender) revert BadAttestation(watcher);
         _store(claimKey, 0);
-        if (fee != 0) _accrue(address(0), fee);
-        _pay(address(0), to, amount - fee);
-        _logClaimed(claimKey, to, amount, fee);
+        if (fee != 0) _accrueNative(fee);
+        unchecked {
+            _payNative(to, amount - fee);
+        }
+        // emit Claimed(claimKey, to, amount, fee, msg.sender)
+        bytes32 topic = Claimed.selector;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, amount)
+            mstore(add(ptr, 0x20), fee)
+            mstore(add(ptr, 0x40), caller())
+            log3(ptr, 0x60, topic, claimKey, to)
+        }
     }
 
     /// @notice Settles several claims in one transaction; each entry holds the arguments of
@@ -476,31 +486,41 @@ contract EmailEscrow {
 
     /// @notice Pays an email-mode deposit into an open account, minus `fee` accrued to the
     /// caller. The caller must be the account's controller and the deposit's watcher (it
-    /// attests by sending); the claim key signs the EIP-712 `ClaimInto`. For a deposit
-    /// paid from an account, pass that account as one more word after the arguments.
-    function claimIntoAccount_28r9(
+    /// attests by sending); the claim key signs the EIP-712 `ClaimInto`, passed in the
+    /// 64-byte form of EIP-2098 (`sigR`, `sigVS`). For a deposit paid from an account,
+    /// pass that account as one more word after the arguments.
+    function claimIntoAccount_195w(
         address claimKey,
         Deposit calldata d,
         bytes32 account,
         uint96 fee,
         uint96 maxFee,
         uint40 deadline,
-        bytes calldata linkSig,
+        bytes32 sigR,
+        bytes32 sigVS,
         uint32 nonce,
         bytes32 mailHash
     ) external {
-        bytes32 h = _hashDeposit(d);
+        bytes32 h;
+        assembly ("memory-safe") {
+            // _hashDeposit(d), written out (see `_typedDigest`).
+            let ptr := mload(0x40)
+            calldatacopy(ptr, d, 0xe0)
+            h := keccak256(ptr, 0xe0)
+        }
+        // The fields are read as raw words (`_word`), valid once the hash matches.
         if (_load(claimKey) != h) {
             bytes32 h2 = _fundedHash(d);
-            if (d.flags & FROM_ACCOUNT == 0 || _load(claimKey) != h2) revert UnknownDeposit(claimKey, h);
+            if (_word(d, 4) & FROM_ACCOUNT == 0 || _load(claimKey) != h2) revert UnknownDeposit(claimKey, h);
             h = h2;
         }
-        if (block.timestamp >= d.expiry) revert Expired(d.expiry, block.timestamp);
+        uint40 expiry = uint40(_word(d, 3));
+        if (block.timestamp >= expiry) revert Expired(expiry, block.timestamp);
         if (block.timestamp > deadline) revert DeadlinePassed(deadline, block.timestamp);
-        uint256 amount = d.amount;
+        uint256 amount = _word(d, 2);
         if (fee > maxFee || fee > amount) revert FeeTooHigh(fee, maxFee);
-        if (d.token != address(0)) revert NotAccountDeposit(d.token, d.flags);
-        if (d.watcher != msg.sender) revert BadAttestation(d.watcher);
+        if (_word(d, 1) != 0) revert NotAccountDeposit(address(uint160(_word(d, 1))), uint8(_word(d, 4)));
+        if (address(uint160(_word(d, 5))) != msg.sender) revert BadAttestation(address(uint160(_word(d, 5))));
         uint256 base = _base(account);
         uint256 w0 = _sload(base);
         uint256 n = (w0 >> 48) & MASK32;
@@ -508,7 +528,7 @@ contract EmailEscrow {
         if (address(uint160(_sload(base + 1))) != msg.sender) revert NotController(account, msg.sender);
         if (n != nonce) revert BadNonce(account, n, nonce);
         if (
-            _recover(_digest(_domainSeparator(), _claimIntoStructHash(claimKey, h, account, maxFee, deadline)), linkSig)
+            _signerOf(_typedDigest(CLAIM_INTO_TYPEHASH, claimKey, h, account, maxFee, deadline), sigR, sigVS)
                 != claimKey
         ) revert BadClaimSignature(claimKey);
         _store(claimKey, 0);
@@ -516,7 +536,7 @@ contract EmailEscrow {
             // All coin held fits the uint96 balance; the nonce has 2^32 steps.
             _sstore(base, w0 + ((amount - fee) << 160) + NONCE_ONE);
         }
-        if (fee != 0) _accrue(address(0), fee);
+        if (fee != 0) _accrueNative(fee);
         unchecked {
             _logMoved(bytes32(uint256(uint160(claimKey))), account, amount - fee, nonce, mailHash);
         }
@@ -542,14 +562,21 @@ contract EmailEscrow {
     function payToEmail_3wqa(bytes32 from, address claimKey, Deposit calldata d, uint32 nonce, bytes32 mailHash)
         external
     {
+        // The fields are read as raw words (`_word`); each is checked clean, since the
+        // stored hash and the event are taken from them.
         if (claimKey == address(0)) revert ZeroClaimKey();
-        if (d.sender != address(this)) revert SenderMismatch(d.sender, address(this));
-        uint256 amount = d.amount;
+        uint256 sender = _word(d, 0);
+        if (sender != uint256(uint160(address(this)))) revert SenderMismatch(address(uint160(sender)), address(this));
+        uint256 amount = _word(d, 2);
+        uint256 expiry = _word(d, 3);
+        uint256 flags = _word(d, 4);
+        if ((amount >> 96) | (expiry >> 40) | (flags >> 8) | (_word(d, 5) >> 160) != 0) revert();
         if (amount == 0) revert ZeroAmount();
-        if (d.expiry <= block.timestamp) revert ExpiryInPast(d.expiry, block.timestamp);
-        if (d.token != address(0) || d.flags & FROM_ACCOUNT == 0) revert NotAccountDeposit(d.token, d.flags);
+        if (expiry <= block.timestamp) revert ExpiryInPast(uint40(expiry), block.timestamp);
+        if (_word(d, 1) != 0 || flags & FROM_ACCOUNT == 0) {
+            revert NotAccountDeposit(address(uint160(_word(d, 1))), uint8(flags));
+        }
         if (_load(claimKey) != bytes32(0)) revert ClaimKeyInUse(claimKey);
-        _checkClean(d);
         _debit(from, amount, nonce);
         // Store keccak256(abi.encode(d) ‖ from) and emit
         // AccountDeposited(from, claimKey, d, nonce, mailHash), from the same memory.
@@ -571,7 +598,7 @@ contract EmailEscrow {
         if (to == address(0)) revert ZeroPayee();
         if (amount == 0) revert ZeroAmount();
         _debit(from, amount, nonce);
-        _pay(address(0), to, amount);
+        _payNative(to, amount);
         _logMoved(from, bytes32(uint256(uint160(to))), amount, nonce, mailHash);
     }
 
@@ -815,6 +842,44 @@ contract EmailEscrow {
         }
     }
 
+    // The account paths have their own copies of `_recover`, `_accrue` and `_pay`: sharing
+    // them changes how the optimizer inlines them into `claim`, which then costs more.
+
+    /// @dev The signer of an EIP-2098 signature (r, yParity ‖ s), low s only; address(0)
+    /// when invalid. Fixed-size arguments also keep `claim`'s decoding of `bytes` inlined.
+    function _signerOf(bytes32 digest, bytes32 r, bytes32 vs) internal view returns (address signer) {
+        assembly ("memory-safe") {
+            let s := and(vs, 0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff)
+            if iszero(gt(s, HALF_N)) {
+                let ptr := mload(0x40)
+                mstore(ptr, digest)
+                mstore(add(ptr, 0x20), add(27, shr(255, vs)))
+                mstore(add(ptr, 0x40), r)
+                mstore(add(ptr, 0x60), s)
+                mstore(0x00, 0)
+                if staticcall(gas(), 1, ptr, 0x80, 0x00, 0x20) { signer := mload(0x00) }
+            }
+        }
+    }
+
+    /// @dev `_accrue` of the native coin, for the account paths.
+    function _accrueNative(uint256 amount) internal {
+        uint256 slot = _feeSlot(msg.sender, address(0));
+        uint256 s = _sload(slot);
+        unchecked {
+            _sstore(slot, (s == 0 ? 1 : s) + amount);
+        }
+    }
+
+    /// @dev `_pay` of the native coin, for the account paths.
+    function _payNative(address to, uint256 amount) internal {
+        bool ok;
+        assembly ("memory-safe") {
+            ok := call(gas(), to, amount, 0, 0, 0, 0)
+        }
+        if (!ok) revert TransferFailed(address(0), to, amount);
+    }
+
     /// @dev emit Moved(from, to, amount, nonce, mailHash), from scratch memory.
     function _logMoved(bytes32 from, bytes32 to, uint256 amount, uint256 nonce, bytes32 mailHash) internal {
         bytes32 topic = Moved.selector;
@@ -827,23 +892,31 @@ contract EmailEscrow {
         }
     }
 
-    /// @dev keccak256(abi.encode(CLAIM_INTO_TYPEHASH, claimKey, depositHash, account, maxFee, deadline))
-    function _claimIntoStructHash(
+    /// @dev The EIP-712 digest of a `Claim` or `ClaimInto` (five fields after the type
+    /// hash), for the account paths: its own copy of the domain separator and hashing, so
+    /// that `claim`'s are still inlined there.
+    function _typedDigest(
+        bytes32 typehash,
         address claimKey,
         bytes32 depositHash,
-        bytes32 account,
+        bytes32 third,
         uint96 maxFee,
         uint40 deadline
-    ) internal pure returns (bytes32 sh) {
+    ) internal view returns (bytes32 dg) {
+        bytes32 sep = block.chainid != cachedChainId ? _buildDomainSeparator() : cachedDomainSeparator;
         assembly ("memory-safe") {
             let ptr := mload(0x40)
-            mstore(ptr, CLAIM_INTO_TYPEHASH)
+            mstore(ptr, typehash)
             mstore(add(ptr, 0x20), claimKey)
             mstore(add(ptr, 0x40), depositHash)
-            mstore(add(ptr, 0x60), account)
+            mstore(add(ptr, 0x60), third)
             mstore(add(ptr, 0x80), maxFee)
             mstore(add(ptr, 0xa0), deadline)
-            sh := keccak256(ptr, 0xc0)
+            let sh := keccak256(ptr, 0xc0)
+            mstore(ptr, 0x1901000000000000000000000000000000000000000000000000000000000000)
+            mstore(add(ptr, 0x02), sep)
+            mstore(add(ptr, 0x22), sh)
+            dg := keccak256(ptr, 0x42)
         }
     }
 
@@ -940,6 +1013,25 @@ contract EmailEscrow {
             let ptr := mload(0x40)
             calldatacopy(ptr, d, 0xe0)
             mstore(add(ptr, 0xe0), calldataload(sub(calldatasize(), 0x20)))
+            h := keccak256(ptr, 0x100)
+        }
+    }
+
+    /// @dev Word `i` of a deposit in calldata, raw. The account paths read fields this way:
+    /// Solidity's own field reads, shared with `claim` and `deposit`, would then no longer
+    /// be inlined there.
+    function _word(Deposit calldata d, uint256 i) internal pure returns (uint256 v) {
+        assembly ("memory-safe") {
+            v := calldataload(add(d, shl(5, i)))
+        }
+    }
+
+    /// @dev keccak256(abi.encode(d) ‖ account).
+    function _fundedHashOf(Deposit calldata d, bytes32 account) internal pure returns (bytes32 h) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, d, 0xe0)
+            mstore(add(ptr, 0xe0), account)
             h := keccak256(ptr, 0x100)
         }
     }

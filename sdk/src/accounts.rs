@@ -354,6 +354,16 @@ pub(crate) fn describe_account_error(e: &EmailEscrow::EmailEscrowErrors) -> Stri
     }
 }
 
+/// The 64-byte EIP-2098 form of a signature: `r` and `yParity ‖ s`.
+pub fn compact(sig: &Signature) -> (B256, B256) {
+    let r = B256::from_slice(&sig.0[..32]);
+    let mut vs = B256::from_slice(&sig.0[32..64]);
+    if sig.0[64] == 28 {
+        vs.0[0] |= 0x80;
+    }
+    (r, vs)
+}
+
 fn u96(v: u128) -> U96 {
     U96::from(v & MAX_AMOUNT)
 }
@@ -363,7 +373,7 @@ fn u48(v: u64) -> U48 {
 }
 
 /// Appends the paying account after a call's ABI arguments: how `claim`,
-/// `claimIntoAccount_28r9` and `refund` are told the account a FROM_ACCOUNT deposit binds.
+/// `claimIntoAccount_195w` and `refund` are told the account a FROM_ACCOUNT deposit binds.
 fn with_account(data: Vec<u8>, from: Option<AccountId>) -> Bytes {
     let mut data = data;
     if let Some(a) = from {
@@ -463,7 +473,7 @@ impl SpringMail {
         (auth, auth.sign(self.escrow_id(), &link.secret))
     }
 
-    /// Calldata of `claimIntoAccount_28r9` (with the paying account appended for a
+    /// Calldata of `claimIntoAccount_195w` (with the paying account appended for a
     /// FROM_ACCOUNT deposit).
     #[allow(clippy::too_many_arguments)]
     pub fn claim_into_calldata(
@@ -475,14 +485,15 @@ impl SpringMail {
         fee: u128,
         mv: Movement,
     ) -> Bytes {
-        let data = EmailEscrow::claimIntoAccount_28r9Call {
+        let data = EmailEscrow::claimIntoAccount_195wCall {
             claimKey: auth.claim_key,
             d: deposit.to_sol(),
             account: auth.account.0,
             fee: u96(fee),
             maxFee: u96(auth.max_fee),
             deadline: U40::from(auth.deadline & MAX_TIMESTAMP),
-            linkSig: signature.to_bytes(),
+            sigR: compact(signature).0,
+            sigVS: compact(signature).1,
             nonce: mv.nonce,
             mailHash: mv.mail_hash,
         }
@@ -713,7 +724,8 @@ impl SpringMail {
     }
 
     /// Claims a link-mode deposit that an account paid, to the address `to`, with the
-    /// link alone (the `claim` call with the paying account appended).
+    /// link alone (`claimFromAccount_fjv`). An email-mode one only its watcher claims
+    /// (to an address, or into an account with [`SpringMail::claim_into`]).
     pub async fn claim_account_deposit_with_link(
         &self,
         link: &ClaimLink,
@@ -743,18 +755,20 @@ impl SpringMail {
             signature: auth.sign_claim(self.escrow_id(), &link.secret),
             auth,
         };
-        let data = EmailEscrow::claimFromAccount_u44Call {
+        let (sig_r, sig_vs) = compact(&signed.signature);
+        let data = EmailEscrow::claimFromAccount_fjvCall {
+            from: from.0,
             claimKey: signed.auth.claim_key,
             d: deposit.to_sol(),
             to,
             fee: u96(0),
             maxFee: u96(0),
             deadline: U40::from(deadline & MAX_TIMESTAMP),
-            linkSig: signed.signature.to_bytes(),
-            attestation: Bytes::new(),
+            sigR: sig_r,
+            sigVS: sig_vs,
         }
         .abi_encode();
-        self.run("the claim", with_account(data, Some(from))).await
+        self.run("the claim", data).await
     }
 
     /// Refunds a deposit an account paid back into that account (at expiry anyone may;
