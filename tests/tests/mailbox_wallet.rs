@@ -403,9 +403,21 @@ async fn a_mailbox_receives_holds_and_pays_by_mail() {
     w.run().await;
     assert!(w.reply(BOB, &wrong).await.unwrap().contains("No payment"));
     assert_eq!(w.native(payee).await, U256::ZERO);
-    let confirm_parent = format!("springmail.placeholder");
-    let _ = confirm_parent;
-    let (confirm, raw) = order_mail(BOB, "ok", &format!("confirm {code}\n"), None, now());
+    // A bare "confirm" in the confirmation's thread carries it out.
+    let request = w.stack.reply_to(BOB, &pay3).await.unwrap().unwrap();
+    let request_id = mail_parser::MessageParser::default()
+        .parse(&request)
+        .unwrap()
+        .message_id()
+        .unwrap()
+        .to_string();
+    let (confirm, raw) = order_mail(
+        BOB,
+        "Re: withdrawal",
+        &format!("Confirm\n\nOn Mon, Spring Mail wrote:\n> confirm {code}\n"),
+        Some(&request_id),
+        now(),
+    );
     w.deliver(BOB, &raw, Some(&w.example)).await;
     w.run().await;
     let bob_balance = bob_balance - amount;
@@ -421,6 +433,30 @@ async fn a_mailbox_receives_holds_and_pays_by_mail() {
     w.run().await;
     assert!(w.reply(BOB, &again).await.unwrap().contains("No payment"));
     assert_eq!(w.native(payee).await, U256::from(amount));
+
+    // The code itself, written anywhere, confirms too.
+    let payee2 = fresh_address();
+    let amount2 = COIN + COIN / 100;
+    let (pay4, raw) = order_mail(BOB, &format!("pay 1.01 QTUM to {payee2}"), "", None, now());
+    w.deliver(BOB, &raw, Some(&w.example)).await;
+    w.run().await;
+    let code = code_in(&w.reply(BOB, &pay4).await.expect("confirmation request"));
+    let (confirm, raw) = order_mail(
+        BOB,
+        "yes",
+        &format!("confirm {}\n", code.to_lowercase()),
+        None,
+        now(),
+    );
+    w.deliver(BOB, &raw, Some(&w.example)).await;
+    w.run().await;
+    let bob_balance = bob_balance - amount2;
+    let text = w.reply(BOB, &confirm).await.expect("receipt");
+    assert!(
+        text.contains(&format!("it now holds {}.", fmt(bob_balance))),
+        "{text}"
+    );
+    assert_eq!(w.native(payee2).await, U256::from(amount2));
 
     // Nothing secret in the logs or in Bob's replies: not the accounts' salts (kept
     // in the journal), not the claim links.
