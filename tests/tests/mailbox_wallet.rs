@@ -197,7 +197,14 @@ fn order_mail(
             "In-Reply-To: <{parent}>\r\nReferences: <{parent}>\r\n"
         ));
     }
-    m.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n");
+    let kind = if body.starts_with("<html>") {
+        "html"
+    } else {
+        "plain"
+    };
+    m.push_str(&format!(
+        "MIME-Version: 1.0\r\nContent-Type: text/{kind}; charset=utf-8\r\n\r\n"
+    ));
     m.push_str(&body.replace('\n', "\r\n"));
     (id, m.into_bytes())
 }
@@ -585,6 +592,28 @@ async fn replayed_old_unsigned_and_oversized_pay_mail_moves_nothing() {
         );
     }
 
+    // HTML-only: not an order; answered as a claim without a block is today.
+    let (html, raw) = order_mail(
+        BOB,
+        &format!("pay 0.1 QTUM to {payee}"),
+        &format!("<html><body><p>pay 0.1 QTUM to {payee}</p></body></html>\n"),
+        None,
+        now(),
+    );
+    w.deliver(BOB, &raw, Some(&w.example)).await;
+    let report = w.run().await;
+    assert_eq!(
+        report.decided,
+        vec![(OutcomeKind::Refused, "no-claim-block".to_string())]
+    );
+    let answer = w
+        .stack
+        .reply_to(BOB, &html)
+        .await
+        .unwrap()
+        .expect("answered");
+    assert!(String::from_utf8_lossy(&answer).contains("your claim was not paid"));
+
     // Above the balance, and above the per-payment limit: a clear reply, nothing sent.
     let (over, raw) = order_mail(BOB, "x", &format!("pay 4 QTUM to {payee}\n"), None, now());
     w.deliver(BOB, &raw, Some(&w.example)).await;
@@ -714,12 +743,35 @@ async fn ten_payments_at_once_never_overspend() {
 #[ignore = "needs the dev stack (dovecot, SMTP, anvil): run scripts/test"]
 async fn a_crash_around_a_payment_pays_exactly_once() {
     let _serial = SERIAL.lock().await;
-    for point in [CrashPoint::WalletStepRecorded, CrashPoint::WalletAfterSend] {
+    for point in CrashPoint::WALLET {
         let w = World::new().await;
-        let (_, notification, _) = w.deposit(BOB, COIN).await;
-        let (_, raw) = reply_to_notification(BOB, &notification, "claim");
+        let (t, notification, _) = w.deposit(BOB, COIN).await;
+        // Crashed while claiming into the new account: claimed once after the restart.
+        let (claim, raw) = reply_to_notification(BOB, &notification, "claim");
         w.deliver(BOB, &raw, Some(&w.example)).await;
+        match w.watcher_at(Some(point)).run_once().await {
+            Err(WatcherError::Crashed(p)) => assert_eq!(p, point),
+            other => panic!("{point}: {other:?}"),
+        }
+        assert!(
+            w.stack.reply_to(BOB, &claim).await.unwrap().is_none(),
+            "{point}"
+        );
         w.run().await;
+        let text = w
+            .reply(BOB, &claim)
+            .await
+            .expect("the claim's reply after the restart");
+        assert!(
+            text.contains(&format!("it now holds {}.", fmt(COIN - FEE))),
+            "{point}: {text}"
+        );
+        assert!(!matches!(
+            w.sender.status(t.link.claim_key()).await.unwrap(),
+            DepositStatus::Open { .. }
+        ));
+
+        // Crashed while paying: paid once after the restart.
         let payee = fresh_address();
         let (id, raw) = order_mail(BOB, "x", &format!("pay 0.4 QTUM to {payee}\n"), None, now());
         w.deliver(BOB, &raw, Some(&w.example)).await;
@@ -741,6 +793,17 @@ async fn a_crash_around_a_payment_pays_exactly_once() {
             .reply(BOB, &id)
             .await
             .expect("the receipt after the restart");
-        assert!(text.contains("Paid 0.4 QTUM"), "{point}: {text}");
+        assert!(
+            text.contains(&format!(
+                "Paid 0.4 QTUM from your mailbox wallet to {}; it now holds {}.",
+                springmail_sdk::qtum::format_address(w.sender.escrow_id().chain_id, payee),
+                fmt(COIN - FEE - 4 * COIN / 10)
+            )),
+            "{point}: {text}"
+        );
+        // A second run does nothing more.
+        let report = w.run().await;
+        assert!(report.decided.is_empty(), "{point}: {report:?}");
+        assert_eq!(w.native(payee).await, U256::from(4 * COIN / 10), "{point}");
     }
 }

@@ -970,7 +970,10 @@ impl Watcher {
                     }
                 };
                 match chain.claim_into(&link, account, nonce, mail_hash).await {
-                    Ok((sent, credited)) => (Some(sent.tx_hash), Some(credited)),
+                    Ok((sent, credited)) => {
+                        self.crash(crate::crash::CrashPoint::WalletAfterSend)?;
+                        (Some(sent.tx_hash), Some(credited))
+                    }
                     Err(WalletChainError::BadNonce) => (None, None),
                     Err(e) => return Err(e.into()),
                 }
@@ -1074,7 +1077,10 @@ impl Watcher {
                     .bind_owner(account, owner, nonce, parse_b256(&order.mail_hash))
                     .await
                 {
-                    Ok(sent) => Some(sent.tx_hash),
+                    Ok(sent) => {
+                        self.crash(crate::crash::CrashPoint::WalletAfterSend)?;
+                        Some(sent.tx_hash)
+                    }
                     Err(WalletChainError::BadNonce) => None,
                     Err(e) => return Err(e.into()),
                 }
