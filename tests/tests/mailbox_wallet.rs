@@ -378,6 +378,19 @@ async fn a_mailbox_receives_holds_and_pays_by_mail() {
     let text = w.reply(BOB, &pay2).await.expect("receipt");
     assert!(text.contains("landed in their mailbox wallet"), "{text}");
     let carol_balance = carol_balance + COIN / 4;
+    let credit = w
+        .stack
+        .mailbox(CAROL, "INBOX")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| String::from_utf8_lossy(&m).replace("=\r\n", ""))
+        .find(|m| m.contains("Subject: bob@example.com paid you 0.25 QTUM"))
+        .expect("Carol is told of the payment");
+    assert!(
+        credit.contains("paid 0.25 QTUM into your mailbox wallet"),
+        "{credit}"
+    );
     let (carol_bal, raw) = order_mail(CAROL, "balance", "", None, now());
     w.deliver(CAROL, &raw, Some(&w.net)).await;
     w.run().await;

@@ -402,6 +402,17 @@ impl ReplyBody {
     }
 }
 
+/// The subject of a reply to a mail with `subject`: `Re: ` once.
+pub fn reply_subject(subject: &str) -> String {
+    if subject.trim().is_empty() {
+        "Re: your Spring Mail claim".to_string()
+    } else if subject.trim_start().to_ascii_lowercase().starts_with("re:") {
+        subject.to_string()
+    } else {
+        format!("Re: {subject}")
+    }
+}
+
 /// Composes and signs replies as the broker.
 pub struct ReplyComposer {
     from: String,
@@ -451,8 +462,16 @@ impl ReplyComposer {
         body: &ReplyBody,
         date: u64,
     ) -> Result<OutgoingMail, ReplyError> {
-        self.compose_parts(ctx, body.tag(), &body.text(&self.from), None, date)
-            .map(|(mail, _)| mail)
+        let subject = reply_subject(&ctx.subject);
+        self.compose_parts(
+            ctx,
+            body.tag(),
+            &subject,
+            &body.text(&self.from),
+            None,
+            date,
+        )
+        .map(|(mail, _)| mail)
     }
 
     /// Builds and signs a reply from its parts (`tag` makes its Message-ID differ from
@@ -461,6 +480,7 @@ impl ReplyComposer {
         &self,
         ctx: &ReplyContext,
         tag: &str,
+        subject: &str,
         text: &str,
         html: Option<&str>,
         date: u64,
@@ -470,18 +490,6 @@ impl ReplyComposer {
             .rsplit_once('@')
             .map(|(_, d)| d)
             .unwrap_or("localhost");
-        let subject = if ctx.subject.trim().is_empty() {
-            "Re: your Spring Mail claim".to_string()
-        } else if ctx
-            .subject
-            .trim_start()
-            .to_ascii_lowercase()
-            .starts_with("re:")
-        {
-            ctx.subject.clone()
-        } else {
-            format!("Re: {}", ctx.subject)
-        };
         let message_id = format!("springmail.{}.{}@{}", ctx.msgid_hash, tag, domain);
         let mut builder = MessageBuilder::new()
             .from((self.display_name.as_str(), self.from.as_str()))

@@ -689,8 +689,20 @@ impl Watcher {
         tag: &str,
         body: &text::Body,
     ) -> Result<(OutgoingMail, String), WatcherError> {
+        // A mail that answers none (a credit to another wallet) keeps its subject.
+        let subject = match ctx.message_id {
+            Some(_) => crate::reply::reply_subject(&ctx.subject),
+            None => ctx.subject.clone(),
+        };
         self.composer
-            .compose_parts(ctx, tag, &body.text(), Some(&body.html()), unix_now())
+            .compose_parts(
+                ctx,
+                tag,
+                &subject,
+                &body.text(),
+                Some(&body.html()),
+                unix_now(),
+            )
             .map_err(|e| WatcherError::Setup(e.to_string()))
     }
 
