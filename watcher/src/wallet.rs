@@ -643,7 +643,7 @@ impl Watcher {
     }
 
     async fn wallet_commit(&self, order: &OrderRow, finish: Finish) -> Result<(), WatcherError> {
-        let (id, message_id, email) = (order.id, order.message_id, order.email.clone());
+        let (id, message_id) = (order.id, order.message_id);
         self.journal
             .commit(move |tx| {
                 tx.sql(|c| {
@@ -679,7 +679,6 @@ impl Watcher {
                 })
             })
             .await?;
-        let _ = email;
         Ok(())
     }
 
@@ -728,7 +727,6 @@ impl Watcher {
     }
 
     async fn wallet_one(&self, wallet: &Wallet, order: OrderRow) -> Result<Progress, WatcherError> {
-        let chain = wallet.chain.clone();
         let outcome = match order.request.clone() {
             Request::Refuse { sentence } => return self.wallet_refuse(&order, sentence).await,
             Request::Balance => self.wallet_balance(wallet, &order).await,
@@ -744,7 +742,6 @@ impl Watcher {
             Ok(p) => Ok(p),
             Err(Stop::Chain(WalletChainError::Unavailable(e))) => {
                 warn!(error = %e, "the chain is unavailable; the order waits");
-                let _ = chain;
                 Ok(Progress::Waiting)
             }
             Err(Stop::Chain(e)) => {
