@@ -474,3 +474,81 @@ fn an_order_in_the_subject_of_an_empty_mail_is_read_and_html_only_mail_is_not() 
         "HTML-only: the claim path answers"
     );
 }
+
+fn ctx() -> ReplyContext {
+    ReplyContext::of(&mail("pay", ""))
+}
+
+/// A replay under another UID (same bytes, so the same mail hash) is not a second order.
+#[test]
+fn the_same_mail_is_recorded_as_an_order_once() {
+    let c = rusqlite::Connection::open_in_memory().unwrap();
+    store::create(&c).unwrap();
+    let r = Request::Balance;
+    assert!(store::insert_order(&c, 1, "bob@example.com", "0xaa", &r, &ctx(), 10).unwrap());
+    assert!(!store::insert_order(&c, 2, "bob@example.com", "0xaa", &r, &ctx(), 11).unwrap());
+    assert!(store::insert_order(&c, 3, "bob@example.com", "0xbb", &r, &ctx(), 12).unwrap());
+    let open = store::open_orders(&c).unwrap();
+    assert_eq!(
+        open.iter().map(|o| o.message_id).collect::<Vec<_>>(),
+        [1, 3]
+    );
+}
+
+/// A code finds only its own mailbox's waiting payment; a bare confirm only in the
+/// thread of the confirmation it answers.
+#[test]
+fn a_confirmation_names_one_waiting_payment_of_its_own_mailbox() {
+    let c = rusqlite::Connection::open_in_memory().unwrap();
+    store::create(&c).unwrap();
+    let pay = Request::Pay {
+        amount: "5".into(),
+        to: Target::Email("carol@example.net".into()),
+        confirmed: false,
+        ordered_by: None,
+    };
+    store::insert_order(&c, 1, "bob@example.com", "0x01", &pay, &ctx(), 1).unwrap();
+    let id = store::open_orders(&c).unwrap()[0].id;
+    store::await_confirm(
+        &c,
+        id,
+        &pay,
+        "K7QM-2XHD",
+        "springmail.x.wallet-confirm@b",
+        2,
+    )
+    .unwrap();
+    assert!(
+        store::open_orders(&c).unwrap().is_empty(),
+        "waits, not worked on"
+    );
+    let by_code = store::awaiting(&c, "bob@example.com", Some("K7QM-2XHD"), &[]).unwrap();
+    assert_eq!(by_code.map(|o| o.id), Some(id));
+    assert!(
+        store::awaiting(&c, "mallory@example.com", Some("K7QM-2XHD"), &[])
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store::awaiting(&c, "bob@example.com", Some("K7QM-2XHE"), &[])
+            .unwrap()
+            .is_none()
+    );
+    let thread = vec!["springmail.x.wallet-confirm@b".to_string()];
+    assert_eq!(
+        store::awaiting(&c, "bob@example.com", None, &thread)
+            .unwrap()
+            .map(|o| o.id),
+        Some(id)
+    );
+    assert!(store::awaiting(&c, "bob@example.com", None, &[])
+        .unwrap()
+        .is_none());
+    store::set_state(&c, id, store::State::Confirmed, None, None, None, 3).unwrap();
+    assert!(
+        store::awaiting(&c, "bob@example.com", Some("K7QM-2XHD"), &[])
+            .unwrap()
+            .is_none(),
+        "a code confirms once"
+    );
+}
