@@ -711,7 +711,8 @@ impl Watcher {
         order: &OrderRow,
         sentence: String,
     ) -> Result<Progress, WatcherError> {
-        info!(reason = %sentence, "order refused");
+        // The sentence may name mailboxes: it goes to the journal and the reply, not the log.
+        info!("order refused");
         let body = text::Body::new(&sentence).then("Nothing was moved.");
         let (mail, _) = self.wallet_reply(&order.ctx, "wallet-refused", &body)?;
         self.wallet_commit(
