@@ -181,14 +181,14 @@ pub struct Watcher {
     pub(crate) wake: Arc<Notify>,
     pub(crate) inflight: HashMap<i64, Inflight>,
     pub(crate) report: RunReport,
+    /// Mailbox wallets, when enabled ([`Watcher::with_wallet`]).
+    pub(crate) wallet: Option<Arc<crate::wallet::Wallet>>,
     crash: Arc<CrashSwitch>,
     index: Arc<DepositIndex>,
     /// The earliest deferred retry of a message, from the pass's journal read.
     next_due: Option<u64>,
     /// When the journal's counts were last read for the metrics.
     stats_at: Option<std::time::Instant>,
-    /// Mailbox wallets, when enabled ([`Watcher::with_wallet`]).
-    pub(crate) wallet: Option<Arc<crate::wallet::Wallet>>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -314,11 +314,11 @@ impl Watcher {
             wake,
             inflight: HashMap::new(),
             report: RunReport::default(),
+            wallet: None,
             crash,
             index,
             next_due: None,
             stats_at: None,
-            wallet: None,
         })
     }
 
