@@ -278,13 +278,7 @@ fn claim_into_needs_the_controller_the_watcher_and_a_claim_into_signature() {
     );
     // A `Claim` signature (to an address) is not a `ClaimInto`: the same bytes, sent to
     // claimInto, recover to someone else.
-    let args = w.claim_args(
-        &k,
-        &d,
-        Address::from_slice(&bob.0[12..]),
-        0,
-        0,
-    );
+    let args = w.claim_args(&k, &d, Address::from_slice(&bob.0[12..]), 0, 0);
     let sig = springmail_sdk::keys::Signature::from_slice("sig", &args.link_sig).unwrap();
     let (r, vs) = springmail_sdk::accounts::compact(&sig);
     let call = E::claimIntoAccount_195wCall {
@@ -373,7 +367,9 @@ fn a_payment_to_an_email_is_a_deposit_claimed_or_refunded_into_the_account() {
     expect_ok(&r);
     assert_eq!(
         event::<E::ClaimSkipped>(&r).reason,
-        alloy::primitives::FixedBytes::<4>::from(<Err as alloy::sol_types::SolInterface>::selector(&e))
+        alloy::primitives::FixedBytes::<4>::from(
+            <Err as alloy::sol_types::SolInterface>::selector(&e)
+        )
     );
     // Into Carol's account, naming Bob's as the payer.
     expect_ok(&w.claim_into(c, &k, &d, Some(bob), carol, 0, 1));
