@@ -897,12 +897,13 @@ async fn setup(
     relayer: &dyn Chain,
     clock: &Clock,
 ) -> Result<Vec<Measured>, String> {
-    let escrow = send(
+    let escrow = send_gas(
         sender,
         "deploy the escrow",
         None,
         EmailEscrow::BYTECODE.to_vec(),
         U256::ZERO,
+        Some(springmail_sdk::client::ESCROW_DEPLOY_GAS),
     )
     .await?
     .contract_address

@@ -100,9 +100,8 @@ pub struct QtumConfig {
     pub gas_price_sat: u64,
     /// Gas limit of a contract call when [`TxRequest::gas_limit`] is `None`.
     pub default_gas: u64,
-    /// Gas limit of a contract creation when [`TxRequest::gas_limit`] is `None`: above
-    /// qtumd's own `createcontract` default (2,500,000), which the version 3 escrow's
-    /// 15 KB of code (200 gas a byte) no longer fits.
+    /// Gas limit of a contract creation when [`TxRequest::gas_limit`] is `None`
+    /// (qtumd's own `createcontract` default).
     pub create_gas: u64,
     /// Confirmations a block needs before [`Chain::logs`] reports its logs: 0 reads up to the
     /// tip, 1 leaves the tip out, and so on.
@@ -115,7 +114,7 @@ pub struct QtumConfig {
 
 impl QtumConfig {
     /// A configuration with the defaults: gas price 40 sat, call gas 250000, create gas
-    /// 4000000, logs up to the tip, no wallet path, any chain, 60 s timeout.
+    /// 2500000, logs up to the tip, no wallet path, any chain, 60 s timeout.
     pub fn new(
         url: impl Into<String>,
         user: impl Into<String>,
@@ -133,7 +132,7 @@ impl QtumConfig {
             sender_hex: None,
             gas_price_sat: 40,
             default_gas: 250_000,
-            create_gas: 4_000_000,
+            create_gas: 2_500_000,
             log_confirmations: 0,
             expected_chain_id: None,
             timeout: Duration::from_secs(60),
