@@ -54,6 +54,10 @@ use crate::link::ClaimLink;
 /// Largest block range one log query covers; larger scans are split.
 pub const LOG_RANGE: u64 = 10_000;
 
+/// The gas limit of the escrow's deployment: its code is about 15 KB (200 gas a byte),
+/// above qtumd's default `createcontract` limit of 2,500,000; it uses about 3.1 million.
+pub const ESCROW_DEPLOY_GAS: u64 = 4_000_000;
+
 /// How long the client waits for a transaction it sent to be mined.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(120);
 
@@ -582,6 +586,7 @@ impl SpringMail {
             .send(TxRequest {
                 to: None,
                 data: EmailEscrow::BYTECODE.clone(),
+                gas_limit: Some(ESCROW_DEPLOY_GAS),
                 ..Default::default()
             })
             .await?;
