@@ -732,9 +732,27 @@ async fn ten_payments_at_once_never_overspend() {
     w.deliver(BOB, &raw, Some(&w.example)).await;
     w.run().await;
     let payee = fresh_address();
+    // Half in words, half as the BiSMTP PAY block programs write.
+    let block =
+        springmail_sdk::markup::orders::Order::Pay(springmail_sdk::markup::orders::PayOrder {
+            chain_id: w.sender.escrow_id().chain_id,
+            amount: springmail_sdk::amount::Amount::from_units(
+                3 * COIN / 10,
+                springmail_sdk::amount::Asset::for_chain(w.sender.escrow_id().chain_id),
+            )
+            .unwrap(),
+            to: springmail_sdk::markup::orders::Recipient::Address(payee),
+        })
+        .render_block()
+        .unwrap();
     let mut ids = Vec::new();
-    for _ in 0..10 {
-        let (id, raw) = order_mail(BOB, "x", &format!("pay 0.3 QTUM to {payee}\n"), None, now());
+    for i in 0..10 {
+        let body = if i % 2 == 0 {
+            format!("pay 0.3 QTUM to {payee}\n")
+        } else {
+            block.clone()
+        };
+        let (id, raw) = order_mail(BOB, "x", &body, None, now());
         w.deliver(BOB, &raw, Some(&w.example)).await;
         ids.push(id);
     }
