@@ -1432,6 +1432,32 @@ native = "0.001"
     }
 
     #[test]
+    fn the_wallet_section_is_off_by_default_and_its_bad_keys_are_named() {
+        let s = RawConfig::parse(GOOD).unwrap().validate(&env).unwrap();
+        assert_eq!(s.wallet, None);
+        let s = RawConfig::parse(&format!(
+            "{GOOD}[wallet]\nenabled = true\nper_payment = \"2\"\nconfirm_above = \"0.5\"\n"
+        ))
+        .unwrap()
+        .validate(&env)
+        .unwrap();
+        let w = s.wallet.expect("enabled");
+        assert_eq!((w.per_payment, w.confirm_above), (200_000_000, 50_000_000));
+        let err = RawConfig::parse(&format!(
+            "{GOOD}[wallet]\nenabled = true\nper_day = \"x\"\norder_window_secs = 1\n"
+        ))
+        .unwrap()
+        .validate(&env)
+        .unwrap_err();
+        let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["wallet.per_day", "wallet.order_window_secs"],
+            "{err}"
+        );
+    }
+
+    #[test]
     fn every_bad_key_is_reported_by_name_in_one_pass() {
         let text = GOOD
             .replace(
