@@ -320,6 +320,7 @@ async fn a_mailbox_receives_holds_and_pays_by_mail() {
         "{text}"
     );
     assert!(text.contains(&claim_tx), "{text}");
+    assert!(text.contains("No owner key is bound yet"), "{text}");
 
     // --- Send to a new email: Carol gets a notification signed by the broker.
     let (pay_id, raw) = order_mail(
@@ -700,6 +701,33 @@ async fn a_bound_owner_key_withdraws_without_the_broker() {
         .trim()
         .parse()
         .unwrap();
+
+    let (balance, raw) = order_mail(BOB, "balance", "", None, now());
+    w.deliver(BOB, &raw, Some(&w.example)).await;
+    w.run().await;
+    let text = w.reply(BOB, &balance).await.expect("balance");
+    assert!(
+        text.contains(&format!(
+            "Owner key: {}",
+            springmail_sdk::qtum::format_address(chain_id, owner)
+        )),
+        "{text}"
+    );
+    // Binding again is refused: the owner is bound once.
+    let (again, raw) = order_mail(
+        BOB,
+        "key",
+        &format!("bind {owner} 0x{}\n", hex::encode(sig.0)),
+        None,
+        now(),
+    );
+    w.deliver(BOB, &raw, Some(&w.example)).await;
+    w.run().await;
+    assert!(w
+        .reply(BOB, &again)
+        .await
+        .unwrap()
+        .contains("already your wallet's owner key"));
 
     // The owner withdraws with nothing but the key: no broker, no limits.
     let own =

@@ -776,6 +776,13 @@ impl Watcher {
                 wallet.fmt(v.per_payment),
                 wallet.fmt(v.per_day)
             ));
+            body = body.then(&match v.owner {
+                Some(owner) => format!(
+                    "Owner key: {} (it withdraws without this broker).",
+                    springmail_sdk::qtum::format_address(wallet.chain.chain_id(), owner)
+                ),
+                None => "No owner key is bound yet: reply \"bind\" with your address and its signature to be able to withdraw without this broker.".into(),
+            });
         }
         if movements.is_empty() {
             body = body.then("No movements yet.");
