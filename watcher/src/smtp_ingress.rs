@@ -13,7 +13,8 @@
 //! re-checks DKIM itself and pays only on `Pass` (SPF on a loopback hop is `none`).
 //!
 //! The spool is a [`DirSource`] layout (`INBOX/`, `Processed/`, `Rejected/`);
-//! [`SpoolSource`] reads it and is woken by the ingress the moment a message is
+//! [`SpoolSource`] reads it as the mailbox [`SPOOL_MAILBOX`] (beside an IMAP door's
+//! `INBOX`, when the watcher has both) and is woken by the ingress the moment a message is
 //! durable, so there is no polling delay between the `250` and the claim.
 //!
 //! Per-client limits: connections per IP address, messages per connection,
@@ -225,10 +226,14 @@ pub struct SpoolSource {
     arrived: Arc<Notify>,
 }
 
+/// The spool's mailbox name in the journal (its checkpoint's key), distinct from an
+/// IMAP door's `INBOX` so that both doors can feed one watcher.
+pub const SPOOL_MAILBOX: &str = "SMTP";
+
 #[async_trait]
 impl MailSource for SpoolSource {
     fn mailbox(&self) -> &str {
-        self.dir.mailbox()
+        SPOOL_MAILBOX
     }
 
     fn describe(&self) -> String {
@@ -240,7 +245,11 @@ impl MailSource for SpoolSource {
         after: Option<Checkpoint>,
         limits: FetchLimits,
     ) -> Result<FetchBatch, IngestError> {
-        self.dir.fetch_new(after, limits).await
+        let mut batch = self.dir.fetch_new(after, limits).await?;
+        for m in &mut batch.mails {
+            m.key.mailbox = SPOOL_MAILBOX.into();
+        }
+        Ok(batch)
     }
 
     async fn file(&mut self, key: &MailKey, folder: Folder) -> Result<(), IngestError> {
