@@ -404,6 +404,19 @@ fn mailbox(value: &str) -> Result<String, FieldError> {
     Ok(email::normalize(value)?)
 }
 
+/// A name at a broker: `<q-address>@domain` keeps its local part as written (base58
+/// is case-sensitive) and lowercases the domain; any other address is normalized.
+pub fn parse_broker_name(value: &str) -> Result<String, FieldError> {
+    let normalized = mailbox(value)?;
+    match value.trim().rsplit_once('@') {
+        Some((local, _)) if qtum::decode_address(local).is_ok() => {
+            let domain = normalized.rsplit_once('@').map_or("", |(_, d)| d);
+            Ok(format!("{local}@{domain}"))
+        }
+        _ => Ok(normalized),
+    }
+}
+
 /// A DNS name in lowercase ASCII: labels of letters, digits and `-`, dot-separated.
 fn domain(value: &str) -> Result<String, FieldError> {
     let lower = value.to_ascii_lowercase();
@@ -505,7 +518,7 @@ pub fn from_armor(block: &ArmorBlock, tokens: &[Asset]) -> Result<BrokerBlock, M
         "RESOLVE" => {
             let f = fields(block, &RESOLVE_FIELDS, &[])?;
             Ok(BrokerBlock::Resolve(ResolveBlock {
-                name: f.value("Name", mailbox)?,
+                name: f.value("Name", parse_broker_name)?,
                 request: f.value("Request", request_id)?,
             }))
         }
@@ -514,7 +527,7 @@ pub fn from_armor(block: &ArmorBlock, tokens: &[Asset]) -> Result<BrokerBlock, M
             let chain_id = f.value("Chain", chain)?;
             Ok(BrokerBlock::Resolved(ResolvedBlock {
                 chain_id,
-                name: f.value("Name", mailbox)?,
+                name: f.value("Name", parse_broker_name)?,
                 request: f.value("Request", request_id)?,
                 address: f.value("Address", |v| {
                     if v.eq_ignore_ascii_case(UNKNOWN) {
