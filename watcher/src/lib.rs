@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod addresses;
 pub mod authenticate;
 pub mod config;
 pub mod crash;
@@ -39,6 +40,7 @@ mod judge;
 pub mod metrics;
 mod outbox;
 mod pinned_file;
+pub mod receipt;
 pub mod reply;
 pub mod service;
 mod settle;

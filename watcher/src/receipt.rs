@@ -1,0 +1,232 @@
+//! BiSMTP RECEIPT, the receiving side: a peer broker says it paid one of our
+//! registered addresses; before the user hears of it, the payment is checked on
+//! chain (docs/PROTOCOL-TEXT.md, "RECEIPT").
+//!
+//! The chain is read through [`PaymentCheck`], whose one primitive returns what a
+//! transaction moved in the chain's native asset. [`EvmPayments`] reads an EVM node
+//! (anvil, or a Qtum node's Ethereum-style RPC). Token receipts are refused for now:
+//! their check (the token's `Transfer` log in the receipt) is not built yet.
+
+use alloy::primitives::{Address, B256, U256};
+use async_trait::async_trait;
+use springmail_sdk::amount::Asset;
+use springmail_sdk::markup::broker::ReceiptBlock;
+
+/// What a mined transaction moved in the native asset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativePayment {
+    /// Its recipient (`None` for a contract creation).
+    pub to: Option<Address>,
+    /// The value, in the chain's base units.
+    pub value: U256,
+    /// Whether it succeeded.
+    pub succeeded: bool,
+}
+
+/// Reads payments from the chain.
+#[async_trait]
+pub trait PaymentCheck: Send + Sync {
+    /// The native payment of a mined transaction; `Ok(None)` when the node knows no
+    /// mined transaction of that id. `Err` is transient (the node is unreachable).
+    async fn native_payment(&self, tx: B256) -> Result<Option<NativePayment>, String>;
+}
+
+/// [`PaymentCheck`] over an EVM JSON-RPC node.
+#[derive(Clone)]
+pub struct EvmPayments {
+    provider: alloy::providers::DynProvider,
+}
+
+impl std::fmt::Debug for EvmPayments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EvmPayments")
+    }
+}
+
+impl EvmPayments {
+    /// A reader of the node at `url`.
+    pub fn new(url: &str) -> Result<Self, String> {
+        use alloy::providers::{Provider, ProviderBuilder};
+        let url = url
+            .parse()
+            .map_err(|e| format!("bad node URL {url:?}: {e}"))?;
+        let provider = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .connect_http(url)
+            .erased();
+        Ok(EvmPayments { provider })
+    }
+}
+
+#[async_trait]
+impl PaymentCheck for EvmPayments {
+    async fn native_payment(&self, tx: B256) -> Result<Option<NativePayment>, String> {
+        use alloy::consensus::Transaction as _;
+        use alloy::providers::Provider;
+        let Some(receipt) = self
+            .provider
+            .get_transaction_receipt(tx)
+            .await
+            .map_err(|e| format!("eth_getTransactionReceipt: {e}"))?
+        else {
+            return Ok(None);
+        };
+        let Some(t) = self
+            .provider
+            .get_transaction_by_hash(tx)
+            .await
+            .map_err(|e| format!("eth_getTransactionByHash: {e}"))?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(NativePayment {
+            to: t.inner.to(),
+            value: t.inner.value(),
+            succeeded: receipt.status(),
+        }))
+    }
+}
+
+/// Why a RECEIPT is not believed; each is a sentence for its sender.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptRefusal {
+    /// Another chain.
+    #[error("the receipt is for chain {got}; this broker is on chain {ours}")]
+    WrongChain {
+        /// Ours.
+        ours: u64,
+        /// The receipt's.
+        got: u64,
+    },
+    /// The address paid has no mailbox here.
+    #[error("{0} is not registered at this broker")]
+    NotRegistered(String),
+    /// A token receipt.
+    #[error("receipts for {0} are not checked by this broker yet (only the chain's native asset)")]
+    Token(String),
+    /// No such mined transaction.
+    #[error("transaction {0} is not mined on this chain")]
+    NotMined(B256),
+    /// It reverted.
+    #[error("transaction {0} failed on chain")]
+    Failed(B256),
+    /// It paid someone else, or another amount.
+    #[error("transaction {tx} did not pay {amount} to {to}")]
+    Mismatch {
+        /// The transaction.
+        tx: B256,
+        /// The amount the receipt claims.
+        amount: String,
+        /// The address it claims was paid.
+        to: String,
+    },
+}
+
+/// Checks a receipt against what the chain says the transaction did (`payment`,
+/// from [`PaymentCheck::native_payment`]). `registered` is whether `To` has a
+/// mailbox here.
+pub fn check(
+    receipt: &ReceiptBlock,
+    chain_id: u64,
+    registered: bool,
+    payment: Option<&NativePayment>,
+) -> Result<(), ReceiptRefusal> {
+    let to = springmail_sdk::qtum::format_address(receipt.chain_id, receipt.to);
+    if receipt.chain_id != chain_id {
+        return Err(ReceiptRefusal::WrongChain {
+            ours: chain_id,
+            got: receipt.chain_id,
+        });
+    }
+    if !registered {
+        return Err(ReceiptRefusal::NotRegistered(to));
+    }
+    if receipt.amount.asset() != &Asset::for_chain(chain_id) {
+        return Err(ReceiptRefusal::Token(
+            receipt.amount.asset().symbol().to_string(),
+        ));
+    }
+    let Some(p) = payment else {
+        return Err(ReceiptRefusal::NotMined(receipt.tx));
+    };
+    if !p.succeeded {
+        return Err(ReceiptRefusal::Failed(receipt.tx));
+    }
+    if p.to != Some(receipt.to) || p.value != U256::from(receipt.amount.units()) {
+        return Err(ReceiptRefusal::Mismatch {
+            tx: receipt.tx,
+            amount: receipt.amount.to_string(),
+            to,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use springmail_sdk::amount::Amount;
+
+    fn receipt() -> ReceiptBlock {
+        ReceiptBlock {
+            chain_id: 8890,
+            amount: Amount::from_units(50_000_000, Asset::qtum()).unwrap(),
+            tx: B256::repeat_byte(0xab),
+            to: Address::repeat_byte(0x5a),
+            from: "bob@brokera.test".into(),
+        }
+    }
+
+    fn paid(to: Address, value: u128) -> NativePayment {
+        NativePayment {
+            to: Some(to),
+            value: U256::from(value),
+            succeeded: true,
+        }
+    }
+
+    #[test]
+    fn only_a_mined_payment_of_that_amount_to_that_address_passes() {
+        let r = receipt();
+        assert_eq!(check(&r, 8890, true, Some(&paid(r.to, 50_000_000))), Ok(()));
+        assert!(matches!(
+            check(&r, 8890, true, Some(&paid(r.to, 49_999_999))),
+            Err(ReceiptRefusal::Mismatch { .. })
+        ));
+        assert!(matches!(
+            check(
+                &r,
+                8890,
+                true,
+                Some(&paid(Address::repeat_byte(1), 50_000_000))
+            ),
+            Err(ReceiptRefusal::Mismatch { .. })
+        ));
+        let mut failed = paid(r.to, 50_000_000);
+        failed.succeeded = false;
+        assert!(matches!(
+            check(&r, 8890, true, Some(&failed)),
+            Err(ReceiptRefusal::Failed(_))
+        ));
+        assert!(matches!(
+            check(&r, 8890, true, None),
+            Err(ReceiptRefusal::NotMined(_))
+        ));
+        assert!(matches!(
+            check(&r, 8890, false, Some(&paid(r.to, 50_000_000))),
+            Err(ReceiptRefusal::NotRegistered(_))
+        ));
+        assert!(matches!(
+            check(&r, 81, true, Some(&paid(r.to, 50_000_000))),
+            Err(ReceiptRefusal::WrongChain { .. })
+        ));
+        let token = ReceiptBlock {
+            amount: Amount::from_units(5, Asset::new("TOKEN", 2).unwrap()).unwrap(),
+            ..r
+        };
+        assert!(matches!(
+            check(&token, 8890, true, Some(&paid(token.to, 5))),
+            Err(ReceiptRefusal::Token(_))
+        ));
+    }
+}
