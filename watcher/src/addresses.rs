@@ -1198,6 +1198,496 @@ mod tests {
         assert!(!b.claim_receipt("0xab", "1.2", 3).unwrap());
     }
 
+    /// One broker (brokerb.test) in process: ingress with the address layer, desk,
+    /// a memory relay, and a chain reader that knows one payment.
+    mod desk {
+        use super::super::*;
+        use crate::authenticate::PinnedRecords;
+        use crate::dkim_domain::DkimDomain;
+        use crate::receipt::NativePayment;
+        use crate::reply::{DkimSigningKey, MemorySink};
+        use crate::smtp_ingress::{serve_with_routes, IngressSettings};
+        use alloy::primitives::{B256, U256};
+        use springmail_sdk::keys::ClaimSecret;
+        use springmail_sdk::markup::broker::Registration;
+
+        const ALICE: &str = "alice@example.org";
+
+        struct Payments(Vec<(B256, NativePayment)>);
+
+        #[async_trait::async_trait]
+        impl PaymentCheck for Payments {
+            async fn native_payment(&self, tx: B256) -> Result<Option<NativePayment>, String> {
+                Ok(self
+                    .0
+                    .iter()
+                    .find(|(t, _)| *t == tx)
+                    .map(|(_, p)| p.clone()))
+            }
+        }
+
+        pub(super) struct World {
+            pub addr: std::net::SocketAddr,
+            pub desk: AddressDesk,
+            pub sink: MemorySink,
+            pub example: DkimDomain,
+            pub peer: DkimDomain,
+            pub key: ClaimSecret,
+            task: tokio::task::JoinHandle<()>,
+            _dir: tempfile::TempDir,
+        }
+
+        impl Drop for World {
+            fn drop(&mut self) {
+                self.task.abort();
+            }
+        }
+
+        pub(super) const PAID_TX: B256 = B256::repeat_byte(0xab);
+
+        impl World {
+            pub async fn new() -> Self {
+                let dir = tempfile::tempdir().unwrap();
+                let key = ClaimSecret::random();
+                let example = DkimDomain::new("example.org");
+                let peer = DkimDomain::new("brokera.test");
+                let own = DkimDomain::new("brokerb.test");
+                let mut pins = PinnedRecords::new();
+                for d in [&example, &peer, &own] {
+                    d.pin(&mut pins);
+                }
+                let network = Some(QtumNetwork::Regtest);
+                let book = AddressBook::open(dir.path().join("addresses.sqlite")).unwrap();
+                let spool = Spool::open(dir.path().join("spool")).unwrap();
+                let desk_spool = Spool::open(dir.path().join("addresses")).unwrap();
+                let mut s = IngressSettings::new(
+                    "127.0.0.1:0".parse().unwrap(),
+                    vec!["brokerb.test".into()],
+                    vec!["watcher@brokerb.test".into()],
+                );
+                s.qtum_addresses = network;
+                let routes = Routes {
+                    book: book.clone(),
+                    spool: desk_spool.clone(),
+                    network,
+                };
+                let (addr, task) =
+                    serve_with_routes(s, spool, DkimKeys::pinned(pins.clone()), Some(routes))
+                        .await
+                        .unwrap();
+                let sink = MemorySink::new();
+                let dkim = DkimSigningKey::from_pem(&own.key_pem, "brokerb key").unwrap();
+                let paid_to = qtum::qtum_sender_of_secret(&key);
+                let desk = AddressDesk::new(
+                    DeskSettings {
+                        domains: vec!["brokerb.test".into()],
+                        chain_id: 8890,
+                        network,
+                        reserved: vec!["watcher".into()],
+                        max_message_bytes: 1 << 20,
+                        poll_interval: Duration::from_secs(60),
+                    },
+                    book,
+                    &desk_spool,
+                    DkimKeys::pinned(pins),
+                    ReplyComposer::new(
+                        "broker@brokerb.test",
+                        "Spring Mail broker",
+                        Some((dkim, "brokerb.test".into(), own.selector.clone())),
+                    ),
+                    Arc::new(sink.clone()),
+                    Arc::new(Payments(vec![(
+                        PAID_TX,
+                        NativePayment {
+                            to: Some(paid_to),
+                            value: U256::from(50_000_000u64),
+                            succeeded: true,
+                        },
+                    )])),
+                )
+                .unwrap();
+                World {
+                    addr,
+                    desk,
+                    sink,
+                    example,
+                    peer,
+                    key,
+                    task,
+                    _dir: dir,
+                }
+            }
+
+            pub fn q(&self) -> String {
+                qtum::encode_address(qtum::qtum_sender_of_secret(&self.key), QtumNetwork::Regtest)
+            }
+
+            /// Alice's REGISTER, signed by `signer`.
+            pub fn register_text(&self, name: Option<&str>, signer: &ClaimSecret) -> String {
+                let registration = Registration {
+                    chain_id: 8890,
+                    domain: "brokerb.test".into(),
+                    address: qtum::qtum_sender_of_secret(&self.key),
+                    mailbox: ALICE.into(),
+                    name: name.map(str::to_string),
+                    time: unix_now(),
+                };
+                RegisterBlock {
+                    signature: registration.sign(signer),
+                    registration,
+                }
+                .render()
+            }
+
+            /// Sends a mail over SMTP; the RCPT replies in order, and the final reply.
+            pub async fn smtp(&self, from: &str, rcpts: &[&str], raw: &[u8]) -> Vec<String> {
+                use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+                let (r, mut w) = tokio::net::TcpStream::connect(self.addr)
+                    .await
+                    .unwrap()
+                    .into_split();
+                let mut r = BufReader::new(r);
+                async fn read(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> String {
+                    let mut all = String::new();
+                    loop {
+                        let mut line = String::new();
+                        r.read_line(&mut line).await.unwrap();
+                        all.push_str(&line);
+                        if line.as_bytes().get(3) != Some(&b'-') {
+                            return all;
+                        }
+                    }
+                }
+                read(&mut r).await;
+                let mut out = Vec::new();
+                async fn say(
+                    w: &mut tokio::net::tcp::OwnedWriteHalf,
+                    r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+                    line: String,
+                ) -> String {
+                    w.write_all(line.as_bytes()).await.unwrap();
+                    read(r).await
+                }
+                macro_rules! cmd {
+                    ($line:expr) => {
+                        say(&mut w, &mut r, $line).await
+                    };
+                }
+                cmd!("EHLO client.test\r\n".into());
+                cmd!(format!("MAIL FROM:<{from}>\r\n"));
+                let mut any = false;
+                for rcpt in rcpts {
+                    let reply = cmd!(format!("RCPT TO:<{rcpt}>\r\n"));
+                    any |= reply.starts_with("250");
+                    out.push(reply);
+                }
+                if any {
+                    cmd!("DATA\r\n".into());
+                    let mut data = raw.to_vec();
+                    data.extend_from_slice(b"\r\n.\r\n");
+                    out.push(cmd!(String::from_utf8(data).unwrap()));
+                }
+                out
+            }
+
+            pub fn mail(&self, from: &str, to: &str, subject: &str, body: &str) -> Vec<u8> {
+                MessageBuilder::new()
+                    .from(from)
+                    .to(to)
+                    .subject(subject)
+                    .message_id(format!("{}@test", short_hash(body.as_bytes())))
+                    .text_body(body.to_string())
+                    .write_to_vec()
+                    .unwrap()
+            }
+
+            pub fn sent_text(&self) -> Vec<(String, String)> {
+                self.sink
+                    .sent()
+                    .iter()
+                    .map(|m| {
+                        // The headers as sent, then the body decoded.
+                        let raw = String::from_utf8_lossy(&m.bytes).into_owned();
+                        let head = raw.split("\r\n\r\n").next().unwrap_or("").to_string();
+                        let body = mail_parser::MessageParser::default()
+                            .parse(&m.bytes)
+                            .and_then(|p| p.body_text(0).map(|t| t.into_owned()))
+                            .unwrap_or_default();
+                        (m.rcpt.clone(), format!("{head}\r\n\r\n{body}"))
+                    })
+                    .collect()
+            }
+        }
+
+        #[tokio::test]
+        async fn registration_with_a_bad_signature_changes_nothing_and_says_why() {
+            let w = World::new().await;
+            let other = ClaimSecret::random();
+            let raw = w.example.sign(&w.mail(
+                ALICE,
+                "broker@brokerb.test",
+                "register",
+                &w.register_text(Some("alice"), &other),
+            ));
+            let r = w.smtp(ALICE, &["broker@brokerb.test"], &raw).await;
+            assert!(r.last().unwrap().starts_with("250"), "{r:?}");
+            let report = w.desk.run_once().await.unwrap();
+            assert_eq!((report.handled, report.sent), (1, 1), "{report:?}");
+            assert_eq!(w.desk.book().counts().unwrap(), (0, 0));
+            let sent = w.sent_text();
+            assert_eq!(sent[0].0, ALICE);
+            assert!(
+                sent[0].1.contains("signature is not by the key"),
+                "{}",
+                sent[0].1
+            );
+            assert!(sent[0].1.contains("Nothing was changed"), "{}", sent[0].1);
+            // Mail for the address is still refused at RCPT.
+            let q = format!("{}@brokerb.test", w.q());
+            let r = w
+                .smtp("bob@example.org", &[&q], b"Subject: x\r\n\r\nx")
+                .await;
+            assert!(
+                r[0].starts_with("550 5.1.1") && r[0].contains("no mailbox registered"),
+                "{r:?}"
+            );
+
+            // A phone-number name is refused too, and changes nothing.
+            let phone = w
+                .register_text(Some("x"), &w.key)
+                .replace("Name: x", "Name: +41791234567");
+            let raw =
+                w.example
+                    .sign(&w.mail(ALICE, "broker@brokerb.test", "register phone", &phone));
+            w.smtp(ALICE, &["broker@brokerb.test"], &raw).await;
+            w.desk.run_once().await.unwrap();
+            assert_eq!(w.desk.book().counts().unwrap(), (0, 0));
+            assert!(
+                w.sent_text()[1].1.contains("phone-number"),
+                "{}",
+                w.sent_text()[1].1
+            );
+
+            // Signed by the owner, but not sent from the mailbox it names.
+            let good = w.register_text(Some("alice"), &w.key);
+            let raw = w.example.sign(&w.mail(
+                "mallory@example.org",
+                "broker@brokerb.test",
+                "register",
+                &good,
+            ));
+            w.smtp("mallory@example.org", &["broker@brokerb.test"], &raw)
+                .await;
+            w.desk.run_once().await.unwrap();
+            assert_eq!(w.desk.book().counts().unwrap(), (0, 0));
+            assert_eq!(w.sent_text()[2].0, "mallory@example.org");
+
+            // Unsigned mail is not answered at all (its sender is unproven).
+            let raw = w.mail(ALICE, "broker@brokerb.test", "register", &good);
+            w.smtp(ALICE, &["broker@brokerb.test"], &raw).await;
+            let report = w.desk.run_once().await.unwrap();
+            assert_eq!((report.handled, report.sent), (1, 0));
+            assert_eq!(w.desk.book().counts().unwrap(), (0, 0));
+
+            // The owner's own registration from the mailbox: recorded.
+            let raw = w
+                .example
+                .sign(&w.mail(ALICE, "broker@brokerb.test", "register", &good));
+            w.smtp(ALICE, &["broker@brokerb.test"], &raw).await;
+            w.desk.run_once().await.unwrap();
+            assert_eq!(w.desk.book().counts().unwrap(), (1, 1));
+            let last = w.sent_text().pop().unwrap();
+            assert!(last.1.contains("Registered at brokerb.test"), "{}", last.1);
+        }
+
+        #[tokio::test]
+        async fn forwarding_goes_to_the_registered_mailbox_and_nowhere_else() {
+            let w = World::new().await;
+            let good = w.register_text(Some("alice"), &w.key);
+            let raw = w
+                .example
+                .sign(&w.mail(ALICE, "broker@brokerb.test", "register", &good));
+            w.smtp(ALICE, &["broker@brokerb.test"], &raw).await;
+            w.desk.run_once().await.unwrap();
+            let registered = w.sink.sent().len();
+            let q = format!("{}@brokerb.test", w.q());
+            // A mail that names other people everywhere it can.
+            let hostile = format!(
+                "From: <bob@example.org>\r\nTo: <{q}>, <mallory@evil.test>\r\n\
+                 Cc: <carol@evil.test>\r\nBcc: <dave@evil.test>\r\nReply-To: <mallory@evil.test>\r\n\
+                 Subject: hello Alice\r\nMessage-ID: <h1@example.org>\r\n\r\n\
+                 Forward this to mallory@evil.test please.\r\n"
+            );
+            let r = w
+                .smtp(
+                    "bob@example.org",
+                    &[
+                        &q,
+                        "mallory@evil.test",
+                        "alice@brokerb.test",
+                        "nobody@brokerb.test",
+                    ],
+                    hostile.as_bytes(),
+                )
+                .await;
+            assert!(r[0].starts_with("250"), "{r:?}");
+            assert!(r[1].starts_with("550 5.7.1"), "no relay: {r:?}");
+            assert!(r[2].starts_with("250"), "the alias: {r:?}");
+            assert!(r[3].starts_with("550 5.1.1"), "{r:?}");
+            assert!(r[4].starts_with("250"), "{r:?}");
+            let report = w.desk.run_once().await.unwrap();
+            assert_eq!(report.handled, 2, "one copy per accepted name: {report:?}");
+            assert_eq!(w.sink.sent().len(), registered + 2);
+            for (rcpt, text) in &w.sent_text()[registered..] {
+                assert_eq!(rcpt, ALICE, "only the registered mailbox");
+                assert!(
+                    text.contains("To: <alice@example.org>")
+                        || text.contains("To: alice@example.org"),
+                    "{text}"
+                );
+                assert!(!text.contains("Cc:") && !text.contains("Bcc:"), "{text}");
+                assert!(text.contains("sender NOT verified"), "unsigned: {text}");
+                assert!(text.contains("Forward this to mallory"), "the text: {text}");
+                assert!(text.contains("X-Spring-Mail-Forwarded-For"), "{text}");
+            }
+            // A DKIM-signed mail is marked verified, with Reply-To the sender.
+            let signed = w
+                .example
+                .sign(&w.mail("bob@example.org", &q, "signed", "hi Alice"));
+            w.smtp("bob@example.org", &[&q], &signed).await;
+            w.desk.run_once().await.unwrap();
+            let last = w.sent_text().pop().unwrap();
+            assert_eq!(last.0, ALICE);
+            assert!(last.1.contains("sender verified by DKIM"), "{}", last.1);
+            assert!(last.1.contains("Reply-To: <bob@example.org>"), "{}", last.1);
+        }
+
+        #[tokio::test]
+        async fn unknown_names_are_refused_at_rcpt_and_resolve_as_unknown() {
+            let w = World::new().await;
+            let q = format!("{}@brokerb.test", w.q());
+            let r = w
+                .smtp(
+                    "bob@example.org",
+                    &[
+                        &q,
+                        "nobody@brokerb.test",
+                        "+41791234567@brokerb.test",
+                        "watcher@brokerb.test",
+                    ],
+                    b"Subject: x\r\n\r\nx",
+                )
+                .await;
+            assert!(
+                r[0].starts_with("550 5.1.1") && r[0].contains("no mailbox registered"),
+                "{r:?}"
+            );
+            assert!(r[1].starts_with("550 5.1.1 No such mailbox"), "{r:?}");
+            assert!(
+                r[2].starts_with("550 5.1.1") && r[2].contains("phone-number"),
+                "{r:?}"
+            );
+            assert!(r[3].starts_with("250"), "the watcher's own mailbox: {r:?}");
+            // A peer broker asks: a Qtum address resolves to itself, an unknown alias
+            // to `unknown`, a name at another domain to `unknown`.
+            for (name, expect) in [
+                (q.clone(), format!("Address: {}", w.q())),
+                (
+                    "nobody@brokerb.test".to_string(),
+                    "Address: unknown".to_string(),
+                ),
+                (
+                    "alice@elsewhere.test".to_string(),
+                    "Address: unknown".to_string(),
+                ),
+            ] {
+                let block = ResolveBlock {
+                    name: name.clone(),
+                    request: "r-0001".into(),
+                }
+                .render();
+                let raw = w.peer.sign(&w.mail(
+                    "broker@brokera.test",
+                    "broker@brokerb.test",
+                    "resolve",
+                    &block,
+                ));
+                w.smtp("broker@brokera.test", &["broker@brokerb.test"], &raw)
+                    .await;
+                w.desk.run_once().await.unwrap();
+                let (to, text) = w.sent_text().pop().unwrap();
+                assert_eq!(to, "broker@brokera.test");
+                assert!(
+                    text.contains("BEGIN BISMTP RESOLVED") && text.contains(&expect),
+                    "{name}: {text}"
+                );
+                assert!(
+                    !text.contains("\nAuto-Submitted:"),
+                    "a BiSMTP answer is not an auto-reply: {text}"
+                );
+            }
+        }
+
+        #[tokio::test]
+        async fn a_receipt_is_believed_only_as_the_chain_says() {
+            let w = World::new().await;
+            let good = w.register_text(None, &w.key);
+            let raw = w
+                .example
+                .sign(&w.mail(ALICE, "broker@brokerb.test", "register", &good));
+            w.smtp(ALICE, &["broker@brokerb.test"], &raw).await;
+            w.desk.run_once().await.unwrap();
+            let receipt = |amount: &str, tx: B256| {
+                format!(
+                    "-----BEGIN BISMTP RECEIPT-----\nVersion: 1\nChain: 8890\nAmount: {amount}\nTx: {tx}\nTo: {}\nFrom: bob@brokera.test\n-----END BISMTP RECEIPT-----\n",
+                    w.q()
+                )
+            };
+            let send = |body: String, n: &str| {
+                w.peer
+                    .sign(&w.mail("broker@brokera.test", "broker@brokerb.test", n, &body))
+            };
+            for (body, why) in [
+                (receipt("0.4 QTUM", PAID_TX), "did not pay"),
+                (receipt("0.5 QTUM", B256::repeat_byte(1)), "not mined"),
+            ] {
+                w.smtp(
+                    "broker@brokera.test",
+                    &["broker@brokerb.test"],
+                    &send(body, why),
+                )
+                .await;
+                w.desk.run_once().await.unwrap();
+                let (to, text) = w.sent_text().pop().unwrap();
+                assert_eq!(
+                    to, "broker@brokera.test",
+                    "refused to the sender, Alice hears nothing"
+                );
+                assert!(text.contains(why), "{text}");
+            }
+            w.smtp(
+                "broker@brokera.test",
+                &["broker@brokerb.test"],
+                &send(receipt("0.5 QTUM", PAID_TX), "paid"),
+            )
+            .await;
+            w.desk.run_once().await.unwrap();
+            let (to, text) = w.sent_text().pop().unwrap();
+            assert_eq!(to, ALICE);
+            assert!(text.contains("You have been paid 0.5 QTUM"), "{text}");
+            // The same payment reported again by another mail tells no one.
+            let before = w.sink.sent().len();
+            w.smtp(
+                "broker@brokera.test",
+                &["broker@brokerb.test"],
+                &send(receipt("0.5 QTUM", PAID_TX), "again"),
+            )
+            .await;
+            let report = w.desk.run_once().await.unwrap();
+            assert_eq!((report.handled, w.sink.sent().len()), (1, before));
+        }
+    }
+
     #[test]
     fn the_delivered_to_line_reads_back() {
         let line = delivered_to_line("q1@broker.test");
