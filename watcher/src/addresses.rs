@@ -998,7 +998,9 @@ impl AddressDesk {
     ) -> Result<Handled, String> {
         let db = |e: AddressError| e.to_string();
         let mailbox = self.book.mailbox_of(b.to).map_err(db)?;
-        let payment = if mailbox.is_some() && b.chain_id == self.settings.chain_id {
+        let payment = if !self.payments.supported() {
+            None
+        } else if mailbox.is_some() && b.chain_id == self.settings.chain_id {
             self.payments.native_payment(b.tx).await?
         } else {
             None
@@ -1021,7 +1023,11 @@ impl AddressDesk {
             b,
             self.settings.chain_id,
             mailbox.is_some(),
-            payment.as_ref(),
+            if self.payments.supported() {
+                Ok(payment.as_ref())
+            } else {
+                Err(crate::receipt::ReceiptRefusal::Unsupported)
+            },
         ) {
             return refuse(r.to_string());
         }
@@ -1103,6 +1109,103 @@ impl AddressDesk {
             .await
             .map_err(|e| AddressError::Send(format!("RECEIPT to {payee_domain}: {e}")))
     }
+}
+
+/// The address layer of a configuration: the book (`data_dir/addresses.sqlite`), the
+/// address spool (`<spool_dir>/addresses`), the routes the ingress asks and the desk,
+/// which answers as `broker@<first domain>` through `[smtp]`, signed with `[dkim]`.
+pub fn from_settings(
+    settings: &crate::config::Settings,
+    ingress: &crate::smtp_ingress::IngressSettings,
+    keys: DkimKeys,
+) -> Result<(Routes, Arc<AddressDesk>), crate::config::ResolveError> {
+    use crate::config::ResolveError;
+    let bad = |key: &'static str| move |e: String| ResolveError::Key { key, problem: e };
+    let book = AddressBook::open(settings.data_dir.join("addresses.sqlite"))
+        .map_err(|e| bad("data_dir")(e.to_string()))?;
+    let spool = Spool::open(ingress.spool_dir.join("addresses"))
+        .map_err(|e| bad("smtp_ingress.spool_dir")(e.to_string()))?;
+    let chain_id = settings
+        .chain
+        .chain_id
+        .ok_or_else(|| bad("chain.chain_id")("is required with smtp_ingress.addresses".into()))?;
+    let dkim = match &settings.dkim {
+        Some((domain, selector, file)) => {
+            let pem = std::fs::read_to_string(file)
+                .map_err(|e| bad("dkim.key_file")(format!("{}: {e}", file.display())))?;
+            let key = crate::reply::DkimSigningKey::from_pem(&pem, &file.display().to_string())
+                .map_err(|e| bad("dkim.key_file")(e.to_string()))?;
+            (key, domain.clone(), selector.clone())
+        }
+        None => {
+            return Err(bad("dkim")(
+                "is required with smtp_ingress.addresses".into(),
+            ))
+        }
+    };
+    let sink =
+        crate::reply::SmtpSink::new(&settings.smtp).map_err(|e| bad("smtp.host")(e.to_string()))?;
+    let payments: Arc<dyn PaymentCheck> = match settings.chain.backend {
+        springmail_sdk::config::Backend::EvmRpc => Arc::new(
+            crate::receipt::EvmPayments::new(&settings.chain.url).map_err(bad("chain.url"))?,
+        ),
+        _ => Arc::new(crate::receipt::NoPayments),
+    };
+    let reserved = ingress
+        .recipients
+        .iter()
+        .filter_map(|r| r.split_once('@').map(|(l, _)| l.to_string()))
+        .collect();
+    let desk = AddressDesk::new(
+        DeskSettings {
+            domains: ingress.domains.clone(),
+            chain_id,
+            network: QtumNetwork::from_chain_id(chain_id),
+            reserved,
+            max_message_bytes: ingress.max_message_bytes,
+            poll_interval: settings.poll_interval,
+        },
+        book.clone(),
+        &spool,
+        keys,
+        ReplyComposer::new(
+            &format!("{BROKER_LOCAL}@{}", ingress.domains[0]),
+            &settings.display_name,
+            Some(dkim),
+        ),
+        Arc::new(sink),
+        payments,
+    )
+    .map_err(|e| bad("smtp_ingress.addresses")(e.to_string()))?;
+    let routes = Routes {
+        book,
+        spool,
+        network: QtumNetwork::from_chain_id(chain_id),
+    };
+    Ok((routes, Arc::new(desk)))
+}
+
+/// One handle for the ingress and its desk: aborting it stops both.
+pub fn with_desk(
+    ingress: tokio::task::JoinHandle<()>,
+    desk: Option<Arc<AddressDesk>>,
+) -> tokio::task::JoinHandle<()> {
+    struct AbortAll(Vec<tokio::task::JoinHandle<()>>);
+    impl Drop for AbortAll {
+        fn drop(&mut self) {
+            for t in &self.0 {
+                t.abort();
+            }
+        }
+    }
+    let Some(desk) = desk else {
+        return ingress;
+    };
+    let tasks = AbortAll(vec![ingress, desk.spawn()]);
+    tokio::spawn(async move {
+        let _tasks = tasks;
+        std::future::pending::<()>().await
+    })
 }
 
 /// The recipient the ingress wrote on the first line of an address-spool file.

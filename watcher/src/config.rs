@@ -86,6 +86,8 @@
 //! domains = ["broker.example"]     # mail for any other domain is refused (no relay)
 //! recipients = ["watcher@broker.example"]   # default: smtp.from
 //! qtum_addresses = false           # true: also <q-address>@domain (Qtum chains)
+//! addresses = false                # true: broker@domain, registered q-addresses and aliases
+//!                                  # (forwarding, REGISTER, RESOLVE, RECEIPT; needs [dkim])
 //! spool_dir = "spool"              # default: data_dir/spool
 //! max_message_bytes = 1048576      # default: limits.max_message_bytes
 //! max_recipients = 10
@@ -313,6 +315,9 @@ pub struct RawSmtpIngress {
     pub recipients: Vec<String>,
     /// Also accept `<q-address>@<domain>` for valid addresses of the chain's network.
     pub qtum_addresses: Option<bool>,
+    /// The address layer: `broker@`, registered addresses and aliases
+    /// ([`crate::addresses`]).
+    pub addresses: Option<bool>,
     /// Spool directory (default `data_dir/spool`; relative to `data_dir`).
     pub spool_dir: Option<PathBuf>,
     /// Larger messages are refused (default `limits.max_message_bytes`).
@@ -852,6 +857,21 @@ impl RawConfig {
             },
         };
 
+        if self
+            .smtp_ingress
+            .as_ref()
+            .is_some_and(|i| i.addresses == Some(true))
+        {
+            if self.dkim.is_none() {
+                c.bad(
+                    "smtp_ingress.addresses",
+                    "needs [dkim]: brokers and users trust the broker's mail by its DKIM signature",
+                );
+            }
+            if self.chain.as_ref().and_then(|ch| ch.chain_id).is_none() {
+                c.bad("smtp_ingress.addresses", "needs chain.chain_id");
+            }
+        }
         let smtp_ingress = self.smtp_ingress.as_ref().and_then(|raw| {
             validate_smtp_ingress(
                 raw,
@@ -1064,6 +1084,7 @@ fn validate_smtp_ingress(
         domains,
         recipients,
         qtum_addresses,
+        addresses: raw.addresses.unwrap_or(false),
         spool_dir,
         max_message_bytes,
         max_recipients,
@@ -1246,13 +1267,21 @@ impl Settings {
             return Ok(None);
         };
         let keys = self.dkim_keys()?;
-        crate::smtp_ingress::serve(ingress.clone(), spool, keys)
-            .await
-            .map(Some)
-            .map_err(|e| ResolveError::Key {
-                key: e.key(),
-                problem: e.to_string(),
-            })
+        let (routes, desk) = match ingress.addresses {
+            true => {
+                let (r, d) = crate::addresses::from_settings(self, ingress, keys.clone())?;
+                (Some(r), Some(d))
+            }
+            false => (None, None),
+        };
+        let (addr, task) =
+            crate::smtp_ingress::serve_with_routes(ingress.clone(), spool, keys, routes)
+                .await
+                .map_err(|e| ResolveError::Key {
+                    key: e.key(),
+                    problem: e.to_string(),
+                })?;
+        Ok(Some((addr, crate::addresses::with_desk(task, desk))))
     }
 
     /// Starts the HTTP services this configuration names (see the module docs): the
@@ -1343,6 +1372,27 @@ native = "0.001"
             "WKEY" => Some(format!("0x{}", "11".repeat(32))),
             _ => None,
         }
+    }
+
+    #[test]
+    fn the_address_layer_needs_dkim_and_a_chain_id() {
+        let ingress = "[smtp_ingress]\nlisten = \"127.0.0.1:2525\"\ndomains = [\"broker.test\"]\naddresses = true\n";
+        let s = RawConfig::parse(&format!("{GOOD}{ingress}"))
+            .unwrap()
+            .validate(&env)
+            .unwrap();
+        assert!(s.smtp_ingress.unwrap().addresses);
+        let no_dkim = GOOD.replace(
+            "[dkim]\ndomain = \"broker.test\"\nselector = \"sm\"\nkey_file = \"/tmp/dkim.pem\"\n",
+            "",
+        );
+        assert_ne!(no_dkim, GOOD);
+        let err = RawConfig::parse(&format!("{no_dkim}{ingress}"))
+            .unwrap()
+            .validate(&env)
+            .unwrap_err();
+        assert_eq!(err.keys(), ["smtp_ingress.addresses"], "{err}");
+        assert!(err.to_string().contains("[dkim]"), "{err}");
     }
 
     /// The MX needs no IMAP server; a broker may also run both doors.

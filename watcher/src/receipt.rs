@@ -29,6 +29,27 @@ pub trait PaymentCheck: Send + Sync {
     /// The native payment of a mined transaction; `Ok(None)` when the node knows no
     /// mined transaction of that id. `Err` is transient (the node is unreachable).
     async fn native_payment(&self, tx: B256) -> Result<Option<NativePayment>, String>;
+
+    /// False when this chain backend cannot be read for payments (receipts are then
+    /// refused, saying so).
+    fn supported(&self) -> bool {
+        true
+    }
+}
+
+/// The chain backends without a payment reader yet (qtumd's own RPC, the embedded chain).
+#[derive(Debug, Clone, Copy)]
+pub struct NoPayments;
+
+#[async_trait]
+impl PaymentCheck for NoPayments {
+    async fn native_payment(&self, _tx: B256) -> Result<Option<NativePayment>, String> {
+        Ok(None)
+    }
+
+    fn supported(&self) -> bool {
+        false
+    }
 }
 
 /// [`PaymentCheck`] over an EVM JSON-RPC node.
@@ -104,6 +125,9 @@ pub enum ReceiptRefusal {
     /// A token receipt.
     #[error("receipts for {0} are not checked by this broker yet (only the chain's native asset)")]
     Token(String),
+    /// The chain backend cannot be read for payments.
+    #[error("this broker cannot check payments on its chain backend yet")]
+    Unsupported,
     /// No such mined transaction.
     #[error("transaction {0} is not mined on this chain")]
     NotMined(B256),
@@ -129,7 +153,7 @@ pub fn check(
     receipt: &ReceiptBlock,
     chain_id: u64,
     registered: bool,
-    payment: Option<&NativePayment>,
+    payment: Result<Option<&NativePayment>, ReceiptRefusal>,
 ) -> Result<(), ReceiptRefusal> {
     let to = springmail_sdk::qtum::format_address(receipt.chain_id, receipt.to);
     if receipt.chain_id != chain_id {
@@ -146,7 +170,7 @@ pub fn check(
             receipt.amount.asset().symbol().to_string(),
         ));
     }
-    let Some(p) = payment else {
+    let Some(p) = payment? else {
         return Err(ReceiptRefusal::NotMined(receipt.tx));
     };
     if !p.succeeded {
@@ -188,9 +212,12 @@ mod tests {
     #[test]
     fn only_a_mined_payment_of_that_amount_to_that_address_passes() {
         let r = receipt();
-        assert_eq!(check(&r, 8890, true, Some(&paid(r.to, 50_000_000))), Ok(()));
+        assert_eq!(
+            check(&r, 8890, true, Ok(Some(&paid(r.to, 50_000_000)))),
+            Ok(())
+        );
         assert!(matches!(
-            check(&r, 8890, true, Some(&paid(r.to, 49_999_999))),
+            check(&r, 8890, true, Ok(Some(&paid(r.to, 49_999_999)))),
             Err(ReceiptRefusal::Mismatch { .. })
         ));
         assert!(matches!(
@@ -198,35 +225,39 @@ mod tests {
                 &r,
                 8890,
                 true,
-                Some(&paid(Address::repeat_byte(1), 50_000_000))
+                Ok(Some(&paid(Address::repeat_byte(1), 50_000_000)))
             ),
             Err(ReceiptRefusal::Mismatch { .. })
         ));
         let mut failed = paid(r.to, 50_000_000);
         failed.succeeded = false;
         assert!(matches!(
-            check(&r, 8890, true, Some(&failed)),
+            check(&r, 8890, true, Ok(Some(&failed))),
             Err(ReceiptRefusal::Failed(_))
         ));
         assert!(matches!(
-            check(&r, 8890, true, None),
+            check(&r, 8890, true, Ok(None)),
             Err(ReceiptRefusal::NotMined(_))
         ));
         assert!(matches!(
-            check(&r, 8890, false, Some(&paid(r.to, 50_000_000))),
+            check(&r, 8890, false, Ok(Some(&paid(r.to, 50_000_000)))),
             Err(ReceiptRefusal::NotRegistered(_))
         ));
         assert!(matches!(
-            check(&r, 81, true, Some(&paid(r.to, 50_000_000))),
+            check(&r, 81, true, Ok(Some(&paid(r.to, 50_000_000)))),
             Err(ReceiptRefusal::WrongChain { .. })
         ));
         let token = ReceiptBlock {
             amount: Amount::from_units(5, Asset::new("TOKEN", 2).unwrap()).unwrap(),
-            ..r
+            ..r.clone()
         };
         assert!(matches!(
-            check(&token, 8890, true, Some(&paid(token.to, 5))),
+            check(&token, 8890, true, Ok(Some(&paid(token.to, 5)))),
             Err(ReceiptRefusal::Token(_))
         ));
+        assert_eq!(
+            check(&r, 8890, true, Err(ReceiptRefusal::Unsupported)),
+            Err(ReceiptRefusal::Unsupported)
+        );
     }
 }

@@ -61,6 +61,9 @@ pub struct IngressSettings {
     /// With a network, `<q-address>@<domain>` is accepted for any valid P2PKH address
     /// of that network (the local part is then case-sensitive, as base58 is).
     pub qtum_addresses: Option<springmail_sdk::qtum::QtumNetwork>,
+    /// The address layer ([`crate::addresses`]): `broker@`, registered addresses and
+    /// aliases go to its spool (`<spool_dir>/addresses`), read by its desk.
+    pub addresses: bool,
     /// The spool directory.
     pub spool_dir: PathBuf,
     /// Larger messages are refused (`552`).
@@ -90,6 +93,7 @@ impl IngressSettings {
             domains,
             recipients,
             qtum_addresses: None,
+            addresses: false,
             spool_dir: PathBuf::from("spool"),
             max_message_bytes: 1 << 20,
             max_recipients: 10,
