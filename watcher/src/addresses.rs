@@ -143,6 +143,12 @@ impl AddressBook {
             path: path.clone(),
             reason: e.to_string(),
         };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| AddressError::Db {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        }
         let conn = Connection::open(&path).map_err(err)?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
             .map_err(err)?;
