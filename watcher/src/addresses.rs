@@ -1080,6 +1080,14 @@ impl AddressDesk {
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
         let request = format!("r-{}", hex::encode(bytes));
         self.book.ask(&request, &name, unix_now())?;
+        if self.settings.domains.contains(&domain) {
+            // Our own name: this book is the authority (and our desk would file a
+            // mail from itself unread).
+            let local = name.rsplit_once('@').map_or("", |(l, _)| l);
+            let address = self.book.resolve_local(local, self.settings.network)?;
+            self.book.answer(&request, &name, address, unix_now())?;
+            return Ok(request);
+        }
         let block = ResolveBlock {
             name: name.clone(),
             request: request.clone(),
@@ -1697,6 +1705,18 @@ mod tests {
                 "{r:?}"
             );
             assert!(r[3].starts_with("250"), "the watcher's own mailbox: {r:?}");
+            // Our own names resolve from the book, without mail.
+            let own = w.desk.resolve(&q).await.unwrap();
+            assert_eq!(
+                w.desk.book().resolution(&own).unwrap(),
+                Some(Resolution::Address(qtum::qtum_sender_of_secret(&w.key)))
+            );
+            let none = w.desk.resolve("nobody@BrokerB.test").await.unwrap();
+            assert_eq!(
+                w.desk.book().resolution(&none).unwrap(),
+                Some(Resolution::Unknown)
+            );
+            assert!(w.sink.sent().is_empty());
             // A peer broker asks: a Qtum address resolves to itself, an unknown alias
             // to `unknown`, a name at another domain to `unknown`.
             for (name, expect) in [
