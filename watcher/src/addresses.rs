@@ -1679,6 +1679,41 @@ mod tests {
             assert!(last.1.contains("Reply-To: <bob@example.org>"), "{}", last.1);
         }
 
+        /// The spool keeps a message until what it caused reached the relay: a relay
+        /// that is down delays the forward, loses nothing, and sends it once.
+        #[tokio::test]
+        async fn a_relay_outage_delays_a_forward_and_loses_nothing() {
+            let w = World::new().await;
+            let good = w.register_text(None, &w.key);
+            let raw = w
+                .example
+                .sign(&w.mail(ALICE, "broker@brokerb.test", "register", &good));
+            w.smtp(ALICE, &["broker@brokerb.test"], &raw).await;
+            w.desk.run_once().await.unwrap();
+            let before = w.sink.sent().len();
+            let q = format!("{}@brokerb.test", w.q());
+            w.sink.fail_with(Some(crate::reply::SinkError {
+                message: "451 try later".into(),
+                transient: true,
+            }));
+            let hello = w.mail("bob@example.org", &q, "hello", "are you there?");
+            let r = w.smtp("bob@example.org", &[&q], &hello).await;
+            assert!(r[1].starts_with("250"), "{r:?}");
+            for _ in 0..2 {
+                let report = w.desk.run_once().await.unwrap();
+                assert_eq!((report.handled, report.deferred), (0, 1), "{report:?}");
+            }
+            assert_eq!(w.sink.sent().len(), before);
+            w.sink.fail_with(None);
+            let report = w.desk.run_once().await.unwrap();
+            assert_eq!((report.handled, report.sent), (1, 1), "{report:?}");
+            assert!(w.desk.run_once().await.unwrap() == DeskReport::default());
+            let (to, text) = w.sent_text().pop().unwrap();
+            assert_eq!(to, ALICE);
+            assert!(text.contains("are you there?"), "{text}");
+            assert_eq!(w.sink.sent().len(), before + 1);
+        }
+
         #[tokio::test]
         async fn unknown_names_are_refused_at_rcpt_and_resolve_as_unknown() {
             let w = World::new().await;
