@@ -291,6 +291,9 @@ async fn a_pays_alice_at_b_resolve_then_receipt_checked_on_chain() {
     })
     .await;
     assert_eq!(resolved, Resolution::Address(alice_addr));
+    let Resolution::Address(pay_to) = resolved else {
+        unreachable!()
+    };
     // A name B does not know resolves as unknown.
     let unknown = a.desk.resolve("nobody@brokerb.test").await.unwrap();
     let r = until("B answers unknown", async || {
@@ -306,10 +309,10 @@ async fn a_pays_alice_at_b_resolve_then_receipt_checked_on_chain() {
     // mailbox wallet's PAY at A (built elsewhere; it will send this same RECEIPT).
     let (_, payer) = stack.funded_chain(10u128.pow(18)).await.unwrap();
     let units = 50_000_000u128; // 0.5 QTUM
-    let before = payer.balance(alice_addr).await.unwrap();
+    let before = payer.balance(pay_to).await.unwrap();
     let paid = payer
         .send(TxRequest {
-            to: Some(alice_addr),
+            to: Some(pay_to),
             data: Default::default(),
             value: U256::from(units),
             gas_limit: Some(21_000),
@@ -318,7 +321,7 @@ async fn a_pays_alice_at_b_resolve_then_receipt_checked_on_chain() {
         .unwrap();
     assert!(paid.succeeded());
     assert_eq!(
-        payer.balance(alice_addr).await.unwrap() - before,
+        payer.balance(pay_to).await.unwrap() - before,
         U256::from(units)
     );
 
@@ -327,7 +330,7 @@ async fn a_pays_alice_at_b_resolve_then_receipt_checked_on_chain() {
         chain_id: stack.chain_id,
         amount: Amount::from_units(units, Asset::for_chain(stack.chain_id)).unwrap(),
         tx: paid.tx_hash,
-        to: alice_addr,
+        to: pay_to,
         from: "bob@brokera.test".into(),
     };
     let rejected = b.address_spool.root().join("Rejected");
