@@ -1416,9 +1416,11 @@ mod tests {
                     Arc::new(Payments(vec![(
                         PAID_TX,
                         NativePayment {
-                            to: Some(paid_to),
-                            value: U256::from(50_000_000u64),
                             succeeded: true,
+                            paid: vec![crate::receipt::Paid {
+                                to: paid_to,
+                                value: U256::from(50_000_000u64),
+                            }],
                         },
                     )])),
                 )

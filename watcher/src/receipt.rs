@@ -3,25 +3,40 @@
 //! chain (docs/PROTOCOL-TEXT.md, "RECEIPT").
 //!
 //! The chain is read through [`PaymentCheck`], whose one primitive returns what a
-//! transaction moved in the chain's native asset. [`EvmPayments`] reads an EVM node
-//! (anvil, or a Qtum node's Ethereum-style RPC). Token receipts are refused for now:
-//! their check (the token's `Transfer` log in the receipt) is not built yet.
+//! transaction paid, to which addresses, in the chain's native asset. [`EvmPayments`]
+//! reads an EVM node: the transaction's own value, and what its logs say was paid out
+//! (a payment made by a contract, such as a mailbox wallet's withdrawal, moves value
+//! inside the transaction; [`EvmPayments::with_log_reader`] plugs in the reader of
+//! that contract's events). Token receipts are refused for now.
+
+use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, U256};
 use async_trait::async_trait;
 use springmail_sdk::amount::Asset;
 use springmail_sdk::markup::broker::ReceiptBlock;
 
-/// What a mined transaction moved in the native asset.
+/// One payment in the native asset, to an address, in base units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paid {
+    /// Who was paid.
+    pub to: Address,
+    /// How much.
+    pub value: U256,
+}
+
+/// What a mined transaction paid in the native asset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NativePayment {
-    /// Its recipient (`None` for a contract creation).
-    pub to: Option<Address>,
-    /// The value, in the chain's base units.
-    pub value: U256,
-    /// Whether it succeeded.
+    /// Whether it succeeded (a reverted transaction paid nothing).
     pub succeeded: bool,
+    /// Its payments: its own value to its recipient, and those its logs report.
+    pub paid: Vec<Paid>,
 }
+
+/// Reads a payment out of one log (`None` for any other log): the hook for contracts
+/// that pay out value, such as the escrow's mailbox-wallet withdrawals.
+pub type LogReader = Arc<dyn Fn(&alloy::rpc::types::Log) -> Option<Paid> + Send + Sync>;
 
 /// Reads payments from the chain.
 #[async_trait]
@@ -56,6 +71,7 @@ impl PaymentCheck for NoPayments {
 #[derive(Clone)]
 pub struct EvmPayments {
     provider: alloy::providers::DynProvider,
+    readers: Vec<LogReader>,
 }
 
 impl std::fmt::Debug for EvmPayments {
@@ -75,7 +91,17 @@ impl EvmPayments {
             .disable_recommended_fillers()
             .connect_http(url)
             .erased();
-        Ok(EvmPayments { provider })
+        Ok(EvmPayments {
+            provider,
+            readers: Vec::new(),
+        })
+    }
+
+    /// Also counts the payments `reader` finds in the transaction's logs (it must
+    /// check the log's emitter itself: anyone can emit any event).
+    pub fn with_log_reader(mut self, reader: LogReader) -> Self {
+        self.readers.push(reader);
+        self
     }
 }
 
@@ -100,10 +126,21 @@ impl PaymentCheck for EvmPayments {
         else {
             return Ok(None);
         };
+        let mut paid = Vec::new();
+        if let Some(to) = t.inner.to() {
+            if !t.inner.value().is_zero() {
+                paid.push(Paid {
+                    to,
+                    value: t.inner.value(),
+                });
+            }
+        }
+        for log in receipt.logs() {
+            paid.extend(self.readers.iter().filter_map(|r| r(log)));
+        }
         Ok(Some(NativePayment {
-            to: t.inner.to(),
-            value: t.inner.value(),
             succeeded: receipt.status(),
+            paid,
         }))
     }
 }
@@ -176,7 +213,11 @@ pub fn check(
     if !p.succeeded {
         return Err(ReceiptRefusal::Failed(receipt.tx));
     }
-    if p.to != Some(receipt.to) || p.value != U256::from(receipt.amount.units()) {
+    let expected = Paid {
+        to: receipt.to,
+        value: U256::from(receipt.amount.units()),
+    };
+    if !p.paid.contains(&expected) {
         return Err(ReceiptRefusal::Mismatch {
             tx: receipt.tx,
             amount: receipt.amount.to_string(),
@@ -203,9 +244,11 @@ mod tests {
 
     fn paid(to: Address, value: u128) -> NativePayment {
         NativePayment {
-            to: Some(to),
-            value: U256::from(value),
             succeeded: true,
+            paid: vec![Paid {
+                to,
+                value: U256::from(value),
+            }],
         }
     }
 
@@ -229,6 +272,10 @@ mod tests {
             ),
             Err(ReceiptRefusal::Mismatch { .. })
         ));
+        // Among several payments of one transaction (a contract paying out), the one.
+        let mut several = paid(Address::repeat_byte(1), 7);
+        several.paid.push(paid(r.to, 50_000_000).paid[0]);
+        assert_eq!(check(&r, 8890, true, Ok(Some(&several))), Ok(()));
         let mut failed = paid(r.to, 50_000_000);
         failed.succeeded = false;
         assert!(matches!(
