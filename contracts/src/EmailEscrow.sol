@@ -11,6 +11,9 @@ pragma solidity 0.8.37;
 /// out in every claim, and `claimBatch` settles many claims in one transaction, skipping
 /// (with a `ClaimSkipped` event) any claim that is not valid at execution time. An email-mode
 /// claim that the deposit's watcher submits itself carries no attestation.
+/// v3: mailbox wallets. A native-coin balance held under an account commitment, moved by
+/// the account's controller within the limits its owner sets, or by the owner's own key
+/// without limits (docs/PROTOCOL.md, "Mailbox wallets").
 contract EmailEscrow {
     // ---------------------------------------------------------------- types
 
@@ -61,6 +64,22 @@ contract EmailEscrow {
     error NoFees(address relayer, address token);
     /// @notice Fees cannot be withdrawn to the zero address.
     error ZeroPayee();
+    /// @notice The account is not open.
+    error AccountNotOpen(bytes32 account);
+    /// @notice The account is open already (or the id is zero).
+    error AccountExists(bytes32 account);
+    /// @notice The caller is neither the account's controller nor its owner, or may not do this.
+    error NotController(bytes32 account, address caller);
+    /// @notice The movement names another nonce than the account's.
+    error BadNonce(bytes32 account, uint256 expected, uint256 got);
+    /// @notice The controller's movement is above the per-payment limit or what is left of today's.
+    error LimitExceeded(bytes32 account, uint256 amount, uint256 allowed);
+    /// @notice The account's balance is below the amount.
+    error InsufficientBalance(bytes32 account, uint256 balance, uint256 amount);
+    /// @notice A controller or owner cannot be the zero address.
+    error ZeroAddress();
+    /// @notice Accounts hold the native coin only; or a payment's flags lack FROM_ACCOUNT.
+    error NotAccountDeposit(address token, uint8 flags);
 
     // ---------------------------------------------------------------- events
 
@@ -75,6 +94,22 @@ contract EmailEscrow {
     event ClaimSkipped(address indexed claimKey, bytes4 reason);
     /// @notice A relayer withdrew `amount` of its accrued fees in `token` to `to`.
     event FeesWithdrawn(address indexed relayer, address indexed token, address to, uint256 amount);
+    /// @notice An account was opened under `controller`, with these limits.
+    event AccountOpened(bytes32 indexed account, address indexed controller, uint256 perPayment, uint256 perDay);
+    /// @notice `amount` moved from `from` to `to`. An id below 2^160 is not an account: as
+    /// `from`, the claim key of the deposit paid in (claimInto; a refund when `nonce` is 0);
+    /// as `to`, the address paid out (withdrawal). `nonce` is the account's that ordered it.
+    event Moved(bytes32 indexed from, bytes32 indexed to, uint256 amount, uint256 nonce, bytes32 mailHash);
+    /// @notice An account paid a new deposit (in place of `Deposited`).
+    event AccountDeposited(
+        bytes32 indexed account, address indexed claimKey, Deposit deposit, uint256 nonce, bytes32 mailHash
+    );
+    /// @notice The account's owner key is now `owner`.
+    event OwnerBound(bytes32 indexed account, address indexed owner, uint256 nonce, bytes32 mailHash);
+    /// @notice The account's controller is now `controller`.
+    event ControllerChanged(bytes32 indexed account, address indexed controller, uint256 nonce, bytes32 mailHash);
+    /// @notice The account's limits are now these.
+    event LimitsChanged(bytes32 indexed account, uint256 perPayment, uint256 perDay);
 
     // ---------------------------------------------------------------- batch input
 
@@ -93,6 +128,13 @@ contract EmailEscrow {
     // ---------------------------------------------------------------- constants
 
     uint8 internal constant CANCELLABLE = 1;
+    /// @dev A deposit paid from an account: its hash also binds the account.
+    uint8 internal constant FROM_ACCOUNT = 2;
+    uint256 internal constant MASK48 = 0xffffffffffff;
+    uint256 internal constant MASK32 = 0xffffffff;
+    uint256 internal constant MASK160 = (1 << 160) - 1;
+    /// @dev One nonce step in word 0 (the nonce sits at bits 48..79).
+    uint256 internal constant NONCE_ONE = 1 << 48;
     /// @dev secp256k1n / 2: signatures with a larger s are malleable twins and refused.
     uint256 internal constant HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
     /// @dev keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
@@ -105,6 +147,8 @@ contract EmailEscrow {
     bytes32 internal constant CLAIM_TYPEHASH = 0x04df976db1b98bed7140d8bfa7a5e961b82bb8c39b8ee9544cd161f808d1056c;
     /// @dev keccak256("Attest(address claimKey,bytes32 deposit,address to,uint40 deadline)")
     bytes32 internal constant ATTEST_TYPEHASH = 0x73919d39c59538377af8bb4b90ad58c4af79eb232a2b7db96f1c4d70b9083f2a;
+    /// @dev keccak256("ClaimInto(address claimKey,bytes32 deposit,bytes32 account,uint96 maxFee,uint40 deadline)")
+    bytes32 internal constant CLAIM_INTO_TYPEHASH = 0x3f4836e6451bb6d2b509c77db86cf9460443ae03fdcbe757d7eb4c9cfd83cf97;
     /// @dev bytes4(keccak256("isValidSignature(bytes32,bytes)"))
     bytes4 internal constant ERC1271_MAGIC = 0x1626ba7e;
     /// @dev The gas `claimBatch` forwards with each payment: enough for a contract wallet's
@@ -129,6 +173,14 @@ contract EmailEscrow {
     // never goes back to zero, so later accruals rewrite a non-zero slot (5,000 gas)
     // instead of filling an empty one (22,100). Read it with `feesAccrued`. A keccak
     // output below 2^160 (a collision with a deposit slot) takes about 2^96 tries to find.
+    //
+    // Accounts: three packed words at slots b, b + 1, b + 2 where b = keccak256(account)
+    // (hashed: ids are chosen by whoever opens an account, so they must not be able to
+    // name a deposit slot, a fee slot or another account's words).
+    //   word 0: balance uint96 | spent today uint48 | day uint32 | nonce uint32 | 48 zero bits
+    //   word 1: per-payment limit uint48 | per-day limit uint48 | controller address
+    //   word 2: owner address (zero: none bound)
+    // An account is open when its nonce is not zero.
 
     constructor() {
         cachedChainId = block.chainid;
@@ -203,6 +255,53 @@ contract EmailEscrow {
         if (fee != 0) _accrue(token, fee);
         _pay(token, to, amount - fee);
         _logClaimed(claimKey, to, amount, fee);
+    }
+
+    /// @notice `claim` for a deposit an account paid (`payToEmail_3wqa`), to an address: in
+    /// link mode by anyone, in email mode by the deposit's watcher itself (no attestation).
+    /// `from` is the paying account, which the deposit's hash binds; the claim key's `Claim`
+    /// signature comes in the 64-byte form of EIP-2098 (`sigR`, `sigVS`). A separate entry
+    /// with its own argument types keeps `claim` itself as it was.
+    function claimFromAccount_fjv(
+        bytes32 from,
+        address claimKey,
+        Deposit calldata d,
+        address to,
+        uint96 fee,
+        uint96 maxFee,
+        uint40 deadline,
+        bytes32 sigR,
+        bytes32 sigVS
+    ) external {
+        // The checks of `_verify` with the account-bound hash, written out again: a third
+        // caller of `_verify` changes how the optimizer lays out `claim`.
+        bytes32 h = _fundedHashOf(d, from);
+        if (_load(claimKey) != h) revert UnknownDeposit(claimKey, h);
+        uint40 expiry = uint40(_word(d, 3));
+        if (block.timestamp >= expiry) revert Expired(expiry, block.timestamp);
+        if (block.timestamp > deadline) revert DeadlinePassed(deadline, block.timestamp);
+        uint256 amount = _word(d, 2);
+        if (fee > maxFee || fee > amount) revert FeeTooHigh(fee, maxFee);
+        bytes32 digest = _typedDigest(CLAIM_TYPEHASH, claimKey, h, bytes32(uint256(uint160(to))), maxFee, deadline);
+        if (_signerOf(digest, sigR, sigVS) != claimKey) {
+            revert BadClaimSignature(claimKey);
+        }
+        address watcher = address(uint160(_word(d, 5)));
+        if (watcher != address(0) && watcher != msg.sender) revert BadAttestation(watcher);
+        _store(claimKey, 0);
+        if (fee != 0) _accrueNative(fee);
+        unchecked {
+            _payNative(to, amount - fee);
+        }
+        // emit Claimed(claimKey, to, amount, fee, msg.sender)
+        bytes32 topic = Claimed.selector;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, amount)
+            mstore(add(ptr, 0x20), fee)
+            mstore(add(ptr, 0x40), caller())
+            log3(ptr, 0x60, topic, claimKey, to)
+        }
     }
 
     /// @notice Settles several claims in one transaction; each entry holds the arguments of
@@ -294,11 +393,48 @@ contract EmailEscrow {
             calldatacopy(ptr, d, 0xe0)
             let h := keccak256(ptr, 0xe0)
             if iszero(eq(sload(claimKey), h)) {
-                // UnknownDeposit(claimKey, h)
-                mstore(ptr, shl(224, 0x950b3265))
-                mstore(add(ptr, 0x04), claimKey)
-                mstore(add(ptr, 0x24), h)
-                revert(ptr, 0x44)
+                // A deposit paid from an account (flags bit 1): its hash binds the account, passed as
+                // one more word after the arguments; the refund credits that account.
+                // Only here, off the ordinary refund's path.
+                let account := calldataload(add(d, 0xe0))
+                mstore(add(ptr, 0xe0), account)
+                // (claimKey read again from calldata: the optimizer must not keep the
+                // first sload on the stack of the ordinary path.)
+                if iszero(and(shr(1, mload(add(ptr, 0x80))), eq(sload(calldataload(0x04)), keccak256(ptr, 0x100)))) {
+                    // UnknownDeposit(claimKey, h)
+                    mstore(ptr, shl(224, 0x950b3265))
+                    mstore(add(ptr, 0x04), claimKey)
+                    mstore(add(ptr, 0x24), h)
+                    revert(ptr, 0x44)
+                }
+                mstore(0x00, account)
+                let base := keccak256(0x00, 0x20)
+                let expiry := mload(add(ptr, 0x60))
+                if lt(timestamp(), expiry) {
+                    // Before expiry: the account's controller or owner, when CANCELLABLE.
+                    let ok := or(eq(caller(), and(sload(add(base, 1)), MASK160)), eq(caller(), sload(add(base, 2))))
+                    if iszero(and(ok, and(mload(add(ptr, 0x80)), CANCELLABLE))) {
+                        // RefundNotAllowed(msg.sender, expiry, block.timestamp)
+                        mstore(ptr, shl(224, 0xed8f49f1))
+                        mstore(add(ptr, 0x04), caller())
+                        mstore(add(ptr, 0x24), expiry)
+                        mstore(add(ptr, 0x44), timestamp())
+                        revert(ptr, 0x64)
+                    }
+                }
+                sstore(claimKey, 0)
+                let amt := mload(add(ptr, 0x40))
+                // The balance is a uint96 at the top of word 0 and all coin held fits in it.
+                sstore(base, add(sload(base), shl(160, amt)))
+                // emit Refunded(claimKey, address(this), amount)
+                mstore(0x00, amt)
+                log3(0x00, 0x20, 0xec1e5ed733e00f1a00915d56caef57b4f52312dde4f9b3165f213319a0da156b, claimKey, address())
+                // emit Moved(bytes32(claimKey), account, amount, 0, 0)
+                mstore(ptr, amt)
+                mstore(add(ptr, 0x20), 0)
+                mstore(add(ptr, 0x40), 0)
+                log3(ptr, 0x60, 0x277df10c22871eab586b44c1976a142383a256f06ae49377a60cf1576150cf4e, claimKey, account)
+                return(0, 0)
             }
             sender := mload(ptr)
             let expiry := mload(add(ptr, 0x60))
@@ -333,6 +469,201 @@ contract EmailEscrow {
             mstore(0x00, amount)
             log3(0x00, 0x20, topic, claimKey, sender)
         }
+    }
+
+    // ---------------------------------------------------------------- accounts
+
+    /// @notice Opens `account` (an account commitment) under `controller`, with limits per
+    /// payment and per day in base units. Anyone may open an account that is not open.
+    function createAccount_1s(bytes32 account, address controller, uint48 perPayment, uint48 perDay) external {
+        if (controller == address(0)) revert ZeroAddress();
+        uint256 base = _base(account);
+        if (account == bytes32(0) || _sload(base) != 0) revert AccountExists(account);
+        _sstore(base, NONCE_ONE);
+        _sstore(base + 1, (uint256(perPayment) << 208) | (uint256(perDay) << 160) | uint256(uint160(controller)));
+        emit AccountOpened(account, controller, perPayment, perDay);
+    }
+
+    /// @notice Pays an email-mode deposit into an open account, minus `fee` accrued to the
+    /// caller. The caller must be the account's controller and the deposit's watcher (it
+    /// attests by sending); the claim key signs the EIP-712 `ClaimInto`, passed in the
+    /// 64-byte form of EIP-2098 (`sigR`, `sigVS`). For a deposit paid from an account,
+    /// pass that account as one more word after the arguments.
+    function claimIntoAccount_195w(
+        address claimKey,
+        Deposit calldata d,
+        bytes32 account,
+        uint96 fee,
+        uint96 maxFee,
+        uint40 deadline,
+        bytes32 sigR,
+        bytes32 sigVS,
+        uint32 nonce,
+        bytes32 mailHash
+    ) external {
+        bytes32 h;
+        assembly ("memory-safe") {
+            // _hashDeposit(d), written out (see `_typedDigest`).
+            let ptr := mload(0x40)
+            calldatacopy(ptr, d, 0xe0)
+            h := keccak256(ptr, 0xe0)
+        }
+        // The fields are read as raw words (`_word`), valid once the hash matches.
+        if (_load(claimKey) != h) {
+            bytes32 h2 = _fundedHash(d);
+            if (_word(d, 4) & FROM_ACCOUNT == 0 || _load(claimKey) != h2) revert UnknownDeposit(claimKey, h);
+            h = h2;
+        }
+        uint40 expiry = uint40(_word(d, 3));
+        if (block.timestamp >= expiry) revert Expired(expiry, block.timestamp);
+        if (block.timestamp > deadline) revert DeadlinePassed(deadline, block.timestamp);
+        uint256 amount = _word(d, 2);
+        if (fee > maxFee || fee > amount) revert FeeTooHigh(fee, maxFee);
+        if (_word(d, 1) != 0) revert NotAccountDeposit(address(uint160(_word(d, 1))), uint8(_word(d, 4)));
+        if (address(uint160(_word(d, 5))) != msg.sender) revert BadAttestation(address(uint160(_word(d, 5))));
+        uint256 base = _base(account);
+        uint256 w0 = _sload(base);
+        uint256 n = (w0 >> 48) & MASK32;
+        if (n == 0) revert AccountNotOpen(account);
+        if (address(uint160(_sload(base + 1))) != msg.sender) revert NotController(account, msg.sender);
+        if (n != nonce) revert BadNonce(account, n, nonce);
+        if (
+            _signerOf(_typedDigest(CLAIM_INTO_TYPEHASH, claimKey, h, account, maxFee, deadline), sigR, sigVS)
+                != claimKey
+        ) revert BadClaimSignature(claimKey);
+        _store(claimKey, 0);
+        unchecked {
+            // All coin held fits the uint96 balance; the nonce has 2^32 steps.
+            _sstore(base, w0 + ((amount - fee) << 160) + NONCE_ONE);
+        }
+        if (fee != 0) _accrueNative(fee);
+        unchecked {
+            _logMoved(bytes32(uint256(uint160(claimKey))), account, amount - fee, nonce, mailHash);
+        }
+    }
+
+    /// @notice Moves `amount` from account `from` to the open account `to`: by `from`'s
+    /// controller within its limits, or by its owner without.
+    function transferToAccount_1q11(bytes32 from, bytes32 to, uint96 amount, uint32 nonce, bytes32 mailHash) external {
+        if (amount == 0) revert ZeroAmount();
+        _debit(from, amount, nonce);
+        uint256 tb = _base(to);
+        uint256 t0 = _sload(tb);
+        if (t0 & (MASK32 << 48) == 0) revert AccountNotOpen(to);
+        unchecked {
+            _sstore(tb, t0 + (uint256(amount) << 160));
+        }
+        _logMoved(from, to, amount, nonce, mailHash);
+    }
+
+    /// @notice Pays a new deposit from account `from` (controller within limits, or owner):
+    /// `d.sender` is this contract, `d.flags` has FROM_ACCOUNT, the coin is native. Its
+    /// stored hash is keccak256(abi.encode(d) ‖ from): a refund credits `from`.
+    function payToEmail_3wqa(bytes32 from, address claimKey, Deposit calldata d, uint32 nonce, bytes32 mailHash)
+        external
+    {
+        // The fields are read as raw words (`_word`); each is checked clean, since the
+        // stored hash and the event are taken from them.
+        if (claimKey == address(0)) revert ZeroClaimKey();
+        uint256 sender = _word(d, 0);
+        if (sender != uint256(uint160(address(this)))) revert SenderMismatch(address(uint160(sender)), address(this));
+        uint256 amount = _word(d, 2);
+        uint256 expiry = _word(d, 3);
+        uint256 flags = _word(d, 4);
+        if ((amount >> 96) | (expiry >> 40) | (flags >> 8) | (_word(d, 5) >> 160) != 0) revert();
+        if (amount == 0) revert ZeroAmount();
+        if (expiry <= block.timestamp) revert ExpiryInPast(uint40(expiry), block.timestamp);
+        if (_word(d, 1) != 0 || flags & FROM_ACCOUNT == 0) {
+            revert NotAccountDeposit(address(uint160(_word(d, 1))), uint8(flags));
+        }
+        if (_load(claimKey) != bytes32(0)) revert ClaimKeyInUse(claimKey);
+        _debit(from, amount, nonce);
+        // Store keccak256(abi.encode(d) ‖ from) and emit
+        // AccountDeposited(from, claimKey, d, nonce, mailHash), from the same memory.
+        bytes32 topic = AccountDeposited.selector;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, d, 0xe0)
+            mstore(add(ptr, 0xe0), from)
+            sstore(claimKey, keccak256(ptr, 0x100))
+            mstore(add(ptr, 0xe0), nonce)
+            mstore(add(ptr, 0x100), mailHash)
+            log3(ptr, 0x120, topic, from, claimKey)
+        }
+    }
+
+    /// @notice Pays `amount` from account `from` to the address `to`: by the controller
+    /// within the limits, or by the owner without (the way out without the broker).
+    function withdrawFromAccount_4g(bytes32 from, address to, uint96 amount, uint32 nonce, bytes32 mailHash) external {
+        if (to == address(0)) revert ZeroPayee();
+        if (amount == 0) revert ZeroAmount();
+        _debit(from, amount, nonce);
+        _payNative(to, amount);
+        _logMoved(from, bytes32(uint256(uint160(to))), amount, nonce, mailHash);
+    }
+
+    /// @notice Binds the owner's key: by the controller while none is bound; after that
+    /// only the owner changes it.
+    function bindOwner_27(bytes32 account, address owner, uint32 nonce, bytes32 mailHash) external {
+        if (owner == address(0)) revert ZeroAddress();
+        uint256 base = _authorize(account, nonce);
+        _sstore(base + 2, uint256(uint160(owner)));
+        emit OwnerBound(account, owner, nonce, mailHash);
+    }
+
+    /// @notice Moves the account to another controller: by the owner, or by the controller
+    /// while no owner is bound.
+    function setController_5c(bytes32 account, address controller, uint32 nonce, bytes32 mailHash) external {
+        if (controller == address(0)) revert ZeroAddress();
+        uint256 base = _authorize(account, nonce);
+        _sstore(base + 1, (_sload(base + 1) & ~MASK160) | uint256(uint160(controller)));
+        emit ControllerChanged(account, controller, nonce, mailHash);
+    }
+
+    /// @notice Sets the controller's limits: the owner as it likes; the controller as it
+    /// likes while no owner is bound, and after that only lower.
+    function setLimits_6(bytes32 account, uint48 perPayment, uint48 perDay) external {
+        uint256 base = _base(account);
+        if ((_sload(base) >> 48) & MASK32 == 0) revert AccountNotOpen(account);
+        uint256 w1 = _sload(base + 1);
+        address owner = address(uint160(_sload(base + 2)));
+        if (msg.sender != owner) {
+            if (msg.sender != address(uint160(w1))) revert NotController(account, msg.sender);
+            if (owner != address(0) && (perPayment > w1 >> 208 || perDay > (w1 >> 160) & MASK48)) {
+                revert NotController(account, msg.sender);
+            }
+        }
+        _sstore(base + 1, (uint256(perPayment) << 208) | (uint256(perDay) << 160) | (w1 & MASK160));
+        emit LimitsChanged(account, perPayment, perDay);
+    }
+
+    /// @notice The account's three words, unpacked. `spentToday` counts for `day`
+    /// (unix days); on a later day the controller's spending starts from zero.
+    function accountOf_s(bytes32 account)
+        external
+        view
+        returns (
+            uint256 balance,
+            uint256 spentToday,
+            uint256 day,
+            uint256 nonce,
+            uint256 perPayment,
+            uint256 perDay,
+            address controller,
+            address owner
+        )
+    {
+        uint256 base = _base(account);
+        uint256 w0 = _sload(base);
+        uint256 w1 = _sload(base + 1);
+        balance = w0 >> 160;
+        spentToday = (w0 >> 112) & MASK48;
+        day = (w0 >> 80) & MASK32;
+        nonce = (w0 >> 48) & MASK32;
+        perPayment = w1 >> 208;
+        perDay = (w1 >> 160) & MASK48;
+        controller = address(uint160(w1));
+        owner = address(uint160(_sload(base + 2)));
     }
 
     /// @notice The hash of the open deposit under `claimKey`; zero when none.
@@ -454,6 +785,141 @@ contract EmailEscrow {
         return BadAttestation.selector;
     }
 
+    /// @dev Where an account's words start: keccak256(account).
+    function _base(bytes32 account) internal pure returns (uint256 b) {
+        assembly ("memory-safe") {
+            mstore(0x00, account)
+            b := keccak256(0x00, 0x20)
+        }
+    }
+
+    /// @dev Takes `amount` from an open account for its controller (within the limits) or
+    /// its owner (without), checking and stepping the nonce.
+    function _debit(bytes32 account, uint256 amount, uint32 nonce) internal {
+        uint256 base = _base(account);
+        uint256 w0 = _sload(base);
+        uint256 n = (w0 >> 48) & MASK32;
+        if (n == 0) revert AccountNotOpen(account);
+        uint256 w1 = _sload(base + 1);
+        uint256 bal = w0 >> 160;
+        if (msg.sender == address(uint160(w1))) {
+            if (n != nonce) revert BadNonce(account, n, nonce);
+            uint256 today = block.timestamp / 86400;
+            uint256 spent = ((w0 >> 80) & MASK32) == today ? (w0 >> 112) & MASK48 : 0;
+            uint256 perPayment = w1 >> 208;
+            uint256 perDay = (w1 >> 160) & MASK48;
+            unchecked {
+                if (amount > perPayment || spent + amount > perDay) {
+                    uint256 left = perDay > spent ? perDay - spent : 0;
+                    revert LimitExceeded(account, amount, left < perPayment ? left : perPayment);
+                }
+                if (amount > bal) revert InsufficientBalance(account, bal, amount);
+                _sstore(base, ((bal - amount) << 160) | ((spent + amount) << 112) | (today << 80) | ((n + 1) << 48));
+            }
+        } else {
+            if (msg.sender != address(uint160(_sload(base + 2)))) revert NotController(account, msg.sender);
+            if (n != nonce) revert BadNonce(account, n, nonce);
+            if (amount > bal) revert InsufficientBalance(account, bal, amount);
+            unchecked {
+                _sstore(base, w0 - (amount << 160) + NONCE_ONE);
+            }
+        }
+    }
+
+    /// @dev For the account's settings: its owner once bound, else its controller; checks
+    /// and steps the nonce. Returns where the account's words start.
+    function _authorize(bytes32 account, uint32 nonce) internal returns (uint256 base) {
+        base = _base(account);
+        uint256 w0 = _sload(base);
+        uint256 n = (w0 >> 48) & MASK32;
+        if (n == 0) revert AccountNotOpen(account);
+        address owner = address(uint160(_sload(base + 2)));
+        address allowed = owner != address(0) ? owner : address(uint160(_sload(base + 1)));
+        if (msg.sender != allowed) revert NotController(account, msg.sender);
+        if (n != nonce) revert BadNonce(account, n, nonce);
+        unchecked {
+            _sstore(base, w0 + NONCE_ONE);
+        }
+    }
+
+    // The account paths have their own copies of `_recover`, `_accrue` and `_pay`: sharing
+    // them changes how the optimizer inlines them into `claim`, which then costs more.
+
+    /// @dev The signer of an EIP-2098 signature (r, yParity ‖ s), low s only; address(0)
+    /// when invalid. Fixed-size arguments also keep `claim`'s decoding of `bytes` inlined.
+    function _signerOf(bytes32 digest, bytes32 r, bytes32 vs) internal view returns (address signer) {
+        assembly ("memory-safe") {
+            let s := and(vs, 0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff)
+            if iszero(gt(s, HALF_N)) {
+                let ptr := mload(0x40)
+                mstore(ptr, digest)
+                mstore(add(ptr, 0x20), add(27, shr(255, vs)))
+                mstore(add(ptr, 0x40), r)
+                mstore(add(ptr, 0x60), s)
+                mstore(0x00, 0)
+                if staticcall(gas(), 1, ptr, 0x80, 0x00, 0x20) { signer := mload(0x00) }
+            }
+        }
+    }
+
+    /// @dev `_accrue` of the native coin, for the account paths.
+    function _accrueNative(uint256 amount) internal {
+        uint256 slot = _feeSlot(msg.sender, address(0));
+        uint256 s = _sload(slot);
+        unchecked {
+            _sstore(slot, (s == 0 ? 1 : s) + amount);
+        }
+    }
+
+    /// @dev `_pay` of the native coin, for the account paths.
+    function _payNative(address to, uint256 amount) internal {
+        bool ok;
+        assembly ("memory-safe") {
+            ok := call(gas(), to, amount, 0, 0, 0, 0)
+        }
+        if (!ok) revert TransferFailed(address(0), to, amount);
+    }
+
+    /// @dev emit Moved(from, to, amount, nonce, mailHash), from scratch memory.
+    function _logMoved(bytes32 from, bytes32 to, uint256 amount, uint256 nonce, bytes32 mailHash) internal {
+        bytes32 topic = Moved.selector;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, amount)
+            mstore(add(ptr, 0x20), nonce)
+            mstore(add(ptr, 0x40), mailHash)
+            log3(ptr, 0x60, topic, from, to)
+        }
+    }
+
+    /// @dev The EIP-712 digest of a `Claim` or `ClaimInto` (five fields after the type
+    /// hash), for the account paths: its own copy of the domain separator and hashing, so
+    /// that `claim`'s are still inlined there.
+    function _typedDigest(
+        bytes32 typehash,
+        address claimKey,
+        bytes32 depositHash,
+        bytes32 third,
+        uint96 maxFee,
+        uint40 deadline
+    ) internal view returns (bytes32 dg) {
+        bytes32 sep = block.chainid != cachedChainId ? _buildDomainSeparator() : cachedDomainSeparator;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typehash)
+            mstore(add(ptr, 0x20), claimKey)
+            mstore(add(ptr, 0x40), depositHash)
+            mstore(add(ptr, 0x60), third)
+            mstore(add(ptr, 0x80), maxFee)
+            mstore(add(ptr, 0xa0), deadline)
+            let sh := keccak256(ptr, 0xc0)
+            mstore(ptr, 0x1901000000000000000000000000000000000000000000000000000000000000)
+            mstore(add(ptr, 0x02), sep)
+            mstore(add(ptr, 0x22), sh)
+            dg := keccak256(ptr, 0x42)
+        }
+    }
+
     /// @dev The deposit hash under a claim key: stored at the slot numbered by the key.
     function _load(address claimKey) internal view returns (bytes32 h) {
         assembly ("memory-safe") {
@@ -537,6 +1003,36 @@ contract EmailEscrow {
             let ptr := mload(0x40)
             calldatacopy(ptr, d, 0xe0)
             h := keccak256(ptr, 0xe0)
+        }
+    }
+
+    /// @dev keccak256(abi.encode(d) ‖ account) for a deposit paid from an account, with
+    /// the account taken from the last calldata word.
+    function _fundedHash(Deposit calldata d) internal pure returns (bytes32 h) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, d, 0xe0)
+            mstore(add(ptr, 0xe0), calldataload(sub(calldatasize(), 0x20)))
+            h := keccak256(ptr, 0x100)
+        }
+    }
+
+    /// @dev Word `i` of a deposit in calldata, raw. The account paths read fields this way:
+    /// Solidity's own field reads, shared with `claim` and `deposit`, would then no longer
+    /// be inlined there.
+    function _word(Deposit calldata d, uint256 i) internal pure returns (uint256 v) {
+        assembly ("memory-safe") {
+            v := calldataload(add(d, shl(5, i)))
+        }
+    }
+
+    /// @dev keccak256(abi.encode(d) ‖ account).
+    function _fundedHashOf(Deposit calldata d, bytes32 account) internal pure returns (bytes32 h) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, d, 0xe0)
+            mstore(add(ptr, 0xe0), account)
+            h := keccak256(ptr, 0x100)
         }
     }
 

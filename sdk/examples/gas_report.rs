@@ -25,10 +25,11 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use alloy::primitives::aliases::{U40, U96};
+use alloy::primitives::aliases::{U40, U48, U96};
 use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::providers::Provider;
 use alloy::sol_types::{SolCall, SolConstructor, SolEvent};
+use springmail_sdk::accounts::{compact, AccountId, ClaimIntoAuth, FROM_ACCOUNT};
 use springmail_sdk::chain::embedded::EmbeddedChain;
 use springmail_sdk::chain::evm_rpc::EvmRpcChain;
 use springmail_sdk::chain::qtum::{QtumChain, QtumConfig};
@@ -474,6 +475,200 @@ impl Bench<'_> {
         Ok((r.gas_used, floor))
     }
 
+    /// `claimIntoAccount_195w` of a deposit naming the relayer as its watcher into
+    /// `account` (controlled by the relayer), with `fee`.
+    async fn claim_into(
+        &self,
+        account: B256,
+        nonce: u32,
+        fee: u128,
+    ) -> Result<(u64, Floor), String> {
+        let (key, d, _, _) = self.deposit_self_watched(false).await?;
+        let auth = ClaimIntoAuth {
+            claim_key: key.address(),
+            deposit_hash: d.hash(),
+            account: AccountId(account),
+            max_fee: fee,
+            deadline: self.now + 3 * 3600,
+        };
+        let (r, vs) = compact(&auth.sign(self.id, &key));
+        let data = EmailEscrow::claimIntoAccount_195wCall {
+            claimKey: key.address(),
+            d: d.to_sol(),
+            account,
+            fee: U96::from(fee),
+            maxFee: U96::from(fee),
+            deadline: U40::from(auth.deadline),
+            sigR: r,
+            sigVS: vs,
+            nonce,
+            mailHash: random_b256(),
+        }
+        .abi_encode();
+        let floor = Floor::tx(&data)
+            .add(COLD_SLOT + SLOT_RESET, "deposit slot read and cleared")
+            .add(-CLEAR_REFUND, "refund for clearing it")
+            .add(ECRECOVER, "ecrecover")
+            .add(COLD_SLOT + SLOT_RESET, "account word 0")
+            .add(COLD_SLOT, "word 1 (controller)")
+            .add(COLD_SLOT + SLOT_RESET, "fee slot rewritten")
+            .add(log_gas(3, 96), "Moved log");
+        let r = send(
+            self.relayer,
+            "claimInto",
+            Some(self.escrow),
+            data,
+            U256::ZERO,
+        )
+        .await?;
+        Ok((r.gas_used, floor))
+    }
+
+    /// The mailbox-wallet rows: two accounts controlled by the relayer (which is also the
+    /// watcher of the deposits that fund them).
+    async fn accounts(&self) -> Result<Vec<Measured>, String> {
+        let row = |what, (gas, floor): (u64, Floor), target| Measured {
+            what,
+            gas,
+            floor,
+            target,
+            public: None,
+        };
+        let mut rows = Vec::new();
+        let (a, b) = (random_b256(), random_b256());
+        let limit = U48::from(100 * NATIVE_AMOUNT as u64);
+        let mut open_gas = 0;
+        let mut open_floor = Floor::default();
+        for id in [a, b] {
+            let data = EmailEscrow::createAccount_1sCall {
+                account: id,
+                controller: self.relayer.account(),
+                perPayment: limit,
+                perDay: limit,
+            }
+            .abi_encode();
+            open_floor = Floor::tx(&data)
+                .add(COLD_SLOT + SLOT_SET, "word 0 filled")
+                .add(COLD_SLOT + SLOT_SET, "word 1 filled")
+                .add(log_gas(2, 96), "AccountOpened log");
+            let r = send(
+                self.relayer,
+                "createAccount",
+                Some(self.escrow),
+                data,
+                U256::ZERO,
+            )
+            .await?;
+            open_gas = r.gas_used;
+        }
+        rows.push(row("open an account", (open_gas, open_floor), None));
+        // Fund both: the first credit fills a's balance; the rows after measure a funded one.
+        self.claim_into(b, 1, 0).await?;
+        self.claim_into(a, 1, 0).await?;
+        rows.push(row(
+            "claim into an existing account (fee accrued), by its controller, the deposit's watcher",
+            self.claim_into(a, 2, FEE).await?,
+            Some(55_000),
+        ));
+        let data = EmailEscrow::transferToAccount_1q11Call {
+            from: b,
+            to: a,
+            amount: U96::from(NATIVE_AMOUNT / 3),
+            nonce: 2,
+            mailHash: random_b256(),
+        }
+        .abi_encode();
+        let floor = Floor::tx(&data)
+            .add(COLD_SLOT + SLOT_RESET, "sender's word 0")
+            .add(COLD_SLOT, "sender's word 1 (controller, limits)")
+            .add(COLD_SLOT + SLOT_RESET, "receiver's word 0")
+            .add(log_gas(3, 96), "Moved log");
+        let r = send(
+            self.relayer,
+            "transfer",
+            Some(self.escrow),
+            data,
+            U256::ZERO,
+        )
+        .await?;
+        rows.push(row(
+            "account to account, receiver open and funded, by the controller",
+            (r.gas_used, floor),
+            Some(45_000),
+        ));
+        let claim_key = ClaimSecret::random();
+        let d = Deposit {
+            sender: self.escrow,
+            token: Address::ZERO,
+            amount: NATIVE_AMOUNT / 3,
+            expiry: self.now + MONTH,
+            flags: Deposit::CANCELLABLE | FROM_ACCOUNT,
+            watcher: self.relayer.account(),
+            recipient: random_b256(),
+        };
+        let data = EmailEscrow::payToEmail_3wqaCall {
+            from: b,
+            claimKey: claim_key.address(),
+            d: d.to_sol(),
+            nonce: 3,
+            mailHash: random_b256(),
+        }
+        .abi_encode();
+        let floor = Floor::tx(&data)
+            .add(COLD_SLOT + SLOT_SET, "deposit slot filled")
+            .add(COLD_SLOT + SLOT_RESET, "account word 0")
+            .add(COLD_SLOT, "word 1 (controller, limits)")
+            .add(log_gas(3, 288), "AccountDeposited log");
+        let r = send(
+            self.relayer,
+            "payToEmail",
+            Some(self.escrow),
+            data,
+            U256::ZERO,
+        )
+        .await?;
+        rows.push(row(
+            "pay to a new email (a new deposit slot), by the controller",
+            (r.gas_used, floor),
+            Some(62_000),
+        ));
+        let to = Address::from(rand::random::<[u8; 20]>());
+        let data = EmailEscrow::withdrawFromAccount_4gCall {
+            from: b,
+            to,
+            amount: U96::from(NATIVE_AMOUNT / 4),
+            nonce: 4,
+            mailHash: random_b256(),
+        }
+        .abi_encode();
+        let floor = Floor::tx(&data)
+            .add(COLD_SLOT + SLOT_RESET, "account word 0")
+            .add(COLD_SLOT, "word 1 (controller, limits)")
+            .add(
+                COLD_ACCOUNT + NEW_ACCOUNT,
+                "fresh payee (cold, new account)",
+            )
+            .add(
+                VALUE - STIPEND,
+                "value transfer (9,000 − 2,300 stipend back)",
+            )
+            .add(log_gas(3, 96), "Moved log");
+        let r = send(
+            self.relayer,
+            "withdraw",
+            Some(self.escrow),
+            data,
+            U256::ZERO,
+        )
+        .await?;
+        rows.push(row(
+            "withdraw from an account to a fresh address, by the controller",
+            (r.gas_used, floor),
+            None,
+        ));
+        Ok(rows)
+    }
+
     /// Moves the chain's clock past `ts`.
     async fn pass(&self, ts: u64) -> Result<(), String> {
         let now = self
@@ -627,6 +822,8 @@ impl Bench<'_> {
             None,
         ));
 
+        rows.extend(self.accounts().await?);
+
         let (k, d, _, _) = self.deposit(false, false).await?;
         rows.push(row(
             "refund, native, by the sender (cancelling)",
@@ -700,12 +897,13 @@ async fn setup(
     relayer: &dyn Chain,
     clock: &Clock,
 ) -> Result<Vec<Measured>, String> {
-    let escrow = send(
+    let escrow = send_gas(
         sender,
         "deploy the escrow",
         None,
         EmailEscrow::BYTECODE.to_vec(),
         U256::ZERO,
+        Some(springmail_sdk::client::ESCROW_DEPLOY_GAS),
     )
     .await?
     .contract_address

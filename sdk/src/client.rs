@@ -54,6 +54,10 @@ use crate::link::ClaimLink;
 /// Largest block range one log query covers; larger scans are split.
 pub const LOG_RANGE: u64 = 10_000;
 
+/// The gas limit of the escrow's deployment: its code is about 15 KB (200 gas a byte),
+/// above qtumd's default `createcontract` limit of 2,500,000; it uses about 3.1 million.
+pub const ESCROW_DEPLOY_GAS: u64 = 4_000_000;
+
 /// How long the client waits for a transaction it sent to be mined.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(120);
 
@@ -473,7 +477,8 @@ pub fn describe_revert(data: &[u8]) -> String {
             e.relayer,
             asset_name(e.token)
         ),
-        E::ZeroPayee(_) => "fees cannot be withdrawn to the zero address".into(),
+        E::ZeroPayee(_) => "fees or an account's coin cannot be paid to the zero address".into(),
+        other => crate::accounts::describe_account_error(&other),
     }
 }
 
@@ -581,6 +586,7 @@ impl SpringMail {
             .send(TxRequest {
                 to: None,
                 data: EmailEscrow::BYTECODE.clone(),
+                gas_limit: Some(ESCROW_DEPLOY_GAS),
                 ..Default::default()
             })
             .await?;
@@ -810,7 +816,11 @@ impl SpringMail {
     }
 
     /// [`Self::broadcast`], then wait for the receipt.
-    async fn execute(&self, action: &'static str, tx: TxRequest) -> Result<Receipt, ClientError> {
+    pub(crate) async fn execute(
+        &self,
+        action: &'static str,
+        tx: TxRequest,
+    ) -> Result<Receipt, ClientError> {
         let tx_hash = self.broadcast(action, tx).await?;
         self.wait(action, tx_hash, DEFAULT_WAIT).await
     }
@@ -1405,7 +1415,7 @@ fn receipt_reason(receipt: &Receipt) -> String {
     }
 }
 
-fn check(receipt: &Receipt, action: &'static str) -> Result<(), ClientError> {
+pub(crate) fn check(receipt: &Receipt, action: &'static str) -> Result<(), ClientError> {
     if receipt.succeeded() {
         Ok(())
     } else {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod amount;
 pub mod chain;
 pub mod client;

@@ -277,6 +277,8 @@ fn error_name(e: &EmailEscrowErrors) -> &'static str {
         X::ZeroClaimKey(_) => "ZeroClaimKey",
         X::NoFees(_) => "NoFees",
         X::ZeroPayee(_) => "ZeroPayee",
+        // The account errors (version 3): this model makes no account calls.
+        _ => "an account error",
     }
 }
 

@@ -129,16 +129,30 @@ fn vectors() -> Value {
         "ControllerChanged(bytes32,address,uint256,bytes32)",
         "LimitsChanged(bytes32,uint256,uint256)",
     ];
+    // The names carry a suffix that sorts their selectors above `deposit`'s (0xfeea40db):
+    // the dispatcher compares selectors in ascending order, so no existing function pays
+    // for the new ones.
     let functions = [
-        "openAccount(bytes32,address,uint48,uint48)",
-        "claimInto(address,(address,address,uint96,uint40,uint8,address,bytes32),bytes32,uint96,uint96,uint40,bytes,uint32,bytes32)",
-        "transfer(bytes32,bytes32,uint96,uint32,bytes32)",
-        "payEmail(bytes32,address,(address,address,uint96,uint40,uint8,address,bytes32),uint32,bytes32)",
-        "withdraw(bytes32,address,uint96,uint32,bytes32)",
-        "bindOwner(bytes32,address,uint32,bytes32)",
-        "setController(bytes32,address,uint32,bytes32)",
-        "setLimits(bytes32,uint48,uint48)",
-        "accountOf(bytes32)",
+        "createAccount_1s(bytes32,address,uint48,uint48)",
+        "claimIntoAccount_195w(address,(address,address,uint96,uint40,uint8,address,bytes32),bytes32,uint96,uint96,uint40,bytes32,bytes32,uint32,bytes32)",
+        "claimFromAccount_fjv(bytes32,address,(address,address,uint96,uint40,uint8,address,bytes32),address,uint96,uint96,uint40,bytes32,bytes32)",
+        "transferToAccount_1q11(bytes32,bytes32,uint96,uint32,bytes32)",
+        "payToEmail_3wqa(bytes32,address,(address,address,uint96,uint40,uint8,address,bytes32),uint32,bytes32)",
+        "withdrawFromAccount_4g(bytes32,address,uint96,uint32,bytes32)",
+        "bindOwner_27(bytes32,address,uint32,bytes32)",
+        "setController_5c(bytes32,address,uint32,bytes32)",
+        "setLimits_6(bytes32,uint48,uint48)",
+        "accountOf_s(bytes32)",
+    ];
+    let errors = [
+        "AccountNotOpen(bytes32)",
+        "AccountExists(bytes32)",
+        "NotController(bytes32,address)",
+        "BadNonce(bytes32,uint256,uint256)",
+        "LimitExceeded(bytes32,uint256,uint256)",
+        "InsufficientBalance(bytes32,uint256,uint256)",
+        "ZeroAddress()",
+        "NotAccountDeposit(address,uint8)",
     ];
     json!({
         "account_tag": String::from_utf8(ACCOUNT_TAG.to_vec()).unwrap(),
@@ -171,6 +185,10 @@ fn vectors() -> Value {
             "deadline": 1_764_547_200u64,
             "digest": hex32(digest),
             "signature": format!("{}", sig.to_bytes()),
+            "signature_eip2098": {
+                "r": hex32(springmail_sdk::accounts::compact(&sig).0),
+                "vs": hex32(springmail_sdk::accounts::compact(&sig).1),
+            },
         },
         "mail_hash": {
             "message": String::from_utf8(mail.to_vec()).unwrap(),
@@ -178,6 +196,8 @@ fn vectors() -> Value {
         },
         "events": events.iter().map(|e| (e.to_string(), json!(hex32(keccak256(e))))).collect::<serde_json::Map<_, _>>(),
         "functions": functions.iter().map(|f| (f.to_string(), json!(selector(f)))).collect::<serde_json::Map<_, _>>(),
+        "errors": errors.iter().map(|f| (f.to_string(), json!(selector(f)))).collect::<serde_json::Map<_, _>>(),
+        "slot_base": { "account": hex32(bob), "slot": hex32(keccak256(bob)) },
     })
 }
 
@@ -239,4 +259,132 @@ fn the_claim_into_signature_recovers_to_the_claim_key() {
         account_id("bob@example.com", &salt),
         springmail_sdk::email::commitment("bob@example.com", &salt).unwrap()
     );
+}
+
+#[test]
+fn the_sdk_and_the_contract_agree_with_the_vectors() {
+    use alloy::sol_types::{SolCall, SolError, SolEvent};
+    use springmail_sdk::accounts::{AccountId, ClaimIntoAuth, CLAIM_INTO_TYPEHASH};
+    use springmail_sdk::contract::EmailEscrow as E;
+    let v = published();
+    // Account ids.
+    for a in v["accounts"].as_array().unwrap() {
+        let salt = Salt::from_hex(a["salt"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+        let id = AccountId::commit(a["email"].as_str().unwrap(), &salt).unwrap();
+        assert_eq!(hex32(id.0), a["account"].as_str().unwrap());
+    }
+    // The ClaimInto digest through the SDK.
+    let c = &v["claim_into"];
+    assert_eq!(
+        hex32(CLAIM_INTO_TYPEHASH),
+        c["type"]["hash"].as_str().unwrap()
+    );
+    let auth = ClaimIntoAuth {
+        claim_key: c["claim_key"].as_str().unwrap().parse().unwrap(),
+        deposit_hash: c["deposit_hash"].as_str().unwrap().parse().unwrap(),
+        account: AccountId(c["account"].as_str().unwrap().parse().unwrap()),
+        max_fee: c["max_fee"].as_str().unwrap().parse().unwrap(),
+        deadline: c["deadline"].as_u64().unwrap(),
+    };
+    let id = springmail_sdk::eip712::EscrowId {
+        chain_id: c["chain_id"].as_u64().unwrap(),
+        escrow: c["escrow"].as_str().unwrap().parse().unwrap(),
+    };
+    assert_eq!(hex32(auth.digest(id)), c["digest"].as_str().unwrap());
+    // The committed artifact's selectors and topics are the published ones.
+    let sel = |s: [u8; 4]| format!("0x{}", hex::encode(s));
+    let built = [
+        (
+            E::createAccount_1sCall::SIGNATURE,
+            sel(E::createAccount_1sCall::SELECTOR),
+        ),
+        (
+            E::claimIntoAccount_195wCall::SIGNATURE,
+            sel(E::claimIntoAccount_195wCall::SELECTOR),
+        ),
+        (
+            E::claimFromAccount_fjvCall::SIGNATURE,
+            sel(E::claimFromAccount_fjvCall::SELECTOR),
+        ),
+        (
+            E::transferToAccount_1q11Call::SIGNATURE,
+            sel(E::transferToAccount_1q11Call::SELECTOR),
+        ),
+        (
+            E::payToEmail_3wqaCall::SIGNATURE,
+            sel(E::payToEmail_3wqaCall::SELECTOR),
+        ),
+        (
+            E::withdrawFromAccount_4gCall::SIGNATURE,
+            sel(E::withdrawFromAccount_4gCall::SELECTOR),
+        ),
+        (
+            E::bindOwner_27Call::SIGNATURE,
+            sel(E::bindOwner_27Call::SELECTOR),
+        ),
+        (
+            E::setController_5cCall::SIGNATURE,
+            sel(E::setController_5cCall::SELECTOR),
+        ),
+        (
+            E::setLimits_6Call::SIGNATURE,
+            sel(E::setLimits_6Call::SELECTOR),
+        ),
+        (
+            E::accountOf_sCall::SIGNATURE,
+            sel(E::accountOf_sCall::SELECTOR),
+        ),
+    ];
+    let published_fns = v["functions"].as_object().unwrap();
+    assert_eq!(published_fns.len(), built.len());
+    for (sig, s) in built {
+        assert_eq!(published_fns[sig].as_str().unwrap(), s, "{sig}");
+        // Above deposit's selector: no existing function pays a comparison for it.
+        assert!(s.as_str() > "0xfeea40db", "{sig} sorts below deposit");
+    }
+    let errs = v["errors"].as_object().unwrap();
+    for (sig, s) in [
+        (
+            E::AccountNotOpen::SIGNATURE,
+            sel(E::AccountNotOpen::SELECTOR),
+        ),
+        (E::AccountExists::SIGNATURE, sel(E::AccountExists::SELECTOR)),
+        (E::NotController::SIGNATURE, sel(E::NotController::SELECTOR)),
+        (E::BadNonce::SIGNATURE, sel(E::BadNonce::SELECTOR)),
+        (E::LimitExceeded::SIGNATURE, sel(E::LimitExceeded::SELECTOR)),
+        (
+            E::InsufficientBalance::SIGNATURE,
+            sel(E::InsufficientBalance::SELECTOR),
+        ),
+        (E::ZeroAddress::SIGNATURE, sel(E::ZeroAddress::SELECTOR)),
+        (
+            E::NotAccountDeposit::SIGNATURE,
+            sel(E::NotAccountDeposit::SELECTOR),
+        ),
+    ] {
+        assert_eq!(errs[sig].as_str().unwrap(), s, "{sig}");
+    }
+    let events = v["events"].as_object().unwrap();
+    for (sig, t) in [
+        (
+            E::AccountOpened::SIGNATURE,
+            E::AccountOpened::SIGNATURE_HASH,
+        ),
+        (E::Moved::SIGNATURE, E::Moved::SIGNATURE_HASH),
+        (
+            E::AccountDeposited::SIGNATURE,
+            E::AccountDeposited::SIGNATURE_HASH,
+        ),
+        (E::OwnerBound::SIGNATURE, E::OwnerBound::SIGNATURE_HASH),
+        (
+            E::ControllerChanged::SIGNATURE,
+            E::ControllerChanged::SIGNATURE_HASH,
+        ),
+        (
+            E::LimitsChanged::SIGNATURE,
+            E::LimitsChanged::SIGNATURE_HASH,
+        ),
+    ] {
+        assert_eq!(events[sig].as_str().unwrap(), hex32(t), "{sig}");
+    }
 }
