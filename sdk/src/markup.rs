@@ -54,6 +54,7 @@ use crate::email::{EmailError, Salt, SALT_LEN};
 use crate::keys::{KeyError, Signature};
 use crate::qtum::{self, AddressError};
 
+pub mod broker;
 pub mod orders;
 
 /// The block kind of a claim.
@@ -147,6 +148,14 @@ pub enum FieldError {
     Code {
         /// The value given (truncated to 40 characters).
         got: String,
+    },
+    /// A name or token outside its form (broker blocks: `Name`, `Domain`, `Request`).
+    #[error("{got:?}: {reason}")]
+    Token {
+        /// The value given (truncated to 40 characters).
+        got: String,
+        /// What the form is.
+        reason: &'static str,
     },
 }
 

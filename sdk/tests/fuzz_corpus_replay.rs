@@ -3,6 +3,8 @@
 //! The properties are the fuzz targets' own (`sdk/fuzz/targets/`), included by path,
 //! so a regression that the fuzzers once found fails here without a nightly toolchain.
 
+#[path = "../fuzz/targets/broker.rs"]
+mod broker;
 #[path = "../fuzz/targets/link.rs"]
 mod link;
 #[path = "../fuzz/targets/markup.rs"]
@@ -59,4 +61,9 @@ fn text_parser_corpus_replays_clean() {
 #[test]
 fn order_corpus_replays_clean() {
     replay("orders", orders::run);
+}
+
+#[test]
+fn broker_block_corpus_replays_clean() {
+    replay("broker", broker::run);
 }

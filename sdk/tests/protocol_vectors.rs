@@ -425,3 +425,128 @@ fn order_vectors_lf_and_crlf() {
     }
     assert!(ran > 0, "no order vectors ran");
 }
+
+/// What a broker block reads as, in the vectors' terms.
+fn describe_broker(block: &springmail_sdk::markup::broker::BrokerBlock) -> Value {
+    use springmail_sdk::markup::broker::BrokerBlock;
+    let q = |chain: u64, a: Address| Value::from(qtum::format_address(chain, a));
+    match block {
+        BrokerBlock::Register(b) => {
+            let r = &b.registration;
+            serde_json::json!({
+                "kind": "REGISTER",
+                "chain": r.chain_id,
+                "domain": r.domain,
+                "address": q(r.chain_id, r.address),
+                "mailbox": r.mailbox,
+                "name": r.name,
+                "time": r.time,
+                "owner_signed": r.signed_by_owner(&b.signature).unwrap(),
+            })
+        }
+        BrokerBlock::Resolve(b) => {
+            serde_json::json!({"kind": "RESOLVE", "name": b.name, "request": b.request})
+        }
+        BrokerBlock::Resolved(b) => serde_json::json!({
+            "kind": "RESOLVED",
+            "chain": b.chain_id,
+            "name": b.name,
+            "request": b.request,
+            "address": b.address.map(|a| q(b.chain_id, a)),
+        }),
+        BrokerBlock::Receipt(b) => serde_json::json!({
+            "kind": "RECEIPT",
+            "chain": b.chain_id,
+            "units": b.amount.units().to_string(),
+            "symbol": b.amount.asset().symbol(),
+            "tx": b.tx.to_string(),
+            "to": q(b.chain_id, b.to),
+            "from": b.from,
+        }),
+    }
+}
+
+fn check_broker(name: &str, case: &Value, body: &str, tokens: &[Asset]) {
+    use springmail_sdk::markup::broker::{find_broker_block, BrokerError};
+    let result = find_broker_block(body, tokens);
+    if let Some(error) = case.get("error") {
+        let err = result.expect_err(name);
+        match &err {
+            BrokerError::Markup(m) => {
+                assert_eq!(s(error, "kind"), "Markup", "{name}: {err}");
+                assert_eq!(variant(m), s(error, "variant"), "{name}: {err}");
+                if let Some(field) = error.get("field") {
+                    assert_eq!(m.field(), field.as_str(), "{name}: {err}");
+                }
+                if let Some(reason) = error.get("reason") {
+                    let MarkupError::InvalidField { reason: r, .. } = m else {
+                        panic!("{name}: {err}")
+                    };
+                    let got = match r {
+                        springmail_sdk::markup::FieldError::Signature(_) => "Signature".into(),
+                        r => variant(r),
+                    };
+                    assert_eq!(got, reason.as_str().unwrap(), "{name}: {err}");
+                }
+            }
+            other => assert_eq!(variant(other), s(error, "kind"), "{name}: {err}"),
+        }
+        return;
+    }
+    let found = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+    let got = found.as_ref().map_or(Value::Null, describe_broker);
+    assert_eq!(got, case["expected"], "{name}");
+    if let Some(block) = found {
+        let again = find_broker_block(&block.render(), tokens).unwrap();
+        assert_eq!(again, Some(block), "{name}: the rendered block reads back");
+    }
+}
+
+#[test]
+fn broker_vectors_lf_and_crlf() {
+    use springmail_sdk::markup::broker::{find_broker_block, Registration};
+    let file = load("broker.json");
+    let tokens: Vec<Asset> = cases(&file, "tokens").iter().map(asset).collect();
+    let mut ran = 0;
+    for v in cases(&file, "registration") {
+        let name = s(v, "name");
+        let secret = ClaimSecret::from_bytes(bytes32(s(v, "secret"))).unwrap();
+        let chain_id = v["chain"].as_u64().unwrap();
+        let r = Registration {
+            chain_id,
+            domain: s(v, "domain").into(),
+            address: qtum::parse_address(chain_id, s(v, "address")).unwrap(),
+            mailbox: s(v, "mailbox").into(),
+            name: v["alias"].as_str().map(str::to_string),
+            time: v["time"].as_u64().unwrap(),
+        };
+        assert_eq!(r.text(), s(v, "text"), "{name}");
+        assert_eq!(r.digest().to_string(), s(v, "digest"), "{name}");
+        let sig = r.sign(&secret);
+        assert_eq!(
+            format!("0x{}", hex::encode(sig.0)),
+            s(v, "signature"),
+            "{name}"
+        );
+        assert!(r.signed_by_owner(&sig).unwrap(), "{name}");
+        ran += 1;
+    }
+    for case in cases(&file, "cases") {
+        let name = s(case, "name");
+        let body = s(case, "body");
+        assert!(!body.contains('\r'), "{name}: stored with LF line ends");
+        check_broker(name, case, body, &tokens);
+        check_broker(
+            &format!("{name} (CRLF)"),
+            case,
+            &body.replace('\n', "\r\n"),
+            &tokens,
+        );
+        if case.get("canonical").and_then(Value::as_bool) == Some(true) {
+            let found = find_broker_block(body, &tokens).unwrap().unwrap();
+            assert_eq!(found.render(), body, "{name}");
+        }
+        ran += 1;
+    }
+    assert!(ran > 2, "no broker vectors ran");
+}

@@ -156,15 +156,7 @@ impl World {
             format!(
                 r#"data_dir = "{data}"
 
-# Required by the file format; with [smtp_ingress] mail is read from the spool.
-[imap]
-host = "127.0.0.1"
-port = {imap_port}
-security = "plain"
-user = "{WATCHER}"
-password_env = "SPRINGMAIL_MAIL_PASSWORD"
-poll_interval_secs = 5
-
+# No [imap]: the ingress's spool is the only door.
 [smtp]
 host = "127.0.0.1"
 port = {smtp_port}
@@ -199,10 +191,11 @@ min_time_left_secs = 60
 listen = "127.0.0.1:{ingress}"
 domains = ["broker.test"]
 recipients = ["{WATCHER}"]
+qtum_addresses = true
+addresses = true
 max_message_bytes = 65536
 {tls_keys}"#,
                 data = dir.path().join("data").display(),
-                imap_port = stack.imap_port,
                 smtp_port = stack.smtp_port,
                 anvil = stack.anvil_url,
                 chain_id = stack.chain_id,
@@ -625,4 +618,118 @@ fn the_child_binary_refuses_a_bad_config_naming_the_key() {
         err.contains("[smtp_ingress] listen: not an address:port"),
         "{err}"
     );
+}
+
+/// The address layer of a watcher run from its config file (`addresses = true`),
+/// behind Postfix: Bob registers his address and the alias `bobby` by a DKIM-signed
+/// mail to broker@broker.test; mail for bobby@broker.test is then forwarded to his
+/// mailbox, through the watcher's [smtp] relay. An unregistered Qtum address is
+/// refused at RCPT.
+#[tokio::test]
+#[ignore = "needs the dev stack (Postfix, dovecot, SMTP, anvil): run scripts/test"]
+async fn registration_and_forwarding_through_postfix() {
+    use springmail_sdk::markup::broker::{RegisterBlock, Registration};
+    use springmail_sdk::qtum::{self, QtumNetwork};
+    let _serial = SERIAL.lock().await;
+    let Some(mta) = mta() else {
+        eprintln!("SKIPPED: the dev stack has no Postfix (mta needs root)");
+        return;
+    };
+    let (w, _) = World::new(mta, false).await;
+    let _watcher = Killed(Some(w.start_watcher()));
+    let network = QtumNetwork::from_chain_id(w.stack.chain_id).unwrap();
+    let key = ClaimSecret::random();
+    let address = qtum::qtum_sender_of_secret(&key);
+    let q = qtum::encode_address(address, network);
+
+    // Unregistered: refused at RCPT, with the reason.
+    let mut s = connect(w.mta.ingress_port);
+    assert!(say(&mut s, "EHLO client.example").starts_with("250"));
+    assert!(say(&mut s, "MAIL FROM:<carol@example.net>").starts_with("250"));
+    let r = say(&mut s, &format!("RCPT TO:<{q}@broker.test>"));
+    assert!(
+        r.starts_with("550 5.1.1") && r.contains("no mailbox registered"),
+        "{r}"
+    );
+    let r = say(&mut s, "RCPT TO:<bobby@broker.test>");
+    assert!(r.starts_with("550 5.1.1 No such mailbox"), "{r}");
+    say(&mut s, "QUIT");
+
+    let registration = Registration {
+        chain_id: w.stack.chain_id,
+        domain: "broker.test".into(),
+        address,
+        mailbox: BOB.into(),
+        name: Some("bobby".into()),
+        time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    };
+    let block = RegisterBlock {
+        signature: registration.sign(&key),
+        registration,
+    }
+    .render();
+    let raw = w.example.sign(&springmail_watcher::testkit::mail(
+        BOB,
+        "broker@broker.test",
+        "register",
+        "register-1@example.com",
+        None,
+        &block,
+    ));
+    w.mta.submit(BOB, "broker@broker.test", &raw).await.unwrap();
+    let texts = |mails: Vec<Vec<u8>>| -> Vec<String> {
+        mails
+            .iter()
+            .map(|m| {
+                let p = mail_parser::MessageParser::default().parse(m).unwrap();
+                format!(
+                    "{}\n{}",
+                    p.subject().unwrap_or(""),
+                    p.body_text(0).unwrap_or_default()
+                )
+            })
+            .collect()
+    };
+    let wait_for = |needle: &'static str| {
+        let w = &w;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let found = texts(w.stack.mailbox(BOB, "INBOX").await.unwrap())
+                    .into_iter()
+                    .find(|t| t.contains(needle));
+                if let Some(t) = found {
+                    return t;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no mail with {needle:?}: {}",
+                    w.log()
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    };
+    let registered = wait_for("Registered at broker.test").await;
+    assert!(registered.contains("bobby@broker.test"), "{registered}");
+
+    let hello = springmail_watcher::testkit::mail(
+        "carol@example.net",
+        "bobby@broker.test",
+        "lunch?",
+        "lunch-1@example.net",
+        None,
+        "Lunch on Friday?",
+    );
+    w.mta
+        .submit("carol@example.net", "bobby@broker.test", &hello)
+        .await
+        .unwrap();
+    let forwarded = wait_for("[bobby@broker.test] lunch?").await;
+    assert!(forwarded.contains("Lunch on Friday?"), "{forwarded}");
+    assert!(forwarded.contains("sender NOT verified"), "{forwarded}");
+    assert!(w.mta.queue_is_empty(), "Postfix delivered both");
 }

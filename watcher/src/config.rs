@@ -81,11 +81,13 @@
 //! rate_limit_per_minute = 60       # /api/ requests per client address
 //!
 //! [smtp_ingress]                   # the watcher as its domain's MX (docs/OPERATIONS.md);
-//! listen = "0.0.0.0:25"            # mail is then read from its spool instead of [imap]
+//! listen = "0.0.0.0:25"            # its spool is a door (mailbox "SMTP"); [imap] is then optional
 //! hostname = "mx.broker.example"   # banner, EHLO, trace headers (default: first domain)
 //! domains = ["broker.example"]     # mail for any other domain is refused (no relay)
 //! recipients = ["watcher@broker.example"]   # default: smtp.from
 //! qtum_addresses = false           # true: also <q-address>@domain (Qtum chains)
+//! addresses = false                # true: broker@domain, registered q-addresses and aliases
+//!                                  # (forwarding, REGISTER, RESOLVE, RECEIPT; needs [dkim])
 //! spool_dir = "spool"              # default: data_dir/spool
 //! max_message_bytes = 1048576      # default: limits.max_message_bytes
 //! max_recipients = 10
@@ -322,6 +324,9 @@ pub struct RawSmtpIngress {
     pub recipients: Vec<String>,
     /// Also accept `<q-address>@<domain>` for valid addresses of the chain's network.
     pub qtum_addresses: Option<bool>,
+    /// The address layer: `broker@`, registered addresses and aliases
+    /// ([`crate::addresses`]).
+    pub addresses: Option<bool>,
     /// Spool directory (default `data_dir/spool`; relative to `data_dir`).
     pub spool_dir: Option<PathBuf>,
     /// Larger messages are refused (default `limits.max_message_bytes`).
@@ -414,8 +419,8 @@ impl std::fmt::Debug for KeySource {
 pub struct Settings {
     /// State directory.
     pub data_dir: PathBuf,
-    /// Mailbox.
-    pub imap: ImapSettings,
+    /// The IMAP door; `None` when only the SMTP ingress brings mail.
+    pub imap: Option<ImapSettings>,
     /// Poll / IDLE renewal interval.
     pub poll_interval: Duration,
     /// Reply transport.
@@ -555,12 +560,22 @@ impl RawConfig {
         };
         let data_dir = c.required("data_dir", &self.data_dir);
 
-        // IMAP
+        // IMAP: optional when the SMTP ingress brings mail; both may (two doors).
+        let imap_wanted = self.imap.is_some() || self.smtp_ingress.is_none();
         let imap_raw = self.imap.clone().unwrap_or_default();
-        if self.imap.is_none() {
-            c.bad("imap", "the [imap] section is required");
+        if !imap_wanted {
+            // Nothing of [imap] is read.
+        } else if self.imap.is_none() {
+            c.bad(
+                "imap",
+                "the [imap] section is required (or [smtp_ingress], the watcher as the MX)",
+            );
         }
-        let imap_host = c.required("imap.host", &imap_raw.host);
+        let imap_host = if imap_wanted {
+            c.required("imap.host", &imap_raw.host)
+        } else {
+            None
+        };
         let imap_security = one_of(
             "imap.security",
             imap_raw.security.as_deref(),
@@ -576,7 +591,11 @@ impl RawConfig {
                 "\"plain\" (unencrypted) is only allowed when imap.host is a loopback address",
             );
         }
-        let imap_user = c.required("imap.user", &imap_raw.user);
+        let imap_user = if imap_wanted {
+            c.required("imap.user", &imap_raw.user)
+        } else {
+            None
+        };
         let imap_password = if self.imap.is_some() {
             c.secret_env("imap.password_env", &imap_raw.password_env, true)
         } else {
@@ -854,6 +873,21 @@ impl RawConfig {
             },
         };
 
+        if self
+            .smtp_ingress
+            .as_ref()
+            .is_some_and(|i| i.addresses == Some(true))
+        {
+            if self.dkim.is_none() {
+                c.bad(
+                    "smtp_ingress.addresses",
+                    "needs [dkim]: brokers and users trust the broker's mail by its DKIM signature",
+                );
+            }
+            if self.chain.as_ref().and_then(|ch| ch.chain_id).is_none() {
+                c.bad("smtp_ingress.addresses", "needs chain.chain_id");
+            }
+        }
         let smtp_ingress = self.smtp_ingress.as_ref().and_then(|raw| {
             validate_smtp_ingress(
                 raw,
@@ -876,7 +910,7 @@ impl RawConfig {
         let smtp_security = smtp_security.expect("checked");
         Ok(Settings {
             data_dir: data_dir.expect("checked"),
-            imap: ImapSettings {
+            imap: imap_wanted.then(|| ImapSettings {
                 host: imap_host.expect("checked"),
                 port: imap_raw
                     .port
@@ -891,7 +925,7 @@ impl RawConfig {
                 mailbox: imap_raw.mailbox.clone().unwrap_or_else(|| "INBOX".into()),
                 idle: imap_raw.idle.unwrap_or(true),
                 timeout: Duration::from_secs(60),
-            },
+            }),
             poll_interval: Duration::from_secs(poll),
             smtp: SmtpSettings {
                 host: smtp_host.expect("checked"),
@@ -1067,6 +1101,7 @@ fn validate_smtp_ingress(
         domains,
         recipients,
         qtum_addresses,
+        addresses: raw.addresses.unwrap_or(false),
         spool_dir,
         max_message_bytes,
         max_recipients,
@@ -1161,20 +1196,22 @@ impl Settings {
             }
         };
         let keys = self.dkim_keys()?;
-        let source: Box<dyn crate::ingest::MailSource> = match self.smtp_spool()? {
-            Some(spool) => Box::new(spool.source().map_err(|e| ResolveError::Key {
+        // Each door has its own mailbox name (the spool's is `SMTP`), so both can run.
+        let mut sources: Vec<Box<dyn crate::ingest::MailSource>> = Vec::new();
+        if let Some(imap) = &self.imap {
+            sources.push(Box::new(ImapSource::new(imap.clone()).map_err(|e| {
+                ResolveError::Key {
+                    key: "imap.security",
+                    problem: e.to_string(),
+                }
+            })?));
+        }
+        if let Some(spool) = self.smtp_spool()? {
+            sources.push(Box::new(spool.source().map_err(|e| ResolveError::Key {
                 key: "smtp_ingress.spool_dir",
                 problem: e.to_string(),
-            })?),
-            None => {
-                Box::new(
-                    ImapSource::new(self.imap.clone()).map_err(|e| ResolveError::Key {
-                        key: "imap.security",
-                        problem: e.to_string(),
-                    })?,
-                )
-            }
-        };
+            })?));
+        }
         let sink = SmtpSink::new(&self.smtp).map_err(|e| ResolveError::Key {
             key: "smtp.host",
             problem: e.to_string(),
@@ -1183,7 +1220,7 @@ impl Settings {
             client,
             watcher_key: key.clone(),
             journal: Arc::new(journal),
-            sources: vec![source],
+            sources,
             sink: Arc::new(sink),
             authenticator: MailAuthenticator::new(
                 keys,
@@ -1247,13 +1284,21 @@ impl Settings {
             return Ok(None);
         };
         let keys = self.dkim_keys()?;
-        crate::smtp_ingress::serve(ingress.clone(), spool, keys)
-            .await
-            .map(Some)
-            .map_err(|e| ResolveError::Key {
-                key: e.key(),
-                problem: e.to_string(),
-            })
+        let (routes, desk) = match ingress.addresses {
+            true => {
+                let (r, d) = crate::addresses::from_settings(self, ingress, keys.clone())?;
+                (Some(r), Some(d))
+            }
+            false => (None, None),
+        };
+        let (addr, task) =
+            crate::smtp_ingress::serve_with_routes(ingress.clone(), spool, keys, routes)
+                .await
+                .map_err(|e| ResolveError::Key {
+                    key: e.key(),
+                    problem: e.to_string(),
+                })?;
+        Ok(Some((addr, crate::addresses::with_desk(task, desk))))
     }
 
     /// Starts the HTTP services this configuration names (see the module docs): the
@@ -1351,6 +1396,61 @@ native = "0.001"
     }
 
     #[test]
+    fn the_address_layer_needs_dkim_and_a_chain_id() {
+        let ingress = "[smtp_ingress]\nlisten = \"127.0.0.1:2525\"\ndomains = [\"broker.test\"]\naddresses = true\n";
+        let s = RawConfig::parse(&format!("{GOOD}{ingress}"))
+            .unwrap()
+            .validate(&env)
+            .unwrap();
+        assert!(s.smtp_ingress.unwrap().addresses);
+        let no_dkim = GOOD.replace(
+            "[dkim]\ndomain = \"broker.test\"\nselector = \"sm\"\nkey_file = \"/tmp/dkim.pem\"\n",
+            "",
+        );
+        assert_ne!(no_dkim, GOOD);
+        let err = RawConfig::parse(&format!("{no_dkim}{ingress}"))
+            .unwrap()
+            .validate(&env)
+            .unwrap_err();
+        assert_eq!(err.keys(), ["smtp_ingress.addresses"], "{err}");
+        assert!(err.to_string().contains("[dkim]"), "{err}");
+    }
+
+    /// The MX needs no IMAP server; a broker may also run both doors.
+    #[test]
+    fn imap_is_optional_with_smtp_ingress_and_both_doors_may_run() {
+        let ingress = "[smtp_ingress]\nlisten = \"127.0.0.1:2525\"\ndomains = [\"broker.test\"]\n";
+        let imap = GOOD.find("[imap]").unwrap();
+        let smtp = GOOD.find("[smtp]").unwrap();
+        let without_imap = format!(
+            "{}{}from = \"watcher@broker.test\"\n{}",
+            &GOOD[..imap],
+            &GOOD[smtp..smtp + 7],
+            &GOOD[smtp + 7..]
+        );
+        let s = RawConfig::parse(&format!("{without_imap}{ingress}"))
+            .unwrap()
+            .validate(&env)
+            .unwrap();
+        assert!(s.imap.is_none());
+        assert_eq!(
+            s.smtp_ingress.unwrap().recipients,
+            vec!["watcher@broker.test".to_string()]
+        );
+        let both = RawConfig::parse(&format!("{GOOD}{ingress}"))
+            .unwrap()
+            .validate(&env)
+            .unwrap();
+        assert!(both.imap.is_some() && both.smtp_ingress.is_some());
+        // Without either door, [imap] is what is missing.
+        let err = RawConfig::parse(&without_imap)
+            .unwrap()
+            .validate(&env)
+            .unwrap_err();
+        assert!(err.keys().contains(&"imap"), "{err}");
+    }
+
+    #[test]
     fn smtp_ingress_defaults_and_every_bad_key_named() {
         let s = RawConfig::parse(&format!(
             "{GOOD}[smtp_ingress]\nlisten = \"127.0.0.1:2525\"\ndomains = [\"Broker.Test\"]\n"
@@ -1419,7 +1519,7 @@ native = "0.001"
     #[test]
     fn a_good_file_validates_with_defaults() {
         let s = RawConfig::parse(GOOD).unwrap().validate(&env).unwrap();
-        assert_eq!(s.imap.mailbox, "INBOX");
+        assert_eq!(s.imap.as_ref().unwrap().mailbox, "INBOX");
         assert_eq!(s.from, "watcher@broker.test");
         assert_eq!(s.native_fee, 100_000);
         assert!(s.pinned_only && s.pinned.len() == 1);

@@ -19,7 +19,10 @@
 //! a thread of its own with group commit; [`deposits`] keeps the deposits naming this
 //! watcher, indexed from the escrow's logs, in the same file; [`service::Watcher`]
 //! runs the pipeline; [`config`] reads the TOML file; [`metrics`] counts; [`http`]
-//! serves `/healthz`, `/metrics` and the claim page with its API.
+//! serves `/healthz`, `/metrics` and the claim page with its API. Beside the pipeline,
+//! [`addresses`] runs the broker's own names (`<q-address>@domain`, aliases) for the
+//! SMTP ingress: registrations, forwarding, and the BiSMTP exchange with other brokers,
+//! with [`receipt`] checking a peer's RECEIPT on chain.
 //!
 //! Library users (the CLI's `springmail watch` and `springmail demo`) build a
 //! [`service::WatcherParts`] — by hand, or from a file with
@@ -28,6 +31,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod addresses;
 pub mod authenticate;
 pub mod config;
 pub mod crash;
@@ -40,6 +44,7 @@ mod judge;
 pub mod metrics;
 mod outbox;
 mod pinned_file;
+pub mod receipt;
 pub mod reply;
 pub mod service;
 mod settle;

@@ -455,6 +455,19 @@ impl ReplyComposer {
         &self.from
     }
 
+    /// DKIM-signs a message built elsewhere (the broker's address mail), when a key is set.
+    pub fn sign(&self, mut bytes: Vec<u8>) -> Result<Vec<u8>, ReplyError> {
+        let Some((signer, _)) = &self.signer else {
+            return Ok(bytes);
+        };
+        let sig = signer
+            .sign(&bytes)
+            .map_err(|e| ReplyError::Build(format!("DKIM signing failed: {e}")))?;
+        let mut signed = sig.to_header().into_bytes();
+        signed.append(&mut bytes);
+        Ok(signed)
+    }
+
     /// Builds and signs the reply; `date` is unix seconds.
     pub fn compose(
         &self,

@@ -13,7 +13,8 @@
 //! re-checks DKIM itself and pays only on `Pass` (SPF on a loopback hop is `none`).
 //!
 //! The spool is a [`DirSource`] layout (`INBOX/`, `Processed/`, `Rejected/`);
-//! [`SpoolSource`] reads it and is woken by the ingress the moment a message is
+//! [`SpoolSource`] reads it as the mailbox [`SPOOL_MAILBOX`] (beside an IMAP door's
+//! `INBOX`, when the watcher has both) and is woken by the ingress the moment a message is
 //! durable, so there is no polling delay between the `250` and the claim.
 //!
 //! Per-client limits: connections per IP address, messages per connection,
@@ -40,9 +41,11 @@ use tokio::sync::Notify;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::addresses::{Route, Routes};
 use crate::authenticate::DkimKeys;
 use crate::ingest::{DirSource, FetchBatch, FetchLimits, IngestError, MailSource};
 use crate::journal::{Checkpoint, Folder, MailKey};
+use springmail_sdk::markup::broker::looks_like_phone_number;
 
 /// The `[smtp_ingress]` section, validated.
 #[derive(Debug, Clone)]
@@ -58,6 +61,9 @@ pub struct IngressSettings {
     /// With a network, `<q-address>@<domain>` is accepted for any valid P2PKH address
     /// of that network (the local part is then case-sensitive, as base58 is).
     pub qtum_addresses: Option<springmail_sdk::qtum::QtumNetwork>,
+    /// The address layer ([`crate::addresses`]): `broker@`, registered addresses and
+    /// aliases go to its spool (`<spool_dir>/addresses`), read by its desk.
+    pub addresses: bool,
     /// The spool directory.
     pub spool_dir: PathBuf,
     /// Larger messages are refused (`552`).
@@ -87,6 +93,7 @@ impl IngressSettings {
             domains,
             recipients,
             qtum_addresses: None,
+            addresses: false,
             spool_dir: PathBuf::from("spool"),
             max_message_bytes: 1 << 20,
             max_recipients: 10,
@@ -225,10 +232,14 @@ pub struct SpoolSource {
     arrived: Arc<Notify>,
 }
 
+/// The spool's mailbox name in the journal (its checkpoint's key), distinct from an
+/// IMAP door's `INBOX` so that both doors can feed one watcher.
+pub const SPOOL_MAILBOX: &str = "SMTP";
+
 #[async_trait]
 impl MailSource for SpoolSource {
     fn mailbox(&self) -> &str {
-        self.dir.mailbox()
+        SPOOL_MAILBOX
     }
 
     fn describe(&self) -> String {
@@ -240,7 +251,11 @@ impl MailSource for SpoolSource {
         after: Option<Checkpoint>,
         limits: FetchLimits,
     ) -> Result<FetchBatch, IngestError> {
-        self.dir.fetch_new(after, limits).await
+        let mut batch = self.dir.fetch_new(after, limits).await?;
+        for m in &mut batch.mails {
+            m.key.mailbox = SPOOL_MAILBOX.into();
+        }
+        Ok(batch)
     }
 
     async fn file(&mut self, key: &MailKey, folder: Folder) -> Result<(), IngestError> {
@@ -379,6 +394,8 @@ pub async fn verdicts(
 struct Shared {
     settings: IngressSettings,
     spool: Arc<Spool>,
+    /// The address layer (`broker@`, registered addresses and aliases), if enabled.
+    routes: Option<Routes>,
     keys: DkimKeys,
     tls: Option<TlsAcceptor>,
     clients: Mutex<HashMap<IpAddr, usize>>,
@@ -443,6 +460,18 @@ pub async fn serve(
     spool: Arc<Spool>,
     keys: DkimKeys,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), IngressError> {
+    serve_with_routes(settings, spool, keys, None).await
+}
+
+/// [`serve`], with the address layer: mail for `broker@`, registered addresses and
+/// aliases of our domains goes to `routes.spool` (one copy per such recipient, its
+/// first line `Delivered-To: <rcpt>`), for [`crate::addresses::AddressDesk`].
+pub async fn serve_with_routes(
+    settings: IngressSettings,
+    spool: Arc<Spool>,
+    keys: DkimKeys,
+    routes: Option<Routes>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), IngressError> {
     let tls = match &settings.tls {
         Some((cert, key)) => Some(load_tls(cert, key)?),
         None => None,
@@ -461,6 +490,7 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         settings,
         spool,
+        routes,
         keys,
         tls,
         clients: Mutex::new(HashMap::new()),
@@ -566,10 +596,20 @@ struct Session {
     helo: Option<String>,
     mail_from: Option<String>,
     rcpts: Vec<String>,
+    /// Recipients for the address layer, domain lowercased, local part as written.
+    desk_rcpts: Vec<String>,
     data: Vec<u8>,
     messages: usize,
     bad: usize,
     tls: bool,
+}
+
+/// Where an accepted recipient's mail goes.
+enum Dest {
+    /// The watcher's spool (claims and orders).
+    Watcher,
+    /// The address spool.
+    Desk,
 }
 
 /// What one command asks of the connection loop.
@@ -588,6 +628,7 @@ impl Session {
             helo: None,
             mail_from: None,
             rcpts: Vec::new(),
+            desk_rcpts: Vec::new(),
             data: Vec::new(),
             messages: 0,
             bad: 0,
@@ -605,6 +646,7 @@ impl Session {
     fn reset(&mut self) {
         self.mail_from = None;
         self.rcpts.clear();
+        self.desk_rcpts.clear();
         self.data = Vec::new();
     }
 
@@ -769,18 +811,26 @@ impl Session {
             Request::Rcpt { to } => {
                 if self.mail_from.is_none() {
                     out.extend(reply(503, [5, 5, 1], "MAIL FROM first"));
-                } else if self.rcpts.len() >= s.max_recipients {
+                } else if self.rcpts.len() + self.desk_rcpts.len() >= s.max_recipients {
                     out.extend(reply(452, [4, 5, 3], "Too many recipients"));
                 } else {
                     match self.recipient_refusal(&to.address) {
-                        Some((code, esc, why)) => {
+                        Err((code, esc, why)) => {
                             info!(peer = %self.peer, rcpt = %to.address, code, "SMTP ingress refused a recipient");
                             out.extend(reply(code, esc, &why));
                         }
-                        None => {
+                        Ok(Dest::Watcher) => {
                             let rcpt = to.address.to_ascii_lowercase();
                             if !self.rcpts.contains(&rcpt) {
                                 self.rcpts.push(rcpt);
+                            }
+                            out.extend(reply(250, [2, 1, 5], "Recipient OK"));
+                        }
+                        Ok(Dest::Desk) => {
+                            let (local, domain) = to.address.rsplit_once('@').unwrap_or(("", ""));
+                            let rcpt = format!("{local}@{}", domain.to_ascii_lowercase());
+                            if !self.desk_rcpts.contains(&rcpt) {
+                                self.desk_rcpts.push(rcpt);
                             }
                             out.extend(reply(250, [2, 1, 5], "Recipient OK"));
                         }
@@ -790,7 +840,7 @@ impl Session {
             Request::Data => {
                 if self.mail_from.is_none() {
                     out.extend(reply(503, [5, 5, 1], "MAIL FROM first"));
-                } else if self.rcpts.is_empty() {
+                } else if self.rcpts.is_empty() && self.desk_rcpts.is_empty() {
                     out.extend(reply(554, [5, 5, 1], "No valid recipients"));
                 } else {
                     self.data = Vec::new();
@@ -831,19 +881,19 @@ impl Session {
         Next::Continue
     }
 
-    /// `None` when `rcpt` is one of ours; otherwise the refusal.
-    fn recipient_refusal(&self, rcpt: &str) -> Option<(u16, [u8; 3], String)> {
+    /// Where `rcpt` goes when it is one of ours; otherwise the refusal.
+    fn recipient_refusal(&self, rcpt: &str) -> Result<Dest, (u16, [u8; 3], String)> {
         let s = &self.shared.settings;
         let lower = rcpt.to_ascii_lowercase();
         let Some((_, domain)) = lower.rsplit_once('@') else {
-            return Some((
+            return Err((
                 550,
                 [5, 1, 3],
                 format!("{rcpt:?} is not an address user@domain"),
             ));
         };
         if !s.domains.iter().any(|d| d == domain) {
-            return Some((
+            return Err((
                 550,
                 [5, 7, 1],
                 format!(
@@ -853,11 +903,11 @@ impl Session {
             ));
         }
         if s.recipients.iter().any(|r| r == &lower) {
-            return None;
+            return Ok(Dest::Watcher);
         }
         let local = &rcpt[..rcpt.rfind('@').unwrap_or(0)];
         if looks_like_phone_number(local) {
-            return Some((
+            return Err((
                 550,
                 [5, 1, 1],
                 format!(
@@ -866,11 +916,25 @@ impl Session {
                 ),
             ));
         }
+        if let Some(routes) = &self.shared.routes {
+            match routes.route(local) {
+                Route::Desk => return Ok(Dest::Desk),
+                Route::Refuse(why) => return Err((550, [5, 1, 1], format!("{rcpt}: {why}"))),
+                Route::Later => {
+                    return Err((
+                        451,
+                        [4, 3, 0],
+                        "Cannot look the recipient up now, try again later".into(),
+                    ))
+                }
+                Route::Other => {}
+            }
+        }
         if let Some(network) = s.qtum_addresses {
             match springmail_sdk::qtum::decode_address_for(local, network) {
-                Ok(_) => return None,
+                Ok(_) => return Ok(Dest::Watcher),
                 Err(e) if local.len() >= 26 && local.starts_with(['q', 'Q']) => {
-                    return Some((
+                    return Err((
                         550,
                         [5, 1, 1],
                         format!("{rcpt}: not a {} Qtum address: {e}", network.name()),
@@ -879,7 +943,7 @@ impl Session {
                 Err(_) => {}
             }
         }
-        Some((550, [5, 1, 1], format!("No such mailbox here: {rcpt}")))
+        Err((550, [5, 1, 1], format!("No such mailbox here: {rcpt}")))
     }
 
     /// DATA is complete: verdicts, trace headers, fsync, then the answer.
@@ -887,6 +951,7 @@ impl Session {
         let body = std::mem::take(&mut self.data);
         let mail_from = self.mail_from.take().unwrap_or_default();
         let rcpts = std::mem::take(&mut self.rcpts);
+        let desk_rcpts = std::mem::take(&mut self.desk_rcpts);
         let s = &self.shared.settings;
         let helo = self.helo.clone().unwrap_or_default();
         let ip = self.peer.ip();
@@ -923,7 +988,12 @@ impl Session {
                 ip,
                 s.hostname,
                 if self.tls { "ESMTPS" } else { "ESMTP" },
-                clean(&rcpts[0]),
+                clean(
+                    rcpts
+                        .first()
+                        .or(desk_rcpts.first())
+                        .map_or("", String::as_str)
+                ),
                 date
             )
             .as_bytes(),
@@ -931,7 +1001,23 @@ impl Session {
         raw.extend_from_slice(v.header.as_bytes());
         raw.extend_from_slice(&body);
         let size = raw.len();
-        match self.shared.spool.store(raw).await {
+        // Every copy is durable before the 250; a failure of any is a 451 (the
+        // sender retries, and a copy stored twice is handled twice, idempotently).
+        let mut stored = Ok(String::new());
+        if let Some(routes) = &self.shared.routes {
+            for rcpt in &desk_rcpts {
+                let mut copy = crate::addresses::delivered_to_line(rcpt).into_bytes();
+                copy.extend_from_slice(&raw);
+                stored = routes.spool.store(copy).await;
+                if stored.is_err() {
+                    break;
+                }
+            }
+        }
+        if stored.is_ok() && !rcpts.is_empty() {
+            stored = self.shared.spool.store(raw).await;
+        }
+        match stored {
             Ok(name) => {
                 self.messages += 1;
                 info!(peer = %self.peer, spool = %name, size, spf = v.spf, dkim = v.dkim, dmarc = v.dmarc, "SMTP ingress accepted a message");
@@ -947,16 +1033,6 @@ impl Session {
             }
         }
     }
-}
-
-/// `+41 79 123 45 67`, `0791234567`, `+1-555-0100`: seven or more digits and only
-/// phone punctuation.
-fn looks_like_phone_number(local: &str) -> bool {
-    let digits = local.chars().filter(char::is_ascii_digit).count();
-    digits >= 7
-        && local
-            .chars()
-            .all(|c| c.is_ascii_digit() || "+-.() ".contains(c))
 }
 
 /// A header value with no line breaks (trace fields carry client-chosen text).

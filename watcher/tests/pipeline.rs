@@ -972,3 +972,50 @@ async fn claims_through_two_doors_share_one_pipeline() {
         .expect_err("two doors named INBOX");
     assert!(clash.to_string().contains("mailbox name"), "{clash}");
 }
+
+/// The MX and an IMAP mailbox at once: the SMTP ingress's spool is its own door
+/// (mailbox `SMTP`), so it no longer displaces IMAP's `INBOX`. A claim through each is
+/// paid, each is filed by its own door, each door keeps its own checkpoint.
+#[tokio::test]
+async fn the_smtp_spool_and_imap_run_together() {
+    use springmail_watcher::smtp_ingress::{Spool, SPOOL_MAILBOX};
+    let w = World::new().await;
+    let (a, b) = (w.deposit().await, w.deposit().await);
+    let spool_dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(spool_dir.path()).unwrap();
+    w.source
+        .deliver(w.bob_mail("imap-1@example.com", &w.claim_text(&a, 200_000)));
+    spool
+        .store(w.bob_mail("smtp-1@example.com", &w.claim_text(&b, 200_000)))
+        .await
+        .unwrap();
+    let mut watcher = w.watcher_doors(
+        Arc::new(w.sink.clone()),
+        PipelineSettings {
+            retry_base: Duration::from_secs(1),
+            ..Default::default()
+        },
+        vec![
+            Box::new(w.source.clone()),
+            Box::new(spool.source().unwrap()),
+        ],
+    );
+    let report = watcher.run_once().await.unwrap();
+    assert_eq!(
+        report.decided,
+        vec![(OutcomeKind::Claimed, "claimed".to_string()); 2],
+        "{report:?}"
+    );
+    for t in [&a, &b] {
+        assert!(matches!(status(&w, t).await, DepositStatus::Claimed { .. }));
+    }
+    assert_eq!(w.source.folder(Folder::Processed).len(), 1);
+    let processed = std::fs::read_dir(spool_dir.path().join("Processed")).unwrap();
+    assert_eq!(processed.count(), 1);
+    let journal = watcher.journal().clone();
+    assert_eq!(journal.checkpoint("INBOX").unwrap().unwrap().last_uid, 1);
+    assert_eq!(
+        journal.checkpoint(SPOOL_MAILBOX).unwrap().unwrap().last_uid,
+        1
+    );
+}
