@@ -540,19 +540,6 @@ impl ReplyComposer {
             message_id,
         ))
     }
-
-    /// DKIM-signs a message as the broker (unchanged when no key is configured).
-    pub fn sign(&self, mut bytes: Vec<u8>) -> Result<Vec<u8>, ReplyError> {
-        if let Some((signer, _)) = &self.signer {
-            let sig = signer
-                .sign(&bytes)
-                .map_err(|e| ReplyError::Build(format!("DKIM signing failed: {e}")))?;
-            let mut signed = sig.to_header().into_bytes();
-            signed.append(&mut bytes);
-            bytes = signed;
-        }
-        Ok(bytes)
-    }
 }
 
 #[cfg(test)]
