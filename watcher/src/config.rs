@@ -96,6 +96,13 @@
 //! timeout_secs = 60
 //! tls_cert = "/etc/springmail/mx.crt"   # both or neither: STARTTLS
 //! tls_key = "/etc/springmail/mx.key"
+//!
+//! [wallet]                         # mailbox wallets (docs/OPERATIONS.md)
+//! enabled = true
+//! per_payment = "10"               # limits new accounts are opened with, native asset
+//! per_day = "50"
+//! confirm_above = "1"              # larger payments wait for a CONFIRM with a code
+//! order_window_secs = 86400        # older PAY/CONFIRM mail is refused; codes expire
 //! ```
 //!
 //! `springmail watch` serves one HTTP service (axum, [`crate::http`]) per address:
@@ -156,6 +163,8 @@ pub struct RawConfig {
     pub http: Option<RawHttp>,
     /// The SMTP ingress (the watcher as the MX).
     pub smtp_ingress: Option<RawSmtpIngress>,
+    /// Mailbox wallets.
+    pub wallet: Option<crate::wallet::RawWallet>,
     /// The directory of the file read, for relative paths in it (`dns.pinned_file`).
     pub base_dir: Option<PathBuf>,
     /// Unknown and mistyped keys found while parsing.
@@ -448,6 +457,8 @@ pub struct Settings {
     pub http: Option<HttpSettings>,
     /// The SMTP ingress (`[smtp_ingress]`); mail is then read from its spool.
     pub smtp_ingress: Option<IngressSettings>,
+    /// Mailbox wallets (`[wallet]`, when enabled).
+    pub wallet: Option<crate::wallet::WalletSettings>,
     /// The ingress's spool, opened once and shared by the source and the server.
     spool: Arc<std::sync::OnceLock<Arc<Spool>>>,
 }
@@ -512,12 +523,13 @@ impl RawConfig {
             metrics: take_section(&mut t, "metrics", i).unwrap_or_default(),
             http: take_section(&mut t, "http", i),
             smtp_ingress: take_section(&mut t, "smtp_ingress", i),
+            wallet: take_section(&mut t, "wallet", i),
             base_dir: None,
             issues: Vec::new(),
         };
         springmail_sdk::config::unknown_keys(
             t,
-            "data_dir, imap, smtp, dkim, dns, chain, watcher_key, fees, limits, metrics, http, smtp_ingress",
+            "data_dir, imap, smtp, dkim, dns, chain, watcher_key, fees, limits, metrics, http, smtp_ingress, wallet",
             i,
         );
         Ok(RawConfig { issues, ..raw })
@@ -754,6 +766,10 @@ impl RawConfig {
             },
             (Some(_), None) => None,
         };
+        let wallet = match (&self.wallet, &native_asset) {
+            (Some(w), Some(asset)) => w.validate(asset, &mut c.issues),
+            _ => None,
+        };
         let mut tokens = Vec::new();
         for (i, t) in self.fees.tokens.iter().enumerate() {
             let k = |f: &str| format!("fees.tokens[{i}].{f}");
@@ -944,6 +960,7 @@ impl RawConfig {
             metrics_listen,
             http,
             smtp_ingress,
+            wallet,
             spool: Default::default(),
         })
     }
@@ -1325,7 +1342,11 @@ pub async fn run_from_file(
         e
     })?;
     let parts = settings.resolve().await?;
-    let watcher = crate::service::Watcher::new(parts)?;
+    let wallet = settings.wallet_for(&parts);
+    let mut watcher = crate::service::Watcher::new(parts)?;
+    if let Some(w) = wallet {
+        watcher = watcher.with_wallet(w)?;
+    }
     let _servers = settings.serve_http(&watcher).await?;
     let _ingress = settings.serve_smtp_ingress().await?;
     watcher.run(shutdown).await?;
@@ -1507,6 +1528,32 @@ native = "0.001"
         assert!(
             !shown.contains("springmail\"") && !shown.contains(&"11".repeat(32)),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn the_wallet_section_is_off_by_default_and_its_bad_keys_are_named() {
+        let s = RawConfig::parse(GOOD).unwrap().validate(&env).unwrap();
+        assert_eq!(s.wallet, None);
+        let s = RawConfig::parse(&format!(
+            "{GOOD}[wallet]\nenabled = true\nper_payment = \"2\"\nconfirm_above = \"0.5\"\n"
+        ))
+        .unwrap()
+        .validate(&env)
+        .unwrap();
+        let w = s.wallet.expect("enabled");
+        assert_eq!((w.per_payment, w.confirm_above), (200_000_000, 50_000_000));
+        let err = RawConfig::parse(&format!(
+            "{GOOD}[wallet]\nenabled = true\nper_day = \"x\"\norder_window_secs = 1\n"
+        ))
+        .unwrap()
+        .validate(&env)
+        .unwrap_err();
+        let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["wallet.per_day", "wallet.order_window_secs"],
+            "{err}"
         );
     }
 

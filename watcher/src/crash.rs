@@ -49,6 +49,10 @@ pub enum CrashPoint {
     /// Inside a journal transaction, after its statements ran, before the commit
     /// (any write: fetch, verdicts, submitter states, outbox, filing). Abort only.
     JournalCommit,
+    /// A mailbox wallet's chain step is recorded (`acting`, with its nonce), nothing sent.
+    WalletStepRecorded,
+    /// A wallet movement landed on chain; that it is done is not recorded yet.
+    WalletAfterSend,
 }
 
 impl CrashPoint {
@@ -67,6 +71,11 @@ impl CrashPoint {
         CrashPoint::JournalCommit,
     ];
 
+    /// The mailbox wallet's points (reached only by wallet orders, so not in `ALL`,
+    /// which a claim reaches every one of).
+    pub const WALLET: [CrashPoint; 2] =
+        [CrashPoint::WalletStepRecorded, CrashPoint::WalletAfterSend];
+
     /// The name used in `SPRINGMAIL_CRASH_AT`, e.g. `after-reply-sent`.
     pub fn name(self) -> &'static str {
         match self {
@@ -81,6 +90,8 @@ impl CrashPoint {
             CrashPoint::BeforeFiling => "before-filing",
             CrashPoint::AfterFiling => "after-filing",
             CrashPoint::JournalCommit => "journal-commit",
+            CrashPoint::WalletStepRecorded => "wallet-step-recorded",
+            CrashPoint::WalletAfterSend => "wallet-after-send",
         }
     }
 
@@ -98,6 +109,7 @@ impl CrashPoint {
         };
         let point = CrashPoint::ALL
             .into_iter()
+            .chain(CrashPoint::WALLET)
             .find(|p| p.name() == name)
             .ok_or_else(|| {
                 format!(

@@ -219,6 +219,8 @@ pub enum OutcomeKind {
     Dropped,
     /// A second copy of a message already handled: filed, not answered again.
     Duplicate,
+    /// A mailbox wallet order: recorded, carried out and answered by [`crate::wallet`].
+    Order,
 }
 
 impl OutcomeKind {
@@ -229,15 +231,17 @@ impl OutcomeKind {
             OutcomeKind::Refused => "refused",
             OutcomeKind::Dropped => "dropped",
             OutcomeKind::Duplicate => "duplicate",
+            OutcomeKind::Order => "order",
         }
     }
 
     /// Every kind, for metrics.
-    pub const ALL: [OutcomeKind; 4] = [
+    pub const ALL: [OutcomeKind; 5] = [
         OutcomeKind::Claimed,
         OutcomeKind::Refused,
         OutcomeKind::Dropped,
         OutcomeKind::Duplicate,
+        OutcomeKind::Order,
     ];
 
     fn parse(s: &str) -> Option<Self> {
@@ -1132,6 +1136,15 @@ impl JournalTx<'_> {
             path: self.path.to_path_buf(),
             source,
         }
+    }
+
+    /// Runs statements on the transaction, for tables kept beside the journal's own
+    /// (the mailbox wallet's, [`crate::wallet`]).
+    pub(crate) fn sql<T>(
+        &mut self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, JournalError> {
+        f(self.tx).map_err(self.err())
     }
 
     /// Records a fetched message with its bytes (`None` when it was too large to

@@ -28,6 +28,7 @@ enum Judgement {
     Refused(Box<Authenticated>, RefusalReason),
     Accepted(Box<Authenticated>, Box<ClaimPlan>),
     Deferred(String),
+    Wallet(Box<Authenticated>, Box<crate::wallet::Intake>),
 }
 
 /// A claim to hand to the submitter.
@@ -291,9 +292,9 @@ impl Watcher {
         let hashes: Vec<&str> = judged
             .iter()
             .filter_map(|(_, _, j, _)| match j {
-                Judgement::Refused(mail, _) | Judgement::Accepted(mail, _) => {
-                    Some(mail.msgid_hash.as_str())
-                }
+                Judgement::Refused(mail, _)
+                | Judgement::Accepted(mail, _)
+                | Judgement::Wallet(mail, _) => Some(mail.msgid_hash.as_str()),
                 _ => None,
             })
             .collect();
@@ -305,7 +306,9 @@ impl Watcher {
             // A copy of a message already handled is a duplicate whatever its verdict
             // would be now (a paid claim's copy would read `already-claimed`): say so.
             let copy = match &j {
-                Judgement::Refused(mail, _) | Judgement::Accepted(mail, _) => {
+                Judgement::Refused(mail, _)
+                | Judgement::Accepted(mail, _)
+                | Judgement::Wallet(mail, _) => {
                     let h = &mail.msgid_hash;
                     (!batch_seen.insert(h.clone())
                         || owners.get(h).is_some_and(|owner| *owner != m.id))
@@ -351,6 +354,14 @@ impl Watcher {
                         ctx: ReplyContext::of(&mail),
                     }
                 }
+                (None, Judgement::Wallet(mail, intake)) => {
+                    info!(code = %intake.code(), "wallet order recorded");
+                    Decision::Wallet {
+                        msgid: mail.msgid_hash.clone(),
+                        ctx: ReplyContext::of(&mail),
+                        intake,
+                    }
+                }
                 (None, Judgement::Deferred(error)) => {
                     warn!(%error, attempts = m.attempts + 1, "transient failure; will retry");
                     Decision::Defer {
@@ -385,6 +396,13 @@ impl Watcher {
             Err(e) => return Judgement::Deferred(e.to_string()),
         };
         tracing::Span::current().record("msg", mail.msgid_hash.as_str());
+        if let Some(intake) = self
+            .wallet
+            .as_ref()
+            .and_then(|w| w.intake(&mail, raw, unix_now()))
+        {
+            return Judgement::Wallet(mail, Box::new(intake));
+        }
         let Some(now) = chain_now else {
             return if give_up {
                 Judgement::Refused(mail, RefusalReason::Unavailable)

@@ -12,6 +12,7 @@
 //! | 4 submit | [`submit`] | [`submit::SubmitOutcome`]: claimed with a transaction id, or refused |
 //! | 4 as run | `settle` | a [`transition::Settlement`] per finished claim |
 //! | 5 reply, filing | [`reply`], `outbox` | a DKIM-signed, threaded reply through a [`reply::ReplySink`]; the message filed |
+//! | beside 3–4 | [`wallet`] | mailbox wallet orders (claim into an account, BALANCE, PAY, CONFIRM, BIND) recorded at judging, carried out one at a time, answered |
 //!
 //! Every change to the journal is a [`transition::Transition`], written by one
 //! function, [`transition::apply`]. The [`journal`] records each before its effect, on
@@ -51,6 +52,7 @@ pub mod smtp_ingress;
 pub mod submit;
 pub mod transition;
 pub mod verify;
+pub mod wallet;
 
 #[cfg(feature = "testkit")]
 #[doc(hidden)]

@@ -402,6 +402,17 @@ impl ReplyBody {
     }
 }
 
+/// The subject of a reply to a mail with `subject`: `Re: ` once.
+pub fn reply_subject(subject: &str) -> String {
+    if subject.trim().is_empty() {
+        "Re: your Spring Mail claim".to_string()
+    } else if subject.trim_start().to_ascii_lowercase().starts_with("re:") {
+        subject.to_string()
+    } else {
+        format!("Re: {subject}")
+    }
+}
+
 /// Composes and signs replies as the broker.
 pub struct ReplyComposer {
     from: String,
@@ -464,39 +475,49 @@ impl ReplyComposer {
         body: &ReplyBody,
         date: u64,
     ) -> Result<OutgoingMail, ReplyError> {
+        let subject = reply_subject(&ctx.subject);
+        self.compose_parts(
+            ctx,
+            body.tag(),
+            &subject,
+            &body.text(&self.from),
+            None,
+            date,
+        )
+        .map(|(mail, _)| mail)
+    }
+
+    /// Builds and signs a reply from its parts (`tag` makes its Message-ID differ from
+    /// the other replies to the same mail); returns it with its Message-ID.
+    pub fn compose_parts(
+        &self,
+        ctx: &ReplyContext,
+        tag: &str,
+        subject: &str,
+        text: &str,
+        html: Option<&str>,
+        date: u64,
+    ) -> Result<(OutgoingMail, String), ReplyError> {
         let domain = self
             .from
             .rsplit_once('@')
             .map(|(_, d)| d)
             .unwrap_or("localhost");
-        let subject = if ctx.subject.trim().is_empty() {
-            "Re: your Spring Mail claim".to_string()
-        } else if ctx
-            .subject
-            .trim_start()
-            .to_ascii_lowercase()
-            .starts_with("re:")
-        {
-            ctx.subject.clone()
-        } else {
-            format!("Re: {}", ctx.subject)
-        };
+        let message_id = format!("springmail.{}.{}@{}", ctx.msgid_hash, tag, domain);
         let mut builder = MessageBuilder::new()
             .from((self.display_name.as_str(), self.from.as_str()))
             .to(ctx.to.as_str())
             .subject(subject)
             .date(date as i64)
-            .message_id(format!(
-                "springmail.{}.{}@{}",
-                ctx.msgid_hash,
-                body.tag(),
-                domain
-            ))
+            .message_id(message_id.clone())
             .header(
                 "Auto-Submitted",
                 mail_builder::headers::raw::Raw::new("auto-replied"),
             )
-            .text_body(body.text(&self.from));
+            .text_body(text.to_string());
+        if let Some(html) = html {
+            builder = builder.html_body(html.to_string());
+        }
         if let Some(id) = &ctx.message_id {
             let mut refs: Vec<String> = ctx.references.clone();
             if !refs.contains(id) {
@@ -506,22 +527,18 @@ impl ReplyComposer {
                 .in_reply_to(id.clone())
                 .references(MessageId::new_list(refs.into_iter()));
         }
-        let mut bytes = builder
+        let bytes = builder
             .write_to_vec()
             .map_err(|e| ReplyError::Build(e.to_string()))?;
-        if let Some((signer, _)) = &self.signer {
-            let sig = signer
-                .sign(&bytes)
-                .map_err(|e| ReplyError::Build(format!("DKIM signing failed: {e}")))?;
-            let mut signed = sig.to_header().into_bytes();
-            signed.append(&mut bytes);
-            bytes = signed;
-        }
-        Ok(OutgoingMail {
-            mail_from: self.from.clone(),
-            rcpt: ctx.to.clone(),
-            bytes,
-        })
+        let bytes = self.sign(bytes)?;
+        Ok((
+            OutgoingMail {
+                mail_from: self.from.clone(),
+                rcpt: ctx.to.clone(),
+                bytes,
+            },
+            message_id,
+        ))
     }
 }
 

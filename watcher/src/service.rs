@@ -181,6 +181,8 @@ pub struct Watcher {
     pub(crate) wake: Arc<Notify>,
     pub(crate) inflight: HashMap<i64, Inflight>,
     pub(crate) report: RunReport,
+    /// Mailbox wallets, when enabled ([`Watcher::with_wallet`]).
+    pub(crate) wallet: Option<Arc<crate::wallet::Wallet>>,
     crash: Arc<CrashSwitch>,
     index: Arc<DepositIndex>,
     /// The earliest deferred retry of a message, from the pass's journal read.
@@ -312,6 +314,7 @@ impl Watcher {
             wake,
             inflight: HashMap::new(),
             report: RunReport::default(),
+            wallet: None,
             crash,
             index,
             next_due: None,
@@ -576,6 +579,7 @@ impl Watcher {
             self.dispatch(claim)?;
             progressed = true;
         }
+        progressed |= self.wallet_pass().await?;
         self.crash(CrashPoint::BeforeReplies)?;
         progressed |= self.flush_outbox().await?;
         self.crash(CrashPoint::BeforeFiling)?;

@@ -88,6 +88,15 @@ pub enum Decision {
         /// Who to answer once the claim is settled.
         ctx: ReplyContext,
     },
+    /// A mailbox wallet order, recorded for [`crate::wallet`] to carry out and answer.
+    Wallet {
+        /// The Message-ID hash.
+        msgid: String,
+        /// Who to answer.
+        ctx: ReplyContext,
+        /// The order.
+        intake: Box<crate::wallet::Intake>,
+    },
     /// A copy of a message already handled (its Message-ID hash).
     Duplicate {
         /// The Message-ID hash.
@@ -356,6 +365,23 @@ fn decide(
                 }
             }
             finish(tx, id, &key, out, outcome, ctx.as_ref(), reply.as_ref())?;
+        }
+        Decision::Wallet { msgid, ctx, intake } => {
+            // A copy (same Message-ID, or the same bytes under another) orders nothing.
+            if tx.mark_seen(id, &msgid)?.is_some() || !crate::wallet::record(tx, id, &ctx, &intake)?
+            {
+                return finish(tx, id, &key, out, Outcome::duplicate(), None, None);
+            }
+            let outcome = Outcome {
+                kind: OutcomeKind::Order,
+                code: intake.code(),
+                text: "a mailbox wallet order, carried out and answered by the wallet".into(),
+                tx_hash: None,
+            };
+            let ctx_json = serde_json::to_string(&ctx).expect("serializable");
+            tx.decide(id, &outcome, Folder::Processed, Some(&ctx_json), None)?;
+            out.decided.push((outcome.kind, outcome.code));
+            out.to_file.push((id, key, Folder::Processed));
         }
         Decision::Accept { plan, msgid, ctx } => {
             if tx.mark_seen(id, &msgid)?.is_some() {

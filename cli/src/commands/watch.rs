@@ -72,7 +72,13 @@ pub async fn run(a: &WatchArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         parts.pipeline.crash_nth = nth;
         parts.pipeline.crash_abort = true;
     }
+    let wallet = settings.wallet_for(&parts);
     let mut watcher = Watcher::new(parts).context("cannot start the watcher")?;
+    if let Some(w) = wallet {
+        watcher = watcher
+            .with_wallet(w)
+            .context("cannot start the mailbox wallet")?;
+    }
     if a.resend_replies {
         let n = watcher
             .resend_given_up_replies()
@@ -86,7 +92,7 @@ pub async fn run(a: &WatchArgs, g: &GlobalArgs) -> anyhow::Result<()> {
             .context("the watcher's pass failed")?;
         let mut s = Summary::new("Watcher pass done");
         s.row("received", "new mail", report.received.to_string());
-        for kind in ["claimed", "refused", "dropped", "duplicate"] {
+        for kind in ["claimed", "refused", "dropped", "duplicate", "order"] {
             let n = report
                 .decided
                 .iter()
