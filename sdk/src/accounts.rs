@@ -139,6 +139,21 @@ pub fn mail_hash(raw: &[u8]) -> B256 {
     keccak256(raw)
 }
 
+/// The text an owner key signs to be bound to a mailbox's wallet
+/// (docs/PROTOCOL-TEXT.md, *BIND's signed text*).
+pub fn bind_text(normalized_email: &str, chain_id: u64, escrow: Address, owner: Address) -> String {
+    format!(
+        "Spring Mail: bind owner\nMailbox: {normalized_email}\nChain: {chain_id}\nEscrow: {}\nOwner: {}\n",
+        escrow.to_checksum(None),
+        crate::qtum::format_address(chain_id, owner)
+    )
+}
+
+/// The digest an owner key signs: EIP-191 `personal_sign` of [`bind_text`].
+pub fn bind_digest(text: &str) -> B256 {
+    crate::keys::personal_digest(text.as_bytes())
+}
+
 /// The nonce and mail hash a movement carries.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Movement {

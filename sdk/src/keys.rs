@@ -156,6 +156,15 @@ impl Signature {
 
     /// Recovers the signer's EVM address with libsecp256k1 (the fast path the watcher uses).
     pub fn recover(&self, field: &'static str, digest: &B256) -> Result<Address, KeyError> {
+        Ok(address_of_pubkey(&self.recover_pubkey(field, digest)?))
+    }
+
+    /// Recovers the signer's public key (canonical signatures only).
+    pub fn recover_pubkey(
+        &self,
+        field: &'static str,
+        digest: &B256,
+    ) -> Result<secp256k1::PublicKey, KeyError> {
         self.check_canonical(field)?;
         let rec_id =
             secp256k1::ecdsa::RecoveryId::try_from(i32::from(self.0[64] - 27)).map_err(|_| {
@@ -167,11 +176,31 @@ impl Signature {
         let sig = secp256k1::ecdsa::RecoverableSignature::from_compact(&self.0[..64], rec_id)
             .map_err(|_| KeyError::Unrecoverable { field })?;
         let msg = secp256k1::Message::from_digest(digest.0);
-        let pk = secp256k1::SECP256K1
+        secp256k1::SECP256K1
             .recover_ecdsa(msg, &sig)
-            .map_err(|_| KeyError::Unrecoverable { field })?;
-        Ok(address_of_pubkey(&pk))
+            .map_err(|_| KeyError::Unrecoverable { field })
     }
+
+    /// Whether the key of `who` made this signature: `who` is either the key's EVM
+    /// account (keccak of the public key) or its Qtum identity (hash160 of the
+    /// compressed public key, what `msg.sender` is on Qtum).
+    pub fn signed_by(
+        &self,
+        field: &'static str,
+        digest: &B256,
+        who: Address,
+    ) -> Result<bool, KeyError> {
+        let pk = self.recover_pubkey(field, digest)?;
+        Ok(address_of_pubkey(&pk) == who || crate::qtum::hash160_of_pubkey(&pk.serialize()) == who)
+    }
+}
+
+/// EIP-191 `personal_sign` digest:
+/// `keccak256("\x19Ethereum Signed Message:\n" ‖ decimal length ‖ message)`.
+pub fn personal_digest(message: &[u8]) -> B256 {
+    let mut data = format!("\x19Ethereum Signed Message:\n{}", message.len()).into_bytes();
+    data.extend_from_slice(message);
+    keccak256(&data)
 }
 
 #[cfg(test)]

@@ -348,22 +348,7 @@ pub(crate) fn judge_pay(
     PayDecision::Act
 }
 
-/// The text an owner key signs to be bound to a mailbox's wallet
-/// (docs/PROTOCOL-TEXT.md, *BIND's signed text*).
-pub fn bind_text(normalized_email: &str, chain_id: u64, escrow: Address, owner: Address) -> String {
-    format!(
-        "Spring Mail: bind owner\nMailbox: {normalized_email}\nChain: {chain_id}\nEscrow: {}\nOwner: {}\n",
-        escrow.to_checksum(None),
-        springmail_sdk::qtum::format_address(chain_id, owner)
-    )
-}
-
-/// The digest signed: EIP-191 `personal_sign` of [`bind_text`].
-pub fn bind_digest(text: &str) -> B256 {
-    let mut pre = format!("\x19Ethereum Signed Message:\n{}", text.len()).into_bytes();
-    pre.extend_from_slice(text.as_bytes());
-    keccak256(&pre)
-}
+pub use springmail_sdk::accounts::{bind_digest, bind_text};
 
 /// True when `signature` over [`bind_text`] is `owner`'s key: its EVM address, or
 /// on Qtum its hash160 (what `msg.sender` is there).
@@ -375,24 +360,9 @@ pub fn bind_signature_valid(
     signature: &springmail_sdk::keys::Signature,
 ) -> bool {
     let digest = bind_digest(&bind_text(normalized_email, chain_id, escrow, owner));
-    let Ok(evm) = signature.recover("Signature", &digest) else {
-        return false;
-    };
-    if evm == owner {
-        return true;
-    }
-    recover_pubkey(signature, &digest)
-        .is_some_and(|pk| springmail_sdk::qtum::hash160_of_pubkey(&pk) == owner)
-}
-
-fn recover_pubkey(sig: &springmail_sdk::keys::Signature, digest: &B256) -> Option<[u8; 33]> {
-    let rec_id =
-        secp256k1::ecdsa::RecoveryId::try_from(i32::from(sig.0[64].checked_sub(27)?)).ok()?;
-    let rs = secp256k1::ecdsa::RecoverableSignature::from_compact(&sig.0[..64], rec_id).ok()?;
-    let pk = secp256k1::SECP256K1
-        .recover_ecdsa(secp256k1::Message::from_digest(digest.0), &rs)
-        .ok()?;
-    Some(pk.serialize())
+    signature
+        .signed_by("Signature", &digest, owner)
+        .unwrap_or(false)
 }
 
 /// Finds a claim link in the mail's texts (a reply quotes the notification's).

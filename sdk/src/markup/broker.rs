@@ -28,7 +28,7 @@
 //! assert_eq!(r.name, "alice@brokerb.test");
 //! ```
 
-use alloy::primitives::{keccak256, Address, B256};
+use alloy::primitives::{Address, B256};
 
 use super::{
     check_version, collect_fields, find_all_armor, index_of, non_empty, nonzero, parse_hex,
@@ -36,7 +36,7 @@ use super::{
 };
 use crate::amount::{Amount, Asset};
 use crate::email;
-use crate::keys::{KeyError, Signature};
+use crate::keys::{personal_digest, KeyError, Signature};
 use crate::qtum;
 
 /// The block kinds of this module.
@@ -121,34 +121,8 @@ impl Registration {
     /// Qtum identity (hash160 of the compressed public key) or its EVM account
     /// (keccak of the public key) must be the address.
     pub fn signed_by_owner(&self, signature: &Signature) -> Result<bool, KeyError> {
-        let pk = recover_pubkey(signature, &self.digest())?;
-        Ok(qtum::hash160_of_pubkey(&pk.serialize()) == self.address
-            || crate::keys::address_of_pubkey(&pk) == self.address)
+        signature.signed_by("Signature", &self.digest(), self.address)
     }
-}
-
-/// `keccak256("\x19Ethereum Signed Message:\n" ‖ decimal length ‖ message)`.
-pub fn personal_digest(message: &[u8]) -> B256 {
-    let mut data = format!("\x19Ethereum Signed Message:\n{}", message.len()).into_bytes();
-    data.extend_from_slice(message);
-    keccak256(&data)
-}
-
-fn recover_pubkey(sig: &Signature, digest: &B256) -> Result<secp256k1::PublicKey, KeyError> {
-    let field = "Signature";
-    Signature::from_slice(field, &sig.0)?;
-    let rec_id =
-        secp256k1::ecdsa::RecoveryId::try_from(i32::from(sig.0[64] - 27)).map_err(|_| {
-            KeyError::SignatureV {
-                field,
-                got: sig.0[64],
-            }
-        })?;
-    let rs = secp256k1::ecdsa::RecoverableSignature::from_compact(&sig.0[..64], rec_id)
-        .map_err(|_| KeyError::Unrecoverable { field })?;
-    secp256k1::SECP256K1
-        .recover_ecdsa(secp256k1::Message::from_digest(digest.0), &rs)
-        .map_err(|_| KeyError::Unrecoverable { field })
 }
 
 /// A REGISTER block: a registration and its owner's signature. The signature's form
