@@ -100,6 +100,9 @@ pub enum Command {
         they are paid out in one transfer when withdrawn."
     )]
     Fees(FeesArgs),
+    /// Your mailbox wallet's owner side: bind your key, see the account, withdraw without the broker
+    #[command(subcommand)]
+    Account(AccountCommand),
     /// Run a watcher: read claim mail, verify it, release the funds, reply in thread
     #[command(
         after_help = "Example:\n  SPRINGMAIL_PASSWORD=… springmail watch --config watcher.toml\n\n\
@@ -139,6 +142,51 @@ A link-mode deposit is claimed directly: your key (wallet new, or SPRINGMAIL_PRI
 pays the gas. An email-mode deposit is claimed by mail: the claim is signed here (the
 link's secret stays here) and the claim mail to the watcher is sent through [mail]
 smtp_url, written to --out, or printed as a CLAIM block to paste into your reply.";
+
+/// `springmail account …`: a mailbox wallet seen from its owner's key.
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Print the BIND line that binds your key to your mailbox wallet (mail it to your broker)
+    #[command(
+        after_help = "Example:\n  springmail account bind --mailbox bob@example.com\n\n\
+        Signs the text of docs/PROTOCOL-TEXT.md (\"BIND's signed text\") with your key\n\
+        (keystore or SPRINGMAIL_PRIVATE_KEY) for [chain] chain_id and escrow; nothing is sent.\n\
+        Send the printed line from that mailbox to the broker. Once bound, your key can\n\
+        withdraw without the broker (`springmail account withdraw`)."
+    )]
+    Bind {
+        /// The mailbox your wallet is kept for
+        #[arg(long, value_name = "EMAIL")]
+        mailbox: String,
+    },
+    /// Show an account: balance, the broker's limits, the controller and the owner key
+    #[command(after_help = "Example:\n  springmail account show 0x64e4…21fe\n\n\
+        The broker's replies (BALANCE, BIND) name your account id.")]
+    Show {
+        /// The account id (0x and 64 hex digits)
+        #[arg(value_name = "ACCOUNT_ID")]
+        account: String,
+    },
+    /// Withdraw from your account with your bound owner key: no broker, no mail, no limits
+    #[command(
+        after_help = "Examples:\n  springmail account withdraw 0x64e4…21fe --amount '0.5 QTUM'\n  \
+        springmail account withdraw 0x64e4…21fe --all --to qUbJ2pD6yGBKX6rLBFPgKZ5AkvrNBi3XG8"
+    )]
+    Withdraw {
+        /// The account id (0x and 64 hex digits)
+        #[arg(value_name = "ACCOUNT_ID")]
+        account: String,
+        /// How much, with its unit
+        #[arg(long, conflicts_with = "all")]
+        amount: Option<String>,
+        /// The whole balance
+        #[arg(long)]
+        all: bool,
+        /// Pay to this address instead of your own
+        #[arg(long, value_name = "ADDRESS")]
+        to: Option<String>,
+    },
+}
 
 #[derive(Debug, Subcommand)]
 pub enum WalletCommand {

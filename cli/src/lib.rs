@@ -132,6 +132,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Claim(a) => commands::claim::run(&ctx, &a).await,
         Command::Refund(a) => commands::refund::run(&ctx, &a).await,
         Command::Fees(a) => commands::fees::run(&ctx, &a).await,
+        Command::Account(c) => commands::account::run(&ctx, &c).await,
         Command::Status(a) => commands::status::run(&ctx, &a).await,
         Command::Demo(_) | Command::Watch(_) => unreachable!("handled above"),
     }

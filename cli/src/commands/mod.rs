@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod account;
 pub mod batch;
 pub mod claim;
 pub mod demo;
