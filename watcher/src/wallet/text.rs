@@ -5,7 +5,7 @@
 pub(crate) const NO_WALLET: &str = "You have no mailbox wallet at this broker yet. When someone sends you money through Spring Mail, reply \"claim\" to the notification and it lands in a new wallet.";
 
 /// Said in the mail that opens a wallet: the way out without the broker.
-pub(crate) const OPENED: &str = "This is a new mailbox wallet: the escrow contract holds its coins under an account id that does not show your address. This broker moves them only on your DKIM-signed mail, within limits the contract enforces. You can bind a key of your own to the wallet (reply \"bind\" with your address and its signature); from then on you can withdraw with that key without this broker, even if it disappears.";
+pub(crate) const OPENED: &str = "This is a new mailbox wallet: the escrow contract holds its coins under an account id that does not show your address. This broker moves them only on your DKIM-signed mail, within limits the contract enforces. You can bind a key of your own to the wallet (reply with the line `springmail account bind --mailbox` makes: \"bind\", your address and its signature); from then on you can withdraw with that key without this broker (`springmail account withdraw`), even if it disappears.";
 
 /// What a wallet owner can write.
 pub(crate) const HOW_TO: &str = "Write to this address: \"balance\" for your balance and movements, \"pay 0.5 QTUM to someone@example.com\" to pay a mailbox, \"pay 1 QTUM to q…\" to pay a Qtum address.";
