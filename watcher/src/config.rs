@@ -134,6 +134,14 @@ use crate::reply::{DkimSigningKey, ReplyComposer, SmtpSecurity, SmtpSettings, Sm
 use crate::service::{PipelineSettings, WatcherParts};
 use crate::smtp_ingress::{IngressSettings, Spool};
 use crate::submit::SubmitPolicy;
+
+/// The address layer, once made.
+type AddressLayer = Arc<
+    std::sync::OnceLock<(
+        crate::addresses::Routes,
+        Arc<crate::addresses::AddressDesk>,
+    )>,
+>;
 use crate::verify::{TokenFee, VerifyPolicy};
 
 /// The file as written.
@@ -327,6 +335,12 @@ pub struct RawSmtpIngress {
     /// The address layer: `broker@`, registered addresses and aliases
     /// ([`crate::addresses`]).
     pub addresses: Option<bool>,
+    /// Domains run by Spring Mail brokers: wallet payments to names there are
+    /// resolved (RESOLVE) and reported (RECEIPT) broker to broker.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// How long a payment waits for a peer's RESOLVED (default 300 seconds).
+    pub resolve_timeout_secs: Option<u64>,
     /// Spool directory (default `data_dir/spool`; relative to `data_dir`).
     pub spool_dir: Option<PathBuf>,
     /// Larger messages are refused (default `limits.max_message_bytes`).
@@ -461,6 +475,8 @@ pub struct Settings {
     pub wallet: Option<crate::wallet::WalletSettings>,
     /// The ingress's spool, opened once and shared by the source and the server.
     spool: Arc<std::sync::OnceLock<Arc<Spool>>>,
+    /// The address layer, made once for the ingress and the wallet.
+    desk: AddressLayer,
 }
 
 struct Check<'a> {
@@ -962,6 +978,7 @@ impl RawConfig {
             smtp_ingress,
             wallet,
             spool: Default::default(),
+            desk: Default::default(),
         })
     }
 }
@@ -1083,6 +1100,36 @@ fn validate_smtp_ingress(
         },
         _ => None,
     };
+    let mut peers = Vec::new();
+    for p in &raw.peers {
+        let d = p.trim().to_ascii_lowercase();
+        let label_ok = |l: &str| {
+            !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if !d.contains('.') || !d.split('.').all(label_ok) {
+            c.bad(
+                "smtp_ingress.peers",
+                format!("{p:?} is not a domain name"),
+            );
+        } else if domains.contains(&d) {
+            c.bad(
+                "smtp_ingress.peers",
+                format!("{d} is one of this broker's own domains"),
+            );
+        } else {
+            peers.push(d);
+        }
+    }
+    if !raw.peers.is_empty() && raw.addresses != Some(true) {
+        c.bad("smtp_ingress.peers", "needs addresses = true");
+    }
+    let resolve_timeout = raw.resolve_timeout_secs.unwrap_or(300);
+    if !(5..=86_400).contains(&resolve_timeout) {
+        c.bad(
+            "smtp_ingress.resolve_timeout_secs",
+            "must be between 5 and 86400",
+        );
+    }
     let spool_dir = match (&raw.spool_dir, data_dir) {
         (Some(p), Some(d)) if p.is_relative() => d.join(p),
         (Some(p), _) => p.clone(),
@@ -1102,6 +1149,8 @@ fn validate_smtp_ingress(
         recipients,
         qtum_addresses,
         addresses: raw.addresses.unwrap_or(false),
+        peers,
+        resolve_timeout: Duration::from_secs(resolve_timeout),
         spool_dir,
         max_message_bytes,
         max_recipients,
@@ -1275,6 +1324,22 @@ impl Settings {
         Ok(Some(self.spool.get_or_init(|| spool).clone()))
     }
 
+    /// The address layer of `[smtp_ingress] addresses = true` (`None` without it),
+    /// made on first use: the ingress routes to its desk, the wallet pays through it.
+    pub fn address_layer(
+        &self,
+    ) -> Result<Option<(crate::addresses::Routes, Arc<crate::addresses::AddressDesk>)>, ResolveError>
+    {
+        let Some(ingress) = self.smtp_ingress.as_ref().filter(|i| i.addresses) else {
+            return Ok(None);
+        };
+        if let Some(l) = self.desk.get() {
+            return Ok(Some(l.clone()));
+        }
+        let made = crate::addresses::from_settings(self, ingress, self.dkim_keys()?)?;
+        Ok(Some(self.desk.get_or_init(|| made).clone()))
+    }
+
     /// Starts the SMTP ingress of `[smtp_ingress]`, writing to the spool that
     /// [`Settings::resolve`] made the watcher's source. `None` without the section.
     pub async fn serve_smtp_ingress(
@@ -1284,12 +1349,9 @@ impl Settings {
             return Ok(None);
         };
         let keys = self.dkim_keys()?;
-        let (routes, desk) = match ingress.addresses {
-            true => {
-                let (r, d) = crate::addresses::from_settings(self, ingress, keys.clone())?;
-                (Some(r), Some(d))
-            }
-            false => (None, None),
+        let (routes, desk) = match self.address_layer()? {
+            Some((r, d)) => (Some(r), Some(d)),
+            None => (None, None),
         };
         let (addr, task) =
             crate::smtp_ingress::serve_with_routes(ingress.clone(), spool, keys, routes)
