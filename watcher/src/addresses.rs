@@ -1264,18 +1264,25 @@ impl PayNames {
         let domain = domain.to_ascii_lowercase();
         if self.is_ours(&domain) {
             if local.eq_ignore_ascii_case(BROKER_LOCAL)
-                || self.desk.settings.reserved.iter().any(|r| r.eq_ignore_ascii_case(local))
+                || self
+                    .desk
+                    .settings
+                    .reserved
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(local))
             {
                 return Ok(PayRoute::UnknownLocal);
             }
             let book = &self.desk.book;
-            return Ok(match book.resolve_local(local, self.desk.settings.network)? {
-                Some(address) => PayRoute::Local {
-                    address,
-                    mailbox: book.mailbox_of(address)?,
+            return Ok(
+                match book.resolve_local(local, self.desk.settings.network)? {
+                    Some(address) => PayRoute::Local {
+                        address,
+                        mailbox: book.mailbox_of(address)?,
+                    },
+                    None => PayRoute::UnknownLocal,
                 },
-                None => PayRoute::UnknownLocal,
-            });
+            );
         }
         if self.peers.contains(&domain) {
             return Ok(PayRoute::Peer(domain));
@@ -1302,7 +1309,10 @@ impl PayNames {
         text: &str,
         seed: &str,
     ) -> Result<OutgoingMail, AddressError> {
-        let domain = name.rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
+        let domain = name
+            .rsplit_once('@')
+            .map_or("", |(_, d)| d)
+            .to_ascii_lowercase();
         let date = mail_parser::DateTime::from_timestamp(unix_now() as i64).to_rfc822();
         self.desk.forward_text(
             name,

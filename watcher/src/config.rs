@@ -136,12 +136,8 @@ use crate::smtp_ingress::{IngressSettings, Spool};
 use crate::submit::SubmitPolicy;
 
 /// The address layer, once made.
-type AddressLayer = Arc<
-    std::sync::OnceLock<(
-        crate::addresses::Routes,
-        Arc<crate::addresses::AddressDesk>,
-    )>,
->;
+type AddressLayer =
+    Arc<std::sync::OnceLock<(crate::addresses::Routes, Arc<crate::addresses::AddressDesk>)>>;
 use crate::verify::{TokenFee, VerifyPolicy};
 
 /// The file as written.
@@ -1103,14 +1099,10 @@ fn validate_smtp_ingress(
     let mut peers = Vec::new();
     for p in &raw.peers {
         let d = p.trim().to_ascii_lowercase();
-        let label_ok = |l: &str| {
-            !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        };
+        let label_ok =
+            |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !d.contains('.') || !d.split('.').all(label_ok) {
-            c.bad(
-                "smtp_ingress.peers",
-                format!("{p:?} is not a domain name"),
-            );
+            c.bad("smtp_ingress.peers", format!("{p:?} is not a domain name"));
         } else if domains.contains(&d) {
             c.bad(
                 "smtp_ingress.peers",

@@ -1387,32 +1387,32 @@ impl Watcher {
                 let step = match routed {
                     Some(step) => step,
                     None => match &to {
-                    Target::Address(_) => Step::Withdraw { nonce },
-                    Target::Email(email) => {
-                        let e = email.clone();
-                        let other = self.journal.with_conn(|c| store::account_of(c, &e))?;
-                        let open = match &other {
-                            Some(r) => chain.account(parse_b256(&r.account)).await?.is_some(),
-                            None => false,
-                        };
-                        match other {
-                            Some(r) if open => Step::Transfer {
-                                nonce,
-                                to_account: r.account,
-                                to_email: email.clone(),
-                            },
-                            _ => Step::PayEmail {
-                                nonce,
-                                link: ClaimLink {
-                                    chain_id: chain.chain_id(),
-                                    escrow: chain.escrow(),
-                                    secret: springmail_sdk::keys::ClaimSecret::random(),
-                                    salt: Salt::random(),
-                                }
-                                .to_bare(),
-                            },
+                        Target::Address(_) => Step::Withdraw { nonce },
+                        Target::Email(email) => {
+                            let e = email.clone();
+                            let other = self.journal.with_conn(|c| store::account_of(c, &e))?;
+                            let open = match &other {
+                                Some(r) => chain.account(parse_b256(&r.account)).await?.is_some(),
+                                None => false,
+                            };
+                            match other {
+                                Some(r) if open => Step::Transfer {
+                                    nonce,
+                                    to_account: r.account,
+                                    to_email: email.clone(),
+                                },
+                                _ => Step::PayEmail {
+                                    nonce,
+                                    link: ClaimLink {
+                                        chain_id: chain.chain_id(),
+                                        escrow: chain.escrow(),
+                                        secret: springmail_sdk::keys::ClaimSecret::random(),
+                                        salt: Salt::random(),
+                                    }
+                                    .to_bare(),
+                                },
+                            }
                         }
-                    }
                     },
                 };
                 self.begin_step(order, &step).await?;
@@ -1421,11 +1421,12 @@ impl Watcher {
         };
         let nonce = step.nonce();
         let result = match (&step, &to) {
-            (Step::Withdraw { .. }, Target::Address(a))
-            | (Step::PayName { address: a, .. }, _) => chain
-                .withdraw(account, *a, amount, nonce, mail_hash)
-                .await
-                .map(|s| (s.tx_hash, None)),
+            (Step::Withdraw { .. }, Target::Address(a)) | (Step::PayName { address: a, .. }, _) => {
+                chain
+                    .withdraw(account, *a, amount, nonce, mail_hash)
+                    .await
+                    .map(|s| (s.tx_hash, None))
+            }
             (Step::Transfer { to_account, .. }, _) => chain
                 .transfer(account, parse_b256(to_account), amount, nonce, mail_hash)
                 .await
