@@ -51,6 +51,8 @@ const CAROL: &str = "carol@example.net";
 const WATCHER_A: &str = "watcher@brokera.test";
 const COIN: u128 = 100_000_000;
 const FEE: u128 = 100_000;
+/// How long A's wallet waits for B's RESOLVED.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// The relay's MX lookup for the two broker domains; the stack's relay otherwise.
 struct Mx {
@@ -258,7 +260,7 @@ fn watcher_a(
     .with_names(PayNames::new(
         a.desk.clone(),
         vec!["brokerb.test".into()],
-        Duration::from_secs(60),
+        RESOLVE_TIMEOUT,
     ));
     watcher.with_wallet(wallet).unwrap()
 }
@@ -402,22 +404,26 @@ async fn bob_at_a_pays_alice_at_b_resolve_withdraw_receipt_checked_on_chain() {
     });
     let escrow = sender.escrow();
     let a = broker(dir.path(), &da, pa, &pins, mx.clone(), &stack, escrow).await;
-    let b = broker(dir.path(), &db, pb, &pins, mx.clone(), &stack, escrow).await;
+    let mut b = broker(dir.path(), &db, pb, &pins, mx.clone(), &stack, escrow).await;
     let journal = dir.path().join("journal-a");
     std::fs::create_dir_all(&journal).unwrap();
-    let watcher = watcher_a(
-        &a,
-        &da,
-        &pins,
-        mx.clone(),
-        client,
-        watcher_key.clone(),
-        &journal,
-    );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(watcher.run(async move {
-        let _ = stopped.await;
-    }));
+    let start_a = || {
+        let watcher = watcher_a(
+            &a,
+            &da,
+            &pins,
+            mx.clone(),
+            client.clone(),
+            watcher_key.clone(),
+            &journal,
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(watcher.run(async move {
+            let _ = stopped.await;
+        }));
+        (stop, running)
+    };
+    let (stop, running) = start_a();
 
     // Alice registers her address and the name `alice` at B, from her mailbox.
     let alice_key = ClaimSecret::random();
@@ -638,6 +644,55 @@ async fn bob_at_a_pays_alice_at_b_resolve_withdraw_receipt_checked_on_chain() {
     assert!(
         text.contains(&tx),
         "the movement to Alice is listed: {text}"
+    );
+
+    // --- A restart while the payment waits for B: the journaled request is resumed
+    // and the payment made once. B's desk is down, so the RESOLVE waits in its spool.
+    b.tasks[1].abort();
+    let b_inbox = b.address_spool.root().join("INBOX");
+    let (pay_again, raw) = order(BOB, "pay 0.1 QTUM to alice@brokerb.test", "", None);
+    smtp(a.addr, BOB, WATCHER_A, &com.sign(&raw)).await;
+    until("the RESOLVE waits at B", async || {
+        (count(b_inbox.clone()) > 0).then_some(())
+    })
+    .await;
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+    assert!(stack.reply_to(BOB, &pay_again).await.unwrap().is_none());
+    let (stop, running) = start_a();
+    b.tasks.push(b.desk.clone().spawn());
+    let text = reply(&stack, BOB, &pay_again).await;
+    bob_balance -= COIN / 10;
+    assert!(
+        text.contains(&format!("it now holds {}", fmt(bob_balance))),
+        "{text}"
+    );
+    assert_eq!(
+        sender.chain().balance(alice_addr).await.unwrap(),
+        U256::from(units + COIN / 10),
+        "paid once"
+    );
+    until("Alice is told of the second payment", async || {
+        (stack.mailbox(ALICE, "INBOX").await.unwrap().len() == 3).then_some(())
+    })
+    .await;
+
+    // --- B does not answer in time: nothing is paid, and Bob is told.
+    b.tasks.pop().unwrap().abort();
+    let (pay_late, raw) = order(BOB, "pay 0.1 QTUM to alice@brokerb.test", "", None);
+    smtp(a.addr, BOB, WATCHER_A, &com.sign(&raw)).await;
+    let text = reply(&stack, BOB, &pay_late).await;
+    assert!(
+        text.contains(&format!(
+            "did not answer within {} seconds",
+            RESOLVE_TIMEOUT.as_secs()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("nothing was paid"), "{text}");
+    assert_eq!(
+        sender.chain().balance(alice_addr).await.unwrap(),
+        U256::from(units + COIN / 10)
     );
 
     let _ = stop.send(());
