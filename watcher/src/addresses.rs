@@ -1570,7 +1570,7 @@ mod tests {
 
         pub(super) struct World {
             pub addr: std::net::SocketAddr,
-            pub desk: AddressDesk,
+            pub desk: Arc<AddressDesk>,
             pub sink: MemorySink,
             pub example: DkimDomain,
             pub peer: DkimDomain,
@@ -1652,7 +1652,7 @@ mod tests {
                 .unwrap();
                 World {
                     addr,
-                    desk,
+                    desk: Arc::new(desk),
                     sink,
                     example,
                     peer,
@@ -2077,6 +2077,131 @@ mod tests {
             let report = w.desk.run_once().await.unwrap();
             assert_eq!((report.handled, w.sink.sent().len()), (1, before));
         }
+    }
+
+    #[tokio::test]
+    async fn wallet_payments_route_our_names_from_the_book_and_peer_names_by_resolve() {
+        use desk::World;
+        const ALICE: &str = "alice@example.org";
+        let w = World::new().await;
+        let names = PayNames::new(
+            w.desk.clone(),
+            vec!["BrokerA.test".into()],
+            Duration::from_secs(30),
+        );
+        let alice = qtum::qtum_sender_of_secret(&w.key);
+        let q = format!("{}@brokerb.test", w.q());
+        // Before registration: the q-address is payable, no mailbox; the alias unknown.
+        assert_eq!(
+            names.route(&q).unwrap(),
+            PayRoute::Local {
+                address: alice,
+                mailbox: None
+            }
+        );
+        assert_eq!(
+            names.route("alice@brokerb.test").unwrap(),
+            PayRoute::UnknownLocal
+        );
+        let raw = w.example.sign(&w.mail(
+            ALICE,
+            "broker@brokerb.test",
+            "register",
+            &w.register_text(Some("alice"), &w.key),
+        ));
+        w.smtp(ALICE, &["broker@brokerb.test"], &raw).await;
+        w.desk.run_once().await.unwrap();
+        let local = PayRoute::Local {
+            address: alice,
+            mailbox: Some(ALICE.into()),
+        };
+        assert_eq!(names.route(&q).unwrap(), local);
+        assert_eq!(names.route("Alice@BrokerB.test").unwrap(), local);
+        // A lowercased q-address is no address (base58 is case-sensitive).
+        assert_eq!(
+            names.route(&q.to_ascii_lowercase()).unwrap(),
+            PayRoute::UnknownLocal
+        );
+        // Reserved local parts are never payees.
+        for n in ["broker@brokerb.test", "watcher@brokerb.test"] {
+            assert_eq!(names.route(n).unwrap(), PayRoute::UnknownLocal, "{n}");
+        }
+        assert_eq!(
+            names.route("carol@brokera.test").unwrap(),
+            PayRoute::Peer("brokera.test".into())
+        );
+        assert_eq!(names.route("carol@example.net").unwrap(), PayRoute::Email);
+        // The forwarded text goes to the registered mailbox, marked, from the broker.
+        let m = names
+            .forward_note(&q, ALICE, "bob@example.com", "pay 1 QTUM", "Thanks!", "s1")
+            .unwrap();
+        assert_eq!(m.rcpt, ALICE);
+        let text = String::from_utf8_lossy(&m.bytes).to_string();
+        assert!(text.contains("Thanks!"), "{text}");
+        assert!(text.contains("X-Spring-Mail-Forwarded-For"), "{text}");
+        // A RESOLVE journaled under the caller's id, asked twice, is one request.
+        names
+            .desk()
+            .resolve_as("carol@brokera.test", "r-0001")
+            .await
+            .unwrap();
+        names
+            .desk()
+            .resolve_as("carol@brokera.test", "r-0001")
+            .await
+            .unwrap();
+        assert!(matches!(
+            names.answer("r-0001").unwrap(),
+            Some((Resolution::Pending, _))
+        ));
+        assert_eq!(names.answer("r-none").unwrap(), None);
+        assert_eq!(
+            w.sink.sent().len(),
+            3,
+            "the registration answer and two RESOLVEs"
+        );
+        assert_eq!(w.sink.sent()[2].rcpt, "broker@brokera.test");
+    }
+
+    #[test]
+    fn only_the_escrows_withdrawals_to_an_address_count_as_payments() {
+        use alloy::primitives::{B256, U256};
+        use alloy::sol_types::SolEvent;
+        use springmail_sdk::contract::EmailEscrow;
+        let escrow = Address::repeat_byte(0xe5);
+        let payee = Address::repeat_byte(0x5a);
+        let moved = |emitter: Address, to: B256| {
+            let data = EmailEscrow::Moved {
+                from: B256::repeat_byte(0xac),
+                to,
+                amount: U256::from(50_000_000u64),
+                nonce: U256::from(3u64),
+                mailHash: B256::repeat_byte(0x11),
+            }
+            .encode_log_data();
+            alloy::rpc::types::Log {
+                inner: alloy::primitives::Log {
+                    address: emitter,
+                    data,
+                },
+                ..Default::default()
+            }
+        };
+        let read = escrow_withdrawals(escrow);
+        assert_eq!(
+            read(&moved(escrow, payee.into_word())),
+            Some(crate::receipt::Paid {
+                to: payee,
+                value: U256::from(50_000_000u64)
+            })
+        );
+        // Another contract emitting the same event pays nothing.
+        assert_eq!(
+            read(&moved(Address::repeat_byte(1), payee.into_word())),
+            None
+        );
+        // A move to another account is no payment to an address.
+        assert_eq!(read(&moved(escrow, B256::repeat_byte(0xbb))), None);
     }
 
     #[test]
