@@ -1470,6 +1470,59 @@ native = "0.001"
         assert!(err.to_string().contains("[dkim]"), "{err}");
     }
 
+    #[test]
+    fn peer_brokers_are_domains_other_than_ours_and_need_the_address_layer() {
+        let ingress = |extra: &str| {
+            format!("{GOOD}[smtp_ingress]\nlisten = \"127.0.0.1:2525\"\ndomains = [\"broker.test\"]\n{extra}")
+        };
+        let s = RawConfig::parse(&ingress(
+            "addresses = true\npeers = [\"BrokerB.test\"]\nresolve_timeout_secs = 30\n",
+        ))
+        .unwrap()
+        .validate(&env)
+        .unwrap();
+        let i = s.smtp_ingress.unwrap();
+        assert_eq!(i.peers, ["brokerb.test"]);
+        assert_eq!(i.resolve_timeout, Duration::from_secs(30));
+        let d = RawConfig::parse(&ingress("addresses = true\n"))
+            .unwrap()
+            .validate(&env)
+            .unwrap()
+            .smtp_ingress
+            .unwrap();
+        assert!(d.peers.is_empty());
+        assert_eq!(d.resolve_timeout, Duration::from_secs(300));
+        for (extra, key, says) in [
+            (
+                "addresses = true\npeers = [\"broker.test\"]\n",
+                "smtp_ingress.peers",
+                "own domains",
+            ),
+            (
+                "addresses = true\npeers = [\"no_dot\"]\n",
+                "smtp_ingress.peers",
+                "not a domain",
+            ),
+            (
+                "peers = [\"brokerb.test\"]\n",
+                "smtp_ingress.peers",
+                "addresses = true",
+            ),
+            (
+                "addresses = true\nresolve_timeout_secs = 1\n",
+                "smtp_ingress.resolve_timeout_secs",
+                "between",
+            ),
+        ] {
+            let err = RawConfig::parse(&ingress(extra))
+                .unwrap()
+                .validate(&env)
+                .unwrap_err();
+            assert_eq!(err.keys(), [key], "{extra}: {err}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
+    }
+
     /// The MX needs no IMAP server; a broker may also run both doors.
     #[test]
     fn imap_is_optional_with_smtp_ingress_and_both_doors_may_run() {
