@@ -88,6 +88,9 @@
 //! qtum_addresses = false           # true: also <q-address>@domain (Qtum chains)
 //! addresses = false                # true: broker@domain, registered q-addresses and aliases
 //!                                  # (forwarding, REGISTER, RESOLVE, RECEIPT; needs [dkim])
+//! peers = ["brokerb.example"]      # domains run by Spring Mail brokers: wallet payments to
+//!                                  # names there are resolved and reported broker to broker
+//! resolve_timeout_secs = 300       # a payment waiting longer for RESOLVED fails, nothing paid
 //! spool_dir = "spool"              # default: data_dir/spool
 //! max_message_bytes = 1048576      # default: limits.max_message_bytes
 //! max_recipients = 10

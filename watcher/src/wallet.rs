@@ -1869,7 +1869,12 @@ impl Watcher {
                         " The broker of {domain} was sent a receipt and tells its owner."
                     ));
                 }
-                None => warn!(%domain, "paid before a restart: no transaction id, no RECEIPT"),
+                None => {
+                    warn!(%domain, "paid before a restart: no transaction id, no RECEIPT");
+                    what.push_str(&format!(
+                        " The broker of {domain} was not sent a receipt: the transaction id was lost in a restart."
+                    ));
+                }
             }
         }
         Ok(what)
