@@ -454,42 +454,9 @@ async fn bob_at_a_pays_alice_at_b_resolve_withdraw_receipt_checked_on_chain() {
     );
 
     // Bob's mailbox wallet at A: a deposit to him, claimed by replying "claim".
-    let value = Amount::from_units(2 * COIN, Asset::qtum()).unwrap();
-    let mut req = SendRequest::native(BOB, value.clone(), Duration::from_secs(7 * 86_400));
-    req.watcher = Some(watcher_key.address());
-    let ticket = sender.send(req).await.unwrap();
-    let notification = springmail_sdk::mail::notification(&springmail_sdk::mail::Notification {
-        link: &ticket.link,
-        from: "sender@example.org",
-        sender_name: Some("A friend"),
-        recipient: BOB,
-        amount: &value,
-        expiry: ticket.deposit.expiry,
-        claim_host: None,
-        watcher_email: Some(WATCHER_A),
-        note: None,
-        date: None,
-    })
-    .unwrap();
-    let parsed = mail_parser::MessageParser::default()
-        .parse(&notification.bytes)
-        .unwrap();
-    let quoted: String = parsed
-        .body_text(0)
-        .unwrap()
-        .lines()
-        .map(|l| format!("> {l}\n"))
-        .collect();
-    let (claim_id, raw) = order(
-        BOB,
-        &format!("Re: {}", parsed.subject().unwrap()),
-        &format!("claim\n\nOn Mon, a friend wrote:\n{quoted}"),
-        Some(&notification.message_id),
-    );
-    smtp(a.addr, BOB, WATCHER_A, &com.sign(&raw)).await;
-    let text = reply(&stack, BOB, &claim_id).await;
-    let mut bob_balance = 2 * COIN - FEE;
+    let text = fund(&stack, &sender, &watcher_key, a.addr, BOB, &com, 2 * COIN).await;
     assert!(text.contains("landed in your mailbox wallet"), "{text}");
+    let mut bob_balance = 2 * COIN - FEE;
 
     // --- Bob pays alice@brokerb.test: RESOLVE, RESOLVED, withdrawal, RECEIPT.
     let (pay_id, raw) = order(
@@ -582,7 +549,7 @@ async fn bob_at_a_pays_alice_at_b_resolve_withdraw_receipt_checked_on_chain() {
         "broker@brokera.test",
         "register",
         "reg-2@example.net",
-        &register(&stack, &carol_key, "brokera.test", CAROL, None),
+        &register(&stack, &carol_key, "brokera.test", CAROL, Some("carol")),
     ));
     smtp(a.addr, CAROL, "broker@brokera.test", &raw).await;
     until("A records Carol's registration", async || {
@@ -623,6 +590,31 @@ async fn bob_at_a_pays_alice_at_b_resolve_withdraw_receipt_checked_on_chain() {
     assert!(
         forwarded.contains(&format!("{carol_q}@brokera.test")),
         "{forwarded}"
+    );
+
+    // --- Once Carol has a mailbox wallet at A, her alias pays into it.
+    let text = fund(&stack, &sender, &watcher_key, a.addr, CAROL, &net, COIN).await;
+    assert!(text.contains("landed in your mailbox wallet"), "{text}");
+    let (pay_alias, raw) = order(BOB, "pay 0.1 QTUM to carol@brokera.test", "", None);
+    smtp(a.addr, BOB, WATCHER_A, &com.sign(&raw)).await;
+    let text = reply(&stack, BOB, &pay_alias).await;
+    bob_balance -= COIN / 10;
+    assert!(text.contains("landed in their mailbox wallet"), "{text}");
+    assert!(
+        text.contains(&format!("it now holds {}", fmt(bob_balance))),
+        "{text}"
+    );
+    assert_eq!(
+        sender.chain().balance(carol_addr).await.unwrap(),
+        U256::from(COIN / 5),
+        "not a withdrawal"
+    );
+    let (carol_bal, raw) = order(CAROL, "balance", "", None);
+    smtp(a.addr, CAROL, WATCHER_A, &net.sign(&raw)).await;
+    let text = reply(&stack, CAROL, &carol_bal).await;
+    assert!(
+        text.contains(&format!("holds {}.", fmt(COIN - FEE + COIN / 10))),
+        "{text}"
     );
 
     // --- A name B does not know: nothing is paid, and Bob is told.
@@ -697,6 +689,53 @@ async fn bob_at_a_pays_alice_at_b_resolve_withdraw_receipt_checked_on_chain() {
 
     let _ = stop.send(());
     running.await.unwrap().unwrap();
+}
+
+/// A deposit of `units` to `who` naming A's watcher, claimed into `who`'s mailbox
+/// wallet at A by a "claim" reply to its notification; the watcher's answer.
+async fn fund(
+    stack: &Stack,
+    sender: &SpringMail,
+    watcher_key: &ClaimSecret,
+    a: SocketAddr,
+    who: &str,
+    provider: &TestDomain,
+    units: u128,
+) -> String {
+    let value = Amount::from_units(units, Asset::qtum()).unwrap();
+    let mut req = SendRequest::native(who, value.clone(), Duration::from_secs(7 * 86_400));
+    req.watcher = Some(watcher_key.address());
+    let ticket = sender.send(req).await.unwrap();
+    let notification = springmail_sdk::mail::notification(&springmail_sdk::mail::Notification {
+        link: &ticket.link,
+        from: "sender@example.org",
+        sender_name: Some("A friend"),
+        recipient: who,
+        amount: &value,
+        expiry: ticket.deposit.expiry,
+        claim_host: None,
+        watcher_email: Some(WATCHER_A),
+        note: None,
+        date: None,
+    })
+    .unwrap();
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&notification.bytes)
+        .unwrap();
+    let quoted: String = parsed
+        .body_text(0)
+        .unwrap()
+        .lines()
+        .map(|l| format!("> {l}\n"))
+        .collect();
+    let (claim_id, raw) = order(
+        who,
+        &format!("Re: {}", parsed.subject().unwrap()),
+        &format!("claim\n\nOn Mon, a friend wrote:\n{quoted}"),
+        Some(&notification.message_id),
+    );
+    smtp(a, who, WATCHER_A, &provider.sign(&raw)).await;
+    reply(stack, who, &claim_id).await
 }
 
 fn fmt(units: u128) -> String {
