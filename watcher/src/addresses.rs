@@ -291,7 +291,7 @@ impl AddressBook {
     pub fn ask(&self, request: &str, name: &str, now: u64) -> Result<(), AddressError> {
         self.db(|c| {
             c.execute(
-                "INSERT INTO resolves (request, name, asked_at) VALUES (?1, ?2, ?3)",
+                "INSERT OR IGNORE INTO resolves (request, name, asked_at) VALUES (?1, ?2, ?3)",
                 params![request, name, now],
             )
             .map(|_| ())
@@ -332,6 +332,18 @@ impl AddressBook {
             (Some(_), None) => Resolution::Unknown,
             (Some(_), Some(a)) => a.parse().map_or(Resolution::Unknown, Resolution::Address),
         }))
+    }
+
+    /// When a request this broker sent was asked (unix seconds).
+    pub fn asked_at(&self, request: &str) -> Result<Option<u64>, AddressError> {
+        self.db(|c| {
+            c.query_row(
+                "SELECT asked_at FROM resolves WHERE request = ?1",
+                [request],
+                |r| r.get(0),
+            )
+            .optional()
+        })
     }
 
     /// Claims the right to report transaction `tx` for spool mail `mail`: true when
@@ -685,7 +697,7 @@ impl AddressDesk {
         seed: &str,
     ) -> Result<OutgoingMail, AddressError> {
         let parsed = mail_parser::MessageParser::default().parse(raw);
-        let (from, subject, date, mut text) = match &parsed {
+        let (from, subject, date, text) = match &parsed {
             Some(m) => (
                 m.from()
                     .and_then(|a| a.first())
@@ -703,6 +715,29 @@ impl AddressDesk {
                 String::new(),
             ),
         };
+        self.forward_text(
+            rcpt,
+            domain,
+            to,
+            (&from, &subject, &date),
+            text,
+            verified,
+            seed,
+        )
+    }
+
+    /// The forward of a text already read: `(from, subject, date)` of the mail.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_text(
+        &self,
+        rcpt: &str,
+        domain: &str,
+        to: &str,
+        (from, subject, date): (&str, &str, &str),
+        mut text: String,
+        verified: bool,
+        seed: &str,
+    ) -> Result<OutgoingMail, AddressError> {
         if text.len() > MAX_FORWARDED_TEXT {
             let mut cut = MAX_FORWARDED_TEXT;
             while !text.is_char_boundary(cut) {
@@ -730,7 +765,7 @@ impl AddressDesk {
             .header("X-Spring-Mail-Forwarded-For", Raw::new(rcpt.to_string()))
             .text_body(body);
         if verified {
-            b = b.reply_to(from.as_str());
+            b = b.reply_to(from);
         }
         self.seal(b, to)
     }
@@ -1075,10 +1110,19 @@ impl AddressDesk {
     pub async fn resolve(&self, name: &str) -> Result<String, AddressError> {
         let name = springmail_sdk::markup::broker::parse_broker_name(name)
             .map_err(|e| AddressError::Invalid(format!("{name:?}: {e}")))?;
+        let request = new_request_id();
+        self.resolve_as(&name, &request).await?;
+        Ok(request)
+    }
+
+    /// Asks as [`AddressDesk::resolve`] under a request id chosen (and journaled) by
+    /// the caller. Asking again under the same id sends the RESOLVE again and changes
+    /// nothing else.
+    pub async fn resolve_as(&self, name: &str, request: &str) -> Result<(), AddressError> {
+        let name = springmail_sdk::markup::broker::parse_broker_name(name)
+            .map_err(|e| AddressError::Invalid(format!("{name:?}: {e}")))?;
+        let request = request.to_string();
         let domain = name.rsplit_once('@').map_or("", |(_, d)| d).to_string();
-        let mut bytes = [0u8; 12];
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
-        let request = format!("r-{}", hex::encode(bytes));
         self.book.ask(&request, &name, unix_now())?;
         if self.settings.domains.contains(&domain) {
             // Our own name: this book is the authority (and our desk would file a
@@ -1086,7 +1130,7 @@ impl AddressDesk {
             let local = name.rsplit_once('@').map_or("", |(l, _)| l);
             let address = self.book.resolve_local(local, self.settings.network)?;
             self.book.answer(&request, &name, address, unix_now())?;
-            return Ok(request);
+            return Ok(());
         }
         let block = ResolveBlock {
             name: name.clone(),
@@ -1103,7 +1147,7 @@ impl AddressDesk {
             .await
             .map_err(|e| AddressError::Send(format!("RESOLVE to {domain}: {e}")))?;
         debug!(%name, %request, "RESOLVE sent");
-        Ok(request)
+        Ok(())
     }
 
     /// Tells the payee's broker (`broker@<payee_domain>`) of a payment made on chain.
@@ -1123,6 +1167,185 @@ impl AddressDesk {
             .await
             .map_err(|e| AddressError::Send(format!("RECEIPT to {payee_domain}: {e}")))
     }
+}
+
+/// A fresh RESOLVE request id (`r-` and 24 hex digits).
+pub fn new_request_id() -> String {
+    let mut bytes = [0u8; 12];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    format!("r-{}", hex::encode(bytes))
+}
+
+impl AddressDesk {
+    /// A RECEIPT for the payee's broker, built for the caller's outbox (sent once the
+    /// payment it reports is journaled).
+    pub fn receipt_mail(
+        &self,
+        receipt: &ReceiptBlock,
+        payee_domain: &str,
+    ) -> Result<OutgoingMail, AddressError> {
+        self.bismtp(
+            &format!("{BROKER_LOCAL}@{}", payee_domain.to_ascii_lowercase()),
+            &format!("BiSMTP RECEIPT {}", receipt.amount),
+            receipt.render(),
+            &format!("receipt.{}", receipt.tx),
+        )
+    }
+}
+
+/// What a PAY's email recipient is to the address layer ([`PayNames::route`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayRoute {
+    /// Not a broker's name: an ordinary email (a deposit and a notification).
+    Email,
+    /// A name at this broker: its address, and the mailbox its owner registered.
+    Local {
+        /// The address the name stands for.
+        address: Address,
+        /// Where its mail goes, if registered.
+        mailbox: Option<String>,
+    },
+    /// A local part this broker does not know.
+    UnknownLocal,
+    /// A name at a peer broker (this domain), resolved by RESOLVE.
+    Peer(String),
+}
+
+/// How mailbox-wallet payments reach broker names: this broker's own (from its book)
+/// and its peers' (`smtp_ingress.peers`, by RESOLVE and RECEIPT).
+#[derive(Debug, Clone)]
+pub struct PayNames {
+    desk: Arc<AddressDesk>,
+    peers: Vec<String>,
+    timeout: Duration,
+}
+
+impl PayNames {
+    /// Payments through `desk`; `peers` are the domains run by brokers; a RESOLVE
+    /// not answered within `timeout` fails the payment.
+    pub fn new(desk: Arc<AddressDesk>, peers: Vec<String>, timeout: Duration) -> Self {
+        let peers = peers.into_iter().map(|p| p.to_ascii_lowercase()).collect();
+        PayNames {
+            desk,
+            peers,
+            timeout,
+        }
+    }
+
+    /// The desk.
+    pub fn desk(&self) -> &Arc<AddressDesk> {
+        &self.desk
+    }
+
+    /// How long a RESOLVE may stay unanswered.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Whether `domain` is one of this broker's.
+    pub fn is_ours(&self, domain: &str) -> bool {
+        self.desk
+            .settings
+            .domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain))
+    }
+
+    /// Whether `domain` is a configured peer broker's.
+    pub fn is_peer(&self, domain: &str) -> bool {
+        self.peers.iter().any(|p| p.eq_ignore_ascii_case(domain))
+    }
+
+    /// Routes `name` (the local part as written: base58 is case-sensitive).
+    pub fn route(&self, name: &str) -> Result<PayRoute, AddressError> {
+        let Some((local, domain)) = name.rsplit_once('@') else {
+            return Ok(PayRoute::Email);
+        };
+        let domain = domain.to_ascii_lowercase();
+        if self.is_ours(&domain) {
+            if local.eq_ignore_ascii_case(BROKER_LOCAL)
+                || self
+                    .desk
+                    .settings
+                    .reserved
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(local))
+            {
+                return Ok(PayRoute::UnknownLocal);
+            }
+            let book = &self.desk.book;
+            return Ok(
+                match book.resolve_local(local, self.desk.settings.network)? {
+                    Some(address) => PayRoute::Local {
+                        address,
+                        mailbox: book.mailbox_of(address)?,
+                    },
+                    None => PayRoute::UnknownLocal,
+                },
+            );
+        }
+        if self.peers.contains(&domain) {
+            return Ok(PayRoute::Peer(domain));
+        }
+        Ok(PayRoute::Email)
+    }
+
+    /// The answer to `request` and when it was asked; `None` if it was never asked.
+    pub fn answer(&self, request: &str) -> Result<Option<(Resolution, u64)>, AddressError> {
+        let book = &self.desk.book;
+        Ok(match (book.resolution(request)?, book.asked_at(request)?) {
+            (Some(r), Some(at)) => Some((r, at)),
+            _ => None,
+        })
+    }
+
+    /// Forwards the text of a PAY to the mailbox registered for the name it paid.
+    pub fn forward_note(
+        &self,
+        name: &str,
+        mailbox: &str,
+        payer: &str,
+        subject: &str,
+        text: &str,
+        seed: &str,
+    ) -> Result<OutgoingMail, AddressError> {
+        let domain = name
+            .rsplit_once('@')
+            .map_or("", |(_, d)| d)
+            .to_ascii_lowercase();
+        let date = mail_parser::DateTime::from_timestamp(unix_now() as i64).to_rfc822();
+        self.desk.forward_text(
+            name,
+            &domain,
+            mailbox,
+            (payer, subject, &date),
+            text.to_string(),
+            true,
+            seed,
+        )
+    }
+}
+
+/// The escrow's withdrawals from mailbox wallets as payments, for
+/// [`crate::receipt::EvmPayments::with_log_reader`]: a `Moved` log emitted by
+/// `escrow` whose `to` is an address (below 2^160) paid it `amount`.
+pub fn escrow_withdrawals(escrow: Address) -> crate::receipt::LogReader {
+    Arc::new(move |log: &alloy::rpc::types::Log| {
+        if log.address() != escrow {
+            return None;
+        }
+        match springmail_sdk::accounts::AccountEvent::decode(&log.inner)? {
+            springmail_sdk::accounts::AccountEvent::Moved { to, amount, .. }
+                if to.0[..12].iter().all(|&b| b == 0) =>
+            {
+                Some(crate::receipt::Paid {
+                    to: Address::from_slice(&to.0[12..]),
+                    value: alloy::primitives::U256::from(amount),
+                })
+            }
+            _ => None,
+        }
+    })
 }
 
 /// The address layer of a configuration: the book (`data_dir/addresses.sqlite`), the
@@ -1161,7 +1384,9 @@ pub fn from_settings(
         crate::reply::SmtpSink::new(&settings.smtp).map_err(|e| bad("smtp.host")(e.to_string()))?;
     let payments: Arc<dyn PaymentCheck> = match settings.chain.backend {
         springmail_sdk::config::Backend::EvmRpc => Arc::new(
-            crate::receipt::EvmPayments::new(&settings.chain.url).map_err(bad("chain.url"))?,
+            crate::receipt::EvmPayments::new(&settings.chain.url)
+                .map_err(bad("chain.url"))?
+                .with_log_reader(escrow_withdrawals(settings.escrow())),
         ),
         _ => Arc::new(crate::receipt::NoPayments),
     };
@@ -1345,7 +1570,7 @@ mod tests {
 
         pub(super) struct World {
             pub addr: std::net::SocketAddr,
-            pub desk: AddressDesk,
+            pub desk: Arc<AddressDesk>,
             pub sink: MemorySink,
             pub example: DkimDomain,
             pub peer: DkimDomain,
@@ -1427,7 +1652,7 @@ mod tests {
                 .unwrap();
                 World {
                     addr,
-                    desk,
+                    desk: Arc::new(desk),
                     sink,
                     example,
                     peer,
@@ -1852,6 +2077,131 @@ mod tests {
             let report = w.desk.run_once().await.unwrap();
             assert_eq!((report.handled, w.sink.sent().len()), (1, before));
         }
+    }
+
+    #[tokio::test]
+    async fn wallet_payments_route_our_names_from_the_book_and_peer_names_by_resolve() {
+        use desk::World;
+        const ALICE: &str = "alice@example.org";
+        let w = World::new().await;
+        let names = PayNames::new(
+            w.desk.clone(),
+            vec!["BrokerA.test".into()],
+            Duration::from_secs(30),
+        );
+        let alice = qtum::qtum_sender_of_secret(&w.key);
+        let q = format!("{}@brokerb.test", w.q());
+        // Before registration: the q-address is payable, no mailbox; the alias unknown.
+        assert_eq!(
+            names.route(&q).unwrap(),
+            PayRoute::Local {
+                address: alice,
+                mailbox: None
+            }
+        );
+        assert_eq!(
+            names.route("alice@brokerb.test").unwrap(),
+            PayRoute::UnknownLocal
+        );
+        let raw = w.example.sign(&w.mail(
+            ALICE,
+            "broker@brokerb.test",
+            "register",
+            &w.register_text(Some("alice"), &w.key),
+        ));
+        w.smtp(ALICE, &["broker@brokerb.test"], &raw).await;
+        w.desk.run_once().await.unwrap();
+        let local = PayRoute::Local {
+            address: alice,
+            mailbox: Some(ALICE.into()),
+        };
+        assert_eq!(names.route(&q).unwrap(), local);
+        assert_eq!(names.route("Alice@BrokerB.test").unwrap(), local);
+        // A lowercased q-address is no address (base58 is case-sensitive).
+        assert_eq!(
+            names.route(&q.to_ascii_lowercase()).unwrap(),
+            PayRoute::UnknownLocal
+        );
+        // Reserved local parts are never payees.
+        for n in ["broker@brokerb.test", "watcher@brokerb.test"] {
+            assert_eq!(names.route(n).unwrap(), PayRoute::UnknownLocal, "{n}");
+        }
+        assert_eq!(
+            names.route("carol@brokera.test").unwrap(),
+            PayRoute::Peer("brokera.test".into())
+        );
+        assert_eq!(names.route("carol@example.net").unwrap(), PayRoute::Email);
+        // The forwarded text goes to the registered mailbox, marked, from the broker.
+        let m = names
+            .forward_note(&q, ALICE, "bob@example.com", "pay 1 QTUM", "Thanks!", "s1")
+            .unwrap();
+        assert_eq!(m.rcpt, ALICE);
+        let text = String::from_utf8_lossy(&m.bytes).to_string();
+        assert!(text.contains("Thanks!"), "{text}");
+        assert!(text.contains("X-Spring-Mail-Forwarded-For"), "{text}");
+        // A RESOLVE journaled under the caller's id, asked twice, is one request.
+        names
+            .desk()
+            .resolve_as("carol@brokera.test", "r-0001")
+            .await
+            .unwrap();
+        names
+            .desk()
+            .resolve_as("carol@brokera.test", "r-0001")
+            .await
+            .unwrap();
+        assert!(matches!(
+            names.answer("r-0001").unwrap(),
+            Some((Resolution::Pending, _))
+        ));
+        assert_eq!(names.answer("r-none").unwrap(), None);
+        assert_eq!(
+            w.sink.sent().len(),
+            3,
+            "the registration answer and two RESOLVEs"
+        );
+        assert_eq!(w.sink.sent()[2].rcpt, "broker@brokera.test");
+    }
+
+    #[test]
+    fn only_the_escrows_withdrawals_to_an_address_count_as_payments() {
+        use alloy::primitives::{B256, U256};
+        use alloy::sol_types::SolEvent;
+        use springmail_sdk::contract::EmailEscrow;
+        let escrow = Address::repeat_byte(0xe5);
+        let payee = Address::repeat_byte(0x5a);
+        let moved = |emitter: Address, to: B256| {
+            let data = EmailEscrow::Moved {
+                from: B256::repeat_byte(0xac),
+                to,
+                amount: U256::from(50_000_000u64),
+                nonce: U256::from(3u64),
+                mailHash: B256::repeat_byte(0x11),
+            }
+            .encode_log_data();
+            alloy::rpc::types::Log {
+                inner: alloy::primitives::Log {
+                    address: emitter,
+                    data,
+                },
+                ..Default::default()
+            }
+        };
+        let read = escrow_withdrawals(escrow);
+        assert_eq!(
+            read(&moved(escrow, payee.into_word())),
+            Some(crate::receipt::Paid {
+                to: payee,
+                value: U256::from(50_000_000u64)
+            })
+        );
+        // Another contract emitting the same event pays nothing.
+        assert_eq!(
+            read(&moved(Address::repeat_byte(1), payee.into_word())),
+            None
+        );
+        // A move to another account is no payment to an address.
+        assert_eq!(read(&moved(escrow, B256::repeat_byte(0xbb))), None);
     }
 
     #[test]

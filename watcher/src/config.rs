@@ -88,6 +88,9 @@
 //! qtum_addresses = false           # true: also <q-address>@domain (Qtum chains)
 //! addresses = false                # true: broker@domain, registered q-addresses and aliases
 //!                                  # (forwarding, REGISTER, RESOLVE, RECEIPT; needs [dkim])
+//! peers = ["brokerb.example"]      # domains run by Spring Mail brokers: wallet payments to
+//!                                  # names there are resolved and reported broker to broker
+//! resolve_timeout_secs = 300       # a payment waiting longer for RESOLVED fails, nothing paid
 //! spool_dir = "spool"              # default: data_dir/spool
 //! max_message_bytes = 1048576      # default: limits.max_message_bytes
 //! max_recipients = 10
@@ -134,6 +137,10 @@ use crate::reply::{DkimSigningKey, ReplyComposer, SmtpSecurity, SmtpSettings, Sm
 use crate::service::{PipelineSettings, WatcherParts};
 use crate::smtp_ingress::{IngressSettings, Spool};
 use crate::submit::SubmitPolicy;
+
+/// The address layer, once made.
+type AddressLayer =
+    Arc<std::sync::OnceLock<(crate::addresses::Routes, Arc<crate::addresses::AddressDesk>)>>;
 use crate::verify::{TokenFee, VerifyPolicy};
 
 /// The file as written.
@@ -327,6 +334,12 @@ pub struct RawSmtpIngress {
     /// The address layer: `broker@`, registered addresses and aliases
     /// ([`crate::addresses`]).
     pub addresses: Option<bool>,
+    /// Domains run by Spring Mail brokers: wallet payments to names there are
+    /// resolved (RESOLVE) and reported (RECEIPT) broker to broker.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// How long a payment waits for a peer's RESOLVED (default 300 seconds).
+    pub resolve_timeout_secs: Option<u64>,
     /// Spool directory (default `data_dir/spool`; relative to `data_dir`).
     pub spool_dir: Option<PathBuf>,
     /// Larger messages are refused (default `limits.max_message_bytes`).
@@ -461,6 +474,8 @@ pub struct Settings {
     pub wallet: Option<crate::wallet::WalletSettings>,
     /// The ingress's spool, opened once and shared by the source and the server.
     spool: Arc<std::sync::OnceLock<Arc<Spool>>>,
+    /// The address layer, made once for the ingress and the wallet.
+    desk: AddressLayer,
 }
 
 struct Check<'a> {
@@ -962,6 +977,7 @@ impl RawConfig {
             smtp_ingress,
             wallet,
             spool: Default::default(),
+            desk: Default::default(),
         })
     }
 }
@@ -1083,6 +1099,32 @@ fn validate_smtp_ingress(
         },
         _ => None,
     };
+    let mut peers = Vec::new();
+    for p in &raw.peers {
+        let d = p.trim().to_ascii_lowercase();
+        let label_ok =
+            |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !d.contains('.') || !d.split('.').all(label_ok) {
+            c.bad("smtp_ingress.peers", format!("{p:?} is not a domain name"));
+        } else if domains.contains(&d) {
+            c.bad(
+                "smtp_ingress.peers",
+                format!("{d} is one of this broker's own domains"),
+            );
+        } else {
+            peers.push(d);
+        }
+    }
+    if !raw.peers.is_empty() && raw.addresses != Some(true) {
+        c.bad("smtp_ingress.peers", "needs addresses = true");
+    }
+    let resolve_timeout = raw.resolve_timeout_secs.unwrap_or(300);
+    if !(5..=86_400).contains(&resolve_timeout) {
+        c.bad(
+            "smtp_ingress.resolve_timeout_secs",
+            "must be between 5 and 86400",
+        );
+    }
     let spool_dir = match (&raw.spool_dir, data_dir) {
         (Some(p), Some(d)) if p.is_relative() => d.join(p),
         (Some(p), _) => p.clone(),
@@ -1102,6 +1144,8 @@ fn validate_smtp_ingress(
         recipients,
         qtum_addresses,
         addresses: raw.addresses.unwrap_or(false),
+        peers,
+        resolve_timeout: Duration::from_secs(resolve_timeout),
         spool_dir,
         max_message_bytes,
         max_recipients,
@@ -1275,6 +1319,22 @@ impl Settings {
         Ok(Some(self.spool.get_or_init(|| spool).clone()))
     }
 
+    /// The address layer of `[smtp_ingress] addresses = true` (`None` without it),
+    /// made on first use: the ingress routes to its desk, the wallet pays through it.
+    pub fn address_layer(
+        &self,
+    ) -> Result<Option<(crate::addresses::Routes, Arc<crate::addresses::AddressDesk>)>, ResolveError>
+    {
+        let Some(ingress) = self.smtp_ingress.as_ref().filter(|i| i.addresses) else {
+            return Ok(None);
+        };
+        if let Some(l) = self.desk.get() {
+            return Ok(Some(l.clone()));
+        }
+        let made = crate::addresses::from_settings(self, ingress, self.dkim_keys()?)?;
+        Ok(Some(self.desk.get_or_init(|| made).clone()))
+    }
+
     /// Starts the SMTP ingress of `[smtp_ingress]`, writing to the spool that
     /// [`Settings::resolve`] made the watcher's source. `None` without the section.
     pub async fn serve_smtp_ingress(
@@ -1284,12 +1344,9 @@ impl Settings {
             return Ok(None);
         };
         let keys = self.dkim_keys()?;
-        let (routes, desk) = match ingress.addresses {
-            true => {
-                let (r, d) = crate::addresses::from_settings(self, ingress, keys.clone())?;
-                (Some(r), Some(d))
-            }
-            false => (None, None),
+        let (routes, desk) = match self.address_layer()? {
+            Some((r, d)) => (Some(r), Some(d)),
+            None => (None, None),
         };
         let (addr, task) =
             crate::smtp_ingress::serve_with_routes(ingress.clone(), spool, keys, routes)
@@ -1414,6 +1471,59 @@ native = "0.001"
             .unwrap_err();
         assert_eq!(err.keys(), ["smtp_ingress.addresses"], "{err}");
         assert!(err.to_string().contains("[dkim]"), "{err}");
+    }
+
+    #[test]
+    fn peer_brokers_are_domains_other_than_ours_and_need_the_address_layer() {
+        let ingress = |extra: &str| {
+            format!("{GOOD}[smtp_ingress]\nlisten = \"127.0.0.1:2525\"\ndomains = [\"broker.test\"]\n{extra}")
+        };
+        let s = RawConfig::parse(&ingress(
+            "addresses = true\npeers = [\"BrokerB.test\"]\nresolve_timeout_secs = 30\n",
+        ))
+        .unwrap()
+        .validate(&env)
+        .unwrap();
+        let i = s.smtp_ingress.unwrap();
+        assert_eq!(i.peers, ["brokerb.test"]);
+        assert_eq!(i.resolve_timeout, Duration::from_secs(30));
+        let d = RawConfig::parse(&ingress("addresses = true\n"))
+            .unwrap()
+            .validate(&env)
+            .unwrap()
+            .smtp_ingress
+            .unwrap();
+        assert!(d.peers.is_empty());
+        assert_eq!(d.resolve_timeout, Duration::from_secs(300));
+        for (extra, key, says) in [
+            (
+                "addresses = true\npeers = [\"broker.test\"]\n",
+                "smtp_ingress.peers",
+                "own domains",
+            ),
+            (
+                "addresses = true\npeers = [\"no_dot\"]\n",
+                "smtp_ingress.peers",
+                "not a domain",
+            ),
+            (
+                "peers = [\"brokerb.test\"]\n",
+                "smtp_ingress.peers",
+                "addresses = true",
+            ),
+            (
+                "addresses = true\nresolve_timeout_secs = 1\n",
+                "smtp_ingress.resolve_timeout_secs",
+                "between",
+            ),
+        ] {
+            let err = RawConfig::parse(&ingress(extra))
+                .unwrap()
+                .validate(&env)
+                .unwrap_err();
+            assert_eq!(err.keys(), [key], "{extra}: {err}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
     }
 
     /// The MX needs no IMAP server; a broker may also run both doors.

@@ -64,6 +64,11 @@ pub struct IngressSettings {
     /// The address layer ([`crate::addresses`]): `broker@`, registered addresses and
     /// aliases go to its spool (`<spool_dir>/addresses`), read by its desk.
     pub addresses: bool,
+    /// Domains whose mail is received by Spring Mail brokers (lowercase): a wallet
+    /// payment to a name there is resolved by RESOLVE and reported by RECEIPT.
+    pub peers: Vec<String>,
+    /// How long a payment waits for a peer's RESOLVED before it fails.
+    pub resolve_timeout: Duration,
     /// The spool directory.
     pub spool_dir: PathBuf,
     /// Larger messages are refused (`552`).
@@ -94,6 +99,8 @@ impl IngressSettings {
             recipients,
             qtum_addresses: None,
             addresses: false,
+            peers: Vec::new(),
+            resolve_timeout: Duration::from_secs(300),
             spool_dir: PathBuf::from("spool"),
             max_message_bytes: 1 << 20,
             max_recipients: 10,

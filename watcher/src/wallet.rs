@@ -94,6 +94,9 @@ pub struct RawWallet {
     pub order_window_secs: Option<u64>,
 }
 
+/// The most of a PAY's text forwarded with a payment to a name of ours.
+const MAX_NOTE: usize = 16 * 1024;
+
 /// The largest limit the escrow stores (`uint48`).
 const MAX_LIMIT: u128 = (1 << 48) - 1;
 
@@ -167,6 +170,8 @@ impl RawWallet {
 pub struct Wallet {
     settings: WalletSettings,
     chain: Arc<dyn WalletChain>,
+    /// Broker names (ours and our peers'), when the address layer runs.
+    names: Option<crate::addresses::PayNames>,
 }
 
 impl std::fmt::Debug for Wallet {
@@ -203,6 +208,15 @@ pub(crate) enum Request {
         confirmed: bool,
         /// The hash of the PAY mail, when a CONFIRM carries it out.
         ordered_by: Option<String>,
+        /// A broker name as written (base58 local parts are case-sensitive).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The PAY's text, forwarded to the mailbox registered for a name of ours.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+        /// The RESOLVE request asking a peer broker for the name's address.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resolve: Option<String>,
     },
     Confirm {
         code: Option<String>,
@@ -268,6 +282,16 @@ enum Step {
     Withdraw {
         nonce: u32,
     },
+    /// A withdrawal to the address a broker name stands for.
+    PayName {
+        nonce: u32,
+        address: Address,
+        name: String,
+        /// The peer broker told by RECEIPT.
+        peer: Option<String>,
+        /// The registered mailbox the PAY's text is forwarded to.
+        forward_to: Option<String>,
+    },
     Bind {
         nonce: u32,
     },
@@ -280,6 +304,7 @@ impl Step {
             | Step::Transfer { nonce, .. }
             | Step::PayEmail { nonce, .. }
             | Step::Withdraw { nonce }
+            | Step::PayName { nonce, .. }
             | Step::Bind { nonce } => *nonce,
         }
     }
@@ -392,7 +417,18 @@ fn mail_date(raw: &[u8]) -> Option<u64> {
 impl Wallet {
     /// A wallet moving money on `chain` under `settings`.
     pub fn new(settings: WalletSettings, chain: Arc<dyn WalletChain>) -> Self {
-        Wallet { settings, chain }
+        Wallet {
+            settings,
+            chain,
+            names: None,
+        }
+    }
+
+    /// Pays broker names through the address layer: `<q-address>@` and aliases of
+    /// this broker from its book, names at peer brokers by RESOLVE, then RECEIPT.
+    pub fn with_names(mut self, names: crate::addresses::PayNames) -> Self {
+        self.names = Some(names);
+        self
     }
 
     /// The policy.
@@ -449,15 +485,24 @@ impl Wallet {
                             ),
                         }
                     }
-                    None => Request::Pay {
-                        amount: pay.amount.units().to_string(),
-                        to: match pay.to {
-                            Recipient::Email(e) => Target::Email(e),
-                            Recipient::Address(a) => Target::Address(a),
-                        },
-                        confirmed: false,
-                        ordered_by: None,
-                    },
+                    None => {
+                        let (name, note) = match &pay.to {
+                            Recipient::Email(e) => self.name_of(mail, body, e),
+                            Recipient::Address(_) => (None, None),
+                        };
+                        Request::Pay {
+                            amount: pay.amount.units().to_string(),
+                            to: match pay.to {
+                                Recipient::Email(e) => Target::Email(e),
+                                Recipient::Address(a) => Target::Address(a),
+                            },
+                            confirmed: false,
+                            ordered_by: None,
+                            name,
+                            note,
+                            resolve: None,
+                        }
+                    }
                 },
                 Order::Confirm(code) => match self.window(raw, now) {
                     Some(refusal) => refusal,
@@ -492,6 +537,41 @@ impl Wallet {
             mail_hash: format!("0x{}", hex::encode(keccak256(raw))),
             request,
         })
+    }
+
+    /// For a payment to a broker name (ours or a peer's): the name as written, and
+    /// for ours the text to forward to its registered mailbox.
+    fn name_of(
+        &self,
+        mail: &Authenticated,
+        body: &str,
+        normalized: &str,
+    ) -> (Option<String>, Option<String>) {
+        let Some(names) = &self.names else {
+            return (None, None);
+        };
+        let domain = normalized.rsplit_once('@').map_or("", |(_, d)| d);
+        let ours = names.is_ours(domain);
+        if !ours && !names.is_peer(domain) {
+            return (None, None);
+        }
+        let written = std::iter::once(mail.subject.as_str())
+            .chain(std::iter::once(body))
+            .flat_map(|t| t.split(|c: char| c.is_whitespace() || "<>,;:()\"'".contains(c)))
+            .map(|w| w.trim_end_matches('.'))
+            .find(|w| w.to_ascii_lowercase() == normalized)
+            .unwrap_or(normalized)
+            .to_string();
+        let note = ours.then(|| {
+            let mut t = body.to_string();
+            let mut cut = MAX_NOTE.min(t.len());
+            while !t.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            t.truncate(cut);
+            t
+        });
+        (Some(written), note)
     }
 
     fn claim_request(&self, texts: &[String]) -> Request {
@@ -552,6 +632,9 @@ enum Progress {
     Moved,
     /// The chain could not be reached; tried again in a later pass.
     Waiting,
+    /// Waiting for another broker's answer: later orders of the same mailbox wait,
+    /// others go on.
+    Pending,
 }
 
 /// A movement to list in a mailbox's history: whose, which order, `in`/`out`, what,
@@ -581,7 +664,17 @@ impl crate::config::Settings {
     pub fn wallet_for(&self, parts: &crate::service::WatcherParts) -> Option<Wallet> {
         let settings = self.wallet.clone()?;
         let chain = SdkWallet::new(parts.client.clone(), self.native_fee);
-        Some(Wallet::new(settings, Arc::new(chain)))
+        let mut wallet = Wallet::new(settings, Arc::new(chain));
+        // Without the address layer (or if it cannot be made: the ingress reports
+        // why at its start), names are paid as ordinary emails.
+        if let (Ok(Some((_, desk))), Some(ingress)) = (self.address_layer(), &self.smtp_ingress) {
+            wallet = wallet.with_names(crate::addresses::PayNames::new(
+                desk,
+                ingress.peers.clone(),
+                ingress.resolve_timeout,
+            ));
+        }
+        Some(wallet)
     }
 }
 
@@ -601,12 +694,20 @@ impl Watcher {
         };
         let orders = self.journal.with_conn(|c| store::open_orders(c))?;
         let mut progressed = false;
+        let mut held = std::collections::HashSet::new();
         for order in orders {
+            if held.contains(&order.email) {
+                continue;
+            }
             let span = info_span!("order", id = order.id, kind = order.request.kind());
+            let email = order.email.clone();
             match self.wallet_one(&wallet, order).instrument(span).await? {
                 Progress::Moved => progressed = true,
                 // Later orders of the same mailbox must not overtake it.
                 Progress::Waiting => break,
+                Progress::Pending => {
+                    held.insert(email);
+                }
             }
         }
         Ok(progressed)
@@ -1142,7 +1243,14 @@ impl Watcher {
                 )
                 .await?);
         }
-        let Request::Pay { amount, to, .. } = pending.request.clone() else {
+        let Request::Pay {
+            amount,
+            to,
+            name,
+            note,
+            ..
+        } = pending.request.clone()
+        else {
             return Ok(self
                 .wallet_refuse(&order, "The order that code names is not a payment.".into())
                 .await?);
@@ -1153,6 +1261,9 @@ impl Watcher {
             to,
             confirmed: true,
             ordered_by: Some(pending.mail_hash.clone()),
+            name,
+            note,
+            resolve: None,
         };
         let (pid, id, r) = (pending.id, order.id, request.clone());
         self.journal
@@ -1174,6 +1285,9 @@ impl Watcher {
             to,
             confirmed,
             ordered_by,
+            name,
+            resolve,
+            ..
         } = order.request.clone()
         else {
             unreachable!("wallet_pay is called with a PAY");
@@ -1226,33 +1340,50 @@ impl Watcher {
                     PayDecision::Act => {}
                 }
                 let nonce = view.nonce;
-                let step = match &to {
-                    Target::Address(_) => Step::Withdraw { nonce },
-                    Target::Email(email) => {
-                        let e = email.clone();
-                        let other = self.journal.with_conn(|c| store::account_of(c, &e))?;
-                        let open = match &other {
-                            Some(r) => chain.account(parse_b256(&r.account)).await?.is_some(),
-                            None => false,
-                        };
-                        match other {
-                            Some(r) if open => Step::Transfer {
-                                nonce,
-                                to_account: r.account,
-                                to_email: email.clone(),
-                            },
-                            _ => Step::PayEmail {
-                                nonce,
-                                link: ClaimLink {
-                                    chain_id: chain.chain_id(),
-                                    escrow: chain.escrow(),
-                                    secret: springmail_sdk::keys::ClaimSecret::random(),
-                                    salt: Salt::random(),
-                                }
-                                .to_bare(),
-                            },
+                let routed = match (&to, &wallet.names) {
+                    (Target::Email(email), Some(names)) => {
+                        let written = name.clone().unwrap_or_else(|| email.clone());
+                        match self
+                            .route_name(wallet, names, order, &written, resolve.as_deref(), nonce)
+                            .await?
+                        {
+                            Routed::Step(s) => Some(s),
+                            Routed::Email => None,
+                            Routed::Done(p) => return Ok(p),
                         }
                     }
+                    _ => None,
+                };
+                let step = match routed {
+                    Some(step) => step,
+                    None => match &to {
+                        Target::Address(_) => Step::Withdraw { nonce },
+                        Target::Email(email) => {
+                            let e = email.clone();
+                            let other = self.journal.with_conn(|c| store::account_of(c, &e))?;
+                            let open = match &other {
+                                Some(r) => chain.account(parse_b256(&r.account)).await?.is_some(),
+                                None => false,
+                            };
+                            match other {
+                                Some(r) if open => Step::Transfer {
+                                    nonce,
+                                    to_account: r.account,
+                                    to_email: email.clone(),
+                                },
+                                _ => Step::PayEmail {
+                                    nonce,
+                                    link: ClaimLink {
+                                        chain_id: chain.chain_id(),
+                                        escrow: chain.escrow(),
+                                        secret: springmail_sdk::keys::ClaimSecret::random(),
+                                        salt: Salt::random(),
+                                    }
+                                    .to_bare(),
+                                },
+                            }
+                        }
+                    },
                 };
                 self.begin_step(order, &step).await?;
                 step
@@ -1260,10 +1391,12 @@ impl Watcher {
         };
         let nonce = step.nonce();
         let result = match (&step, &to) {
-            (Step::Withdraw { .. }, Target::Address(a)) => chain
-                .withdraw(account, *a, amount, nonce, mail_hash)
-                .await
-                .map(|s| (s.tx_hash, None)),
+            (Step::Withdraw { .. }, Target::Address(a)) | (Step::PayName { address: a, .. }, _) => {
+                chain
+                    .withdraw(account, *a, amount, nonce, mail_hash)
+                    .await
+                    .map(|s| (s.tx_hash, None))
+            }
             (Step::Transfer { to_account, .. }, _) => chain
                 .transfer(account, parse_b256(to_account), amount, nonce, mail_hash)
                 .await
@@ -1416,7 +1549,7 @@ impl Watcher {
                 ))
                 .then(text::HOW_TO);
                 mails.push(self.wallet_reply(&ctx, "wallet-credit", &body)?.0);
-                "It landed in their mailbox wallet at this broker."
+                "It landed in their mailbox wallet at this broker.".to_string()
             }
             Step::PayEmail { link, .. } => {
                 let deposit = match deposit {
@@ -1440,16 +1573,30 @@ impl Watcher {
                     }
                     None => warn!("the payment's deposit is no longer open; no notification sent"),
                 }
-                "They got a notification with a claim link; unclaimed, it comes back to your wallet when it expires."
+                "They got a notification with a claim link; unclaimed, it comes back to your wallet when it expires.".into()
             }
-            _ => "The coins are at that address now.",
+            Step::PayName {
+                address,
+                name,
+                peer,
+                forward_to,
+                ..
+            } => self.paid_name(
+                wallet,
+                order,
+                amount,
+                (*address, name, peer.as_deref(), forward_to.as_deref()),
+                tx_hash.as_deref(),
+                &mut mails,
+            )?,
+            _ => "The coins are at that address now.".into(),
         };
         let mut body = text::Body::new(&format!(
             "Paid {} from your mailbox wallet to {to_text}; it now holds {}.",
             wallet.fmt(amount),
             wallet.fmt(balance)
         ))
-        .then(what);
+        .then(&what);
         body = body.then(&format!(
             "Transaction id: {}",
             tx_hash
@@ -1508,6 +1655,199 @@ impl Watcher {
             rcpt: to.to_string(),
             bytes,
         })
+    }
+}
+
+/// Where a payment to a broker name goes, or how its handling ended for now.
+enum Routed {
+    /// Not a broker name: pay the email as any other.
+    Email,
+    /// This chain step.
+    Step(Step),
+    /// Answered (refused), or waiting for a peer broker.
+    Done(Progress),
+}
+
+impl Watcher {
+    /// Routes a payment to `name` through the address layer. A peer broker's name is
+    /// resolved first: the request id is journaled in the order before the RESOLVE
+    /// goes out, and the order stays open (`Pending`) until the answer or the timeout.
+    async fn route_name(
+        &self,
+        wallet: &Wallet,
+        names: &crate::addresses::PayNames,
+        order: &OrderRow,
+        name: &str,
+        resolve: Option<&str>,
+        nonce: u32,
+    ) -> Result<Routed, Stop> {
+        use crate::addresses::{PayRoute, Resolution};
+        let book = |e: crate::addresses::AddressError| {
+            Stop::Chain(WalletChainError::Unavailable(format!("address book: {e}")))
+        };
+        let refuse = async |sentence: String| -> Result<Routed, Stop> {
+            Ok(Routed::Done(self.wallet_refuse(order, sentence).await?))
+        };
+        match names.route(name).map_err(book)? {
+            PayRoute::Email => Ok(Routed::Email),
+            PayRoute::UnknownLocal => {
+                refuse(format!(
+                    "There is no {name} at this broker: no such address or name is registered."
+                ))
+                .await
+            }
+            PayRoute::Local { address, mailbox } => {
+                // Into the owner's mailbox wallet here, if they have one.
+                if let Some(mb) = mailbox.as_ref().filter(|m| **m != order.email) {
+                    let m = mb.clone();
+                    if let Some(r) = self.journal.with_conn(|c| store::account_of(c, &m))? {
+                        let acct = parse_b256(&r.account);
+                        if wallet.chain.account(acct).await?.is_some() {
+                            return Ok(Routed::Step(Step::Transfer {
+                                nonce,
+                                to_account: r.account,
+                                to_email: mb.clone(),
+                            }));
+                        }
+                    }
+                }
+                Ok(Routed::Step(Step::PayName {
+                    nonce,
+                    address,
+                    name: name.to_string(),
+                    peer: None,
+                    forward_to: mailbox,
+                }))
+            }
+            PayRoute::Peer(domain) => {
+                let request = match resolve {
+                    Some(r) => r.to_string(),
+                    None => {
+                        let request = crate::addresses::new_request_id();
+                        let mut r = order.request.clone();
+                        if let Request::Pay { resolve, .. } = &mut r {
+                            *resolve = Some(request.clone());
+                        }
+                        let id = order.id;
+                        self.journal
+                            .commit(move |tx| tx.sql(|c| store::set_request(c, id, &r)))
+                            .await
+                            .map_err(WatcherError::from)?;
+                        request
+                    }
+                };
+                let answer = names.answer(&request).map_err(book)?;
+                let ask = async || -> Result<Routed, Stop> {
+                    match names.desk().resolve_as(name, &request).await {
+                        Ok(()) => {
+                            info!(%domain, "RESOLVE sent; the payment waits for the answer");
+                            Ok(Routed::Done(Progress::Pending))
+                        }
+                        Err(e) => {
+                            warn!(%domain, error = %e, "RESOLVE not sent");
+                            refuse(format!(
+                                "The broker of {domain} could not be asked for {name}'s address ({e}); nothing was paid. Send the payment again later."
+                            ))
+                            .await
+                        }
+                    }
+                };
+                match answer {
+                    // Journaled, not asked yet (a crash between): ask now.
+                    None => ask().await,
+                    Some((Resolution::Pending, asked)) => {
+                        let waited = unix_now().saturating_sub(asked);
+                        if waited > names.timeout().as_secs() {
+                            refuse(format!(
+                                "The broker of {domain} did not answer within {} seconds which address {name} is; nothing was paid. Send the payment again later.",
+                                names.timeout().as_secs()
+                            ))
+                            .await
+                        } else {
+                            Ok(Routed::Done(Progress::Pending))
+                        }
+                    }
+                    Some((Resolution::Unknown, _)) => {
+                        refuse(format!(
+                            "The broker of {domain} does not know {name}; nothing was paid."
+                        ))
+                        .await
+                    }
+                    Some((Resolution::Address(address), _)) => Ok(Routed::Step(Step::PayName {
+                        nonce,
+                        address,
+                        name: name.to_string(),
+                        peer: Some(domain),
+                        forward_to: None,
+                    })),
+                }
+            }
+        }
+    }
+
+    /// The mails a payment to a broker name causes beside the payer's receipt: the
+    /// PAY's text to the registered mailbox, the RECEIPT to a peer broker. Returns
+    /// the receipt's sentence about where the coins went.
+    fn paid_name(
+        &self,
+        wallet: &Wallet,
+        order: &OrderRow,
+        amount: u128,
+        (address, name, peer, forward_to): (Address, &str, Option<&str>, Option<&str>),
+        tx_hash: Option<&str>,
+        mails: &mut Vec<OutgoingMail>,
+    ) -> Result<String, WatcherError> {
+        let chain_id = wallet.chain.chain_id();
+        let shown = springmail_sdk::qtum::format_address(chain_id, address);
+        let mut what = format!("The coins are at {shown}, the address {name} stands for.");
+        let Some(names) = &wallet.names else {
+            return Ok(what);
+        };
+        let setup = |e: crate::addresses::AddressError| WatcherError::Setup(e.to_string());
+        if let Some(mailbox) = forward_to {
+            let note = match &order.request {
+                Request::Pay { note, .. } => note.clone().unwrap_or_default(),
+                _ => String::new(),
+            };
+            mails.push(
+                names
+                    .forward_note(
+                        name,
+                        mailbox,
+                        &order.email,
+                        &order.ctx.subject,
+                        &note,
+                        &order.ctx.msgid_hash,
+                    )
+                    .map_err(setup)?,
+            );
+            what.push_str(" Your mail's text was forwarded to its owner.");
+        }
+        if let Some(domain) = peer {
+            match tx_hash.and_then(|t| t.parse::<B256>().ok()) {
+                Some(tx) => {
+                    let receipt = springmail_sdk::markup::broker::ReceiptBlock {
+                        chain_id,
+                        amount: springmail_sdk::amount::Amount::from_units(amount, wallet.asset())
+                            .map_err(|e| WatcherError::Setup(e.to_string()))?,
+                        tx,
+                        to: address,
+                        from: order.email.clone(),
+                    };
+                    mails.push(names.desk().receipt_mail(&receipt, domain).map_err(setup)?);
+                    what.push_str(&format!(
+                        " The broker of {domain} was sent a receipt and tells its owner."
+                    ));
+                }
+                None => {
+                    warn!(%domain, "paid before a restart: no transaction id, no RECEIPT");
+                    what.push_str(&format!(
+                        " The broker of {domain} was not sent a receipt: the transaction id was lost in a restart."
+                    ));
+                }
+            }
+        }
+        Ok(what)
     }
 }
 

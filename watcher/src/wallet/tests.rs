@@ -224,7 +224,10 @@ fn intake_reads_pay_balance_confirm_and_a_plain_reply_to_a_notification() {
             amount: "50000000".into(),
             to: Target::Email("carol@outlook.test".into()),
             confirmed: false,
-            ordered_by: None
+            ordered_by: None,
+            name: None,
+            note: None,
+            resolve: None,
         })
     );
     assert_eq!(intake("", "balance\n", &r), Some(Request::Balance));
@@ -506,6 +509,9 @@ fn a_confirmation_names_one_waiting_payment_of_its_own_mailbox() {
         to: Target::Email("carol@example.net".into()),
         confirmed: false,
         ordered_by: None,
+        name: None,
+        note: None,
+        resolve: None,
     };
     store::insert_order(&c, 1, "bob@example.com", "0x01", &pay, &ctx(), 1).unwrap();
     let id = store::open_orders(&c).unwrap()[0].id;
