@@ -340,6 +340,19 @@ pub fn human_date(unix: u64) -> String {
 
 /// Builds the notification mail.
 pub fn notification(n: &Notification<'_>) -> Result<BuiltMail, MailError> {
+    build_notification(n, false)
+}
+
+/// Builds the notification mail of a deposit whose watcher also keeps mailbox wallets:
+/// in email mode it first offers the simplest way, a plain reply ("claim", or an empty
+/// reply) that keeps the money in a mailbox wallet at the watcher, and says how the
+/// recipient leaves that wallet without the watcher. In link mode it is
+/// [`notification`].
+pub fn notification_offering_wallet(n: &Notification<'_>) -> Result<BuiltMail, MailError> {
+    build_notification(n, true)
+}
+
+fn build_notification(n: &Notification<'_>, wallet: bool) -> Result<BuiltMail, MailError> {
     let from = mailbox("sender", n.from)?;
     let to = mailbox("recipient", n.recipient)?;
     let watcher = n.watcher_email.map(|w| mailbox("watcher", w)).transpose()?;
@@ -371,6 +384,7 @@ pub fn notification(n: &Notification<'_>) -> Result<BuiltMail, MailError> {
         who: &who,
         recipient: n.recipient.trim(),
         watcher: watcher.as_deref(),
+        wallet: wallet && watcher.is_some(),
         url: n.claim_host.map(|h| n.link.to_url_from(h, Some(&who))),
         command: claim_command(n.link, n.recipient.trim(), watcher.as_deref()),
         until: human_date(n.expiry),
@@ -415,6 +429,8 @@ struct Page<'a> {
     who: &'a str,
     recipient: &'a str,
     watcher: Option<&'a str>,
+    /// Email mode, and the watcher keeps mailbox wallets: a plain reply claims.
+    wallet: bool,
     /// The claim page's link, when there is a claim page.
     url: Option<String>,
     command: String,
@@ -485,6 +501,18 @@ fn notification_text(n: &Notification<'_>, p: &Page<'_>) -> String {
         p.network, p.until
     ));
     t.push_str(&format!("\nYour claim link:\n\n  {}\n", n.link.to_bare()));
+    if let (true, Some(w)) = (p.wallet, p.watcher) {
+        t.push_str(&format!(
+            "\nThe simplest way: reply\n\n\
+             Reply to this email from {r} with the word \"claim\", or with nothing at all.\n\
+             The reply goes to {w}, the broker, which keeps the money for you in a\n\
+             mailbox wallet and answers with your balance. From then on you can mail it\n\
+             \"balance\", or ask it to pay someone by email. You can also bind a key of\n\
+             your own to the wallet and withdraw with it without the broker.\n\n\
+             Or claim to an address of your own, as below.\n",
+            r = p.recipient
+        ));
+    }
     t.push_str("\nHow to claim\n\n");
     t.push_str(
         "Run the springmail command (Spring Mail's command-line program) on your computer:\n\n",
@@ -568,6 +596,18 @@ fn notification_html(n: &Notification<'_>, p: &Page<'_>) -> String {
         "<p>Your claim link: <code>{}</code></p>\n",
         e(&n.link.to_bare())
     ));
+    if let (true, Some(w)) = (p.wallet, p.watcher) {
+        h.push_str(&format!(
+            "<h3>The simplest way: reply</h3>\n<p>Reply to this email from {r} with the word \
+             <strong>claim</strong>, or with nothing at all. The reply goes to {w}, the broker, which keeps \
+             the money for you in a mailbox wallet and answers with your balance. From then on you can mail \
+             it <strong>balance</strong>, or ask it to pay someone by email. You can also bind a key of your \
+             own to the wallet and withdraw with it without the broker.</p>\n<p>Or claim to an address of \
+             your own, as below.</p>\n",
+            r = e(p.recipient),
+            w = e(w)
+        ));
+    }
     h.push_str("<h3>How to claim</h3>\n");
     h.push_str(&format!(
         "<p>Run the springmail command (Spring Mail's command-line program) on your computer:</p>\n\
