@@ -1021,6 +1021,81 @@ mod tests {
         );
     }
 
+    fn notify_wallet(watcher: Option<&str>) -> BuiltMail {
+        let link = link();
+        let amount = amount();
+        notification_offering_wallet(&Notification {
+            link: &link,
+            from: "alice@example.org",
+            sender_name: Some("Alice"),
+            recipient: "Bob@Example.com",
+            amount: &amount,
+            expiry: 1_900_000_000,
+            claim_host: None,
+            watcher_email: watcher,
+            note: None,
+            date: Some(1_800_000_000),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_broker_with_wallets_is_offered_as_a_plain_reply_in_both_parts() {
+        let mail = notify_wallet(Some("claims@broker.test"));
+        let text = text_body(&mail);
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        for said in [
+            "Reply to this email from Bob@Example.com with the word \"claim\", or with nothing at all.",
+            "The reply goes to claims@broker.test, the broker, which keeps the money for you in a mailbox wallet and answers with your balance.",
+            "withdraw with it without the broker",
+        ] {
+            assert!(flat.contains(said), "{said:?} not in:\n{text}");
+        }
+        // The reply is offered first; the command stays as the other way.
+        let reply_at = text.find("The simplest way: reply").unwrap();
+        let command_at = text.find("springmail claim sm1.").unwrap();
+        assert!(reply_at < command_at, "{text}");
+        let html = parsed(&mail).body_html(0).unwrap().into_owned();
+        let html_flat = html.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            html_flat.contains("Reply to this email from Bob@Example.com with the word <strong>claim</strong>, or with nothing at all."),
+            "{html}"
+        );
+        assert!(html_flat.contains("mailbox wallet"), "{html}");
+        assert!(html_flat.contains("without the broker"), "{html}");
+
+        // Without the offer, and in link mode even when asked, nothing is said of it.
+        for plain in [
+            notify_to("Bob@Example.com", None, Some("claims@broker.test"), None),
+            notify_wallet(None),
+        ] {
+            let text = text_body(&plain);
+            assert!(!text.contains("mailbox wallet"), "{text}");
+            let html = parsed(&plain).body_html(0).unwrap().into_owned();
+            assert!(!html.contains("mailbox wallet"), "{html}");
+        }
+    }
+
+    #[test]
+    fn a_plain_reply_to_the_offer_reads_as_a_claim_and_the_quote_orders_nothing() {
+        use crate::markup::orders::{find_order, Order};
+        let mail = notify_wallet(Some("claims@broker.test"));
+        let quoted: String = text_body(&mail)
+            .lines()
+            .map(|l| format!("> {l}\n"))
+            .collect();
+        let subject = format!("Re: {}", mail.subject);
+        let claim = format!("claim\n\nOn Monday, Alice wrote:\n{quoted}");
+        let found = find_order(Some(&subject), &claim, 8890, &[]).unwrap();
+        assert_eq!(found.map(|f| f.order), Some(Order::Claim));
+        // An empty reply carries no order of its own: the broker reads it as a claim
+        // of the quoted notification.
+        let empty = format!("\nOn Monday, Alice wrote:\n{quoted}");
+        assert!(find_order(Some(&subject), &empty, 8890, &[])
+            .unwrap()
+            .is_none());
+    }
+
     #[test]
     fn claim_command_quotes_addresses_for_the_shell() {
         let c = claim_command(
