@@ -1075,3 +1075,56 @@ async fn a_forwarded_pay_moves_nothing_like_a_claim() {
         .expect("Carol is answered");
     assert!(answer.contains("your claim was not paid"), "{answer}");
 }
+
+#[tokio::test]
+#[ignore = "needs the dev stack (dovecot, SMTP, anvil): run scripts/test"]
+async fn balance_lists_an_unclaimed_payment_refunded_into_the_wallet() {
+    let _serial = SERIAL.lock().await;
+    let w = World::new().await;
+    bob_with_a_wallet(&w, COIN).await;
+    let held = COIN - FEE;
+    let (_, raw) = order_mail(BOB, "x", &format!("pay 0.5 QTUM to {CAROL}\n"), None, now());
+    w.deliver(BOB, &raw, Some(&w.example)).await;
+    w.run().await;
+    assert_eq!(bob_wallet(&w).await, held - COIN / 2, "paid to a new email");
+    let to_carol = w.stack.mailbox(CAROL, "INBOX").await.unwrap();
+    let claim_key = link_in(&to_carol[0]).claim_key();
+
+    // Carol never claims; after the expiry anyone returns it to Bob's wallet, with no
+    // order and no mail: only the chain knows.
+    let provider =
+        alloy::providers::ProviderBuilder::new().connect_http(w.stack.anvil_url.parse().unwrap());
+    use alloy::providers::Provider;
+    let secs = springmail_watcher::wallet::PAY_EMAIL_EXPIRY.as_secs() + 60;
+    let _: serde_json::Value = provider
+        .raw_request("evm_increaseTime".into(), (secs,))
+        .await
+        .unwrap();
+    let _: serde_json::Value = provider.raw_request("evm_mine".into(), ()).await.unwrap();
+    let refund = w.client().refund_to_account(claim_key).await.unwrap();
+    assert_eq!(bob_wallet(&w).await, held, "the payment came back");
+
+    let (balance, raw) = order_mail(BOB, "balance", "", None, now());
+    w.deliver(BOB, &raw, Some(&w.example)).await;
+    w.run().await;
+    let text = w.reply(BOB, &balance).await.expect("balance");
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains(&format!("Your mailbox wallet holds {}.", fmt(held))),
+        "{text}"
+    );
+    assert!(
+        flat.contains("Payments nobody claimed in time, back in your wallet:"),
+        "{text}"
+    );
+    assert!(
+        flat.contains(&format!(
+            "+0.5 QTUM refund of the payment with claim key {} transaction {}",
+            claim_key.to_checksum(None),
+            refund.tx_hash
+        )),
+        "{text}"
+    );
+    // The claim into the wallet is not mistaken for a refund.
+    assert_eq!(flat.matches("refund of the payment").count(), 1, "{text}");
+}
