@@ -251,6 +251,10 @@ pub struct SendArgs {
     /// The watcher's mailbox, where claims are mailed (Reply-To of the notification)
     #[arg(long, value_name = "EMAIL")]
     pub watcher_email: Option<String>,
+    /// The watcher keeps mailbox wallets: the notification says a plain reply ("claim")
+    /// keeps the money in one (default: [watcher] wallet, else off)
+    #[arg(long, conflicts_with = "link_only")]
+    pub watcher_wallet: bool,
     /// Link mode: the claim link alone can claim, no watcher involved
     #[arg(long)]
     pub link_only: bool,

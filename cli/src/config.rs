@@ -40,6 +40,7 @@
 //! [watcher]                        # the watcher (mail server broker) you use
 //! address = "q…"                   # its attestation key's address: email-mode deposits name it
 //! email = "claims@broker.example"  # its mailbox: Reply-To of notifications, To of claim mails
+//! wallet = false                   # it keeps mailbox wallets: notifications offer a plain reply
 //!
 //! [send]
 //! expires = "30d"                  # default claim window
@@ -101,6 +102,8 @@ pub struct WatcherSection {
     pub address: Option<String>,
     /// Its mailbox.
     pub email: Option<String>,
+    /// It keeps mailbox wallets (`[wallet] enabled` on its side).
+    pub wallet: Option<bool>,
 }
 
 /// `[send]`.
@@ -323,6 +326,9 @@ pub struct Settings {
     pub watcher: Option<Address>,
     /// Your watcher's mailbox.
     pub watcher_email: Option<String>,
+    /// Your watcher keeps mailbox wallets: email-mode notifications say that a plain
+    /// reply keeps the money in one.
+    pub watcher_wallet: bool,
     /// Default claim window, seconds.
     pub expires: u64,
     /// Default cancellable flag.
@@ -475,6 +481,7 @@ impl Settings {
             claim_host,
             watcher,
             watcher_email,
+            watcher_wallet: raw.watcher.wallet.unwrap_or(false),
             expires: match expires {
                 Some(s) => s.parse().expect("checked"),
                 None => parse_duration(DEFAULT_EXPIRES).expect("valid default"),
@@ -532,6 +539,14 @@ mod tests {
             }
             Err(e) => assert!(e.issues.iter().all(|i| i.key == "chain.sender"), "{e}"),
         }
+    }
+
+    #[test]
+    fn the_watchers_wallet_offer_is_off_unless_configured() {
+        assert!(!resolve("").unwrap().watcher_wallet);
+        let s = resolve("[watcher]\nemail = \"claims@broker.test\"\nwallet = true\n").unwrap();
+        assert!(s.watcher_wallet);
+        assert!(resolve("[watcher]\nwallet = \"yes\"\n").is_err());
     }
 
     #[test]

@@ -82,7 +82,20 @@ fn demo_tells_the_whole_story_offline() {
         "threaded: yes, DKIM-signed by broker.test: yes",
         "carol now has    2.499 QTUM",
         "dave's deposit   refunded: 0.5 QTUM back to alice",
-        "alice            96 QTUM",
+        // The mailbox wallet: 2 QTUM in, less the watcher's fee; 0.5 paid to Carol
+        // after the code; the rest withdrawn with Bob's own key.
+        "Alice sends 2 QTUM to bob@example.com (email mode",
+        "bob's wallet     1.999 QTUM\n",
+        "bob's wallet     1.999 QTUM (nothing moved yet)",
+        "reply to this mail with: confirm ",
+        "bob's wallet     1.499 QTUM\n",
+        "broker mails     to carol@example.net",
+        "is now your wallet's owner key",
+        "bob now has      2.999 QTUM (was 1.5 QTUM)",
+        "bob's wallet     0 QTUM at the broker",
+        "carol's new      open: 0.5 QTUM",
+        "alice            94 QTUM",
+        "bob              2.999 QTUM",
         "Done in",
     ] {
         assert!(
@@ -104,11 +117,22 @@ fn demo_keeps_its_mails_when_asked() {
     let notes: Vec<_> = std::fs::read_dir(sb.file("kept/alice-outbox"))
         .unwrap()
         .collect();
-    assert_eq!(notes.len(), 3);
-    let replies: Vec<_> = std::fs::read_dir(sb.file("kept/watcher-replies"))
+    assert_eq!(notes.len(), 4);
+    let replies: Vec<String> = std::fs::read_dir(sb.file("kept/watcher-replies"))
         .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
-    assert_eq!(replies.len(), 1);
+    // Carol's claim; Bob's claim, balance, confirmation request, receipt and bind
+    // replies; and Carol's notification of Bob's payment.
+    assert_eq!(replies.len(), 7);
+    let to = |who: &str| {
+        replies
+            .iter()
+            .filter(|m| m.contains(&format!("To: <{who}>")))
+            .count()
+    };
+    assert_eq!(to("bob@example.com"), 5);
+    assert_eq!(to("carol@example.net"), 2);
     // --keep refuses a directory with something in it.
     let again = sb.run(&["demo", "--keep", "kept"]);
     assert!(again.fails(2).contains("not empty"));

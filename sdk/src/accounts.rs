@@ -738,6 +738,49 @@ impl SpringMail {
         Ok(out)
     }
 
+    /// Expired deposits the account paid that came back into it (`refund` of a
+    /// FROM_ACCOUNT deposit): each `Moved(claimKey → account)` with nonce 0 and no mail
+    /// hash, as `(claim key, amount, transaction)`, oldest first. A claim into the
+    /// account carries the account's nonce (from 1) and the ordering mail's hash.
+    pub async fn refunds_into(
+        &self,
+        account: AccountId,
+    ) -> Result<Vec<(Address, u128, B256)>, ClientError> {
+        let head = self.chain().head().await?.number;
+        let mut out = Vec::new();
+        let mut from = self.start_block();
+        while from <= head {
+            let to = (from + crate::client::LOG_RANGE - 1).min(head);
+            let filter = crate::chain::LogFilter {
+                address: self.escrow(),
+                topics: vec![
+                    Some(EmailEscrow::Moved::SIGNATURE_HASH),
+                    None,
+                    Some(account.0),
+                ],
+                from_block: from,
+                to_block: Some(to),
+            };
+            for log in self.chain().logs(&filter).await? {
+                if let Some(AccountEvent::Moved {
+                    from,
+                    amount,
+                    nonce: 0,
+                    mail_hash,
+                    ..
+                }) = AccountEvent::decode(&log.log)
+                {
+                    let claim_key = U256::from_be_bytes(from.0);
+                    if mail_hash == B256::ZERO && claim_key < (U256::from(1) << 160) {
+                        out.push((Address::from_word(from), amount, log.tx_hash));
+                    }
+                }
+            }
+            from = to + 1;
+        }
+        Ok(out)
+    }
+
     /// Claims a link-mode deposit that an account paid, to the address `to`, with the
     /// link alone (`claimFromAccount_fjv`). An email-mode one only its watcher claims
     /// (to an address, or into an account with [`SpringMail::claim_into`]).

@@ -340,6 +340,19 @@ pub fn human_date(unix: u64) -> String {
 
 /// Builds the notification mail.
 pub fn notification(n: &Notification<'_>) -> Result<BuiltMail, MailError> {
+    build_notification(n, false)
+}
+
+/// Builds the notification mail of a deposit whose watcher also keeps mailbox wallets:
+/// in email mode it first offers the simplest way, a plain reply ("claim", or an empty
+/// reply) that keeps the money in a mailbox wallet at the watcher, and says how the
+/// recipient leaves that wallet without the watcher. In link mode it is
+/// [`notification`].
+pub fn notification_offering_wallet(n: &Notification<'_>) -> Result<BuiltMail, MailError> {
+    build_notification(n, true)
+}
+
+fn build_notification(n: &Notification<'_>, wallet: bool) -> Result<BuiltMail, MailError> {
     let from = mailbox("sender", n.from)?;
     let to = mailbox("recipient", n.recipient)?;
     let watcher = n.watcher_email.map(|w| mailbox("watcher", w)).transpose()?;
@@ -371,6 +384,7 @@ pub fn notification(n: &Notification<'_>) -> Result<BuiltMail, MailError> {
         who: &who,
         recipient: n.recipient.trim(),
         watcher: watcher.as_deref(),
+        wallet: wallet && watcher.is_some(),
         url: n.claim_host.map(|h| n.link.to_url_from(h, Some(&who))),
         command: claim_command(n.link, n.recipient.trim(), watcher.as_deref()),
         until: human_date(n.expiry),
@@ -415,6 +429,8 @@ struct Page<'a> {
     who: &'a str,
     recipient: &'a str,
     watcher: Option<&'a str>,
+    /// Email mode, and the watcher keeps mailbox wallets: a plain reply claims.
+    wallet: bool,
     /// The claim page's link, when there is a claim page.
     url: Option<String>,
     command: String,
@@ -485,6 +501,18 @@ fn notification_text(n: &Notification<'_>, p: &Page<'_>) -> String {
         p.network, p.until
     ));
     t.push_str(&format!("\nYour claim link:\n\n  {}\n", n.link.to_bare()));
+    if let (true, Some(w)) = (p.wallet, p.watcher) {
+        t.push_str(&format!(
+            "\nThe simplest way: reply\n\n\
+             Reply to this email from {r} with the word \"claim\", or with nothing at all.\n\
+             The reply goes to {w}, the broker, which keeps the money for you in a\n\
+             mailbox wallet and answers with your balance. From then on you can mail it\n\
+             \"balance\", or ask it to pay someone by email. You can also bind a key of\n\
+             your own to the wallet and withdraw with it without the broker.\n\n\
+             Or claim to an address of your own, as below.\n",
+            r = p.recipient
+        ));
+    }
     t.push_str("\nHow to claim\n\n");
     t.push_str(
         "Run the springmail command (Spring Mail's command-line program) on your computer:\n\n",
@@ -568,6 +596,18 @@ fn notification_html(n: &Notification<'_>, p: &Page<'_>) -> String {
         "<p>Your claim link: <code>{}</code></p>\n",
         e(&n.link.to_bare())
     ));
+    if let (true, Some(w)) = (p.wallet, p.watcher) {
+        h.push_str(&format!(
+            "<h3>The simplest way: reply</h3>\n<p>Reply to this email from {r} with the word \
+             <strong>claim</strong>, or with nothing at all. The reply goes to {w}, the broker, which keeps \
+             the money for you in a mailbox wallet and answers with your balance. From then on you can mail \
+             it <strong>balance</strong>, or ask it to pay someone by email. You can also bind a key of your \
+             own to the wallet and withdraw with it without the broker.</p>\n<p>Or claim to an address of \
+             your own, as below.</p>\n",
+            r = e(p.recipient),
+            w = e(w)
+        ));
+    }
     h.push_str("<h3>How to claim</h3>\n");
     h.push_str(&format!(
         "<p>Run the springmail command (Spring Mail's command-line program) on your computer:</p>\n\
@@ -979,6 +1019,81 @@ mod tests {
             html.contains("--email Bob@Example.com --watcher-email claims@broker.test"),
             "{html}"
         );
+    }
+
+    fn notify_wallet(watcher: Option<&str>) -> BuiltMail {
+        let link = link();
+        let amount = amount();
+        notification_offering_wallet(&Notification {
+            link: &link,
+            from: "alice@example.org",
+            sender_name: Some("Alice"),
+            recipient: "Bob@Example.com",
+            amount: &amount,
+            expiry: 1_900_000_000,
+            claim_host: None,
+            watcher_email: watcher,
+            note: None,
+            date: Some(1_800_000_000),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_broker_with_wallets_is_offered_as_a_plain_reply_in_both_parts() {
+        let mail = notify_wallet(Some("claims@broker.test"));
+        let text = text_body(&mail);
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        for said in [
+            "Reply to this email from Bob@Example.com with the word \"claim\", or with nothing at all.",
+            "The reply goes to claims@broker.test, the broker, which keeps the money for you in a mailbox wallet and answers with your balance.",
+            "withdraw with it without the broker",
+        ] {
+            assert!(flat.contains(said), "{said:?} not in:\n{text}");
+        }
+        // The reply is offered first; the command stays as the other way.
+        let reply_at = text.find("The simplest way: reply").unwrap();
+        let command_at = text.find("springmail claim sm1.").unwrap();
+        assert!(reply_at < command_at, "{text}");
+        let html = parsed(&mail).body_html(0).unwrap().into_owned();
+        let html_flat = html.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            html_flat.contains("Reply to this email from Bob@Example.com with the word <strong>claim</strong>, or with nothing at all."),
+            "{html}"
+        );
+        assert!(html_flat.contains("mailbox wallet"), "{html}");
+        assert!(html_flat.contains("without the broker"), "{html}");
+
+        // Without the offer, and in link mode even when asked, nothing is said of it.
+        for plain in [
+            notify_to("Bob@Example.com", None, Some("claims@broker.test"), None),
+            notify_wallet(None),
+        ] {
+            let text = text_body(&plain);
+            assert!(!text.contains("mailbox wallet"), "{text}");
+            let html = parsed(&plain).body_html(0).unwrap().into_owned();
+            assert!(!html.contains("mailbox wallet"), "{html}");
+        }
+    }
+
+    #[test]
+    fn a_plain_reply_to_the_offer_reads_as_a_claim_and_the_quote_orders_nothing() {
+        use crate::markup::orders::{find_order, Order};
+        let mail = notify_wallet(Some("claims@broker.test"));
+        let quoted: String = text_body(&mail)
+            .lines()
+            .map(|l| format!("> {l}\n"))
+            .collect();
+        let subject = format!("Re: {}", mail.subject);
+        let claim = format!("claim\n\nOn Monday, Alice wrote:\n{quoted}");
+        let found = find_order(Some(&subject), &claim, 8890, &[]).unwrap();
+        assert_eq!(found.map(|f| f.order), Some(Order::Claim));
+        // An empty reply carries no order of its own: the broker reads it as a claim
+        // of the quoted notification.
+        let empty = format!("\nOn Monday, Alice wrote:\n{quoted}");
+        assert!(find_order(Some(&subject), &empty, 8890, &[])
+            .unwrap()
+            .is_none());
     }
 
     #[test]

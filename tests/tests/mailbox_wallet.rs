@@ -866,3 +866,265 @@ async fn a_crash_around_a_payment_pays_exactly_once() {
         assert_eq!(w.native(payee).await, U256::from(4 * COIN / 10), "{point}");
     }
 }
+
+/// Bob's wallet balance on chain, by the account id the broker recorded.
+async fn bob_wallet(w: &World) -> u128 {
+    let account: String = rusqlite::Connection::open(w.journal().path())
+        .unwrap()
+        .query_row(
+            "SELECT account FROM wallet_accounts WHERE email = ?1",
+            [BOB],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let id = springmail_sdk::accounts::AccountId(account.parse().unwrap());
+    w.sender.account(id).await.unwrap().balance
+}
+
+/// Bob's wallet, opened by a claim of `amount`, and a payee with nothing.
+async fn bob_with_a_wallet(w: &World, amount: u128) -> Address {
+    let (_, notification, _) = w.deposit(BOB, amount).await;
+    let (_, raw) = reply_to_notification(BOB, &notification, "claim");
+    w.deliver(BOB, &raw, Some(&w.example)).await;
+    w.run().await;
+    assert_eq!(bob_wallet(w).await, amount - FEE, "the wallet is open");
+    fresh_address()
+}
+
+/// Runs the watcher over what was delivered; checks that nothing moved (Bob's wallet,
+/// the payee) and returns the report.
+async fn nothing_moves(w: &World, payee: Address, held: u128) -> springmail_watcher::RunReport {
+    let report = w.run().await;
+    assert_eq!(bob_wallet(w).await, held, "Bob's wallet is untouched");
+    assert_eq!(w.native(payee).await, U256::ZERO, "the payee got nothing");
+    report
+}
+
+#[tokio::test]
+#[ignore = "needs the dev stack (dovecot, SMTP, anvil): run scripts/test"]
+async fn a_pay_signed_with_a_body_length_moves_nothing_like_a_claim() {
+    let _serial = SERIAL.lock().await;
+    let w = World::new().await;
+    let payee = bob_with_a_wallet(&w, COIN).await;
+    let held = COIN - FEE;
+
+    // Bob's own PAY, signed with l= (a partial-body signature): refused even though
+    // it verifies, exactly as a claim signed so is (`dkim-partial-body`, no reply).
+    let (whole, raw) = order_mail(BOB, "x", &format!("pay 0.1 QTUM to {payee}\n"), None, now());
+    w.stack
+        .smtp_send(BOB, WATCHER, &w.example.sign_opts(&raw, true))
+        .await
+        .unwrap();
+    // The attack l= allows: Bob's harmless signed mail (only a quote, so no order of
+    // its own) with a PAY appended after signing; the signature still verifies.
+    let (appended, raw) = order_mail(BOB, "hello", "> see you at noon\n", None, now());
+    let mut bytes = w.example.sign_opts(&raw, true);
+    let unfolded = String::from_utf8_lossy(&bytes).replace("\r\n\t", " ");
+    assert!(
+        unfolded.lines().next().unwrap().contains("; l="),
+        "an l= tag: {unfolded}"
+    );
+    bytes.extend_from_slice(format!("pay 0.2 QTUM to {payee}\r\n").as_bytes());
+    w.stack.smtp_send(BOB, WATCHER, &bytes).await.unwrap();
+
+    let report = nothing_moves(&w, payee, held).await;
+    assert_eq!(
+        report.decided,
+        vec![
+            (OutcomeKind::Dropped, "dkim-partial-body".to_string()),
+            (OutcomeKind::Dropped, "dkim-partial-body".to_string())
+        ],
+        "{report:?}"
+    );
+    for id in [whole, appended] {
+        assert!(
+            w.stack.reply_to(BOB, &id).await.unwrap().is_none(),
+            "no reply to a partial-body signature"
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the dev stack (dovecot, SMTP, anvil): run scripts/test"]
+async fn a_pay_from_a_look_alike_domain_moves_nothing_like_a_claim() {
+    let _serial = SERIAL.lock().await;
+    let mut w = World::new().await;
+    // exarnple.com ("rn" for "m"): a real domain of its own with a valid DKIM key.
+    let look_alike = TestDomain::new("exarnple.com");
+    look_alike.pin(&mut w.pins);
+    let payee = bob_with_a_wallet(&w, COIN).await;
+    let held = COIN - FEE;
+    let order = format!("pay 0.1 QTUM to {payee}\n");
+
+    // From: Bob's real address, signed by the look-alike: not aligned, dropped
+    // without a reply (a claim so signed is `dkim-not-aligned`).
+    let (spoofed, raw) = order_mail(BOB, "x", &order, None, now());
+    w.deliver(BOB, &raw, Some(&look_alike)).await;
+    let report = nothing_moves(&w, payee, held).await;
+    assert_eq!(
+        report.decided,
+        vec![(OutcomeKind::Dropped, "dkim-not-aligned".to_string())],
+        "{report:?}"
+    );
+    assert!(w.stack.reply_to(BOB, &spoofed).await.unwrap().is_none());
+
+    // From the look-alike mailbox itself, properly signed: a different mailbox, with
+    // no wallet; Bob's is not touched, and no account is opened for it.
+    let twin = "bob@exarnple.com";
+    let (own, raw) = order_mail(twin, "x", &order, None, now());
+    w.deliver(twin, &raw, Some(&look_alike)).await;
+    let report = nothing_moves(&w, payee, held).await;
+    assert_eq!(report.decided.len(), 1, "{report:?}");
+    let accounts: i64 = rusqlite::Connection::open(w.journal().path())
+        .unwrap()
+        .query_row("SELECT count(*) FROM wallet_accounts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(accounts, 1, "only Bob's wallet exists");
+    let _ = own;
+
+    // The same look-alike mail carrying Bob's claim: refused as today.
+    let (t, notification, _) = w.deposit(BOB, COIN).await;
+    let (claim, raw) = reply_to_notification(twin, &notification, "claim");
+    w.deliver(twin, &raw, Some(&look_alike)).await;
+    let report = nothing_moves(&w, payee, held).await;
+    assert_eq!(report.decided.len(), 1, "{report:?}");
+    let _ = claim;
+    assert!(
+        matches!(
+            w.sender.status(t.link.claim_key()).await.unwrap(),
+            DepositStatus::Open { .. }
+        ),
+        "Bob's deposit stays in the escrow for Bob"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the dev stack (dovecot, SMTP, anvil): run scripts/test"]
+async fn a_forwarded_pay_moves_nothing_like_a_claim() {
+    let _serial = SERIAL.lock().await;
+    let w = World::new().await;
+    let payee = bob_with_a_wallet(&w, COIN).await;
+    let held = COIN - FEE;
+    let (_, original) = order_mail(BOB, "x", &format!("pay 0.1 QTUM to {payee}\n"), None, now());
+    let original = w.example.sign(&original);
+
+    // A forwarder (a list, an alias) that resends Bob's signed mail with its own
+    // footer and subject tag: the body no longer matches the signature; dropped, no
+    // reply, as a claim altered so is (`dkim-failed`).
+    let text = String::from_utf8(original.clone()).unwrap();
+    let relayed = text.replacen("Subject: x", "Subject: [friends] x", 1)
+        + "\r\n-- \r\nfriends mailing list\r\n";
+    let relayed_id = mail_parser::MessageParser::default()
+        .parse(relayed.as_bytes())
+        .unwrap()
+        .message_id()
+        .unwrap()
+        .to_string();
+    w.stack
+        .smtp_send(BOB, WATCHER, relayed.as_bytes())
+        .await
+        .unwrap();
+    let report = nothing_moves(&w, payee, held).await;
+    assert_eq!(
+        report.decided,
+        vec![(OutcomeKind::Dropped, "dkim-failed".to_string())],
+        "{report:?}"
+    );
+    assert!(w.stack.reply_to(BOB, &relayed_id).await.unwrap().is_none());
+
+    // Carol forwards Bob's mail, inline and as an attachment, from her own signed
+    // mailbox: the order is hers to give, not Bob's; his wallet is not touched.
+    let quoted = String::from_utf8_lossy(&original)
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let (inline, raw) = order_mail(
+        CAROL,
+        "Fwd: x",
+        &format!("---------- Forwarded message ---------\nFrom: <{BOB}>\nSubject: x\n\n{quoted}"),
+        None,
+        now(),
+    );
+    w.deliver(CAROL, &raw, Some(&w.net)).await;
+    let report = nothing_moves(&w, payee, held).await;
+    assert_eq!(
+        report.decided,
+        vec![(OutcomeKind::Refused, "no-claim-block".to_string())],
+        "answered as a mail without a claim block is today: {report:?}"
+    );
+    let answer = w.reply(CAROL, &inline).await.expect("Carol is answered");
+    assert!(answer.contains("your claim was not paid"), "{answer}");
+
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let attached_id = format!("fwd.{n}.{}@example.net", rand::random::<u64>());
+    let attached = format!(
+        "From: {CAROL}\r\nTo: {WATCHER}\r\nSubject: Fwd: x\r\nDate: {}\r\nMessage-ID: <{attached_id}>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"fwd\"\r\n\r\n\
+         --fwd\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee below.\r\n\
+         --fwd\r\nContent-Type: message/rfc822\r\n\r\n{}\r\n--fwd--\r\n",
+        mail_parser::DateTime::from_timestamp(now()).to_rfc822(),
+        String::from_utf8_lossy(&original)
+    );
+    w.deliver(CAROL, attached.as_bytes(), Some(&w.net)).await;
+    let report = nothing_moves(&w, payee, held).await;
+    assert_eq!(report.decided.len(), 1, "{report:?}");
+    let answer = w
+        .reply(CAROL, &attached_id)
+        .await
+        .expect("Carol is answered");
+    assert!(answer.contains("your claim was not paid"), "{answer}");
+}
+
+#[tokio::test]
+#[ignore = "needs the dev stack (dovecot, SMTP, anvil): run scripts/test"]
+async fn balance_lists_an_unclaimed_payment_refunded_into_the_wallet() {
+    let _serial = SERIAL.lock().await;
+    let w = World::new().await;
+    bob_with_a_wallet(&w, COIN).await;
+    let held = COIN - FEE;
+    let (_, raw) = order_mail(BOB, "x", &format!("pay 0.5 QTUM to {CAROL}\n"), None, now());
+    w.deliver(BOB, &raw, Some(&w.example)).await;
+    w.run().await;
+    assert_eq!(bob_wallet(&w).await, held - COIN / 2, "paid to a new email");
+    let to_carol = w.stack.mailbox(CAROL, "INBOX").await.unwrap();
+    let claim_key = link_in(&to_carol[0]).claim_key();
+
+    // Carol never claims; after the expiry anyone returns it to Bob's wallet, with no
+    // order and no mail: only the chain knows.
+    let provider =
+        alloy::providers::ProviderBuilder::new().connect_http(w.stack.anvil_url.parse().unwrap());
+    use alloy::providers::Provider;
+    let secs = springmail_watcher::wallet::PAY_EMAIL_EXPIRY.as_secs() + 60;
+    let _: serde_json::Value = provider
+        .raw_request("evm_increaseTime".into(), (secs,))
+        .await
+        .unwrap();
+    let _: serde_json::Value = provider.raw_request("evm_mine".into(), ()).await.unwrap();
+    let refund = w.client().refund_to_account(claim_key).await.unwrap();
+    assert_eq!(bob_wallet(&w).await, held, "the payment came back");
+
+    let (balance, raw) = order_mail(BOB, "balance", "", None, now());
+    w.deliver(BOB, &raw, Some(&w.example)).await;
+    w.run().await;
+    let text = w.reply(BOB, &balance).await.expect("balance");
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains(&format!("Your mailbox wallet holds {}.", fmt(held))),
+        "{text}"
+    );
+    assert!(
+        flat.contains("Payments nobody claimed in time, back in your wallet:"),
+        "{text}"
+    );
+    assert!(
+        flat.contains(&format!(
+            "+0.5 QTUM refund of the payment with claim key {} transaction {}",
+            claim_key.to_checksum(None),
+            refund.tx_hash
+        )),
+        "{text}"
+    );
+    // The claim into the wallet is not mistaken for a refund.
+    assert_eq!(flat.matches("refund of the payment").count(), 1, "{text}");
+}

@@ -837,6 +837,9 @@ impl Watcher {
         };
         let view = wallet.chain.account(parse_b256(&acct.account)).await?;
         let balance = view.map(|v| v.balance).unwrap_or(0);
+        // Refunds happen on chain without an order (anyone refunds an expired
+        // deposit), so the journal has no row for them: the escrow's events tell.
+        let refunds = wallet.chain.refunds_into(parse_b256(&acct.account)).await?;
         let mut body = text::Body::new(&format!(
             "Your mailbox wallet holds {}.",
             wallet.fmt(balance)
@@ -868,6 +871,16 @@ impl Watcher {
                     m.what,
                     m.party,
                     m.tx_hash.as_deref().unwrap_or("(not recorded)")
+                ));
+            }
+        }
+        if !refunds.is_empty() {
+            body = body.then("Payments nobody claimed in time, back in your wallet:");
+            for (claim_key, amount, tx) in refunds.iter().rev().take(10) {
+                body = body.item(&format!(
+                    "+{}  refund of the payment with claim key {}  transaction {tx}",
+                    wallet.fmt(*amount),
+                    claim_key.to_checksum(None)
                 ));
             }
         }

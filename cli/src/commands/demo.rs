@@ -3,8 +3,10 @@
 //! An embedded development chain (revm) with the real escrow contract; the SDK's client
 //! for deposits, claims and refunds; the SDK's mail builders for the notification and
 //! the claim mail; the watcher's own pipeline (DKIM with pinned demo keys, verify,
-//! submit, threaded reply) reading a mail directory. Nothing here is a script of its own:
-//! it calls the same code as `send`, `claim`, `refund` and `watch`.
+//! submit, threaded reply) reading a mail directory; then Bob's mailbox wallet at that
+//! watcher: a plain "claim" reply, "balance", "pay … to carol@…" with its confirmation
+//! code, and his own key bound and used to withdraw without the broker. Nothing here is a
+//! script of its own: it calls the same code as `send`, `claim`, `refund` and `watch`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use springmail_sdk::client::{DepositStatus, SendRequest, SpringMail, Ticket};
 use springmail_sdk::keys::ClaimSecret;
 use springmail_sdk::link::ClaimLink;
 use springmail_sdk::mail::{self, ClaimMail, Notification};
-use springmail_sdk::{qtum, Address, U256};
+use springmail_sdk::{qtum, Address, B256, U256};
 use springmail_watcher::authenticate::{AuthPolicy, DkimKeys, MailAuthenticator, PinnedRecords};
 use springmail_watcher::dkim_domain::DkimDomain;
 use springmail_watcher::journal::Journal;
@@ -27,6 +29,7 @@ use springmail_watcher::reply::{DirSink, DkimSigningKey, ReplyComposer};
 use springmail_watcher::service::{PipelineSettings, Watcher, WatcherParts};
 use springmail_watcher::submit::SubmitPolicy;
 use springmail_watcher::verify::VerifyPolicy;
+use springmail_watcher::wallet::{self as mailbox_wallet, SdkWallet, Wallet, WalletSettings};
 use springmail_watcher::DirSource;
 
 use super::claim::sign_claim_block;
@@ -368,7 +371,18 @@ pub async fn run(a: &DemoArgs, _json: bool) -> anyhow::Result<()> {
             ..Default::default()
         },
         metrics: Metrics::new(),
-    })?;
+    })?
+    .with_wallet(Wallet::new(
+        wallet_settings(),
+        Arc::new(SdkWallet::new(
+            SpringMail::new(
+                Arc::new(d.chain.as_account(watcher_key.address())),
+                alice_client.escrow(),
+            )
+            .with_start_block(alice_client.start_block()),
+            WATCHER_FEE,
+        )),
+    ))?;
     let report = watcher.run_once().await.context("the watcher's run")?;
     let names = ["Carol's claim", "the forged claim"];
     let mut records = watcher.journal().all_messages()?;
@@ -413,6 +427,23 @@ pub async fn run(a: &DemoArgs, _json: bool) -> anyhow::Result<()> {
         .context("the refund")?;
     d.line("refund", receipt.tx_hash.to_string());
 
+    // ------------------------------------------------------------------ mailbox wallets
+    let mut seen = list_eml(&replies_dir)?;
+    let story = WalletStory {
+        alice: &alice_client,
+        bob: &bob,
+        watcher: &mut watcher,
+        watcher_address: watcher_key.address(),
+        inbox: &inbox,
+        replies: &replies_dir,
+        data_dir: &data_dir,
+        outbox: &outbox,
+        example_com: &example_com,
+        seen: &mut seen,
+        sent: 0,
+    };
+    let wallet = story.run(&mut d).await?;
+
     // ------------------------------------------------------------------ summary
     d.step("Where everything stands");
     for (who, t) in [
@@ -455,6 +486,30 @@ pub async fn run(a: &DemoArgs, _json: bool) -> anyhow::Result<()> {
         };
         d.line(&format!("{who}'s deposit"), detail);
     }
+    d.line(
+        "bob's second",
+        format!(
+            "taken into bob's mailbox wallet in {}",
+            short(&wallet.claim_tx, 18)
+        ),
+    );
+    if let Some(link) = &wallet.carol_link {
+        let detail = match alice_client.find_account_deposit(link.claim_key()).await? {
+            Some((deposit, _)) => format!(
+                "open: {}, paid from bob's mailbox wallet; her reply takes it",
+                qtum_amount(deposit.amount)
+            ),
+            None => "not found".to_string(),
+        };
+        d.line("carol's new", detail);
+    }
+    d.line(
+        "bob's wallet",
+        format!(
+            "{} at the broker (he withdrew the rest with his own key)",
+            qtum_amount(wallet_balance(&alice_client, wallet.account).await?)
+        ),
+    );
     for (who, addr) in [
         ("alice", alice.address()),
         ("bob", bob.address()),
@@ -468,16 +523,23 @@ pub async fn run(a: &DemoArgs, _json: bool) -> anyhow::Result<()> {
             .iter()
             .map(|k| hex::encode(k.expose_bytes()))
             .collect();
-        let tickets = [&bob_ticket, &carol_ticket, &dave_ticket];
+        let tickets = [&bob_ticket, &carol_ticket, &dave_ticket, &wallet.ticket];
         let claim_keys: Vec<String> = tickets
             .iter()
             .map(|t| hex::encode(t.link.secret.expose_bytes()))
             .collect();
-        let salts: Vec<String> = tickets
+        let mut salts: Vec<String> = tickets
             .iter()
             .map(|t| hex::encode(t.link.salt.expose_bytes()))
             .collect();
-        let links: Vec<String> = tickets.iter().map(|t| t.link.to_bare()).collect();
+        // The broker's account salts (kept in its journal, never shown).
+        salts.extend(
+            journal_column(&data_dir, "SELECT salt FROM wallet_accounts")?
+                .into_iter()
+                .map(|s| s.trim_start_matches("0x").to_string()),
+        );
+        let mut links: Vec<String> = tickets.iter().map(|t| t.link.to_bare()).collect();
+        links.extend(wallet.carol_link.iter().map(|l| l.to_bare()));
         let dkim: Vec<&str> = [&example_com, &example_net, &broker, &impostor]
             .iter()
             .map(|d| d.key_pem.as_str())
@@ -537,7 +599,12 @@ async fn send(
         .await
         .with_context(|| format!("sending to {email}"))?;
     let amount = Amount::from_units(amount, Asset::qtum())?;
-    let built = mail::notification(&Notification {
+    let build = if watcher.is_some() {
+        mail::notification_offering_wallet
+    } else {
+        mail::notification
+    };
+    let built = build(&Notification {
         link: &ticket.link,
         from: ALICE_EMAIL,
         sender_name: Some("Alice"),
@@ -549,7 +616,13 @@ async fn send(
         note: Some("Lunch is on me. Claim it whenever you like."),
         date: None,
     })?;
-    let file = outbox.join(format!("{email}.eml"));
+    let mut file = outbox.join(format!("{email}.eml"));
+    for n in 2.. {
+        if !file.exists() {
+            break;
+        }
+        file = outbox.join(format!("{email}-{n}.eml"));
+    }
     notify::write_eml(&file, &built)?;
     d.line("transaction", ticket.tx_hash.to_string());
     d.line("claim key", ticket.link.claim_key().to_checksum(None));
@@ -646,4 +719,403 @@ fn yes(b: bool) -> &'static str {
     } else {
         "no"
     }
+}
+
+/// The broker's wallet policy in the demo: payments above 0.1 QTUM wait for a code.
+fn wallet_settings() -> WalletSettings {
+    WalletSettings {
+        per_payment: 1_000_000_000,
+        per_day: 5_000_000_000,
+        confirm_above: 10_000_000,
+        order_window: 3_600,
+    }
+}
+
+/// One column of the broker's journal (the demo reads its own broker's books).
+fn journal_column(data_dir: &Path, sql: &str) -> anyhow::Result<Vec<String>> {
+    let db = Journal::open_in(data_dir)?.path().to_path_buf();
+    let conn = rusqlite::Connection::open(&db)?;
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A mailbox wallet's balance as the escrow holds it.
+async fn wallet_balance(client: &SpringMail, account: B256) -> anyhow::Result<u128> {
+    Ok(client
+        .account(springmail_sdk::accounts::AccountId(account))
+        .await?
+        .balance)
+}
+
+/// What the wallet part of the demo leaves for the summary.
+struct WalletOutcome {
+    ticket: Ticket,
+    claim_tx: String,
+    account: B256,
+    carol_link: Option<ClaimLink>,
+}
+
+/// Bob's mailbox wallet: receive by a plain reply, balance, pay by email with a
+/// confirmation code, bind his own key and leave without the broker.
+struct WalletStory<'a> {
+    alice: &'a SpringMail,
+    bob: &'a Person,
+    watcher: &'a mut Watcher,
+    watcher_address: Address,
+    inbox: &'a Path,
+    replies: &'a Path,
+    data_dir: &'a Path,
+    outbox: &'a Path,
+    example_com: &'a DkimDomain,
+    seen: &'a mut Vec<PathBuf>,
+    sent: usize,
+}
+
+/// A mail as a mail client writes it: `first` as the body, then `quoted` quoted.
+struct Plain<'a> {
+    subject: &'a str,
+    first: &'a str,
+    in_reply_to: Option<&'a str>,
+    quoted: Option<&'a str>,
+}
+
+impl WalletStory<'_> {
+    async fn run(mut self, d: &mut Demo) -> anyhow::Result<WalletOutcome> {
+        // Receive.
+        let ticket = send(
+            d,
+            self.alice,
+            BOB_EMAIL,
+            200_000_000,
+            Some(self.watcher_address),
+            30 * 86_400,
+            self.outbox,
+        )
+        .await?;
+        d.step("Bob answers that notification with a plain reply, \"claim\": a mailbox wallet");
+        let note_file = self.outbox.join(format!("{BOB_EMAIL}-2.eml"));
+        let note = std::fs::read(&note_file)?;
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&note)
+            .context("the notification does not parse")?;
+        let note_id = parsed.message_id().unwrap_or_default().to_string();
+        let note_subject = parsed.subject().unwrap_or_default().to_string();
+        let note_text = parsed.body_text(0).unwrap_or_default().into_owned();
+        d.line(
+            "the mail says",
+            "reply \"claim\", or nothing at all, and the broker keeps it in a mailbox wallet",
+        );
+        let re = format!("Re: {note_subject}");
+        self.mail(
+            d,
+            "bob's reply",
+            Plain {
+                subject: &re,
+                first: "claim",
+                in_reply_to: Some(&note_id),
+                quoted: Some(&note_text),
+            },
+        )?;
+        let claimed = self.answers(d).await?;
+        let claim_tx = claimed
+            .iter()
+            .flat_map(|m| m.text.lines())
+            .find_map(|l| l.trim().strip_prefix("Transaction id: "))
+            .unwrap_or("-")
+            .to_string();
+        let account = self.account()?;
+        d.line(
+            "bob's wallet",
+            qtum_amount(wallet_balance(self.alice, account).await?),
+        );
+
+        // Hold.
+        d.step("Bob writes \"balance\"");
+        self.mail(
+            d,
+            "bob's mail",
+            Plain {
+                subject: "balance",
+                first: "",
+                in_reply_to: None,
+                quoted: None,
+            },
+        )?;
+        self.answers(d).await?;
+
+        // Send, above the confirmation threshold.
+        d.step("Bob writes \"pay 0.5 QTUM to carol@example.net\" (above his 0.1 QTUM confirm threshold)");
+        let order = format!("pay 0.5 QTUM to {CAROL_EMAIL}");
+        self.mail(
+            d,
+            "bob's order",
+            Plain {
+                subject: &order,
+                first: "For the concert tickets",
+                in_reply_to: None,
+                quoted: None,
+            },
+        )?;
+        let asked = self.answers(d).await?;
+        let request = asked
+            .first()
+            .context("the broker did not answer the payment")?;
+        let code = confirm_code(&request.text).context("the answer carries no code")?;
+        d.line(
+            "bob's wallet",
+            format!(
+                "{} (nothing moved yet)",
+                qtum_amount(wallet_balance(self.alice, account).await?)
+            ),
+        );
+        d.step("Bob confirms with the code, replying in the same thread");
+        let confirm = format!("confirm {code}");
+        let re = format!("Re: {order}");
+        self.mail(
+            d,
+            "bob's reply",
+            Plain {
+                subject: &re,
+                first: &confirm,
+                in_reply_to: Some(&request.message_id),
+                quoted: Some(&request.text),
+            },
+        )?;
+        let done = self.answers(d).await?;
+        let carol_link = done
+            .iter()
+            .find(|m| m.to.eq_ignore_ascii_case(CAROL_EMAIL))
+            .map(|m| link_from_mail(&m.path))
+            .transpose()?;
+        d.line(
+            "bob's wallet",
+            qtum_amount(wallet_balance(self.alice, account).await?),
+        );
+
+        // Exit.
+        d.step("Bob binds a key of his own, then withdraws with it, without the broker");
+        let owner = self.bob.address();
+        let text = mailbox_wallet::bind_text(BOB_EMAIL, CHAIN_ID, self.alice.escrow(), owner);
+        let sig = self
+            .bob
+            .key
+            .sign_digest(&mailbox_wallet::bind_digest(&text));
+        let bind = format!(
+            "bind {} 0x{}",
+            qtum::format_address(CHAIN_ID, owner),
+            hex::encode(sig.0)
+        );
+        d.line(
+            "he signs",
+            "the binding text (mailbox, chain, escrow, owner) with his key",
+        );
+        self.mail(
+            d,
+            "bob's mail",
+            Plain {
+                subject: "my key",
+                first: &bind,
+                in_reply_to: None,
+                quoted: None,
+            },
+        )?;
+        self.answers(d).await?;
+        // No broker from here on: Bob's own key, his own transaction.
+        let own = SpringMail::new(Arc::new(d.chain.as_account(owner)), self.alice.escrow())
+            .with_start_block(self.alice.start_block());
+        let id = springmail_sdk::accounts::AccountId(account);
+        let state = own.account(id).await?;
+        anyhow::ensure!(state.owner == Some(owner), "the owner key was not bound");
+        let before = d.balance(owner).await?;
+        let receipt = own
+            .withdraw_from(
+                id,
+                owner,
+                state.balance,
+                springmail_sdk::accounts::Movement {
+                    nonce: state.nonce,
+                    mail_hash: B256::ZERO,
+                },
+            )
+            .await
+            .context("Bob's withdrawal with his own key")?;
+        d.line(
+            "he withdraws",
+            format!(
+                "{} to {} with his own key, in {}",
+                qtum_amount(state.balance),
+                d.addr(owner),
+                short(&receipt.tx_hash.to_string(), 18)
+            ),
+        );
+        d.line(
+            "bob now has",
+            format!("{} (was {before})", d.balance(owner).await?),
+        );
+        d.line(
+            "bob's wallet",
+            qtum_amount(wallet_balance(self.alice, account).await?),
+        );
+        Ok(WalletOutcome {
+            ticket,
+            claim_tx,
+            account,
+            carol_link,
+        })
+    }
+
+    /// Bob's account id, from the broker's books.
+    fn account(&self) -> anyhow::Result<B256> {
+        let rows = journal_column(
+            self.data_dir,
+            "SELECT account FROM wallet_accounts WHERE email = 'bob@example.com'",
+        )?;
+        let hex = rows
+            .first()
+            .context("the broker opened no wallet for bob")?;
+        Ok(hex.parse()?)
+    }
+
+    /// Bob's mail client writes `m`, his provider signs it, it arrives at the broker.
+    fn mail(&mut self, d: &Demo, label: &str, m: Plain<'_>) -> anyhow::Result<String> {
+        self.sent += 1;
+        let id = format!(
+            "demo.{}.{}@example.com",
+            self.sent,
+            hex::encode(rand::random::<[u8; 6]>())
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as i64;
+        let mut raw = format!(
+            "From: Bob <{BOB_EMAIL}>\r\nTo: {WATCHER_EMAIL}\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <{id}>\r\n",
+            m.subject,
+            mail_parser::DateTime::from_timestamp(now).to_rfc822()
+        );
+        if let Some(parent) = m.in_reply_to {
+            raw.push_str(&format!(
+                "In-Reply-To: <{parent}>\r\nReferences: <{parent}>\r\n"
+            ));
+        }
+        raw.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n");
+        raw.push_str(m.first);
+        raw.push_str("\r\n");
+        if let Some(q) = m.quoted {
+            raw.push_str("\r\nOn Monday, the sender wrote:\r\n");
+            for l in q.lines() {
+                raw.push_str(&format!("> {l}\r\n"));
+            }
+        }
+        let file = self
+            .inbox
+            .join(format!("{:04}-bob-wallet.eml", 10 + self.sent));
+        std::fs::write(&file, self.example_com.sign(raw.as_bytes()))?;
+        let shown = if m.in_reply_to.is_some() || m.first.starts_with("bind") {
+            format!("\"{}\"", short(m.first, 60))
+        } else {
+            format!("Subject \"{}\"", m.subject)
+        };
+        d.line(
+            label,
+            format!("{shown} ({}, DKIM d=example.com)", d.rel(&file)),
+        );
+        Ok(id)
+    }
+
+    /// Runs the watcher once and shows what it sent.
+    async fn answers(&mut self, d: &Demo) -> anyhow::Result<Vec<Sent>> {
+        self.watcher.run_once().await.context("the watcher's run")?;
+        let mut out = Vec::new();
+        for path in list_eml(self.replies)? {
+            if self.seen.contains(&path) {
+                continue;
+            }
+            self.seen.push(path.clone());
+            let raw = std::fs::read(&path)?;
+            let Some(msg) = mail_parser::MessageParser::default().parse(&raw) else {
+                continue;
+            };
+            let sent = Sent {
+                to: msg
+                    .to()
+                    .and_then(|a| a.first())
+                    .and_then(|a| a.address())
+                    .unwrap_or("?")
+                    .to_string(),
+                message_id: msg.message_id().unwrap_or_default().to_string(),
+                text: msg.body_text(0).unwrap_or_default().into_owned(),
+                path: path.clone(),
+            };
+            let signed = msg.header("DKIM-Signature").is_some();
+            let threaded =
+                msg.in_reply_to().as_text().is_some() || msg.in_reply_to().as_text_list().is_some();
+            d.line(
+                if sent.to.eq_ignore_ascii_case(BOB_EMAIL) {
+                    "broker replies"
+                } else {
+                    "broker mails"
+                },
+                format!(
+                    "to {}: \"{}\" ({}{})",
+                    sent.to,
+                    msg.subject().unwrap_or(""),
+                    if threaded { "threaded, " } else { "" },
+                    if signed { "DKIM-signed" } else { "unsigned" }
+                ),
+            );
+            for l in key_lines(&sent.text) {
+                d.line("", format!("| {}", short(&l, 100)));
+            }
+            out.push(sent);
+        }
+        Ok(out)
+    }
+}
+
+/// A mail the broker sent.
+struct Sent {
+    to: String,
+    message_id: String,
+    text: String,
+    path: PathBuf,
+}
+
+/// The lines of a broker's mail worth showing: what happened, balances, codes, ids.
+fn key_lines(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('>'))
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    let first = lines
+        .iter()
+        .position(|l| !l.ends_with(','))
+        .unwrap_or_default();
+    for (i, l) in lines.iter().enumerate() {
+        let wanted = i == first
+            || [
+                "holds",
+                "confirm ",
+                "Transaction id",
+                "owner key",
+                "received",
+                "paid",
+                "Paid",
+            ]
+            .iter()
+            .any(|k| l.contains(k));
+        if wanted && !l.contains("sm1.") && out.len() < 6 {
+            out.push(l.to_string());
+        }
+    }
+    out
+}
+
+/// The code in a confirmation request (`confirm XXXX-XXXX`).
+fn confirm_code(text: &str) -> Option<String> {
+    let at = text.find("confirm ")? + "confirm ".len();
+    let code: String = text[at..].chars().take(9).collect();
+    (code.len() == 9 && code.as_bytes()[4] == b'-').then_some(code)
 }

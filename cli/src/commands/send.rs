@@ -28,6 +28,8 @@ pub struct Plan {
     pub watcher: Option<Address>,
     /// The watcher's mailbox (email mode).
     pub watcher_email: Option<String>,
+    /// The watcher keeps mailbox wallets: the notification offers a plain reply.
+    pub watcher_wallet: bool,
     /// Whether `--link-only` was given (a CSV row's watcher cannot override it).
     pub link_only: bool,
     /// Seconds until expiry.
@@ -88,6 +90,7 @@ impl Plan {
         Ok(Plan {
             watcher,
             watcher_email,
+            watcher_wallet: a.watcher_wallet || settings.watcher_wallet,
             link_only: a.link_only,
             expires_in,
             cancellable: a.cancellable || settings.cancellable,
@@ -137,7 +140,12 @@ pub fn notification_for(
         .as_deref()
         .unwrap_or("springmail@localhost");
     let watcher_email = watcher.and(plan.watcher_email.as_deref());
-    Ok(mail::notification(&Notification {
+    let build = if plan.watcher_wallet {
+        mail::notification_offering_wallet
+    } else {
+        mail::notification
+    };
+    Ok(build(&Notification {
         link,
         from,
         sender_name: settings.mail_name.as_deref(),

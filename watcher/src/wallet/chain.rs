@@ -128,6 +128,14 @@ pub trait WalletChain: Send + Sync {
         nonce: u32,
         mail_hash: B256,
     ) -> Result<Sent, WalletChainError>;
+    /// Expired payments of the account that came back into it, as `(claim key,
+    /// amount, transaction id)`, oldest first. None by default (a chain without logs).
+    async fn refunds_into(
+        &self,
+        _account: B256,
+    ) -> Result<Vec<(Address, u128, String)>, WalletChainError> {
+        Ok(Vec::new())
+    }
     /// Pays the account's money to an address.
     async fn withdraw(
         &self,

@@ -118,6 +118,21 @@ impl WalletChain for SdkWallet {
         }))
     }
 
+    async fn refunds_into(
+        &self,
+        account: B256,
+    ) -> Result<Vec<(Address, u128, String)>, WalletChainError> {
+        let found = self
+            .client
+            .refunds_into(AccountId(account))
+            .await
+            .map_err(map)?;
+        Ok(found
+            .into_iter()
+            .map(|(key, amount, tx)| (key, amount, tx.to_string()))
+            .collect())
+    }
+
     async fn deposit(&self, claim_key: Address) -> Result<DepositStatus, WalletChainError> {
         Ok(self.find(claim_key).await?.0)
     }
