@@ -254,6 +254,7 @@ fn watcher_a(
             per_day: 8 * COIN,
             confirm_above: COIN,
             order_window: 3_600,
+            pay_expiry: 30 * 86_400,
         },
         Arc::new(SdkWallet::new(client, FEE)),
     )

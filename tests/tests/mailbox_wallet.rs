@@ -31,6 +31,10 @@ const COIN: u128 = 100_000_000;
 const FEE: u128 = 100_000;
 
 /// The dev stack's mailboxes are shared: one scenario at a time.
+/// Payments to new emails expire after two minutes here, so the refund test moves
+/// the shared anvil's clock by minutes, not by the production default's 30 days.
+const PAY_EXPIRY_SECS: u64 = 120;
+
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct World {
@@ -77,6 +81,7 @@ impl World {
                 per_day: 8 * COIN,
                 confirm_above: COIN,
                 order_window: 3_600,
+                pay_expiry: PAY_EXPIRY_SECS,
             },
         }
     }
@@ -107,7 +112,10 @@ impl World {
             })
             .with_wallet(Wallet::new(
                 self.settings.clone(),
-                Arc::new(SdkWallet::new(self.client(), FEE)),
+                Arc::new(
+                    SdkWallet::new(self.client(), FEE)
+                        .with_pay_expiry(Duration::from_secs(PAY_EXPIRY_SECS)),
+                ),
             ))
             .unwrap()
     }
@@ -1095,7 +1103,7 @@ async fn balance_lists_an_unclaimed_payment_refunded_into_the_wallet() {
     let provider =
         alloy::providers::ProviderBuilder::new().connect_http(w.stack.anvil_url.parse().unwrap());
     use alloy::providers::Provider;
-    let secs = springmail_watcher::wallet::PAY_EMAIL_EXPIRY.as_secs() + 60;
+    let secs = PAY_EXPIRY_SECS + 60;
     let _: serde_json::Value = provider
         .raw_request("evm_increaseTime".into(), (secs,))
         .await

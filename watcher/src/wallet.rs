@@ -65,6 +65,9 @@ pub struct WalletSettings {
     /// A PAY or CONFIRM mail older than this (by its `Date`) is refused, and a
     /// confirmation code expires after it, seconds.
     pub order_window: u64,
+    /// How long a payment to a new email waits to be claimed before anyone may
+    /// refund it into the paying account, seconds.
+    pub pay_expiry: u64,
 }
 
 impl Default for WalletSettings {
@@ -74,6 +77,7 @@ impl Default for WalletSettings {
             per_day: 50 * 100_000_000,
             confirm_above: 100_000_000,
             order_window: 86_400,
+            pay_expiry: PAY_EMAIL_EXPIRY.as_secs(),
         }
     }
 }
@@ -92,6 +96,8 @@ pub struct RawWallet {
     pub confirm_above: Option<String>,
     /// Oldest PAY or CONFIRM mail accepted, and a code's lifetime, seconds.
     pub order_window_secs: Option<u64>,
+    /// Lifetime of a payment to a new email before it can come back, seconds.
+    pub pay_expiry_secs: Option<u64>,
 }
 
 /// The most of a PAY's text forwarded with a payment to a name of ours.
@@ -145,6 +151,13 @@ impl RawWallet {
                 "must be between 60 and 2592000 (30 days)".into(),
             );
         }
+        let pay_expiry = self.pay_expiry_secs.unwrap_or(defaults.pay_expiry);
+        if !(60..=365 * 86_400).contains(&pay_expiry) {
+            bad(
+                "pay_expiry_secs",
+                "must be between 60 and 31536000 (365 days)".into(),
+            );
+        }
         if let (Some(p), Some(d)) = (per_payment, per_day) {
             if p > d {
                 bad(
@@ -161,6 +174,7 @@ impl RawWallet {
             per_day: per_day?,
             confirm_above: confirm_above?,
             order_window: window,
+            pay_expiry,
         })
     }
 }
@@ -663,7 +677,8 @@ impl crate::config::Settings {
     /// The mailbox wallet `[wallet]` asks for, moving money as `parts`' client.
     pub fn wallet_for(&self, parts: &crate::service::WatcherParts) -> Option<Wallet> {
         let settings = self.wallet.clone()?;
-        let chain = SdkWallet::new(parts.client.clone(), self.native_fee);
+        let chain = SdkWallet::new(parts.client.clone(), self.native_fee)
+            .with_pay_expiry(std::time::Duration::from_secs(settings.pay_expiry));
         let mut wallet = Wallet::new(settings, Arc::new(chain));
         // Without the address layer (or if it cannot be made: the ingress reports
         // why at its start), names are paid as ordinary emails.

@@ -728,6 +728,7 @@ fn wallet_settings() -> WalletSettings {
         per_day: 5_000_000_000,
         confirm_above: 10_000_000,
         order_window: 3_600,
+        pay_expiry: 30 * 86_400,
     }
 }
 

@@ -13,7 +13,7 @@ use springmail_sdk::link::ClaimLink;
 use super::chain::{AccountView, NewDeposit, Sent, WalletChain, WalletChainError};
 
 /// How long a payment to a new email waits to be claimed before it can be refunded
-/// into the paying account.
+/// into the paying account, unless `[wallet] pay_expiry_secs` says otherwise.
 pub const PAY_EMAIL_EXPIRY: Duration = Duration::from_secs(30 * 86_400);
 
 /// The escrow's accounts through the SDK, with the watcher's claim fee.
@@ -21,6 +21,7 @@ pub const PAY_EMAIL_EXPIRY: Duration = Duration::from_secs(30 * 86_400);
 pub struct SdkWallet {
     client: SpringMail,
     fee: u128,
+    pay_expiry: Duration,
 }
 
 impl SdkWallet {
@@ -28,7 +29,17 @@ impl SdkWallet {
     /// also be the watcher that deposits name); `fee` is taken from each claim into an
     /// account, in base units.
     pub fn new(client: SpringMail, fee: u128) -> Self {
-        SdkWallet { client, fee }
+        SdkWallet {
+            client,
+            fee,
+            pay_expiry: PAY_EMAIL_EXPIRY,
+        }
+    }
+
+    /// Payments to new emails expire after `expiry` (default [`PAY_EMAIL_EXPIRY`]).
+    pub fn with_pay_expiry(mut self, expiry: Duration) -> Self {
+        self.pay_expiry = expiry;
+        self
     }
 
     fn controller(&self) -> Address {
@@ -222,7 +233,7 @@ impl WalletChain for SdkWallet {
                 PayRequest {
                     email: email.to_string(),
                     amount,
-                    expires_in: PAY_EMAIL_EXPIRY,
+                    expires_in: self.pay_expiry,
                     watcher: Some(self.controller()),
                     cancellable: false,
                 },

@@ -24,6 +24,7 @@ fn settings() -> WalletSettings {
         per_day: 1_500,
         confirm_above: 500,
         order_window: 3_600,
+        pay_expiry: 30 * 86_400,
     }
 }
 
@@ -312,6 +313,7 @@ fn the_wallet_section_names_each_bad_key_and_reads_good_values() {
         per_day: Some("5.5".into()),
         confirm_above: Some("0.5".into()),
         order_window_secs: Some(600),
+        pay_expiry_secs: Some(3_600),
     };
     assert_eq!(
         good.validate(&asset, &mut issues),
@@ -320,6 +322,7 @@ fn the_wallet_section_names_each_bad_key_and_reads_good_values() {
             per_day: 550_000_000,
             confirm_above: 50_000_000,
             order_window: 600,
+            pay_expiry: 3_600,
         })
     );
     assert!(issues.is_empty());
@@ -329,6 +332,7 @@ fn the_wallet_section_names_each_bad_key_and_reads_good_values() {
         per_day: Some("5".into()),
         confirm_above: Some("lots".into()),
         order_window_secs: Some(5),
+        pay_expiry_secs: Some(10),
     };
     assert_eq!(bad.validate(&asset, &mut issues), None);
     let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
@@ -337,6 +341,7 @@ fn the_wallet_section_names_each_bad_key_and_reads_good_values() {
         [
             "wallet.confirm_above",
             "wallet.order_window_secs",
+            "wallet.pay_expiry_secs",
             "wallet.per_payment"
         ]
     );
