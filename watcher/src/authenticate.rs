@@ -671,9 +671,8 @@ fn html_left_undecoded(msg: &mail_parser::Message<'_>, raw: &[u8], spots: &[usiz
     spots.iter().all(|&spot| {
         msg.parts.iter().skip(1).any(|p| {
             (p.offset_header as usize..p.offset_body as usize).contains(&spot)
-                && p.content_type().is_some_and(|ct| {
-                    ct.ctype() == "text" && ct.subtype() == Some("html")
-                })
+                && p.content_type()
+                    .is_some_and(|ct| ct.ctype() == "text" && ct.subtype() == Some("html"))
                 && p.encoding == Encoding::None
                 && !p.is_encoding_problem
                 && matches!(p.body, PartType::Html(_))
@@ -697,7 +696,11 @@ fn qp_decoder_trips(body: &[u8]) -> bool {
     let mut plain = 0;
     let mut count_plain = |run: &[u8]| {
         if plain < 2 {
-            plain += run.iter().filter(|c| !c.is_ascii_whitespace()).take(2).count();
+            plain += run
+                .iter()
+                .filter(|c| !c.is_ascii_whitespace())
+                .take(2)
+                .count();
         }
     };
     let mut from = 0;
@@ -864,7 +867,10 @@ mod tests {
     fn html_parts_are_left_undecoded_and_the_rest_reads_the_same() {
         let raw = mail(HTML_QP, "<div dir=3D\"ltr\">Yes=\r\n please</div>");
         let (fast, used, full) = both(&raw);
-        assert!(used, "a plain quoted-printable HTML alternative is not decoded");
+        assert!(
+            used,
+            "a plain quoted-printable HTML alternative is not decoded"
+        );
         assert_eq!(fast, full);
         assert!(fast.unwrap().contains("Yes please = here."));
     }
@@ -903,10 +909,8 @@ mod tests {
         // A text/plain part quoting MIME headers after a line of dashes: the copy
         // changes its text, so it must not be used.
         let quoted = "-----\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nx";
-        let raw = format!(
-            "From: bob@example.com\r\nContent-Type: text/plain\r\n\r\n{quoted}\r\n"
-        )
-        .into_bytes();
+        let raw = format!("From: bob@example.com\r\nContent-Type: text/plain\r\n\r\n{quoted}\r\n")
+            .into_bytes();
         let (fast, used, full) = both(&raw);
         assert!(undecoded_html_copy(&raw).is_some());
         assert!(!used);
@@ -958,7 +962,9 @@ mod tests {
         ];
         let mut body = |rng: &mut rand::rngs::StdRng| -> String {
             let n = rng.gen_range(0..40);
-            (0..n).map(|_| pieces[rng.gen_range(0..pieces.len())]).collect()
+            (0..n)
+                .map(|_| pieces[rng.gen_range(0..pieces.len())])
+                .collect()
         };
         let (mut used, mut rejected) = (0, 0);
         for i in 0..4000 {
@@ -992,7 +998,10 @@ mod tests {
             }
         }
         eprintln!("{used} undecoded, {rejected} decoded");
-        assert!(used > 500 && rejected > 500, "{used} undecoded, {rejected} decoded");
+        assert!(
+            used > 500 && rejected > 500,
+            "{used} undecoded, {rejected} decoded"
+        );
     }
 
     /// Every mail of the fuzz corpus and of the reliability corpus reads the same
@@ -1006,7 +1015,9 @@ mod tests {
             root.join("../tests/corpus/generated"),
             root.join("../tests/corpus/regressions"),
         ] {
-            for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            for entry in
+                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            {
                 files.push(entry.unwrap().path());
             }
         }

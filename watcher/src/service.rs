@@ -187,6 +187,8 @@ pub struct Watcher {
     next_due: Option<u64>,
     /// When the journal's counts were last read for the metrics.
     stats_at: Option<std::time::Instant>,
+    /// Claims this pass's fetch accepted, committed, not yet handed to the submitter.
+    pub(crate) fresh: Vec<crate::transition::AcceptedClaim>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -316,6 +318,7 @@ impl Watcher {
             index,
             next_due: None,
             stats_at: None,
+            fresh: Vec::new(),
         })
     }
 
@@ -554,8 +557,14 @@ impl Watcher {
         progressed |= self.collect_submissions().await?;
         progressed |= self.fetch().await?;
         self.crash(CrashPoint::AfterReceive)?;
-        // The pass's one read of the journal's messages.
-        let unfinished = self.journal.unfinished()?;
+        // The pass's one read of the journal's messages. The claims the fetch accepted
+        // are in hand already (their plans need not be parsed back from it).
+        let mut unfinished = self.journal.unfinished()?;
+        let fresh = std::mem::take(&mut self.fresh);
+        if !fresh.is_empty() {
+            let ids: std::collections::HashSet<i64> = fresh.iter().map(|c| c.id).collect();
+            unfinished.retain(|m| !ids.contains(&m.id));
+        }
         let now = unix_now();
         self.next_due = unfinished
             .iter()
@@ -564,6 +573,10 @@ impl Watcher {
             .min();
         let mut work =
             crate::judge::Work::sort(unfinished, now, &self.inflight, self.journal.path())?;
+        work.add(Applied {
+            accepted: fresh,
+            ..Applied::default()
+        });
         if !work.received.is_empty() {
             let received = std::mem::take(&mut work.received);
             let applied = self.judge_stored(received).await?;
