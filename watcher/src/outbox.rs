@@ -15,7 +15,10 @@ use crate::service::{unix_now, CrashPoint, ToFile, Watcher, WatcherError};
 use crate::transition::Transition;
 
 /// Replies handed to the mail server at once, each over its own connection.
-const REPLY_CONCURRENCY: usize = 8;
+const REPLY_CONCURRENCY: usize = 16;
+/// Reply groups sent per pass at most: the rest wait for the next pass, which comes at
+/// once, so that settling, fetching and submitting are not held up by a long outbox.
+const REPLY_GROUPS_PER_PASS: usize = 2;
 /// Replies marked `sending` (and then `sent`) per commit: two commits per group,
 /// and at most this many second copies after a crash during the hand-over.
 const REPLY_GROUP: usize = 64;
@@ -27,7 +30,14 @@ impl Watcher {
     pub(crate) async fn flush_outbox(&mut self) -> Result<bool, WatcherError> {
         let mut due = self.journal.outbox_due(unix_now())?.into_iter().peekable();
         let mut any = false;
+        let mut groups = 0;
+        self.outbox_more = false;
         while due.peek().is_some() {
+            if groups == REPLY_GROUPS_PER_PASS {
+                self.outbox_more = true;
+                break;
+            }
+            groups += 1;
             let group: Vec<_> = due.by_ref().take(REPLY_GROUP).collect();
             crate::transition::commit(
                 &self.journal,

@@ -189,6 +189,8 @@ pub struct Watcher {
     stats_at: Option<std::time::Instant>,
     /// Claims this pass's fetch accepted, committed, not yet handed to the submitter.
     pub(crate) fresh: Vec<crate::transition::AcceptedClaim>,
+    /// The last pass left due replies for the next one.
+    pub(crate) outbox_more: bool,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -319,6 +321,7 @@ impl Watcher {
             next_due: None,
             stats_at: None,
             fresh: Vec::new(),
+            outbox_more: false,
         })
     }
 
@@ -428,8 +431,8 @@ impl Watcher {
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            // Something finished meanwhile: take another pass at once.
-            if !self.done.is_empty() {
+            // Something finished meanwhile, or replies are still due: another pass at once.
+            if !self.done.is_empty() || self.outbox_more {
                 continue;
             }
             let wait = self.next_wait();
