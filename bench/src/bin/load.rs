@@ -191,7 +191,6 @@ async fn run(args: Args) -> Result<()> {
             retries.clone(),
             delivered.clone(),
         );
-        let ingress_port = ingress_port;
         senders.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
