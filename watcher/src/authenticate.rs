@@ -960,7 +960,7 @@ mod tests {
             "=", "==", "=3D", "=4", "=\r\n", "=\n", "-", "--", "--alt", "--outer", "--alt--",
             "\r\n", "\n", "\r", " ", "\t", "A", "x", "<p>", "BISMTP", "=C3=A9", "\r\n\r\n",
         ];
-        let mut body = |rng: &mut rand::rngs::StdRng| -> String {
+        let body = |rng: &mut rand::rngs::StdRng| -> String {
             let n = rng.gen_range(0..40);
             (0..n)
                 .map(|_| pieces[rng.gen_range(0..pieces.len())])
