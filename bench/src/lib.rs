@@ -74,6 +74,21 @@ pub fn proc_status_kb(pid: &str, field: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
+/// CPU time this process has used so far: user and system, all its threads (ended
+/// ones included), from `/proc/self/stat`, in the kernel's clock ticks (USER_HZ, 100
+/// a second on Linux). On a shared machine, work per CPU second is steadier than per
+/// wall-clock second: time the process waits for the core does not count.
+pub fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces), from the third on.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    // utime and stime are fields 14 and 15 (1-based), so 11 and 12 here.
+    let total = ticks(11)? + ticks(12)?;
+    Some(Duration::from_millis(total * 10))
+}
+
 /// One measured figure, as written to the JSON results.
 #[derive(Debug, Clone, Serialize)]
 pub struct Figure {

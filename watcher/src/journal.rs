@@ -619,6 +619,8 @@ impl Journal {
         writer_conn
             .busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
+        // Every statement the pipeline writes with stays prepared (rusqlite keeps 16).
+        writer_conn.set_prepared_statement_cache_capacity(64);
         let shared = Arc::new(WriterShared::default());
         let (tx, rx) = mpsc::channel();
         let thread = {
@@ -1191,17 +1193,18 @@ impl JournalTx<'_> {
             .prepare_cached("UPDATE messages SET msgid_hash = ?2 WHERE id = ?1")
             .and_then(|mut s| s.execute(params![id, msgid_hash]))
             .map_err(self.err())?;
-        self.tx
+        let inserted = self
+            .tx
             .prepare_cached("INSERT OR IGNORE INTO seen (msgid_hash, message_id) VALUES (?1, ?2)")
             .and_then(|mut s| s.execute(params![msgid_hash, id]))
             .map_err(self.err())?;
+        if inserted == 1 {
+            return Ok(None);
+        }
         let owner: i64 = self
             .tx
-            .query_row(
-                "SELECT message_id FROM seen WHERE msgid_hash = ?1",
-                params![msgid_hash],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT message_id FROM seen WHERE msgid_hash = ?1")
+            .and_then(|mut s| s.query_row(params![msgid_hash], |r| r.get(0)))
             .map_err(self.err())?;
         Ok((owner != id).then_some(owner))
     }
@@ -1243,13 +1246,14 @@ impl JournalTx<'_> {
     fn slot_holder(&self, claim_key: &str) -> Result<Option<i64>, JournalError> {
         let holder: Option<(i64, Option<String>)> = self
             .tx
-            .query_row(
+            .prepare_cached(
                 "SELECT c.message_id, m.outcome FROM claims c LEFT JOIN messages m ON m.id = c.message_id
                  WHERE c.claim_key = ?1",
-                params![claim_key],
-                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()
+            .and_then(|mut s| {
+                s.query_row(params![claim_key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
             .map_err(self.err())?;
         Ok(holder.and_then(|(holder, outcome)| {
             let released = matches!(

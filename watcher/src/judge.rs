@@ -226,7 +226,9 @@ impl Watcher {
             return Ok(());
         };
         let applied = pending.durable().await?;
-        self.count(applied);
+        let mut applied = self.count(applied);
+        // Handed to the submitter by this pass as they are, not read back from the journal.
+        self.fresh.append(&mut applied.accepted);
         self.metrics.checkpoint(last_uid);
         debug!(last_uid, "recorded and judged new mail");
         Ok(())

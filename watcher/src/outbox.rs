@@ -15,7 +15,11 @@ use crate::service::{unix_now, CrashPoint, ToFile, Watcher, WatcherError};
 use crate::transition::Transition;
 
 /// Replies handed to the mail server at once, each over its own connection.
-const REPLY_CONCURRENCY: usize = 8;
+const REPLY_CONCURRENCY: usize = 16;
+/// How long a pass sends replies at most (a group is never cut): the rest wait for
+/// the next pass, which comes at once, so that settling, fetching and submitting are
+/// not held up by a long outbox behind a slow mail server.
+const REPLY_PASS_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
 /// Replies marked `sending` (and then `sent`) per commit: two commits per group,
 /// and at most this many second copies after a crash during the hand-over.
 const REPLY_GROUP: usize = 64;
@@ -27,7 +31,13 @@ impl Watcher {
     pub(crate) async fn flush_outbox(&mut self) -> Result<bool, WatcherError> {
         let mut due = self.journal.outbox_due(unix_now())?.into_iter().peekable();
         let mut any = false;
+        let started = std::time::Instant::now();
+        self.outbox_more = false;
         while due.peek().is_some() {
+            if any && started.elapsed() >= REPLY_PASS_BUDGET {
+                self.outbox_more = true;
+                break;
+            }
             let group: Vec<_> = due.by_ref().take(REPLY_GROUP).collect();
             crate::transition::commit(
                 &self.journal,

@@ -189,6 +189,10 @@ pub struct Watcher {
     next_due: Option<u64>,
     /// When the journal's counts were last read for the metrics.
     stats_at: Option<std::time::Instant>,
+    /// Claims this pass's fetch accepted, committed, not yet handed to the submitter.
+    pub(crate) fresh: Vec<crate::transition::AcceptedClaim>,
+    /// The last pass left due replies for the next one.
+    pub(crate) outbox_more: bool,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -319,6 +323,8 @@ impl Watcher {
             index,
             next_due: None,
             stats_at: None,
+            fresh: Vec::new(),
+            outbox_more: false,
         })
     }
 
@@ -428,8 +434,8 @@ impl Watcher {
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            // Something finished meanwhile: take another pass at once.
-            if !self.done.is_empty() {
+            // Something finished meanwhile, or replies are still due: another pass at once.
+            if !self.done.is_empty() || self.outbox_more {
                 continue;
             }
             let wait = self.next_wait();
@@ -557,8 +563,14 @@ impl Watcher {
         progressed |= self.collect_submissions().await?;
         progressed |= self.fetch().await?;
         self.crash(CrashPoint::AfterReceive)?;
-        // The pass's one read of the journal's messages.
-        let unfinished = self.journal.unfinished()?;
+        // The pass's one read of the journal's messages. The claims the fetch accepted
+        // are in hand already (their plans need not be parsed back from it).
+        let mut unfinished = self.journal.unfinished()?;
+        let fresh = std::mem::take(&mut self.fresh);
+        if !fresh.is_empty() {
+            let ids: std::collections::HashSet<i64> = fresh.iter().map(|c| c.id).collect();
+            unfinished.retain(|m| !ids.contains(&m.id));
+        }
         let now = unix_now();
         self.next_due = unfinished
             .iter()
@@ -567,6 +579,10 @@ impl Watcher {
             .min();
         let mut work =
             crate::judge::Work::sort(unfinished, now, &self.inflight, self.journal.path())?;
+        work.add(Applied {
+            accepted: fresh,
+            ..Applied::default()
+        });
         if !work.received.is_empty() {
             let received = std::mem::take(&mut work.received);
             let applied = self.judge_stored(received).await?;

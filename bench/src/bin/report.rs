@@ -49,7 +49,7 @@ struct Results {
     figures: Vec<Figure>,
 }
 
-const ORDER: [(&str, &str); 7] = [
+const ORDER: [(&str, &str); 8] = [
     ("pipeline", "Verification throughput on one core"),
     (
         "memory",
@@ -69,6 +69,10 @@ const ORDER: [(&str, &str); 7] = [
         "Mail-to-transaction latency, the watcher's own SMTP ingress beside IMAP",
     ),
     ("load", "Sustained load on the dev stack"),
+    (
+        "load_smtp",
+        "Sustained load on the dev stack, claims through the watcher's SMTP ingress",
+    ),
 ];
 
 fn date(unix: u64) -> String {
