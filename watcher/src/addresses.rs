@@ -1330,11 +1330,11 @@ impl PayNames {
 /// [`crate::receipt::EvmPayments::with_log_reader`]: a `Moved` log emitted by
 /// `escrow` whose `to` is an address (below 2^160) paid it `amount`.
 pub fn escrow_withdrawals(escrow: Address) -> crate::receipt::LogReader {
-    Arc::new(move |log: &alloy::rpc::types::Log| {
-        if log.address() != escrow {
+    Arc::new(move |log: &alloy::primitives::Log| {
+        if log.address != escrow {
             return None;
         }
-        match springmail_sdk::accounts::AccountEvent::decode(&log.inner)? {
+        match springmail_sdk::accounts::AccountEvent::decode(log)? {
             springmail_sdk::accounts::AccountEvent::Moved { to, amount, .. }
                 if to.0[..12].iter().all(|&b| b == 0) =>
             {
@@ -1388,7 +1388,11 @@ pub fn from_settings(
                 .map_err(bad("chain.url"))?
                 .with_log_reader(escrow_withdrawals(settings.escrow())),
         ),
-        _ => Arc::new(crate::receipt::NoPayments),
+        springmail_sdk::config::Backend::Qtum => Arc::new(
+            crate::receipt::ChainPayments::connecting(settings.chain.clone())
+                .with_log_reader(escrow_withdrawals(settings.escrow())),
+        ),
+        springmail_sdk::config::Backend::Embedded => Arc::new(crate::receipt::NoPayments),
     };
     let reserved = ingress
         .recipients
@@ -2179,12 +2183,9 @@ mod tests {
                 mailHash: B256::repeat_byte(0x11),
             }
             .encode_log_data();
-            alloy::rpc::types::Log {
-                inner: alloy::primitives::Log {
-                    address: emitter,
-                    data,
-                },
-                ..Default::default()
+            alloy::primitives::Log {
+                address: emitter,
+                data,
             }
         };
         let read = escrow_withdrawals(escrow);
@@ -2202,6 +2203,79 @@ mod tests {
         );
         // A move to another account is no payment to an address.
         assert_eq!(read(&moved(escrow, B256::repeat_byte(0xbb))), None);
+    }
+
+    #[tokio::test]
+    async fn a_wallet_withdrawal_is_read_through_the_sdk_chain_as_on_qtum() {
+        use crate::receipt::{ChainPayments, NativePayment, Paid, PaymentCheck};
+        use alloy::primitives::{B256, U256};
+        use springmail_sdk::accounts::{AccountId, Limits, Movement};
+        use springmail_sdk::amount::{Amount, Asset};
+        use springmail_sdk::chain::embedded::EmbeddedChain;
+        use springmail_sdk::client::{SendRequest, SpringMail};
+        let chain = EmbeddedChain::new(8890);
+        let broker = Address::repeat_byte(0xb0);
+        chain.fund(broker, U256::from(1_000_000_000_000u64));
+        let client = SpringMail::deploy(Arc::new(chain.as_account(broker)))
+            .await
+            .unwrap();
+        let escrow = client.escrow();
+        let account = AccountId::commit(
+            "bob@example.com",
+            &springmail_sdk::email::Salt::from_bytes([7; 16]),
+        )
+        .unwrap();
+        let limits = Limits::new(1_000_000_000, 1_000_000_000).unwrap();
+        client.open_account(account, broker, limits).await.unwrap();
+        let amount = Amount::parse("2 QTUM", &Asset::qtum()).unwrap();
+        let mut req = SendRequest::native(
+            "bob@example.com",
+            amount,
+            std::time::Duration::from_secs(86_400),
+        );
+        req.watcher = Some(broker);
+        let ticket = client.send(req).await.unwrap();
+        let mv = |nonce| Movement {
+            nonce,
+            mail_hash: B256::repeat_byte(nonce as u8),
+        };
+        client
+            .claim_into(&ticket.link, &ticket.deposit, None, account, 0, mv(1))
+            .await
+            .unwrap();
+        let payee = Address::repeat_byte(0x5a);
+        let tx = client
+            .withdraw_from(account, payee, 50_000_000, mv(2))
+            .await
+            .unwrap()
+            .tx_hash;
+
+        let reader = ChainPayments::new(Arc::new(chain.as_account(broker)))
+            .with_log_reader(escrow_withdrawals(escrow));
+        assert_eq!(
+            reader.native_payment(tx).await.unwrap(),
+            Some(NativePayment {
+                succeeded: true,
+                paid: vec![Paid {
+                    to: payee,
+                    value: U256::from(50_000_000u64)
+                }],
+            })
+        );
+        // Read as another escrow's: the same transaction paid nothing.
+        let other = ChainPayments::new(Arc::new(chain.as_account(broker)))
+            .with_log_reader(escrow_withdrawals(Address::repeat_byte(1)));
+        assert!(other
+            .native_payment(tx)
+            .await
+            .unwrap()
+            .unwrap()
+            .paid
+            .is_empty());
+        assert_eq!(
+            reader.native_payment(B256::repeat_byte(9)).await.unwrap(),
+            None
+        );
     }
 
     #[test]

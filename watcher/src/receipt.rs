@@ -36,7 +36,7 @@ pub struct NativePayment {
 
 /// Reads a payment out of one log (`None` for any other log): the hook for contracts
 /// that pay out value, such as the escrow's mailbox-wallet withdrawals.
-pub type LogReader = Arc<dyn Fn(&alloy::rpc::types::Log) -> Option<Paid> + Send + Sync>;
+pub type LogReader = Arc<dyn Fn(&alloy::primitives::Log) -> Option<Paid> + Send + Sync>;
 
 /// Reads payments from the chain.
 #[async_trait]
@@ -52,7 +52,76 @@ pub trait PaymentCheck: Send + Sync {
     }
 }
 
-/// The chain backends without a payment reader yet (qtumd's own RPC, the embedded chain).
+/// [`PaymentCheck`] over the SDK's [`Chain`](springmail_sdk::chain::Chain), for
+/// backends without an EVM node (qtumd's own RPC): a transaction's receipt and what its
+/// logs report (a mailbox wallet's withdrawal). A plain coin transfer on Qtum pays
+/// through UTXO outputs, which this does not read: such receipts are not believed.
+pub struct ChainPayments {
+    chain: tokio::sync::OnceCell<Arc<dyn springmail_sdk::chain::Chain>>,
+    settings: Option<springmail_sdk::config::ChainSettings>,
+    readers: Vec<LogReader>,
+}
+
+impl std::fmt::Debug for ChainPayments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChainPayments")
+    }
+}
+
+impl ChainPayments {
+    /// A reader of `chain`.
+    pub fn new(chain: Arc<dyn springmail_sdk::chain::Chain>) -> Self {
+        ChainPayments {
+            chain: tokio::sync::OnceCell::new_with(Some(chain)),
+            settings: None,
+            readers: Vec::new(),
+        }
+    }
+
+    /// A reader that connects (read-only) on first use, as `settings` say.
+    pub fn connecting(settings: springmail_sdk::config::ChainSettings) -> Self {
+        ChainPayments {
+            chain: tokio::sync::OnceCell::new(),
+            settings: Some(settings),
+            readers: Vec::new(),
+        }
+    }
+
+    /// Counts the payments `reader` finds in the transaction's logs.
+    pub fn with_log_reader(mut self, reader: LogReader) -> Self {
+        self.readers.push(reader);
+        self
+    }
+}
+
+#[async_trait]
+impl PaymentCheck for ChainPayments {
+    async fn native_payment(&self, tx: B256) -> Result<Option<NativePayment>, String> {
+        let chain = self
+            .chain
+            .get_or_try_init(|| async {
+                match &self.settings {
+                    Some(s) => s.connect(None, None).await.map_err(|e| e.to_string()),
+                    None => Err("no chain to read".to_string()),
+                }
+            })
+            .await?;
+        let Some(receipt) = chain.receipt(tx).await.map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let paid = receipt
+            .logs
+            .iter()
+            .flat_map(|log| self.readers.iter().filter_map(move |r| r(log)))
+            .collect();
+        Ok(Some(NativePayment {
+            succeeded: receipt.succeeded(),
+            paid,
+        }))
+    }
+}
+
+/// The chain backends without a payment reader (the embedded chain lives in one process).
 #[derive(Debug, Clone, Copy)]
 pub struct NoPayments;
 
@@ -136,7 +205,7 @@ impl PaymentCheck for EvmPayments {
             }
         }
         for log in receipt.logs() {
-            paid.extend(self.readers.iter().filter_map(|r| r(log)));
+            paid.extend(self.readers.iter().filter_map(|r| r(&log.inner)));
         }
         Ok(Some(NativePayment {
             succeeded: receipt.status(),
