@@ -898,25 +898,40 @@ impl Journal {
 
     /// Replies not yet sent whose retry time has come.
     pub fn outbox_due(&self, now: u64) -> Result<Vec<OutboxItem>, JournalError> {
+        self.outbox_due_page(now, 0, usize::MAX)
+    }
+
+    /// At most `limit` of the replies due at `now` whose id is above `after`, in id
+    /// order: a pass reads the outbox a group at a time, not all of it each pass.
+    pub fn outbox_due_page(
+        &self,
+        now: u64,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, JournalError> {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached(
                 "SELECT id, message_id, mail_from, rcpt, bytes, attempts, created_at FROM outbox
-                 WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY id",
+                 WHERE state = 'pending' AND next_attempt_at <= ?1 AND id > ?2 ORDER BY id LIMIT ?3",
             )
             .map_err(self.err())?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![now.min(i64::MAX as u64) as i64], |r| {
-                Ok(OutboxItem {
-                    id: r.get(0)?,
-                    message_row: r.get(1)?,
-                    mail_from: r.get(2)?,
-                    rcpt: r.get(3)?,
-                    bytes: r.get(4)?,
-                    attempts: r.get(5)?,
-                    created_at: r.get::<_, i64>(6)?.max(0) as u64,
-                })
-            })
+            .query_map(
+                params![now.min(i64::MAX as u64) as i64, after, limit],
+                |r| {
+                    Ok(OutboxItem {
+                        id: r.get(0)?,
+                        message_row: r.get(1)?,
+                        mail_from: r.get(2)?,
+                        rcpt: r.get(3)?,
+                        bytes: r.get(4)?,
+                        attempts: r.get(5)?,
+                        created_at: r.get::<_, i64>(6)?.max(0) as u64,
+                    })
+                },
+            )
             .map_err(self.err())?;
         rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
     }

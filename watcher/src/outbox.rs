@@ -29,16 +29,17 @@ impl Watcher {
     /// trip to the mail server (tens of ms), and one by one they held up the next
     /// fetch under load.
     pub(crate) async fn flush_outbox(&mut self) -> Result<bool, WatcherError> {
-        let mut due = self.journal.outbox_due(unix_now())?.into_iter().peekable();
+        let now = unix_now();
+        let mut after = 0;
         let mut any = false;
         let started = std::time::Instant::now();
         self.outbox_more = false;
-        while due.peek().is_some() {
-            if any && started.elapsed() >= REPLY_PASS_BUDGET {
-                self.outbox_more = true;
+        loop {
+            let group = self.journal.outbox_due_page(now, after, REPLY_GROUP)?;
+            let Some(last) = group.last() else {
                 break;
-            }
-            let group: Vec<_> = due.by_ref().take(REPLY_GROUP).collect();
+            };
+            after = last.id;
             crate::transition::commit(
                 &self.journal,
                 group
@@ -100,6 +101,14 @@ impl Watcher {
                 }
             }
             self.commit(transitions).await?;
+            if group.len() < REPLY_GROUP {
+                break;
+            }
+            if any && started.elapsed() >= REPLY_PASS_BUDGET {
+                // A full group may have more behind it: the next pass comes at once.
+                self.outbox_more = true;
+                break;
+            }
         }
         Ok(any)
     }
