@@ -227,6 +227,25 @@ impl ClaimLink {
         )
     }
 
+    /// The first valid claim link written anywhere in `text` (a reply quoting its
+    /// notification, a page of text): each [`LINK_PREFIX`] and the base64url
+    /// characters after it are tried in turn.
+    pub fn find_in(text: &str) -> Option<Self> {
+        let mut rest = text;
+        while let Some(at) = rest.find(LINK_PREFIX) {
+            let tail = &rest[at..];
+            let body = tail[LINK_PREFIX.len()..]
+                .bytes()
+                .take_while(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+                .count();
+            if let Ok(link) = Self::parse(&tail[..LINK_PREFIX.len() + body]) {
+                return Some(link);
+            }
+            rest = &tail[LINK_PREFIX.len()..];
+        }
+        None
+    }
+
     /// Parses the bare or URL form (see the module docs).
     pub fn parse(text: &str) -> Result<Self, LinkError> {
         if text.len() > MAX_LINK_INPUT {
@@ -330,6 +349,17 @@ pub(crate) fn percent_encode(text: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn find_in_skips_a_broken_link_and_stops_at_punctuation() {
+        let link = fixed();
+        let text = format!(
+            "see sm1.notalink here\n> Claim it: {}.\n",
+            link.to_bare()
+        );
+        assert_eq!(ClaimLink::find_in(&text), Some(link));
+        assert_eq!(ClaimLink::find_in("sm1. and sm1.x"), None);
+    }
 
     fn fixed() -> ClaimLink {
         ClaimLink {

@@ -406,19 +406,7 @@ pub fn bind_signature_valid(
 
 /// Finds a claim link in the mail's texts (a reply quotes the notification's).
 fn find_link(texts: &[String]) -> Option<ClaimLink> {
-    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    for text in texts {
-        let mut rest = text.as_str();
-        while let Some(at) = rest.find("sm1.") {
-            let tail = &rest[at..];
-            let end = 4 + tail[4..].bytes().take_while(|b| B64.contains(b)).count();
-            if let Ok(link) = ClaimLink::parse(&tail[..end]) {
-                return Some(link);
-            }
-            rest = &tail[4..];
-        }
-    }
-    None
+    texts.iter().find_map(|t| ClaimLink::find_in(t))
 }
 
 /// The mail's `Date`, unix seconds.

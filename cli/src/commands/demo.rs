@@ -650,11 +650,7 @@ fn link_from_mail(path: &Path) -> anyhow::Result<ClaimLink> {
         .parse(&raw)
         .context("the notification does not parse")?;
     let text = msg.body_text(0).context("the notification has no text")?;
-    let token = text
-        .split_whitespace()
-        .find(|w| w.starts_with("sm1."))
-        .context("the notification carries no sm1. link")?;
-    Ok(ClaimLink::parse(token)?)
+    ClaimLink::find_in(&text).context("the notification carries no sm1. link")
 }
 
 fn list_eml(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
