@@ -2,6 +2,7 @@
 //! BiSMTP blocks sent to `broker@` (REGISTER, RESOLVE, RESOLVED, RECEIPT).
 
 use super::*;
+pub(super) use crate::service::unix_now;
 
 /// The desk's settings.
 #[derive(Debug, Clone)]
@@ -64,10 +65,6 @@ impl Handled {
             mails: Vec::new(),
         }
     }
-}
-
-pub(super) fn unix_now() -> u64 {
-    crate::service::unix_now()
 }
 
 impl AddressDesk {
