@@ -353,10 +353,7 @@ mod tests {
     #[test]
     fn find_in_skips_a_broken_link_and_stops_at_punctuation() {
         let link = fixed();
-        let text = format!(
-            "see sm1.notalink here\n> Claim it: {}.\n",
-            link.to_bare()
-        );
+        let text = format!("see sm1.notalink here\n> Claim it: {}.\n", link.to_bare());
         assert_eq!(ClaimLink::find_in(&text), Some(link));
         assert_eq!(ClaimLink::find_in("sm1. and sm1.x"), None);
     }

@@ -1190,6 +1190,16 @@ mod tests {
             let r = self.cmd("MAIL FROM:<bob@example.com>").await;
             assert!(r.starts_with("250"), "MAIL FROM: {r}");
         }
+
+        /// MAIL FROM Bob, RCPT the watcher, DATA: the server waits for the message.
+        async fn envelope_from_bob(&mut self) {
+            let r = self.cmd("MAIL FROM:<bob@example.com>").await;
+            assert!(r.starts_with("250"), "MAIL FROM: {r}");
+            let r = self.cmd("RCPT TO:<watcher@broker.test>").await;
+            assert!(r.starts_with("250"), "RCPT TO: {r}");
+            let r = self.cmd("DATA").await;
+            assert!(r.starts_with("354"), "DATA: {r}");
+        }
     }
 
     fn message(from: &str, body: &str) -> Vec<u8> {
@@ -1326,15 +1336,7 @@ mod tests {
         let r = c.cmd("MAIL FROM:<bob@example.com> SIZE=9000").await;
         assert!(r.starts_with("552 5.3.4"), "{r}");
         // Undeclared, and too big once sent.
-        assert!(c
-            .cmd("MAIL FROM:<bob@example.com>")
-            .await
-            .starts_with("250"));
-        assert!(c
-            .cmd("RCPT TO:<watcher@broker.test>")
-            .await
-            .starts_with("250"));
-        assert!(c.cmd("DATA").await.starts_with("354"));
+        c.envelope_from_bob().await;
         let body = "x".repeat(100);
         for _ in 0..200 {
             c.send(format!("{body}\r\n").as_bytes()).await;
@@ -1343,15 +1345,7 @@ mod tests {
         assert!(r.starts_with("552 5.3.4"), "{r}");
         assert!(ing.inbox().is_empty());
         // A small message on the same connection still goes through.
-        assert!(c
-            .cmd("MAIL FROM:<bob@example.com>")
-            .await
-            .starts_with("250"));
-        assert!(c
-            .cmd("RCPT TO:<watcher@broker.test>")
-            .await
-            .starts_with("250"));
-        assert!(c.cmd("DATA").await.starts_with("354"));
+        c.envelope_from_bob().await;
         c.send(&message("bob@example.com", "..dot-stuffed line"))
             .await;
         let r = c.cmd(".").await;
