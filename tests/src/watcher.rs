@@ -67,6 +67,7 @@ impl Stack {
             port: self.smtp_port,
             security: SmtpSecurity::Plain,
             credentials: None,
+            connections: springmail_watcher::reply::DEFAULT_SMTP_CONNECTIONS,
         })
         .expect("SMTP settings");
         let dkim = DkimSigningKey::from_pem(w.broker_key_pem, "broker").expect("broker key");

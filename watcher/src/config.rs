@@ -133,7 +133,9 @@ use crate::authenticate::{AuthPolicy, DkimKeys, MailAuthenticator, PinnedRecords
 use crate::ingest::imap::{is_loopback, ImapSecurity, ImapSettings, ImapSource};
 use crate::journal::Journal;
 use crate::metrics::Metrics;
-use crate::reply::{DkimSigningKey, ReplyComposer, SmtpSecurity, SmtpSettings, SmtpSink};
+use crate::reply::{
+    DkimSigningKey, ReplyComposer, SmtpSecurity, SmtpSettings, SmtpSink, DEFAULT_SMTP_CONNECTIONS,
+};
 use crate::service::{PipelineSettings, WatcherParts};
 use crate::smtp_ingress::{IngressSettings, Spool};
 use crate::submit::SubmitPolicy;
@@ -218,6 +220,8 @@ pub struct RawSmtp {
     pub from: Option<String>,
     /// Display name.
     pub display_name: Option<String>,
+    /// Connections open at once to the server (replies in flight), 1–64.
+    pub connections: Option<u32>,
 }
 
 /// `[dkim]`.
@@ -649,6 +653,10 @@ impl RawConfig {
                 "\"plain\" (unencrypted) is only allowed when smtp.host is a loopback address",
             );
         }
+        let smtp_connections = smtp_raw.connections.unwrap_or(DEFAULT_SMTP_CONNECTIONS);
+        if !(1..=64).contains(&smtp_connections) {
+            c.bad("smtp.connections", "must be between 1 and 64");
+        }
         let smtp_password = c.secret_env(
             "smtp.password_env",
             &smtp_raw.password_env,
@@ -951,6 +959,7 @@ impl RawConfig {
                 }),
                 security: smtp_security,
                 credentials: smtp_raw.user.clone().zip(smtp_password),
+                connections: smtp_connections,
             },
             from: from.expect("checked"),
             display_name: smtp_raw
@@ -1768,6 +1777,31 @@ native = "0.001"
             .validate(&env)
             .unwrap_err();
         assert!(err.to_string().contains("[http] listen: missing"), "{err}");
+    }
+
+    #[test]
+    fn smtp_connections_default_and_range() {
+        let s = RawConfig::parse(GOOD).unwrap().validate(&env).unwrap();
+        assert_eq!(s.smtp.connections, DEFAULT_SMTP_CONNECTIONS);
+        let with = |n: &str| {
+            GOOD.replace(
+                "security = \"plain\"\n[dkim]",
+                &format!("security = \"plain\"\nconnections = {n}\n[dkim]"),
+            )
+        };
+        let s = RawConfig::parse(&with("32"))
+            .unwrap()
+            .validate(&env)
+            .unwrap();
+        assert_eq!(s.smtp.connections, 32);
+        for bad in ["0", "65"] {
+            let err = RawConfig::parse(&with(bad))
+                .unwrap()
+                .validate(&env)
+                .unwrap_err();
+            let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
+            assert_eq!(keys, vec!["smtp.connections"], "{err}");
+        }
     }
 
     #[test]

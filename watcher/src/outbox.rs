@@ -14,8 +14,6 @@ use crate::journal::ReplyRetry;
 use crate::service::{unix_now, CrashPoint, ToFile, Watcher, WatcherError};
 use crate::transition::Transition;
 
-/// Replies handed to the mail server at once, each over its own connection.
-const REPLY_CONCURRENCY: usize = 16;
 /// How long a pass sends replies at most (a group is never cut): the rest wait for
 /// the next pass, which comes at once, so that settling, fetching and submitting are
 /// not held up by a long outbox behind a slow mail server.
@@ -25,9 +23,9 @@ const REPLY_PASS_BUDGET: std::time::Duration = std::time::Duration::from_millis(
 const REPLY_GROUP: usize = 64;
 
 impl Watcher {
-    /// Sends the due replies, [`REPLY_CONCURRENCY`] at a time: a reply costs a round
-    /// trip to the mail server (tens of ms), and one by one they held up the next
-    /// fetch under load.
+    /// Sends the due replies, as many at a time as the sink takes (`[smtp]
+    /// connections`): a reply costs tens of ms at the mail server (which stores it
+    /// before its 250), and one by one they held up the next fetch under load.
     pub(crate) async fn flush_outbox(&mut self) -> Result<bool, WatcherError> {
         let now = unix_now();
         let mut after = 0;
@@ -62,7 +60,7 @@ impl Watcher {
                 sends.push(async move { sink.send(&mail).await });
             }
             let results: Vec<_> = futures::stream::iter(sends)
-                .buffered(REPLY_CONCURRENCY)
+                .buffered(self.sink.concurrency().max(1))
                 .collect()
                 .await;
             if results.iter().any(Result::is_ok) {

@@ -79,6 +79,11 @@ pub trait ReplySink: Send + Sync {
     fn describe(&self) -> String {
         "reply sink".into()
     }
+
+    /// How many replies the outbox hands over at once.
+    fn concurrency(&self) -> usize {
+        16
+    }
 }
 
 /// Keeps replies in memory (tests, the demo).
@@ -169,7 +174,12 @@ pub struct SmtpSettings {
     pub security: SmtpSecurity,
     /// Login and password, if the server wants them.
     pub credentials: Option<(String, String)>,
+    /// Connections open at once (replies in flight), kept open between replies.
+    pub connections: u32,
 }
+
+/// `[smtp] connections` when not set.
+pub const DEFAULT_SMTP_CONNECTIONS: u32 = 16;
 
 impl std::fmt::Debug for SmtpSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -177,6 +187,7 @@ impl std::fmt::Debug for SmtpSettings {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("security", &self.security)
+            .field("connections", &self.connections)
             .field(
                 "credentials",
                 &self.credentials.as_ref().map(|(u, _)| (u, "<redacted>")),
@@ -196,10 +207,13 @@ pub enum SmtpSecurity {
     Plain,
 }
 
-/// Sends replies through an SMTP server with lettre.
+/// Sends replies through an SMTP server with lettre, over pooled connections.
 #[derive(Clone)]
 pub struct SmtpSink {
-    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    builder: lettre::transport::smtp::AsyncSmtpTransportBuilder,
+    connections: u32,
+    // Built at the first send: the pool starts a task on the runtime that sends.
+    transport: Arc<std::sync::OnceLock<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>>,
     describe: String,
 }
 
@@ -210,7 +224,7 @@ impl std::fmt::Debug for SmtpSink {
 }
 
 impl SmtpSink {
-    /// A sink for these settings (connects lazily, per message).
+    /// A sink for these settings (connects at the first reply).
     pub fn new(settings: &SmtpSettings) -> Result<Self, SinkError> {
         use lettre::transport::smtp::authentication::Credentials;
         use lettre::AsyncSmtpTransport;
@@ -232,12 +246,19 @@ impl SmtpSink {
         };
         let mut builder = builder
             .port(settings.port)
-            .timeout(Some(std::time::Duration::from_secs(30)));
+            .timeout(Some(std::time::Duration::from_secs(30)))
+            .pool_config(
+                lettre::transport::smtp::PoolConfig::new()
+                    .max_size(settings.connections.max(1))
+                    .idle_timeout(std::time::Duration::from_secs(30)),
+            );
         if let Some((user, pass)) = &settings.credentials {
             builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
         }
         Ok(SmtpSink {
-            transport: builder.build(),
+            builder,
+            connections: settings.connections.max(1),
+            transport: Arc::default(),
             describe: format!(
                 "smtp {}:{} ({:?})",
                 settings.host, settings.port, settings.security
@@ -263,6 +284,7 @@ impl ReplySink for SmtpSink {
                 transient: false,
             })?;
         self.transport
+            .get_or_init(|| self.builder.clone().build())
             .send_raw(&envelope, &mail.bytes)
             .await
             .map(|_| ())
@@ -274,6 +296,10 @@ impl ReplySink for SmtpSink {
 
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+
+    fn concurrency(&self) -> usize {
+        self.connections as usize
     }
 }
 
