@@ -53,8 +53,27 @@ fn free_port() -> Result<u16> {
 impl Anvil {
     /// Starts `bin` on a free loopback port and waits until it answers.
     pub async fn spawn(bin: &Path) -> Result<Self> {
+        // No historical states: without this anvil writes a snapshot of the whole
+        // state to ~/.foundry/anvil/tmp for every block past its memory limit
+        // (tens of GB for 100,000 deposits). Logs and receipts are kept.
+        Self::spawn_with(bin, &["--prune-history"], None).await
+    }
+
+    /// As [`Anvil::spawn`], with `history` (anvil's `--prune-history` and its
+    /// value) and, when `max_bytes` is given, its address space limited to that
+    /// (with `prlimit`): an anvil that runs away fails alone instead of making the
+    /// kernel's OOM killer pick among the machine's processes.
+    pub async fn spawn_with(bin: &Path, history: &[&str], max_bytes: Option<u64>) -> Result<Self> {
         let port = free_port()?;
-        let child = Command::new(bin)
+        let mut command = match max_bytes {
+            Some(max) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--as={max}")).arg("--").arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = command
             .args([
                 "--hardfork",
                 "shanghai",
@@ -68,10 +87,7 @@ impl Anvil {
                 &port.to_string(),
                 "--silent",
             ])
-            // No historical states: without this anvil writes a snapshot of the whole
-            // state to ~/.foundry/anvil/tmp for every block past its memory limit
-            // (tens of GB for 100,000 deposits). Logs and receipts are kept.
-            .arg("--prune-history")
+            .args(history)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -30,7 +30,7 @@ use springmail_watcher::authenticate::DkimKeys;
 use springmail_watcher::ingest::imap::{ImapSecurity, ImapSettings, ImapSource};
 use springmail_watcher::journal::Journal;
 use springmail_watcher::metrics::Metrics;
-use springmail_watcher::reply::{SmtpSecurity, SmtpSettings, SmtpSink};
+use springmail_watcher::reply::{SmtpSecurity, SmtpSettings, SmtpSink, DEFAULT_SMTP_CONNECTIONS};
 use springmail_watcher::service::Watcher;
 use springmail_watcher::smtp_ingress::{IngressSettings, Spool};
 
@@ -51,6 +51,8 @@ pub struct Stack {
     pub imap_port: u16,
     /// SMTP port on 127.0.0.1.
     pub smtp_port: u16,
+    /// Postfix's port on 127.0.0.1, when the dev stack runs it (as root only).
+    pub postfix_port: Option<u16>,
     /// Every user's password.
     pub password: String,
 }
@@ -76,6 +78,10 @@ impl Stack {
             anvil_url,
             imap_port: var("SPRINGMAIL_IMAP_PORT")?.parse()?,
             smtp_port: var("SPRINGMAIL_SMTP_PORT")?.parse()?,
+            postfix_port: match std::env::var("SPRINGMAIL_POSTFIX_PORT") {
+                Ok(p) => Some(p.parse()?),
+                Err(_) => None,
+            },
             password: var("SPRINGMAIL_MAIL_PASSWORD")?,
         })
     }
@@ -327,6 +333,21 @@ async fn deposit_all(
     Ok(())
 }
 
+/// `[smtp] connections` for replies through the dev stack's Postfix.
+pub const MTA_CONNECTIONS: u32 = 32;
+
+/// Where a benchmark's watcher sends its replies.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replies {
+    /// The dev relay, which answers each only after dovecot stored it.
+    Relay,
+    /// The dev stack's Postfix, which queues each (fsync'd) and relays it to the dev
+    /// relay on its own: the MTA beside a broker.
+    Mta,
+    /// A sink that only counts them (to see what the replies cost).
+    Count,
+}
+
 /// A watcher running on a runtime of its own (two workers, as on a two-core broker).
 pub struct RunningWatcher {
     /// Claim submissions as anvil accepted them.
@@ -344,15 +365,14 @@ pub struct RunningWatcher {
 
 impl RunningWatcher {
     /// Starts the watcher on `fixture`'s escrow: IMAP IDLE on watcher@broker.test
-    /// (polling only every `poll`), replies over SMTP (or, with `count_replies`, to a
-    /// sink that only counts them).
+    /// (polling only every `poll`), replies as `replies` says.
     pub fn start(
         stack: &Stack,
         fixture: &Fixture,
         poll: Duration,
-        count_replies: bool,
+        replies: Replies,
     ) -> Result<Self> {
-        Ok(Self::start_with(stack, fixture, poll, count_replies, false)?.0)
+        Ok(Self::start_with(stack, fixture, poll, replies, false)?.0)
     }
 
     /// As [`RunningWatcher::start`], but mail comes in over the watcher's own SMTP
@@ -361,9 +381,9 @@ impl RunningWatcher {
         stack: &Stack,
         fixture: &Fixture,
         poll: Duration,
-        count_replies: bool,
+        replies: Replies,
     ) -> Result<(Self, std::net::SocketAddr)> {
-        let (w, addr) = Self::start_with(stack, fixture, poll, count_replies, true)?;
+        let (w, addr) = Self::start_with(stack, fixture, poll, replies, true)?;
         Ok((w, addr.expect("the ingress address")))
     }
 
@@ -371,7 +391,7 @@ impl RunningWatcher {
         stack: &Stack,
         fixture: &Fixture,
         poll: Duration,
-        count_replies: bool,
+        replies: Replies,
         smtp_ingress: bool,
     ) -> Result<(Self, Option<std::net::SocketAddr>)> {
         let seen = Arc::new(Submissions::default());
@@ -393,18 +413,27 @@ impl RunningWatcher {
             idle: true,
             timeout: Duration::from_secs(30),
         })?;
-        let sink: Arc<dyn springmail_watcher::reply::ReplySink> = if count_replies {
-            Arc::new(rig::CountingSink::default())
-        } else {
-            Arc::new(
+        // The broker's own MTA on loopback takes more connections than the default,
+        // which suits a provider's submission server.
+        let smtp = match replies {
+            Replies::Relay => Some((stack.smtp_port, DEFAULT_SMTP_CONNECTIONS)),
+            Replies::Mta => Some((stack.postfix_port.ok_or_else(|| {
+                anyhow!("replies through the MTA need the dev stack's Postfix (SPRINGMAIL_POSTFIX_PORT is not set: it runs only when the stack was started as root)")
+            })?, MTA_CONNECTIONS)),
+            Replies::Count => None,
+        };
+        let sink: Arc<dyn springmail_watcher::reply::ReplySink> = match smtp {
+            None => Arc::new(rig::CountingSink::default()),
+            Some((port, connections)) => Arc::new(
                 SmtpSink::new(&SmtpSettings {
                     host: "127.0.0.1".into(),
-                    port: stack.smtp_port,
+                    port,
                     security: SmtpSecurity::Plain,
                     credentials: None,
+                    connections,
                 })
                 .map_err(|e| anyhow!("{e}"))?,
-            )
+            ),
         };
         let mut pins = springmail_watcher::authenticate::PinnedRecords::new();
         fixture.provider.pin(&mut pins)?;
@@ -440,11 +469,15 @@ impl RunningWatcher {
             rt.block_on(async move {
                 let _ingress = match spool {
                     Some(spool) => {
-                        let settings = IngressSettings::new(
+                        let mut settings = IngressSettings::new(
                             "127.0.0.1:0".parse().expect("an address"),
                             vec!["broker.test".into()],
                             vec![WATCHER_EMAIL.into()],
                         );
+                        // Every benchmark sender comes from 127.0.0.1, where an MX
+                        // sees many clients: the default 10 per client turned away
+                        // senders whose previous session was still closing.
+                        settings.max_connections_per_client = 64;
                         let (addr, task) =
                             springmail_watcher::smtp_ingress::serve(settings, spool, ingress_keys)
                                 .await?;

@@ -31,7 +31,7 @@ use anyhow::{bail, Result};
 use clap::Parser;
 use rand::Rng;
 use springmail_bench::corpus::WATCHER_EMAIL;
-use springmail_bench::stack::{self, RunningWatcher, Stack, BOB};
+use springmail_bench::stack::{self, Replies, RunningWatcher, Stack, BOB};
 use springmail_bench::{percentile, Results, Target};
 
 /// Where the watcher reads mail from.
@@ -144,10 +144,13 @@ async fn measure(stack: &Stack, args: &Args, mode: Ingress) -> Result<Measured> 
     let poll = Duration::from_secs(args.poll_secs);
     let (watcher, ingress_port) = match mode {
         Ingress::Smtp => {
-            let (w, addr) = RunningWatcher::start_smtp_ingress(stack, &fx, poll, false)?;
+            let (w, addr) = RunningWatcher::start_smtp_ingress(stack, &fx, poll, Replies::Relay)?;
             (w, Some(addr.port()))
         }
-        _ => (RunningWatcher::start(stack, &fx, poll, false)?, None),
+        _ => (
+            RunningWatcher::start(stack, &fx, poll, Replies::Relay)?,
+            None,
+        ),
     };
     // Let it connect, make its first pass and enter IDLE.
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -27,7 +27,7 @@ use clap::Parser;
 use serde_json::json;
 use springmail_bench::anvil;
 use springmail_bench::corpus::WATCHER_EMAIL;
-use springmail_bench::stack::{self, RunningWatcher, Stack, BOB};
+use springmail_bench::stack::{self, Replies, RunningWatcher, Stack, BOB};
 use springmail_bench::{fmt_num, Results, Target};
 use springmail_watcher::journal::OutcomeKind;
 
@@ -58,10 +58,18 @@ struct Args {
     /// ingress, its spool fsync'd before the 250).
     #[arg(long, value_enum, default_value_t = Door::Imap)]
     door: Door,
-    /// Replies go to a sink that only counts them, not to the SMTP server (to see
-    /// what the replies cost).
+    /// Where the watcher sends its replies: `relay` (the dev relay, whose 250 waits
+    /// for dovecot to store each), `mta` (the dev stack's Postfix, which queues each
+    /// and relays it on; the run then also waits for every reply to reach Bob) or
+    /// `count` (a sink that only counts them, to see what the replies cost).
+    #[arg(long, value_enum, default_value_t = Replies::Relay)]
+    replies: Replies,
+    /// Run on a private anvil started from this binary, fresh for the run, instead of
+    /// the dev stack's: anvil rehashes its whole state for every block (about 80% of
+    /// its time under this load, in a profile), so on a dev chain that earlier runs
+    /// and tests filled each run is slower than the one before.
     #[arg(long)]
-    count_replies: bool,
+    anvil_bin: Option<PathBuf>,
     /// Write results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -114,11 +122,25 @@ fn peak_queue(delivered: &[Instant], submitted: &[Instant]) -> usize {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let mut res = Results::new(match args.door {
-        Door::Imap => "load",
-        Door::Smtp => "load_smtp",
+    let mut res = Results::new(match (args.door, args.replies) {
+        (Door::Imap, Replies::Mta) => "load_mta",
+        (Door::Imap, _) => "load",
+        (Door::Smtp, Replies::Mta) => "load_smtp_mta",
+        (Door::Smtp, _) => "load_smtp",
     });
-    let stack = Stack::from_env()?;
+    let mut stack = Stack::from_env()?;
+    let _private_anvil = match &args.anvil_bin {
+        Some(bin) => {
+            // As the dev stack runs it (the last 128 states in memory), and never
+            // more than 8 GiB: one such anvil grew to 24 GB while the fixture was
+            // made, once in a few dozen runs, and was killed by the kernel.
+            let anvil =
+                anvil::Anvil::spawn_with(bin, &["--prune-history", "128"], Some(8 << 30)).await?;
+            stack.anvil_url = anvil.url.clone();
+            Some(anvil)
+        }
+        None => None,
+    };
     let n = args.claims;
     if args.door == Door::Imap {
         let moved = stack.clear_inbox(WATCHER_EMAIL, "Leftovers").await?;
@@ -136,12 +158,11 @@ async fn run(args: Args) -> Result<()> {
     let poll = Duration::from_secs(args.poll_secs);
     let (watcher, ingress_port) = match args.door {
         Door::Imap => (
-            RunningWatcher::start(&stack, &fx, poll, args.count_replies)?,
+            RunningWatcher::start(&stack, &fx, poll, args.replies)?,
             None,
         ),
         Door::Smtp => {
-            let (w, addr) =
-                RunningWatcher::start_smtp_ingress(&stack, &fx, poll, args.count_replies)?;
+            let (w, addr) = RunningWatcher::start_smtp_ingress(&stack, &fx, poll, args.replies)?;
             (w, Some(addr.port()))
         }
     };
@@ -279,7 +300,7 @@ async fn run(args: Args) -> Result<()> {
             drained_at = s.at;
             break Some(anyhow!("not drained after {} s: {s:?}", args.timeout_secs));
         }
-        if samples.len().is_multiple_of(50) {
+        if samples.len().is_multiple_of(10) {
             eprintln!(
                 "{:>6.1} s  delivered {:>5}  submitted {:>5}  decided {:>5}  unfinished {:>5}  replies pending {:>5}",
                 s.at, s.delivered, s.submitted, s.decided, s.unfinished, s.outbox
@@ -302,12 +323,30 @@ async fn run(args: Args) -> Result<()> {
         .collect();
     let metric_submits = watcher.metrics.claims_submitted();
     let stopped = watcher.stop();
-    let replies = stack.move_replies(BOB, &fx.tag, "Bench").await;
     if let Some(e) = failure {
         return Err(e);
     }
     stopped?;
-    let replies = replies?;
+    // Through the MTA the replies are still on their way when the watcher is drained:
+    // wait (at most a minute after the last one arrived) until all reached Bob.
+    let mut replies = 0;
+    let mut replies_at = t0.elapsed().as_secs_f64();
+    let mut last_reply = Instant::now();
+    loop {
+        let moved = stack.move_replies(BOB, &fx.tag, "Bench").await?;
+        if moved > 0 {
+            replies += moved;
+            replies_at = t0.elapsed().as_secs_f64();
+            last_reply = Instant::now();
+        }
+        if args.replies != Replies::Mta
+            || replies >= n
+            || last_reply.elapsed() > Duration::from_secs(60)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let on_chain = stack::claimed_on_chain(&fx.client).await?;
     let once = on_chain.len() == n
         && on_chain.values().all(|(c, _)| *c == 1)
@@ -333,7 +372,7 @@ async fn run(args: Args) -> Result<()> {
     }) {
         bail!("outcomes {outcome_list}: expected {n} claimed and nothing else");
     }
-    if !args.count_replies && replies != n {
+    if args.replies != Replies::Count && replies != n {
         bail!("{replies} replies reached Bob for {n} claims");
     }
     let delivered = lock(&delivered).clone();
@@ -348,10 +387,9 @@ async fn run(args: Args) -> Result<()> {
         "checked",
         format!(
             "{n} deposits each claimed exactly once (claim transactions at the node and the escrow's Claimed logs); all {n} outcomes claimed; {}",
-            if args.count_replies {
-                "replies counted, not sent".to_string()
-            } else {
-                format!("{replies} replies reached Bob")
+            match args.replies {
+                Replies::Count => "replies counted, not sent".to_string(),
+                _ => format!("{replies} replies reached Bob"),
             }
         ),
     );
@@ -371,10 +409,10 @@ async fn run(args: Args) -> Result<()> {
                 Door::Smtp => "claims delivered to the watcher's SMTP ingress (spool fsync'd before 250)",
             },
             args.poll_secs,
-            if args.count_replies {
-                "replies to a counting sink"
-            } else {
-                "replies over SMTP"
+            match args.replies {
+                Replies::Relay => "replies over SMTP to the dev relay (its 250 after dovecot stored each)",
+                Replies::Mta => "replies over SMTP to the dev stack's Postfix (its 250 after queueing each; it relays them to the dev relay)",
+                Replies::Count => "replies to a counting sink",
             }
         ),
     );
@@ -422,6 +460,15 @@ async fn run(args: Args) -> Result<()> {
         vec![drained_at],
         Target::AtMost(10.0),
     );
+    if args.replies == Replies::Mta {
+        res.figure(
+            &key("replies_in_inbox"),
+            "start of delivery → every reply in Bob's INBOX (through Postfix)",
+            "s",
+            vec![replies_at],
+            Target::None,
+        );
+    }
     res.figure(
         &key("after_delivery"),
         "drained after the last delivery",

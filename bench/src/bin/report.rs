@@ -49,7 +49,7 @@ struct Results {
     figures: Vec<Figure>,
 }
 
-const ORDER: [(&str, &str); 8] = [
+const ORDER: [(&str, &str); 10] = [
     ("pipeline", "Verification throughput on one core"),
     (
         "memory",
@@ -72,6 +72,14 @@ const ORDER: [(&str, &str); 8] = [
     (
         "load_smtp",
         "Sustained load on the dev stack, claims through the watcher's SMTP ingress",
+    ),
+    (
+        "load_mta",
+        "Sustained load on the dev stack, replies through Postfix",
+    ),
+    (
+        "load_smtp_mta",
+        "Sustained load on the dev stack, claims through the watcher's SMTP ingress, replies through Postfix",
     ),
 ];
 
