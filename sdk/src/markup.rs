@@ -352,8 +352,26 @@ fn armor(content: &str) -> Option<Armor> {
 pub fn find_all_armor(text: &str) -> Result<Vec<ArmorBlock>, MarkupError> {
     let mut blocks = Vec::new();
     let mut open: Option<(ArmorBlock, usize)> = None;
-    for (index, raw) in text.split('\n').enumerate() {
-        let number = index + 1;
+    // `pos` is the start of the next line and `number` the lines before it.
+    let (mut pos, mut number) = (0, 0);
+    while pos <= text.len() {
+        if open.is_none() {
+            // Outside a block only a line holding "-----" can open one: skip to the
+            // next such line (a claim mail is mostly prose, read here once per part).
+            let Some(at) = text[pos..].find("-----") else {
+                break;
+            };
+            let start = text[..pos + at].rfind('\n').map_or(0, |i| i + 1);
+            number += text.as_bytes()[pos..start]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            pos = start;
+        }
+        let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
+        let raw = &text[pos..end];
+        number += 1;
+        pos = end + 1;
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
         let (depth, content) = unquote(raw);
         let Some((block, bytes)) = open.as_mut() else {
@@ -780,6 +798,111 @@ mod tests {
     use crate::keys::ClaimSecret;
     use alloy::primitives::keccak256;
     use proptest::prelude::*;
+
+    /// `find_all_armor` reading every line: the model the skipping scanner must match.
+    fn armor_line_by_line(text: &str) -> Result<Vec<ArmorBlock>, MarkupError> {
+        let mut blocks = Vec::new();
+        let mut open: Option<(ArmorBlock, usize)> = None;
+        for (index, raw) in text.split('\n').enumerate() {
+            let number = index + 1;
+            let raw = raw.strip_suffix('\r').unwrap_or(raw);
+            let (depth, content) = unquote(raw);
+            let Some((block, bytes)) = open.as_mut() else {
+                if let Some(Armor::Begin(kind)) = armor(content) {
+                    let block = ArmorBlock {
+                        kind,
+                        begin_line: number,
+                        end_line: 0,
+                        quote_depth: depth,
+                        lines: Vec::new(),
+                    };
+                    open = Some((block, raw.len() + 1));
+                }
+                continue;
+            };
+            *bytes += raw.len() + 1;
+            if *bytes > MAX_BLOCK_BYTES {
+                return Err(MarkupError::TooLarge {
+                    max: MAX_BLOCK_BYTES,
+                    line: block.begin_line,
+                });
+            }
+            if content.is_empty() {
+                continue;
+            }
+            if depth != block.quote_depth {
+                return Err(MarkupError::InconsistentQuoting {
+                    line: number,
+                    expected: block.quote_depth,
+                    got: depth,
+                });
+            }
+            match armor(content) {
+                Some(Armor::Begin(_)) => {
+                    return Err(MarkupError::NestedBegin {
+                        kind: block.kind.clone(),
+                        line: number,
+                    })
+                }
+                Some(Armor::End(kind)) if kind != block.kind => {
+                    return Err(MarkupError::MismatchedEnd {
+                        expected: block.kind.clone(),
+                        got: kind,
+                        line: number,
+                    })
+                }
+                Some(Armor::End(_)) => {
+                    let (mut block, _) = open.take().expect("a block is open");
+                    block.end_line = number;
+                    blocks.push(block);
+                }
+                None => block.lines.push(ArmorLine {
+                    number,
+                    text: content.to_string(),
+                }),
+            }
+        }
+        if let Some((block, _)) = open {
+            return Err(MarkupError::Unterminated {
+                kind: block.kind,
+                line: block.begin_line,
+            });
+        }
+        Ok(blocks)
+    }
+
+    proptest! {
+        #[test]
+        fn the_armor_scanner_reads_as_every_line_does(
+            lines in proptest::collection::vec(
+                prop_oneof![
+                    Just("Hello Bob, here is the claim."),
+                    Just(""),
+                    Just("-----BEGIN BISMTP CLAIM-----"),
+                    Just("-----END BISMTP CLAIM-----"),
+                    Just("> -----BEGIN BISMTP CLAIM-----"),
+                    Just("> -----END BISMTP CLAIM-----"),
+                    Just("-----BEGIN BISMTP PAY-----"),
+                    Just("-----END BISMTP PAY-----"),
+                    Just("Version: 1"),
+                    Just("> Chain: 8890"),
+                    Just("a ----- dash line"),
+                    Just("-----"),
+                    Just("-----BEGIN PGP SIGNATURE-----"),
+                ],
+                0..40,
+            ),
+            crlf in any::<bool>(),
+            trailing in any::<bool>(),
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let mut text = lines.join(eol);
+            if trailing {
+                text.push_str(eol);
+            }
+            prop_assert_eq!(find_all_armor(&text), armor_line_by_line(&text));
+        }
+    }
 
     fn sample() -> ClaimBlock {
         let key = ClaimSecret::from_bytes([0x42; 32]).unwrap();
