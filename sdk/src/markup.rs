@@ -350,12 +350,11 @@ fn armor(content: &str) -> Option<Armor> {
 /// END lines outside a block are ignored. Errors: a BEGIN without END, a BEGIN
 /// inside a block, an END of another kind, inconsistent quoting, an oversized block.
 pub fn find_all_armor(text: &str) -> Result<Vec<ArmorBlock>, MarkupError> {
-    let mut blocks = Vec::new();
-    let mut open: Option<(ArmorBlock, usize)> = None;
+    let mut reader = ArmorReader::default();
     // `pos` is the start of the next line and `number` the lines before it.
     let (mut pos, mut number) = (0, 0);
     while pos <= text.len() {
-        if open.is_none() {
+        if reader.open.is_none() {
             // Outside a block only a line holding "-----" can open one: skip to the
             // next such line (a claim mail is mostly prose, read here once per part).
             let Some(at) = text[pos..].find("-----") else {
@@ -369,12 +368,27 @@ pub fn find_all_armor(text: &str) -> Result<Vec<ArmorBlock>, MarkupError> {
             pos = start;
         }
         let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
-        let raw = &text[pos..end];
         number += 1;
+        reader.line(number, &text[pos..end])?;
         pos = end + 1;
+    }
+    reader.finish()
+}
+
+/// The blocks read so far and the one open, a line at a time.
+#[derive(Default)]
+struct ArmorReader {
+    blocks: Vec<ArmorBlock>,
+    /// The open block and its size so far in bytes.
+    open: Option<(ArmorBlock, usize)>,
+}
+
+impl ArmorReader {
+    /// Reads line `number` (1-based; `raw` without its `\n`).
+    fn line(&mut self, number: usize, raw: &str) -> Result<(), MarkupError> {
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
         let (depth, content) = unquote(raw);
-        let Some((block, bytes)) = open.as_mut() else {
+        let Some((block, bytes)) = self.open.as_mut() else {
             if let Some(Armor::Begin(kind)) = armor(content) {
                 let block = ArmorBlock {
                     kind,
@@ -383,9 +397,9 @@ pub fn find_all_armor(text: &str) -> Result<Vec<ArmorBlock>, MarkupError> {
                     quote_depth: depth,
                     lines: Vec::new(),
                 };
-                open = Some((block, raw.len() + 1));
+                self.open = Some((block, raw.len() + 1));
             }
-            continue;
+            return Ok(());
         };
         *bytes += raw.len() + 1;
         if *bytes > MAX_BLOCK_BYTES {
@@ -395,7 +409,7 @@ pub fn find_all_armor(text: &str) -> Result<Vec<ArmorBlock>, MarkupError> {
             });
         }
         if content.is_empty() {
-            continue;
+            return Ok(());
         }
         if depth != block.quote_depth {
             return Err(MarkupError::InconsistentQuoting {
@@ -419,23 +433,28 @@ pub fn find_all_armor(text: &str) -> Result<Vec<ArmorBlock>, MarkupError> {
                 })
             }
             Some(Armor::End(_)) => {
-                let (mut block, _) = open.take().expect("a block is open");
+                let (mut block, _) = self.open.take().expect("a block is open");
                 block.end_line = number;
-                blocks.push(block);
+                self.blocks.push(block);
             }
             None => block.lines.push(ArmorLine {
                 number,
                 text: content.to_string(),
             }),
         }
+        Ok(())
     }
-    if let Some((block, _)) = open {
-        return Err(MarkupError::Unterminated {
-            kind: block.kind,
-            line: block.begin_line,
-        });
+
+    /// The blocks, or the error of one left open.
+    fn finish(self) -> Result<Vec<ArmorBlock>, MarkupError> {
+        match self.open {
+            Some((block, _)) => Err(MarkupError::Unterminated {
+                kind: block.kind,
+                line: block.begin_line,
+            }),
+            None => Ok(self.blocks),
+        }
     }
-    Ok(blocks)
 }
 
 /// Whether a line starts with `Key:` (a key of `[A-Za-z0-9-]`, optional blanks, a colon).
@@ -801,74 +820,11 @@ mod tests {
 
     /// `find_all_armor` reading every line: the model the skipping scanner must match.
     fn armor_line_by_line(text: &str) -> Result<Vec<ArmorBlock>, MarkupError> {
-        let mut blocks = Vec::new();
-        let mut open: Option<(ArmorBlock, usize)> = None;
+        let mut reader = ArmorReader::default();
         for (index, raw) in text.split('\n').enumerate() {
-            let number = index + 1;
-            let raw = raw.strip_suffix('\r').unwrap_or(raw);
-            let (depth, content) = unquote(raw);
-            let Some((block, bytes)) = open.as_mut() else {
-                if let Some(Armor::Begin(kind)) = armor(content) {
-                    let block = ArmorBlock {
-                        kind,
-                        begin_line: number,
-                        end_line: 0,
-                        quote_depth: depth,
-                        lines: Vec::new(),
-                    };
-                    open = Some((block, raw.len() + 1));
-                }
-                continue;
-            };
-            *bytes += raw.len() + 1;
-            if *bytes > MAX_BLOCK_BYTES {
-                return Err(MarkupError::TooLarge {
-                    max: MAX_BLOCK_BYTES,
-                    line: block.begin_line,
-                });
-            }
-            if content.is_empty() {
-                continue;
-            }
-            if depth != block.quote_depth {
-                return Err(MarkupError::InconsistentQuoting {
-                    line: number,
-                    expected: block.quote_depth,
-                    got: depth,
-                });
-            }
-            match armor(content) {
-                Some(Armor::Begin(_)) => {
-                    return Err(MarkupError::NestedBegin {
-                        kind: block.kind.clone(),
-                        line: number,
-                    })
-                }
-                Some(Armor::End(kind)) if kind != block.kind => {
-                    return Err(MarkupError::MismatchedEnd {
-                        expected: block.kind.clone(),
-                        got: kind,
-                        line: number,
-                    })
-                }
-                Some(Armor::End(_)) => {
-                    let (mut block, _) = open.take().expect("a block is open");
-                    block.end_line = number;
-                    blocks.push(block);
-                }
-                None => block.lines.push(ArmorLine {
-                    number,
-                    text: content.to_string(),
-                }),
-            }
+            reader.line(index + 1, raw)?;
         }
-        if let Some((block, _)) = open {
-            return Err(MarkupError::Unterminated {
-                kind: block.kind,
-                line: block.begin_line,
-            });
-        }
-        Ok(blocks)
+        reader.finish()
     }
 
     proptest! {
