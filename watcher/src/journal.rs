@@ -47,6 +47,10 @@
 //! * `done`: the message has been filed in its folder.
 //!
 //! A restart resumes every message that is not `done` and every unsent reply.
+//!
+//! What a pass reads grows with the work in hand, not with the journal's age: the
+//! unfinished messages through a partial index, the unsent replies through theirs,
+//! and the counts for metrics from a table that triggers keep (`counts`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -439,6 +443,32 @@ fn writer_loop(
             }
         };
         let mut kept = 0u64;
+        // A write alone in its group needs no savepoint: if it fails, the whole
+        // transaction is rolled back, and it held nothing else (most groups are one).
+        if group.len() == 1 {
+            let job = group.pop().expect("one write");
+            let mut jtx = JournalTx {
+                tx: &tx,
+                path: &path,
+                now,
+            };
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut jtx)));
+            match ran {
+                Ok((true, finish)) => {
+                    kept = 1;
+                    finishes.push(finish);
+                }
+                Ok((false, finish)) => {
+                    let _ = tx.rollback();
+                    finish(None);
+                    continue;
+                }
+                Err(_) => {
+                    let _ = tx.rollback();
+                    continue;
+                }
+            }
+        }
         for job in group {
             let mut sp = match tx.savepoint() {
                 Ok(sp) => sp,
@@ -559,7 +589,85 @@ CREATE TABLE IF NOT EXISTS outbox (
     resends         INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS outbox_sending ON outbox (state) WHERE state = 'sending';
 "#;
+
+/// The counts [`Journal::stats`] reports, kept by triggers as rows change, so that
+/// reading them costs the same with ten messages or ten million. Only outcomes and
+/// the outbox's rare states are counted (the live queue is read through its indexes).
+const COUNTS: &str = r#"
+CREATE TABLE counts (
+    name TEXT PRIMARY KEY,
+    n    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER counts_outcome_update AFTER UPDATE OF outcome ON messages
+WHEN OLD.outcome IS NOT NEW.outcome
+BEGIN
+    UPDATE counts SET n = n - 1 WHERE name = 'outcome:' || OLD.outcome;
+    INSERT INTO counts (name, n) SELECT 'outcome:' || NEW.outcome, 1 WHERE NEW.outcome IS NOT NULL
+        ON CONFLICT (name) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER counts_outcome_insert AFTER INSERT ON messages WHEN NEW.outcome IS NOT NULL
+BEGIN
+    INSERT INTO counts (name, n) VALUES ('outcome:' || NEW.outcome, 1)
+        ON CONFLICT (name) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER counts_outcome_delete AFTER DELETE ON messages WHEN OLD.outcome IS NOT NULL
+BEGIN
+    UPDATE counts SET n = n - 1 WHERE name = 'outcome:' || OLD.outcome;
+END;
+CREATE TRIGGER counts_outbox_update AFTER UPDATE OF state, resends ON outbox
+WHEN OLD.resends IS NOT NEW.resends OR (OLD.state IS NOT NEW.state
+    AND (OLD.state IN ('failed', 'expired', 'unconfirmed') OR NEW.state IN ('failed', 'expired', 'unconfirmed')))
+BEGIN
+    UPDATE counts SET n = n - 1
+        WHERE OLD.state IS NOT NEW.state AND name = 'outbox:' || OLD.state
+          AND OLD.state IN ('failed', 'expired', 'unconfirmed');
+    INSERT INTO counts (name, n) SELECT 'outbox:' || NEW.state, 1
+        WHERE OLD.state IS NOT NEW.state AND NEW.state IN ('failed', 'expired', 'unconfirmed')
+        ON CONFLICT (name) DO UPDATE SET n = n + 1;
+    INSERT INTO counts (name, n) SELECT 'outbox:resends', NEW.resends - OLD.resends
+        WHERE OLD.resends IS NOT NEW.resends
+        ON CONFLICT (name) DO UPDATE SET n = n + excluded.n;
+END;
+CREATE TRIGGER counts_outbox_insert AFTER INSERT ON outbox
+WHEN NEW.resends <> 0 OR NEW.state IN ('failed', 'expired', 'unconfirmed')
+BEGIN
+    INSERT INTO counts (name, n) SELECT 'outbox:' || NEW.state, 1
+        WHERE NEW.state IN ('failed', 'expired', 'unconfirmed')
+        ON CONFLICT (name) DO UPDATE SET n = n + 1;
+    INSERT INTO counts (name, n) VALUES ('outbox:resends', NEW.resends)
+        ON CONFLICT (name) DO UPDATE SET n = n + excluded.n;
+END;
+CREATE TRIGGER counts_outbox_delete AFTER DELETE ON outbox
+WHEN OLD.resends <> 0 OR OLD.state IN ('failed', 'expired', 'unconfirmed')
+BEGIN
+    UPDATE counts SET n = n - 1
+        WHERE name = 'outbox:' || OLD.state AND OLD.state IN ('failed', 'expired', 'unconfirmed');
+    UPDATE counts SET n = n - OLD.resends WHERE name = 'outbox:resends';
+END;
+INSERT INTO counts (name, n)
+    SELECT 'outcome:' || outcome, COUNT(*) FROM messages WHERE outcome IS NOT NULL GROUP BY outcome;
+INSERT INTO counts (name, n)
+    SELECT 'outbox:' || state, COUNT(*) FROM outbox
+    WHERE state IN ('failed', 'expired', 'unconfirmed') GROUP BY state;
+INSERT INTO counts (name, n) SELECT 'outbox:resends', COALESCE(SUM(resends), 0) FROM outbox;
+"#;
+
+/// Adds the trigger-kept counts to a journal that lacks them (a new one, or one
+/// written before they existed), counted once from the rows, in one transaction.
+fn ensure_counts(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let present: bool = tx.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'counts'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? > 0;
+    if !present {
+        tx.execute_batch(COUNTS)?;
+    }
+    tx.commit()
+}
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -581,12 +689,16 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        let conn = Connection::open(&path).map_err(err)?;
+        let mut conn = Connection::open(&path).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
+        // Savepoints' journals and sorts stay in memory (on disk each write to them
+        // was a system call).
+        conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
@@ -604,6 +716,7 @@ impl Journal {
             conn.execute_batch("ALTER TABLE outbox ADD COLUMN resends INTEGER NOT NULL DEFAULT 0")
                 .map_err(err)?;
         }
+        ensure_counts(&mut conn).map_err(err)?;
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
             params![SCHEMA_VERSION.to_string()],
@@ -618,6 +731,9 @@ impl Journal {
             .map_err(err)?;
         writer_conn
             .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        writer_conn
+            .pragma_update(None, "temp_store", "MEMORY")
             .map_err(err)?;
         // Every statement the pipeline writes with stays prepared (rusqlite keeps 16).
         writer_conn.set_prepared_statement_cache_capacity(64);
@@ -872,8 +988,10 @@ impl Journal {
 
     /// Every message that is not done, oldest first.
     pub fn unfinished(&self) -> Result<Vec<MessageRecord>, JournalError> {
+        // Through the partial index: without INDEXED BY, SQLite reads the whole table
+        // in id order to spare a sort, so every pass read every message ever handled.
         self.select_messages(&format!(
-            "{SELECT_MESSAGE} WHERE state <> 'done' ORDER BY id"
+            "{SELECT_MESSAGE} INDEXED BY messages_unfinished WHERE state <> 'done' ORDER BY id"
         ))
     }
 
@@ -1011,63 +1129,57 @@ impl Journal {
                 .map_err(&e)
         };
         Ok((
-            count("SELECT COUNT(*) FROM messages WHERE outcome IS NOT NULL")?,
+            count("SELECT COALESCE(SUM(n), 0) FROM counts WHERE name LIKE 'outcome:%'")?,
             count("SELECT COUNT(*) FROM messages WHERE state <> 'done'")?,
             count("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")?,
         ))
     }
 
-    /// Counts for metrics.
+    /// Counts for metrics: kept counts, and the live queue through its indexes (no
+    /// statement here reads every message or every reply).
     pub fn stats(&self) -> Result<JournalStats, JournalError> {
         let conn = self.lock();
         let e = self.err();
         let mut stats = JournalStats::default();
         let mut stmt = conn
-            .prepare_cached(
-                "SELECT outcome, COUNT(*) FROM messages WHERE outcome IS NOT NULL GROUP BY outcome",
-            )
+            .prepare_cached("SELECT name, n FROM counts ORDER BY name")
             .map_err(&e)?;
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
             .map_err(&e)?;
         for row in rows {
-            let (kind, n) = row.map_err(&e)?;
-            if let Some(kind) = OutcomeKind::parse(&kind) {
-                stats.outcomes.push((kind, n as u64));
+            let (name, n) = row.map_err(&e)?;
+            let n = n.max(0) as u64;
+            match name.split_once(':') {
+                Some(("outcome", kind)) => {
+                    if let Some(kind) = OutcomeKind::parse(kind) {
+                        if n > 0 {
+                            stats.outcomes.push((kind, n));
+                        }
+                    }
+                }
+                Some(("outbox", "failed" | "expired")) => stats.outbox_given_up += n,
+                Some(("outbox", "unconfirmed")) => stats.outbox_unconfirmed += n,
+                Some(("outbox", "resends")) => stats.outbox_resent += n,
+                _ => {}
             }
         }
-        stats.unfinished = conn
-            .query_row(
-                "SELECT COUNT(*) FROM messages WHERE state <> 'done'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(&e)? as u64;
-        stats.outbox_pending = conn
-            .query_row(
-                "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(&e)? as u64;
-        stats.outbox_oldest_pending_at = conn
-            .query_row(
-                "SELECT MIN(created_at) FROM outbox WHERE state IN ('pending', 'sending')",
-                [],
-                |r| r.get::<_, Option<i64>>(0),
-            )
-            .map_err(&e)?
-            .map(|t| t.max(0) as u64);
         let count = |sql: &str| {
             conn.query_row(sql, [], |r| r.get::<_, i64>(0))
                 .map(|n| n.max(0) as u64)
                 .map_err(&e)
         };
-        stats.outbox_resent = count("SELECT COALESCE(SUM(resends), 0) FROM outbox")?;
-        stats.outbox_given_up =
-            count("SELECT COUNT(*) FROM outbox WHERE state IN ('failed', 'expired')")?;
-        stats.outbox_unconfirmed =
-            count("SELECT COUNT(*) FROM outbox WHERE state = 'unconfirmed'")?;
+        stats.unfinished = count("SELECT COUNT(*) FROM messages WHERE state <> 'done'")?;
+        stats.outbox_pending = count("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")?;
+        stats.outbox_oldest_pending_at = conn
+            .query_row(
+                "SELECT MIN(t) FROM (SELECT MIN(created_at) AS t FROM outbox WHERE state = 'pending'
+                 UNION ALL SELECT MIN(created_at) FROM outbox WHERE state = 'sending')",
+                [],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .map_err(&e)?
+            .map(|t| t.max(0) as u64);
         Ok(stats)
     }
 
@@ -1842,6 +1954,95 @@ mod tests {
         assert_eq!(due_now.len(), 3);
         assert!(due_now.iter().all(|d| d.attempts == 0));
         assert_eq!(j.stats().unwrap().outbox_given_up, 0);
+    }
+
+    /// The stats as a full count of the rows gives them (how they were read before
+    /// the counts were kept).
+    fn counted_from_rows(j: &Journal) -> (Vec<(String, i64)>, i64, i64, i64) {
+        j.with_conn(|c| {
+            let outcomes = c
+                .prepare("SELECT outcome, COUNT(*) FROM messages WHERE outcome IS NOT NULL GROUP BY outcome")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let n = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0));
+            Ok((
+                outcomes,
+                n("SELECT COUNT(*) FROM outbox WHERE state IN ('failed', 'expired')")?,
+                n("SELECT COUNT(*) FROM outbox WHERE state = 'unconfirmed'")?,
+                n("SELECT COALESCE(SUM(resends), 0) FROM outbox")?,
+            ))
+        })
+        .unwrap()
+    }
+
+    fn kept_counts(j: &Journal) -> (Vec<(String, i64)>, i64, i64, i64) {
+        let s = j.stats().unwrap();
+        (
+            s.outcomes
+                .iter()
+                .map(|(k, n)| (k.as_str().to_string(), *n as i64))
+                .collect(),
+            s.outbox_given_up as i64,
+            s.outbox_unconfirmed as i64,
+            s.outbox_resent as i64,
+        )
+    }
+
+    #[test]
+    fn the_kept_counts_match_the_rows_through_every_change_and_are_counted_on_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open_in(dir.path()).unwrap();
+        queue_refusals(&j, 6);
+        let due = j.outbox_due(u64::MAX).unwrap();
+        let decided = |kind: OutcomeKind| Outcome {
+            kind,
+            code: "x".into(),
+            text: "x".into(),
+            tx_hash: None,
+        };
+        j.write(|tx| {
+            tx.outbox_failed(due[0].id, "550", ReplyRetry::Failed)?;
+            tx.outbox_failed(due[1].id, "timeout", ReplyRetry::Expired)?;
+            tx.outbox_sending(due[2].id)?;
+            tx.outbox_sending(due[3].id)?;
+            tx.outbox_sent(due[3].id)?;
+            // A message decided again under another outcome moves between the counts.
+            tx.decide(
+                due[4].message_row,
+                &decided(OutcomeKind::Duplicate),
+                Folder::Rejected,
+                None,
+                None,
+            )?;
+            tx.sql(|c| {
+                c.execute(
+                    "UPDATE outbox SET state = 'unconfirmed' WHERE id = ?1",
+                    [due[5].id],
+                )
+            })
+        })
+        .unwrap();
+        assert_eq!(j.write(|tx| tx.outbox_resume_interrupted()).unwrap(), 1);
+        assert_eq!(kept_counts(&j), counted_from_rows(&j));
+        assert_eq!(j.stats().unwrap().outbox_given_up, 2);
+        assert_eq!(j.write(|tx| tx.outbox_resend_given_up()).unwrap(), 3);
+        j.with_conn(|c| c.execute("DELETE FROM outbox WHERE id = ?1", [due[2].id]))
+            .unwrap();
+        let now = counted_from_rows(&j);
+        assert_eq!(kept_counts(&j), now);
+        assert_eq!(now.0.len(), 2, "refused and duplicate: {now:?}");
+        // A journal written before the counts were kept gets them, counted once.
+        j.with_conn(|c| {
+            c.execute_batch(
+                "DROP TABLE counts; DROP TRIGGER counts_outcome_update; DROP TRIGGER counts_outcome_insert;
+                 DROP TRIGGER counts_outcome_delete; DROP TRIGGER counts_outbox_update;
+                 DROP TRIGGER counts_outbox_insert; DROP TRIGGER counts_outbox_delete;",
+            )
+        })
+        .unwrap();
+        drop(j);
+        let j = Journal::open_in(dir.path()).unwrap();
+        assert_eq!(kept_counts(&j), now);
     }
 
     #[test]

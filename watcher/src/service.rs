@@ -600,8 +600,8 @@ impl Watcher {
         progressed |= self.flush_outbox().await?;
         self.crash(CrashPoint::BeforeFiling)?;
         progressed |= self.file_decided(std::mem::take(&mut work.decided)).await?;
-        // The journal's counts are a full scan: at most once a second, and always
-        // when the pass did nothing (the last pass of `run_once`).
+        // The journal's counts (kept counts and index reads): at most once a second,
+        // and always when the pass did nothing (the last pass of `run_once`).
         let stale = self
             .stats_at
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
