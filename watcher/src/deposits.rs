@@ -16,8 +16,8 @@
 //!   [`IndexSettings::target_logs`] logs and doubling it while answers are small, so
 //!   no single request (or the memory holding its answer) grows with the chain.
 //! * **Persisted cursor.** Each range's rows and the next block to read are committed
-//!   in one transaction, so a restart resumes where the last range ended; nothing is
-//!   read twice and nothing skipped.
+//!   together (one write of the journal's writer thread), so a restart resumes where
+//!   the last range ended; nothing is read twice and nothing skipped.
 //! * **Small rows.** Only deposits naming this watcher are stored (about 170 bytes each
 //!   with the key and the B-tree); nothing is held in memory but SQLite's page cache.
 
@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use alloy::primitives::{Address, B256};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 use springmail_sdk::chain::{ChainError, LogFilter};
 use springmail_sdk::client::{EscrowEvent, SpringMail};
 use springmail_sdk::deposit::Deposit;
@@ -197,6 +197,65 @@ fn decode(b: &[u8]) -> Option<Deposit> {
     })
 }
 
+/// One row change of the index, read from the escrow's logs.
+enum Change {
+    Put {
+        claim_key: Address,
+        block: u64,
+        deposit: [u8; 117],
+    },
+    Close {
+        claim_key: Address,
+        state: i64,
+        block: u64,
+        tx_hash: B256,
+    },
+}
+
+/// Writes a range's changes and moves the cursor past it; returns the deposits added.
+fn apply_changes(c: &Connection, changes: &[Change], cursor: &str) -> rusqlite::Result<u64> {
+    let mut put = c.prepare_cached(
+        "INSERT INTO deposits (claim_key, state, block, deposit, tx_hash) VALUES (?1, 0, ?2, ?3, NULL)
+         ON CONFLICT (claim_key) DO UPDATE SET state = 0, block = excluded.block,
+           deposit = excluded.deposit, tx_hash = NULL",
+    )?;
+    let mut close = c.prepare_cached(
+        "UPDATE deposits SET state = ?2, block = ?3, tx_hash = ?4 WHERE claim_key = ?1",
+    )?;
+    let mut added = 0;
+    for change in changes {
+        match change {
+            Change::Put {
+                claim_key,
+                block,
+                deposit,
+            } => {
+                put.execute(params![claim_key.as_slice(), *block as i64, &deposit[..]])?;
+                added += 1;
+            }
+            Change::Close {
+                claim_key,
+                state,
+                block,
+                tx_hash,
+            } => {
+                close.execute(params![
+                    claim_key.as_slice(),
+                    state,
+                    *block as i64,
+                    tx_hash.as_slice()
+                ])?;
+            }
+        }
+    }
+    c.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![CURSOR_KEY, cursor])?;
+    Ok(added)
+}
+
 impl DepositIndex {
     /// The index of `client`'s escrow for `watcher`, stored in `journal` (the journal
     /// is bound to one chain, escrow and watcher, so the index is too).
@@ -257,62 +316,41 @@ impl DepositIndex {
                 .iter()
                 .filter_map(|l| EscrowEvent::decode(&l.log).map(|e| (l, e)))
                 .collect();
-            // Deposits naming the watcher key (attested claims) or the account it sends
-            // from (self-submitted claims); never link mode, whatever the account.
+            // Written by the journal's writer thread, group-committed with the
+            // pipeline's writes: one connection writes, so neither connection's page
+            // cache is dropped for a write of the other, and no fsync blocks this task.
             let (watcher, account) = (self.watcher, self.client.chain().account());
-            done.deposits += self.journal.with_conn(|c| {
-                let tx = c.transaction()?;
-                let mut added = 0;
-                {
-                    let mut put = tx.prepare_cached(
-                        "INSERT INTO deposits (claim_key, state, block, deposit, tx_hash) VALUES (?1, 0, ?2, ?3, NULL)
-                         ON CONFLICT (claim_key) DO UPDATE SET state = 0, block = excluded.block,
-                           deposit = excluded.deposit, tx_hash = NULL",
-                    )?;
-                    let mut close = tx.prepare_cached(
-                        "UPDATE deposits SET state = ?2, block = ?3, tx_hash = ?4 WHERE claim_key = ?1",
-                    )?;
-                    for (log, ev) in &events {
-                        match ev {
-                            EscrowEvent::Deposited { claim_key, deposit } => {
-                                if !deposit.watcher.is_zero()
-                                    && (deposit.watcher == watcher || deposit.watcher == account)
-                                {
-                                    put.execute(params![
-                                        claim_key.as_slice(),
-                                        log.block_number as i64,
-                                        &encode(deposit)[..]
-                                    ])?;
-                                    added += 1;
-                                }
-                            }
-                            EscrowEvent::Claimed { claim_key, .. } => {
-                                close.execute(params![
-                                    claim_key.as_slice(),
-                                    CLAIMED,
-                                    log.block_number as i64,
-                                    log.tx_hash.as_slice()
-                                ])?;
-                            }
-                            EscrowEvent::Refunded { claim_key, .. } => {
-                                close.execute(params![
-                                    claim_key.as_slice(),
-                                    REFUNDED,
-                                    log.block_number as i64,
-                                    log.tx_hash.as_slice()
-                                ])?;
-                            }
-                        }
-                    }
-                }
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    params![CURSOR_KEY, (to + 1).to_string()],
-                )?;
-                tx.commit()?;
-                Ok(added)
-            })?;
+            let changes: Vec<Change> = events
+                .iter()
+                .filter_map(|(log, ev)| match ev {
+                    // Deposits naming the watcher key (attested claims) or the account
+                    // it sends from (self-submitted claims); never link mode.
+                    EscrowEvent::Deposited { claim_key, deposit } => (!deposit.watcher.is_zero()
+                        && (deposit.watcher == watcher || deposit.watcher == account))
+                        .then(|| Change::Put {
+                            claim_key: *claim_key,
+                            block: log.block_number,
+                            deposit: encode(deposit),
+                        }),
+                    EscrowEvent::Claimed { claim_key, .. } => Some(Change::Close {
+                        claim_key: *claim_key,
+                        state: CLAIMED,
+                        block: log.block_number,
+                        tx_hash: log.tx_hash,
+                    }),
+                    EscrowEvent::Refunded { claim_key, .. } => Some(Change::Close {
+                        claim_key: *claim_key,
+                        state: REFUNDED,
+                        block: log.block_number,
+                        tx_hash: log.tx_hash,
+                    }),
+                })
+                .collect();
+            let cursor = (to + 1).to_string();
+            done.deposits += self
+                .journal
+                .commit(move |jtx| jtx.sql(|c| apply_changes(c, &changes, &cursor)))
+                .await?;
             // Adapt the range to the density of the logs.
             let n = logs.len();
             let next = if n > self.settings.target_logs {
