@@ -26,7 +26,9 @@ use springmail_sdk::email::{commitment, Salt};
 use springmail_sdk::Address;
 use springmail_watcher::authenticate::{AuthOutcome, Authenticated};
 use springmail_watcher::deposits::{DepositIndex, IndexSettings, Indexed};
-use springmail_watcher::journal::{Checkpoint, Journal, MailKey};
+use springmail_watcher::journal::{
+    Checkpoint, Folder, Journal, MailKey, Outcome, OutcomeKind, QueuedReply,
+};
 use springmail_watcher::reply::{MemorySink, ReplyContext};
 use springmail_watcher::service::Watcher;
 use springmail_watcher::transition::{self, Applied, Decision, Env, Transition};
@@ -60,6 +62,10 @@ struct Args {
     /// Only the whole-watcher run (for profiling).
     #[arg(long)]
     only_watcher: bool,
+    /// Also run the whole watcher on a journal that already holds this many handled
+    /// messages (filed, replies sent), as a broker's does after months of service.
+    #[arg(long, default_value_t = 0)]
+    history: usize,
     /// Write results as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -208,10 +214,21 @@ async fn run(args: Args) -> Result<()> {
     }
     if args.only_watcher {
         eprintln!("PROFILE-START");
-        let (w, cpu) = whole_watcher(&corpus, &watcher_key, &work, runs).await?;
+        let (w, cpu) = whole_watcher(&corpus, &watcher_key, &work, runs, args.history).await?;
         res.figure(
-            "watcher.total",
-            "whole watcher run_once, instant chain",
+            if args.history > 0 {
+                "watcher.history"
+            } else {
+                "watcher.total"
+            },
+            &if args.history > 0 {
+                format!(
+                    "whole watcher run_once, instant chain, journal holding {} handled",
+                    args.history
+                )
+            } else {
+                "whole watcher run_once, instant chain".to_string()
+            },
             "mails/s",
             w,
             Target::AtLeast(3000.0),
@@ -468,7 +485,7 @@ async fn run(args: Args) -> Result<()> {
     );
 
     if !args.no_watcher {
-        let (w_runs, w_cpu) = whole_watcher(&corpus, &watcher_key, &work, runs).await?;
+        let (w_runs, w_cpu) = whole_watcher(&corpus, &watcher_key, &work, runs, 0).await?;
         res.figure(
             "watcher.total",
             "whole watcher run_once (+ submit bookkeeping, replies, filing), instant chain",
@@ -657,6 +674,7 @@ async fn whole_watcher(
     watcher_key: &Arc<springmail_sdk::keys::ClaimSecret>,
     work: &std::path::Path,
     runs: usize,
+    history: usize,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
     let n = corpus.cases.len();
     let escrow = corpus.id.escrow;
@@ -676,6 +694,7 @@ async fn whole_watcher(
         }
         let sink = MemorySink::new();
         let journal = Arc::new(Journal::open_in(dir.path())?);
+        fill_history(&journal, history)?;
         let mut watcher = Watcher::new(rig::parts(
             client,
             watcher_key.clone(),
@@ -710,4 +729,67 @@ async fn whole_watcher(
         cpu_runs.push(cpu);
     }
     Ok((w_runs, cpu_runs))
+}
+
+/// Writes `n` messages handled before, as a broker's journal holds them: claimed,
+/// answered (a reply of the watcher's usual size, sent) and filed, in their own
+/// mailbox. Not timed.
+fn fill_history(journal: &Journal, n: usize) -> Result<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    eprintln!("writing {n} handled messages into the journal ...");
+    // The sizes of a claim's stored plan, reply context and reply in this corpus.
+    let plan = format!("{{\"plan\":\"{}\"}}", "p".repeat(728));
+    let ctx = format!("{{\"ctx\":\"{}\"}}", "c".repeat(256));
+    let reply = vec![b'r'; 1_207];
+    const CHUNK: usize = 5_000;
+    for start in (0..n).step_by(CHUNK) {
+        let end = (start + CHUNK).min(n);
+        journal.write(|tx| {
+            for i in start..end {
+                let key = MailKey {
+                    mailbox: "INBOX/history".into(),
+                    uid_validity: 1,
+                    uid: i as u32 + 1,
+                };
+                let id = tx.insert_received(&key, 21_000, None)?.expect("a new row");
+                tx.mark_seen(id, &format!("{i:064x}"))?;
+                tx.accept(id, &format!("0x{i:040x}"), &plan, &ctx)?;
+                let outcome = Outcome {
+                    kind: OutcomeKind::Claimed,
+                    code: "claimed".into(),
+                    text: "paid".into(),
+                    tx_hash: Some(format!("0x{i:064x}")),
+                };
+                tx.decide(
+                    id,
+                    &outcome,
+                    Folder::Processed,
+                    None,
+                    Some(QueuedReply {
+                        mail_from: "watcher@broker.example",
+                        rcpt: "claimant@example.com",
+                        bytes: &reply,
+                    }),
+                )?;
+                tx.mark_done(id)?;
+            }
+            Ok(())
+        })?;
+        let mut after = 0;
+        loop {
+            let due = journal.outbox_due_page(u64::MAX, after, CHUNK)?;
+            let Some(last) = due.last() else { break };
+            after = last.id;
+            journal.write(|tx| {
+                for item in &due {
+                    tx.outbox_sending(item.id)?;
+                    tx.outbox_sent(item.id)?;
+                }
+                Ok(())
+            })?;
+        }
+    }
+    Ok(())
 }

@@ -49,8 +49,12 @@ struct Results {
     figures: Vec<Figure>,
 }
 
-const ORDER: [(&str, &str); 10] = [
+const ORDER: [(&str, &str); 11] = [
     ("pipeline", "Verification throughput on one core"),
+    (
+        "pipeline_history",
+        "The whole watcher on one core, its journal holding 100,000 handled messages",
+    ),
     (
         "memory",
         "Memory and startup with 100,000 deposits and 10,000 journal messages",
