@@ -415,6 +415,13 @@ impl Drop for Journal {
     }
 }
 
+/// Runs one write. `None` when it panicked: it loses only itself, and its caller hears
+/// that the writer stopped.
+fn run_job(tx: &Connection, path: &Path, now: u64, job: Job) -> Option<(bool, Finish)> {
+    let mut jtx = JournalTx { tx, path, now };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut jtx))).ok()
+}
+
 fn writer_loop(
     mut conn: Connection,
     path: PathBuf,
@@ -447,23 +454,17 @@ fn writer_loop(
         // transaction is rolled back, and it held nothing else (most groups are one).
         if group.len() == 1 {
             let job = group.pop().expect("one write");
-            let mut jtx = JournalTx {
-                tx: &tx,
-                path: &path,
-                now,
-            };
-            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut jtx)));
-            match ran {
-                Ok((true, finish)) => {
+            match run_job(&tx, &path, now, job) {
+                Some((true, finish)) => {
                     kept = 1;
                     finishes.push(finish);
                 }
-                Ok((false, finish)) => {
+                Some((false, finish)) => {
                     let _ = tx.rollback();
                     finish(None);
                     continue;
                 }
-                Err(_) => {
+                None => {
                     let _ = tx.rollback();
                     continue;
                 }
@@ -477,15 +478,8 @@ fn writer_loop(
                     continue;
                 }
             };
-            let mut jtx = JournalTx {
-                tx: &sp,
-                path: &path,
-                now,
-            };
-            // A panicking write loses only itself: its caller hears that the writer stopped.
-            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut jtx)));
-            match ran {
-                Ok((true, finish)) => {
+            match run_job(&sp, &path, now, job) {
+                Some((true, finish)) => {
                     if sp.commit().is_ok() {
                         kept += 1;
                         finishes.push(finish);
@@ -493,12 +487,12 @@ fn writer_loop(
                         finish(Some("cannot release the savepoint"));
                     }
                 }
-                Ok((false, finish)) => {
+                Some((false, finish)) => {
                     let _ = sp.rollback();
                     drop(sp);
                     finish(None);
                 }
-                Err(_) => {
+                None => {
                     let _ = sp.rollback();
                 }
             }
