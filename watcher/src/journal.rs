@@ -360,6 +360,13 @@ pub struct JournalStats {
     pub outbox_unconfirmed: u64,
 }
 
+impl JournalStats {
+    /// Messages decided, whatever the outcome.
+    pub fn decided(&self) -> u64 {
+        self.outcomes.iter().map(|(_, n)| n).sum()
+    }
+}
+
 /// The journal. Cheap to share behind an `Arc`; writes go to its writer thread.
 pub struct Journal {
     /// Reads, and the deposit index's own tables.
@@ -651,16 +658,37 @@ INSERT INTO counts (name, n) SELECT 'outbox:resends', COALESCE(SUM(resends), 0) 
 /// Adds the trigger-kept counts to a journal that lacks them (a new one, or one
 /// written before they existed), counted once from the rows, in one transaction.
 fn ensure_counts(conn: &mut Connection) -> rusqlite::Result<()> {
+    let present = |c: &Connection| {
+        c.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'counts'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+    };
+    // The write lock only for the upgrade; asked again under it (another process may
+    // have opened the journal meanwhile).
+    if present(conn)? {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let present: bool = tx.query_row(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'counts'",
-        [],
-        |r| r.get::<_, i64>(0),
-    )? > 0;
-    if !present {
+    if !present(&tx)? {
         tx.execute_batch(COUNTS)?;
     }
     tx.commit()
+}
+
+/// One of the journal's two connections (the read one, the writer thread's), set up
+/// alike.
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Savepoints' journals and sorts stay in memory (on disk each write to them was a
+    // system call).
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
 }
 
 fn unix_now() -> u64 {
@@ -683,18 +711,8 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        let mut conn = Connection::open(&path).map_err(err)?;
+        let mut conn = connect(&path).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(err)?;
-        // Savepoints' journals and sorts stay in memory (on disk each write to them
-        // was a system call).
-        conn.pragma_update(None, "temp_store", "MEMORY")
-            .map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         // Journals written before replies were resent lack the outbox's `resends`.
@@ -716,19 +734,7 @@ impl Journal {
             params![SCHEMA_VERSION.to_string()],
         )
         .map_err(err)?;
-        let writer_conn = Connection::open(&path).map_err(err)?;
-        writer_conn
-            .pragma_update(None, "synchronous", "FULL")
-            .map_err(err)?;
-        writer_conn
-            .pragma_update(None, "foreign_keys", "ON")
-            .map_err(err)?;
-        writer_conn
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(err)?;
-        writer_conn
-            .pragma_update(None, "temp_store", "MEMORY")
-            .map_err(err)?;
+        let writer_conn = connect(&path).map_err(err)?;
         // Every statement the pipeline writes with stays prepared (rusqlite keeps 16).
         writer_conn.set_prepared_statement_cache_capacity(64);
         let shared = Arc::new(WriterShared::default());
@@ -1111,26 +1117,9 @@ impl Journal {
         rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
     }
 
-    /// How far the work has come: messages decided, messages not yet filed, replies
-    /// not yet sent. Cheap enough to ask often (indexes and the message rows only),
-    /// unlike [`Journal::stats`], whose outbox counts read every stored reply.
-    pub fn progress(&self) -> Result<(u64, u64, u64), JournalError> {
-        let conn = self.lock();
-        let e = self.err();
-        let count = |sql: &str| {
-            conn.query_row(sql, [], |r| r.get::<_, i64>(0))
-                .map(|n| n.max(0) as u64)
-                .map_err(&e)
-        };
-        Ok((
-            count("SELECT COALESCE(SUM(n), 0) FROM counts WHERE name LIKE 'outcome:%'")?,
-            count("SELECT COUNT(*) FROM messages WHERE state <> 'done'")?,
-            count("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")?,
-        ))
-    }
-
     /// Counts for metrics: kept counts, and the live queue through its indexes (no
-    /// statement here reads every message or every reply).
+    /// statement here reads every message or every reply), so cheap enough to sample
+    /// often.
     pub fn stats(&self) -> Result<JournalStats, JournalError> {
         let conn = self.lock();
         let e = self.err();
@@ -1865,7 +1854,10 @@ mod tests {
         assert_eq!(stats.outbox_oldest_pending_at, None);
     }
 
-    fn queue_refusals(j: &Journal, n: u32) {
+    /// A journal in a fresh directory with `n` refusals decided, their replies due.
+    fn with_queued_refusals(n: u32) -> (tempfile::TempDir, Journal, Vec<OutboxItem>) {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open_in(dir.path()).unwrap();
         for n in 1..=n {
             let id = j
                 .write(|tx| Ok(tx.insert_received(&key(n), n.into(), Some(b"x"))?.unwrap()))
@@ -1891,14 +1883,13 @@ mod tests {
             })
             .unwrap();
         }
+        let due = j.outbox_due(u64::MAX).unwrap();
+        (dir, j, due)
     }
 
     #[test]
     fn a_reply_interrupted_while_sending_is_due_again_with_the_same_bytes_and_counted_resent() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = Journal::open_in(dir.path()).unwrap();
-        queue_refusals(&j, 3);
-        let due = j.outbox_due(u64::MAX).unwrap();
+        let (_dir, j, due) = with_queued_refusals(3);
         // A group is marked sending, the first reply is handed over, then the crash.
         j.write(|tx| {
             tx.outbox_sending(due[0].id)?;
@@ -1931,10 +1922,7 @@ mod tests {
 
     #[test]
     fn replies_given_up_are_counted_and_the_operator_can_resend_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = Journal::open_in(dir.path()).unwrap();
-        queue_refusals(&j, 3);
-        let due = j.outbox_due(u64::MAX).unwrap();
+        let (_dir, j, due) = with_queued_refusals(3);
         j.write(|tx| {
             tx.outbox_failed(due[0].id, "550 no such user", ReplyRetry::Failed)?;
             tx.outbox_failed(due[1].id, "connection refused", ReplyRetry::Expired)
@@ -1984,16 +1972,7 @@ mod tests {
 
     #[test]
     fn the_kept_counts_match_the_rows_through_every_change_and_are_counted_on_upgrade() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = Journal::open_in(dir.path()).unwrap();
-        queue_refusals(&j, 6);
-        let due = j.outbox_due(u64::MAX).unwrap();
-        let decided = |kind: OutcomeKind| Outcome {
-            kind,
-            code: "x".into(),
-            text: "x".into(),
-            tx_hash: None,
-        };
+        let (dir, j, due) = with_queued_refusals(6);
         j.write(|tx| {
             tx.outbox_failed(due[0].id, "550", ReplyRetry::Failed)?;
             tx.outbox_failed(due[1].id, "timeout", ReplyRetry::Expired)?;
@@ -2003,7 +1982,7 @@ mod tests {
             // A message decided again under another outcome moves between the counts.
             tx.decide(
                 due[4].message_row,
-                &decided(OutcomeKind::Duplicate),
+                &Outcome::duplicate(),
                 Folder::Rejected,
                 None,
                 None,

@@ -246,16 +246,14 @@ async fn run(args: Args) -> Result<()> {
     let http = reqwest::Client::new();
     let drained_at;
     let failure = loop {
-        // Not `stats`: its outbox counts read every stored reply, which ten times a
-        // second took a share of the machine and held the journal from the watcher.
-        let (decided, unfinished, outbox) = watcher.journal.progress()?;
+        let stats = watcher.journal.stats()?;
         let s = Sample {
             at: t0.elapsed().as_secs_f64(),
             delivered: lock(&delivered).len(),
             submitted: watcher.seen.count(),
-            decided,
-            unfinished,
-            outbox,
+            decided: stats.decided(),
+            unfinished: stats.unfinished,
+            outbox: stats.outbox_pending,
         };
         if let Some(p) = samples.last() {
             if (p.delivered, p.submitted, p.decided, p.unfinished, p.outbox)
