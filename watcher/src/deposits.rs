@@ -168,10 +168,13 @@ impl std::fmt::Debug for DepositIndex {
     }
 }
 
+/// The stored deposit's length.
+const ROW_BYTES: usize = 117;
+
 /// Compact row encoding: sender, token, amount (16, BE), expiry (8, BE), flags,
-/// watcher, recipient: 117 bytes.
-fn encode(d: &Deposit) -> [u8; 117] {
-    let mut out = [0u8; 117];
+/// watcher, recipient: [`ROW_BYTES`] bytes.
+fn encode(d: &Deposit) -> [u8; ROW_BYTES] {
+    let mut out = [0u8; ROW_BYTES];
     out[0..20].copy_from_slice(d.sender.as_slice());
     out[20..40].copy_from_slice(d.token.as_slice());
     out[40..56].copy_from_slice(&d.amount.to_be_bytes());
@@ -183,7 +186,7 @@ fn encode(d: &Deposit) -> [u8; 117] {
 }
 
 fn decode(b: &[u8]) -> Option<Deposit> {
-    if b.len() != 117 {
+    if b.len() != ROW_BYTES {
         return None;
     }
     Some(Deposit {
@@ -202,7 +205,7 @@ enum Change {
     Put {
         claim_key: Address,
         block: u64,
-        deposit: [u8; 117],
+        deposit: [u8; ROW_BYTES],
     },
     Close {
         claim_key: Address,
@@ -317,8 +320,8 @@ impl DepositIndex {
                 .filter_map(|l| EscrowEvent::decode(&l.log).map(|e| (l, e)))
                 .collect();
             // Written by the journal's writer thread, group-committed with the
-            // pipeline's writes: one connection writes, so neither connection's page
-            // cache is dropped for a write of the other, and no fsync blocks this task.
+            // pipeline's writes: no fsync blocks this task, and the writer's page cache
+            // is not dropped for a write of the read connection.
             let (watcher, account) = (self.watcher, self.client.chain().account());
             let changes: Vec<Change> = events
                 .iter()
