@@ -62,9 +62,9 @@ struct Args {
     /// Only the whole-watcher run (for profiling).
     #[arg(long)]
     only_watcher: bool,
-    /// Also run the whole watcher on a journal that already holds this many handled
-    /// messages (filed, replies sent), as a broker's does after months of service.
-    #[arg(long, default_value_t = 0)]
+    /// With --only-watcher: the journal already holds this many handled messages
+    /// (filed, replies sent) when the clock starts, as a broker's does after months.
+    #[arg(long, default_value_t = 0, requires = "only_watcher")]
     history: usize,
     /// Write results as JSON here.
     #[arg(long)]
